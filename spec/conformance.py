@@ -1,0 +1,107 @@
+"""Full JSON Schema conformance (`trainmark validate --jsonschema`).
+
+Slower than the pydantic path by an order of magnitude, and independent of it: registries and
+auditors run both, and the parity tests prove the two agree on every example. Patterns follow
+ECMA-262 as JSON Schema requires, `format: date-time` is checked, and an integer is a number
+written without fraction or exponent (the standard's definition, stricter than JSON Schema's).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from importlib import resources
+from typing import Any
+
+import jsonschema
+from jsonschema import Draft202012Validator, FormatChecker
+from jsonschema.exceptions import ValidationError
+
+from spec.findings import Finding, Severity, json_pointer
+from spec.rules import ecma_pattern
+
+SCHEMA_FILES = {
+    "Manifest": "manifest",
+    "StepRecord": "step_record",
+    "PowerSample": "power_sample",
+    "MemorySample": "memory_sample",
+    "EpochRecord": "epoch_record",
+    "KernelBreakdown": "kernel_breakdown",
+    "AllocatorEvent": "allocator_event",
+}
+
+
+def schema_document(class_name: str) -> dict:
+    """The published JSON Schema whose root is `class_name`."""
+    text = resources.files("spec").joinpath("jsonschema", f"{SCHEMA_FILES[class_name]}.schema.json").read_text()
+    return json.loads(text)
+
+
+def _ecma_pattern_keyword(validator, pattern, instance, schema):
+    if validator.is_type(instance, "string") and not ecma_pattern(pattern).search(instance):
+        yield ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
+def _is_integer_token(checker, instance) -> bool:
+    # The standard's integers are written without fraction or exponent (1.0 and 1e3 are not
+    # integers), as the pydantic models read them; JSON Schema alone would accept 1.0.
+    return isinstance(instance, int) and not isinstance(instance, bool)
+
+
+_Validator = jsonschema.validators.extend(
+    Draft202012Validator,
+    validators={"pattern": _ecma_pattern_keyword},
+    type_checker=Draft202012Validator.TYPE_CHECKER.redefine("integer", _is_integer_token),
+)
+
+
+@functools.cache
+def validator_for(class_name: str):
+    """A compiled validator for one root class (cached: compiling costs milliseconds)."""
+    return _Validator(schema_document(class_name), format_checker=FormatChecker())
+
+
+_CODES = {
+    "required": "field-missing",
+    "additionalProperties": "field-unknown",
+    "type": "type-mismatch",
+    "minimum": "value-out-of-range",
+    "maximum": "value-out-of-range",
+    "exclusiveMinimum": "value-out-of-range",
+    "exclusiveMaximum": "value-out-of-range",
+    "minItems": "value-out-of-range",
+    "maxItems": "value-out-of-range",
+    "enum": "value-not-allowed",
+    "const": "rule-violation",
+    "pattern": "value-not-allowed",
+    "format": "value-not-allowed",
+    "not": "rule-violation",
+    "anyOf": "rule-violation",
+}
+
+
+def _findings_of(error: ValidationError, file: str | None, line: int | None) -> list[Finding]:
+    path = tuple(error.absolute_path)
+    code = _CODES.get(error.validator, "schema-violation")
+    if error.validator == "required" and isinstance(error.instance, dict):
+        missing = [name for name in error.validator_value if name not in error.instance]
+        return [Finding(code, Severity.ERROR, f"{name} is required", file=file, line=line,
+                        pointer=json_pointer(path + (name,))) for name in missing]
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        known = error.schema.get("properties", {})
+        return [Finding(code, Severity.ERROR, f"unknown field {name!r}", file=file, line=line,
+                        pointer=json_pointer(path + (name,))) for name in error.instance if name not in known]
+    if error.validator == "type" and error.validator_value == "null":
+        # A `then` branch that requires a field to be absent.
+        return [Finding("rule-violation", Severity.ERROR, "must be null or absent here", file=file, line=line,
+                        pointer=json_pointer(path))]
+    return [Finding(code, Severity.ERROR, error.message[:300], file=file, line=line, pointer=json_pointer(path))]
+
+
+def jsonschema_findings(instance: Any, class_name: str, *, file: str | None,
+                        line: int | None = None) -> list[Finding]:
+    """Every JSON Schema violation of `instance` as findings with pointers."""
+    found: list[Finding] = []
+    for error in validator_for(class_name).iter_errors(instance):
+        found.extend(_findings_of(error, file, line))
+    return found

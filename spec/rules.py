@@ -1,0 +1,377 @@
+"""The checks the generated pydantic models do not make.
+
+Two kinds, kept apart because the parity test treats them differently:
+
+- `schema_rule_findings` mirrors what the schema says but pydantic does not enforce: LinkML class
+  rules, class-level `any_of`, type-level patterns and offset-carrying date-times. It interprets
+  the tables in spec/constraints.py (generated from the schema), so it cannot drift from the
+  schema; the JSON Schema enforces the same things natively, and tests prove both agree.
+- `manifest_semantic_findings` and `RecordContext` check what no schema language expresses:
+  a run ends after it starts, identifiers are unique, references between blocks and from trace
+  records resolve. Both validation pipelines run these.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from typing import Any
+
+from spec import constraints, models
+from spec.findings import Finding, Severity, json_pointer
+
+Path = tuple  # a path of keys and indices into a JSON document
+
+
+def ecma_pattern(pattern: str) -> re.Pattern:
+    """Compile a JSON Schema pattern with ECMA-262 meaning of '$' (end of input only).
+
+    Python's '$' also matches before a final newline, which would let "run1\\n" pass as an
+    identifier that becomes a directory name.
+    """
+    if pattern.endswith("$") and not pattern.endswith("\\$"):
+        pattern = pattern[:-1] + r"\Z"
+    return re.compile(pattern)
+
+
+def _get(obj: Any, name: str) -> Any:
+    if isinstance(obj, dict):
+        return obj.get(name)
+    return getattr(obj, name, None)
+
+
+def _holds(condition: dict, value: Any) -> bool:
+    if "value_presence" in condition:
+        return (value is not None) == (condition["value_presence"] == "PRESENT")
+    if "equals_string" in condition:
+        return value == condition["equals_string"]
+    return value is not None  # {"required": True}
+
+
+def _describe(name: str, condition: dict) -> str:
+    if "value_presence" in condition:
+        return f"{name} is {'given' if condition['value_presence'] == 'PRESENT' else 'null or absent'}"
+    if "equals_string" in condition:
+        return f"{name} is {condition['equals_string']!r}"
+    return f"{name} is given"
+
+
+Check = Callable[[Any, Path, Callable[[Path, str], None]], None]
+
+
+def _rule_check(rule: dict) -> Check:
+    pre, post = rule["preconditions"], rule["postconditions"]
+    when = " and ".join(_describe(name, cond) for name, cond in pre.items())
+    why = f" ({rule['description']})" if rule.get("description") else ""
+
+    def check(obj: Any, path: Path, emit: Callable[[Path, str], None]) -> None:
+        if all(_holds(cond, _get(obj, name)) for name, cond in pre.items()):
+            for name, cond in post.items():
+                value = _get(obj, name)
+                if not _holds(cond, value):
+                    if "equals_string" in cond:
+                        message = f"must be {cond['equals_string']!r} when {when}, not {value!r}{why}"
+                    elif cond.get("value_presence") == "ABSENT":
+                        message = f"must be null or absent when {when}{why}"
+                    else:
+                        message = f"is required when {when}{why}"
+                    emit(path + (name,), message)
+
+    return check
+
+
+def _any_of_check(branches: list[dict]) -> Check:
+    names = sorted({name for branch in branches for name in branch})
+
+    def check(obj: Any, path: Path, emit: Callable[[Path, str], None]) -> None:
+        if not any(all(_holds(cond, _get(obj, name)) for name, cond in branch.items())
+                   for branch in branches):
+            emit(path, f"needs at least one of {', '.join(names)}")
+
+    return check
+
+
+def _pattern_check(name: str, type_name: str) -> Check:
+    regex = ecma_pattern(constraints.TYPE_PATTERNS[type_name])
+
+    def check(obj: Any, path: Path, emit: Callable[[Path, str], None]) -> None:
+        value = _get(obj, name)
+        values = value if isinstance(value, list) else [value]
+        for index, item in enumerate(values):
+            where = path + ((name, index) if isinstance(value, list) else (name,))
+            if isinstance(item, datetime):
+                # A parsed date-time lost its text; its offset is what the pattern is for.
+                if item.tzinfo is None:
+                    emit(where, f"must carry a UTC offset (Z or +hh:mm) as {type_name} requires")
+            elif isinstance(item, str) and not regex.search(item):
+                emit(where, f"{item[:80]!r} does not match {type_name} ({constraints.TYPE_PATTERNS[type_name]})")
+
+    return check
+
+
+@functools.cache
+def _class_checks(class_name: str) -> tuple[tuple[Check, ...], tuple[tuple[str, str], ...]]:
+    checks: list[Check] = [_rule_check(rule) for rule in constraints.RULES.get(class_name, [])]
+    if class_name in constraints.ANY_OF:
+        checks.append(_any_of_check(constraints.ANY_OF[class_name]))
+    for name, type_name in constraints.FIELD_TYPES.get(class_name, {}).items():
+        checks.append(_pattern_check(name, type_name))
+    children = tuple(constraints.CLASS_RANGES.get(class_name, {}).items())
+    return tuple(checks), children
+
+
+def schema_rule_findings(document: Any, class_name: str, *, file: str | None,
+                         line: int | None = None) -> list[Finding]:
+    """Violations of rules, any_of and type patterns in a document already valid for pydantic.
+
+    `document` is the parsed JSON (dict) or the validated model; for the manifest pass the
+    parsed JSON so that date-time patterns are checked on their text.
+    """
+    found: list[Finding] = []
+
+    def emit(path: Path, message: str) -> None:
+        found.append(Finding("rule-violation", Severity.ERROR, message, file=file, line=line,
+                             pointer=json_pointer(path)))
+
+    def walk(obj: Any, name: str, path: Path) -> None:
+        checks, children = _class_checks(name)
+        for check in checks:
+            check(obj, path, emit)
+        for field, child_class in children:
+            value = _get(obj, field)
+            if isinstance(value, list):
+                for index, item in enumerate(value):
+                    walk(item, child_class, path + (field, index))
+            elif value is not None:
+                walk(value, child_class, path + (field,))
+
+    walk(document, class_name, ())
+    return found
+
+
+def has_schema_rules(class_name: str) -> bool:
+    """Whether `schema_rule_findings` can find anything for this class (lets hot loops skip it)."""
+    pending, seen = [class_name], set()
+    while pending:
+        name = pending.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        checks, children = _class_checks(name)
+        if checks:
+            return True
+        pending.extend(child for _, child in children)
+    return False
+
+
+# ---------------------------------------------------------------- cross-field semantics
+
+RECORD_CLASSES = {
+    "step": models.StepRecord,
+    "power_sample": models.PowerSample,
+    "memory_sample": models.MemorySample,
+    "epoch": models.EpochRecord,
+    "kernel_breakdown": models.KernelBreakdown,
+    "allocator_event": models.AllocatorEvent,
+}
+"""The model of each trace record type; `document` files have none."""
+
+JSON_LINES_TYPES = frozenset({"step", "power_sample", "memory_sample", "epoch", "allocator_event"})
+CHANNEL_RECORD_TYPES = frozenset({"power_sample", "memory_sample"})
+
+
+def _error(pointer_path: Path, message: str, code: str = "rule-violation",
+           severity: Severity = Severity.ERROR) -> Finding:
+    return Finding(code, severity, message, file="manifest.json", pointer=json_pointer(pointer_path))
+
+
+def _duplicates(items: list, key: Callable[[Any], Any]) -> Iterator[tuple[int, Any]]:
+    seen: dict[Any, int] = {}
+    for index, item in enumerate(items):
+        value = key(item)
+        if value in seen:
+            yield index, value
+        else:
+            seen[value] = index
+
+
+def manifest_semantic_findings(manifest: models.Manifest) -> list[Finding]:
+    """Cross-field checks of a manifest that pydantic accepted."""
+    found: list[Finding] = []
+    system, training = manifest.system, manifest.training
+    node_count, world_size = system.node_count, training.world_size
+    device_indices = {device.index for device in system.devices}
+
+    # system
+    for index, value in _duplicates(system.hosts, lambda host: host.node):
+        found.append(_error(("system", "hosts", index, "node"), f"node {value} is listed twice"))
+    for index, host in enumerate(system.hosts):
+        if host.node >= node_count:
+            found.append(_error(("system", "hosts", index, "node"),
+                                f"node {host.node} is outside 0..{node_count - 1} (system.node_count)"))
+    if len(system.hosts) != node_count:
+        found.append(_error(("system", "hosts"),
+                            f"{len(system.hosts)} hosts listed but node_count is {node_count}; list one per node"))
+    for index, value in _duplicates(system.devices, lambda device: device.index):
+        found.append(_error(("system", "devices", index, "index"), f"device index {value} is used twice"))
+    for index, device in enumerate(system.devices):
+        if device.node >= node_count:
+            found.append(_error(("system", "devices", index, "node"),
+                                f"node {device.node} is outside 0..{node_count - 1} (system.node_count)"))
+
+    # model
+    for field, unit in (("parameters_total", "{parameter}"), ("parameters_trainable", "{parameter}")):
+        measurement = getattr(manifest.model, field)
+        if measurement.unit != unit:
+            found.append(_error(("model", field, "unit"), f"must be {unit!r}, not {measurement.unit!r}"))
+    total, trainable = manifest.model.parameters_total.value, manifest.model.parameters_trainable.value
+    if total is not None and trainable is not None and trainable > total:
+        found.append(_error(("model", "parameters_trainable", "value"),
+                            f"{trainable:g} trainable parameters exceed the {total:g} in total"))
+    if manifest.environment.ambient_temperature.unit != "Cel":
+        found.append(_error(("environment", "ambient_temperature", "unit"),
+                            f"must be 'Cel', not {manifest.environment.ambient_temperature.unit!r}"))
+
+    # training
+    parallel = training.parallelism
+    if parallel is not None:
+        degrees = [d for d in (parallel.data_parallel, parallel.tensor_parallel,
+                               parallel.pipeline_parallel, parallel.context_parallel) if d is not None]
+        product = 1
+        for degree in degrees:
+            product *= degree
+        if degrees and product != world_size:
+            found.append(_error(("training", "parallelism"),
+                                f"data x tensor x pipeline x context parallel = {product}, "
+                                f"but world_size is {world_size}", severity=Severity.WARNING))
+        if (parallel.data_parallel and training.micro_batch_size and training.gradient_accumulation_steps
+                and parallel.data_parallel * training.micro_batch_size * training.gradient_accumulation_steps
+                != training.global_batch_size):
+            found.append(_error(("training", "global_batch_size"),
+                                f"micro batch {training.micro_batch_size} x accumulation "
+                                f"{training.gradient_accumulation_steps} x data parallel {parallel.data_parallel} "
+                                f"!= global batch {training.global_batch_size}", severity=Severity.WARNING))
+
+    # methodology
+    channels = manifest.methodology.channels
+    for index, value in _duplicates(channels, lambda channel: channel.name):
+        found.append(_error(("methodology", "channels", index, "name"), f"channel {value!r} is defined twice"))
+    for index, channel in enumerate(channels):
+        if channel.record_type not in CHANNEL_RECORD_TYPES:
+            found.append(_error(("methodology", "channels", index, "record_type"),
+                                f"channels feed power_sample or memory_sample records, not {channel.record_type}"))
+            continue
+        record_fields = RECORD_CLASSES[channel.record_type].model_fields
+        for field_index, field in enumerate(channel.fields):
+            if field not in record_fields:
+                found.append(_error(("methodology", "channels", index, "fields", field_index),
+                                    f"{channel.record_type} has no field {field!r}"))
+    channel_names = {channel.name for channel in channels}
+
+    # runs
+    runs = manifest.runs
+    for index, value in _duplicates(runs, lambda run: run.run_id):
+        found.append(_error(("runs", index, "run_id"), f"run id {value!r} is used twice"))
+    for run_index, run in enumerate(runs):
+        comparable = run.started_at.tzinfo is not None and run.ended_at.tzinfo is not None  # else a pattern finding
+        if comparable and run.ended_at < run.started_at:
+            found.append(_error(("runs", run_index, "ended_at"),
+                                f"the run ends ({run.ended_at.isoformat()}) before it starts "
+                                f"({run.started_at.isoformat()})"))
+        for index, value in _duplicates(run.ranks or [], lambda placement: placement.rank):
+            found.append(_error(("runs", run_index, "ranks", index, "rank"), f"rank {value} is placed twice"))
+        for index, placement in enumerate(run.ranks or []):
+            where = ("runs", run_index, "ranks", index)
+            if placement.rank >= world_size:
+                found.append(_error(where + ("rank",), f"rank {placement.rank} is outside the world size {world_size}"))
+            if placement.node >= node_count:
+                found.append(_error(where + ("node",), f"node {placement.node} is outside 0..{node_count - 1}"))
+            if placement.device is not None and placement.device not in device_indices:
+                found.append(_error(where + ("device",), f"device {placement.device} is not in system.devices"))
+        for index, value in _duplicates(run.metrics, lambda m: (m.name, m.scope, m.device, m.node, m.rank)):
+            found.append(_error(("runs", run_index, "metrics", index),
+                                f"metric {value[0]} with scope {value[1]} is reported twice for the same target"))
+        for index, metric in enumerate(run.metrics):
+            where = ("runs", run_index, "metrics", index)
+            if metric.device is not None and metric.device not in device_indices:
+                found.append(_error(where + ("device",), f"device {metric.device} is not in system.devices"))
+            if metric.node is not None and metric.node >= node_count:
+                found.append(_error(where + ("node",), f"node {metric.node} is outside 0..{node_count - 1}"))
+            if metric.rank is not None and metric.rank >= world_size:
+                found.append(_error(where + ("rank",), f"rank {metric.rank} is outside the world size {world_size}"))
+        for index, rate in enumerate(run.sampling or []):
+            if rate.channel not in channel_names:
+                found.append(_error(("runs", run_index, "sampling", index, "channel"),
+                                    f"channel {rate.channel!r} is not defined in methodology.channels"))
+            if rate.device is not None and rate.device not in device_indices:
+                found.append(_error(("runs", run_index, "sampling", index, "device"),
+                                    f"device {rate.device} is not in system.devices"))
+
+    # files
+    run_ids = {run.run_id for run in runs}
+    for index, value in _duplicates(manifest.files, lambda entry: entry.path):
+        found.append(_error(("files", index, "path"), f"{value} is listed twice"))
+    for index, entry in enumerate(manifest.files):
+        where = ("files", index)
+        if entry.path == "manifest.json":
+            found.append(_error(where + ("path",), "manifest.json does not list itself"))
+        if entry.record_type == "document":
+            if entry.record_count is not None:
+                found.append(_error(where + ("record_count",), "documents have no record count; leave it out"))
+        else:
+            if entry.record_count is None:
+                found.append(_error(where + ("record_count",), f"a {entry.record_type} file states its record count"))
+            if entry.run_id is None:
+                found.append(_error(where + ("run_id",), f"a {entry.record_type} file names its run"))
+        if entry.run_id is not None:
+            if entry.run_id not in run_ids:
+                found.append(_error(where + ("run_id",), f"run {entry.run_id!r} is not in runs"))
+            elif not entry.path.startswith(f"runs/{entry.run_id}/"):
+                found.append(_error(where + ("path",), f"files of run {entry.run_id!r} live under runs/{entry.run_id}/"))
+        if entry.rank is not None and entry.rank >= world_size:
+            found.append(_error(where + ("rank",), f"rank {entry.rank} is outside the world size {world_size}"))
+        if entry.record_type == "kernel_breakdown" and entry.record_count not in (None, 1):
+            found.append(_error(where + ("record_count",), "a kernel breakdown file holds exactly one document"))
+    return found
+
+
+class RecordContext:
+    """Checks of trace records against the manifest they belong to (references only).
+
+    Built once per file; `findings(record)` is called for every record, so it stays cheap.
+    """
+
+    def __init__(self, manifest: models.Manifest, record_type: str, file_rank: int | None) -> None:
+        self.record_type = record_type
+        self.file_rank = file_rank
+        self.world_size = manifest.training.world_size
+        self.node_count = manifest.system.node_count
+        self.devices = frozenset(device.index for device in manifest.system.devices)
+        self.channels = frozenset(channel.name for channel in manifest.methodology.channels
+                                  if channel.record_type == record_type)
+        self.all_channels = frozenset(channel.name for channel in manifest.methodology.channels)
+
+    def problems(self, record: Any) -> list[tuple[str, str]]:
+        """(pointer, message) pairs for one validated record; empty when it is consistent."""
+        problems: list[tuple[str, str]] = []
+        rank = getattr(record, "rank", None)
+        if rank is not None:
+            if rank >= self.world_size:
+                problems.append(("/rank", f"rank {rank} is outside the world size {self.world_size}"))
+            elif self.file_rank is not None and rank != self.file_rank and self.record_type != "memory_sample":
+                problems.append(("/rank", f"rank {rank} in a file the manifest assigns to rank {self.file_rank}"))
+        device = getattr(record, "device", None)
+        if device is not None and device not in self.devices:
+            problems.append(("/device", f"device {device} is not in system.devices"))
+        node = getattr(record, "node", None)
+        if node is not None and node >= self.node_count:
+            problems.append(("/node", f"node {node} is outside 0..{self.node_count - 1}"))
+        channel = getattr(record, "channel", None)
+        if channel is not None and channel not in self.channels:
+            if channel in self.all_channels:
+                problems.append(("/channel", f"channel {channel!r} does not feed {self.record_type} records"))
+            else:
+                problems.append(("/channel", f"channel {channel!r} is not defined in methodology.channels"))
+        return problems

@@ -1,0 +1,276 @@
+"""`trainmark validate`: check a whole bundle, streaming every trace line.
+
+Order of work: open the bundle (a directory, or an archive unpacked safely), read and check
+the manifest (models, schema rules, cross-field semantics), then stream each listed file once,
+hashing it and validating each record as it goes, and finally compare the files on disk with
+the list. Every problem becomes a finding with a file, a line and a JSON pointer; the report
+keeps the first `max_findings` of them and counts the rest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pydantic
+
+from spec import models
+from spec.archive import ArchiveLimits, open_bundle
+from spec.bundle import bundle_id, check_schema_version, manifest_findings, walk_bundle
+from spec.errors import BundleInvalid, BundleUnreadable, SchemaVersionUnsupported
+from spec.findings import Finding, Severity, findings_from_pydantic
+from spec.jsontext import MAX_DOCUMENT_BYTES, load_document
+from spec.layout import DRAFT_NAME, MANIFEST_NAME
+from spec.rules import (JSON_LINES_TYPES, RECORD_CLASSES, RecordContext, has_schema_rules,
+                        schema_rule_findings)
+
+DEFAULT_MAX_FINDINGS = 200
+MAX_LINE_BYTES = 1 << 20
+"""Longest JSON Lines record accepted; real records are a few hundred bytes."""
+READ_CHUNK_BYTES = 1 << 20
+
+
+@dataclass
+class ValidationReport:
+    """The outcome of validating one bundle."""
+
+    bundle_id: str | None = None
+    schema_version: str | None = None
+    findings: list[Finding] = field(default_factory=list)
+    findings_total: int = 0
+    error_count: int = 0
+    max_findings: int = DEFAULT_MAX_FINDINGS
+    manifest: models.Manifest | None = None
+
+    @property
+    def valid(self) -> bool:
+        """True when no finding is an error."""
+        return self.error_count == 0
+
+    def add(self, finding: Finding) -> None:
+        """Record a finding; beyond the cap it is counted but not kept."""
+        self.findings_total += 1
+        if finding.severity is Severity.ERROR:
+            self.error_count += 1
+        if len(self.findings) < self.max_findings:
+            self.findings.append(finding)
+
+    def as_dict(self) -> dict:
+        """The `trainmark validate --json` document."""
+        return {
+            "valid": self.valid,
+            "bundle_id": self.bundle_id,
+            "schema_version": self.schema_version,
+            "findings": [finding.as_dict() for finding in self.findings],
+            "findings_total": self.findings_total,
+            "findings_cap": self.max_findings,
+        }
+
+
+def _finding_of(error: BundleInvalid) -> Finding:
+    return Finding(error.code, Severity.ERROR, error.message, file=error.file, line=error.line, pointer=error.pointer)
+
+
+class _FileChecker:
+    """Streams one listed file: digest, size, record count, and every record."""
+
+    def __init__(self, report: ValidationReport, entry: dict, manifest: models.Manifest | None,
+                 full_jsonschema: bool) -> None:
+        self.report = report
+        self.path_text = entry["path"]
+        self.record_type = entry.get("record_type")
+        self.model = RECORD_CLASSES.get(self.record_type)
+        self.class_name = self.model.__name__ if self.model else None
+        self.check_rules = bool(self.class_name) and has_schema_rules(self.class_name)
+        self.context = (RecordContext(manifest, self.record_type, entry.get("rank"))
+                        if manifest is not None and self.model is not None else None)
+        self.full_jsonschema = full_jsonschema and self.model is not None
+        self.seen_pointers: set[tuple[int | None, str]] = set()
+
+    def _add(self, finding: Finding) -> None:
+        self.seen_pointers.add((finding.line, finding.pointer))
+        self.report.add(finding)
+
+    def check_record(self, data: bytes, line: int | None) -> None:
+        """Validate one record (a JSON Lines line, or a whole JSON document)."""
+        if not data.strip():
+            self._add(Finding("json-invalid", Severity.ERROR, "blank line; JSON Lines holds one record per line",
+                              file=self.path_text, line=line))
+            return
+        try:
+            record = self.model.model_validate_json(data)
+        except pydantic.ValidationError as error:
+            for finding in findings_from_pydantic(error, file=self.path_text, line=line):
+                self._add(finding)
+            record = None
+        if record is not None:
+            if self.check_rules:
+                for finding in schema_rule_findings(record, self.class_name, file=self.path_text, line=line):
+                    self._add(finding)
+            if self.context is not None:
+                for pointer, message in self.context.problems(record):
+                    self._add(Finding("reference-invalid", Severity.ERROR, message, file=self.path_text,
+                                      line=line, pointer=pointer))
+        if self.full_jsonschema:
+            self._check_jsonschema(data, line)
+
+    def _check_jsonschema(self, data: bytes, line: int | None) -> None:
+        from spec.conformance import jsonschema_findings
+
+        try:
+            instance = load_document(data, file=self.path_text)
+        except BundleInvalid:
+            return  # the pydantic pass reported it already
+        for finding in jsonschema_findings(instance, self.class_name, file=self.path_text, line=line):
+            if (finding.line, finding.pointer) not in self.seen_pointers:
+                self._add(finding)
+
+    def run(self, path: Path, entry: dict) -> None:
+        """Stream the file and compare it with its manifest entry."""
+        digest = hashlib.sha256()
+        size = 0
+        records = 0
+        json_lines = self.model is not None and self.record_type in JSON_LINES_TYPES
+        document = bytearray() if self.record_type == "kernel_breakdown" else None
+        remainder = b""
+        skipping_long_line = False
+        with path.open("rb") as handle:
+            while chunk := handle.read(READ_CHUNK_BYTES):
+                digest.update(chunk)
+                size += len(chunk)
+                if document is not None:
+                    if len(document) <= MAX_DOCUMENT_BYTES:
+                        document += chunk
+                    continue
+                if not json_lines:
+                    continue
+                lines = (remainder + chunk).split(b"\n")
+                remainder = lines.pop()
+                for line in lines:
+                    records += 1
+                    if skipping_long_line:
+                        skipping_long_line = False
+                        continue
+                    self.check_record(line, records)
+                if len(remainder) > MAX_LINE_BYTES:
+                    if not skipping_long_line:
+                        self._add(Finding("json-limit", Severity.ERROR,
+                                          f"a line longer than {MAX_LINE_BYTES} bytes; records are one short line each",
+                                          file=self.path_text, line=records + 1))
+                    skipping_long_line = True
+                    remainder = b""
+        if json_lines and (remainder or skipping_long_line):
+            records += 1
+            if not skipping_long_line:
+                self.check_record(remainder, records)
+        if document is not None:
+            records = 1
+            try:
+                load_document(bytes(document), file=self.path_text)
+                self.check_record(bytes(document), None)
+            except BundleInvalid as error:
+                self._add(_finding_of(error))
+        self._compare(entry, digest.hexdigest(), size, records if self.model is not None else None)
+
+    def _compare(self, entry: dict, sha256: str, size: int, records: int | None) -> None:
+        where = dict(file=self.path_text)
+        if entry.get("sha256") != sha256:
+            self._add(Finding("digest-mismatch", Severity.ERROR,
+                              f"sha256 is {sha256}, the manifest says {entry.get('sha256')}; the file changed "
+                              "after the manifest was written", **where))
+        if entry.get("size_bytes") != size:
+            self._add(Finding("size-mismatch", Severity.ERROR,
+                              f"{size} bytes, the manifest says {entry.get('size_bytes')}", **where))
+        if records is not None and entry.get("record_count") is not None and entry["record_count"] != records:
+            self._add(Finding("record-count-mismatch", Severity.ERROR,
+                              f"{records} records, the manifest says {entry['record_count']}", **where))
+
+
+def _listed_entries(document: Any, manifest: models.Manifest | None) -> list[dict]:
+    """The file entries to check: from the model, or best effort from raw JSON when it failed."""
+    if manifest is not None:
+        return [entry.model_dump() for entry in manifest.files]
+    raw = document.get("files") if isinstance(document, dict) else None
+    if not isinstance(raw, list):
+        return []
+    return [entry for entry in raw
+            if isinstance(entry, dict) and isinstance(entry.get("path"), str) and ".." not in entry["path"]
+            and not entry["path"].startswith("/")]
+
+
+def _files_on_disk(root: Path, report: ValidationReport) -> set[str]:
+    regular, unsafe = walk_bundle(root)
+    for relative in unsafe:
+        report.add(Finding("file-unsafe", Severity.ERROR, "a link or special file; bundles hold only regular files",
+                           file=relative))
+    return set(regular) - {MANIFEST_NAME}
+
+
+def _validate_directory(root: Path, report: ValidationReport, full_jsonschema: bool) -> None:
+    on_disk = _files_on_disk(root, report)
+    manifest_path = root / MANIFEST_NAME
+    if not manifest_path.is_file():
+        hint = "; run `trainmark bundle finalize` to close a killed run" if DRAFT_NAME in on_disk else ""
+        report.add(Finding("file-missing", Severity.ERROR, f"the bundle has no manifest.json{hint}",
+                           file=MANIFEST_NAME))
+        return
+    raw = manifest_path.read_bytes()
+    try:
+        document = load_document(raw, file=MANIFEST_NAME)
+    except BundleInvalid as error:
+        report.add(_finding_of(error))
+        return
+    report.bundle_id = bundle_id(document)
+    if isinstance(document, dict) and isinstance(document.get("schema_version"), str):
+        report.schema_version = document["schema_version"]
+    try:
+        check_schema_version(document)
+    except SchemaVersionUnsupported as error:
+        report.add(Finding("schema-version-unsupported", Severity.ERROR, str(error), file=MANIFEST_NAME,
+                           pointer="/schema_version"))
+        return
+    manifest, found = manifest_findings(document, raw)
+    report.manifest = manifest
+    for finding in found:
+        report.add(finding)
+    if full_jsonschema:
+        from spec.conformance import jsonschema_findings
+
+        seen = {finding.pointer for finding in found}
+        for finding in jsonschema_findings(document, "Manifest", file=MANIFEST_NAME):
+            if finding.pointer not in seen:
+                report.add(finding)
+
+    listed: set[str] = set()
+    for entry in _listed_entries(document, manifest):
+        path_text = entry["path"]
+        if path_text in listed:
+            continue
+        listed.add(path_text)
+        if path_text not in on_disk:
+            report.add(Finding("file-missing", Severity.ERROR, "listed in the manifest but not in the bundle",
+                               file=path_text))
+            continue
+        _FileChecker(report, entry, manifest, full_jsonschema).run(root / path_text, entry)
+    for unlisted in sorted(on_disk - listed):
+        hint = " (a draft left by an unfinished run)" if unlisted == DRAFT_NAME else ""
+        report.add(Finding("file-unlisted", Severity.ERROR,
+                           f"in the bundle but not listed in manifest.json files{hint}", file=unlisted))
+
+
+def validate_bundle(path: Path, *, full_jsonschema: bool = False, max_findings: int = DEFAULT_MAX_FINDINGS,
+                    limits: ArchiveLimits = ArchiveLimits()) -> ValidationReport:
+    """Validate the bundle at `path` (directory or .tar.gz). Bad input becomes findings, never an exception."""
+    if max_findings < 1:
+        raise ValueError("max_findings must be at least 1")
+    report = ValidationReport(max_findings=max_findings)
+    try:
+        with open_bundle(path, limits) as root:
+            _validate_directory(root, report, full_jsonschema)
+    except BundleInvalid as error:
+        report.add(_finding_of(error))
+    except BundleUnreadable as error:
+        report.add(Finding("bundle-unreadable", Severity.ERROR, str(error), file=path.name))
+    return report

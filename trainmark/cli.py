@@ -1,0 +1,280 @@
+"""The `trainmark` command: a thin shell over the library.
+
+Each command parses its arguments, calls one library function and renders the result. Imports
+of the parts happen inside the commands, so `trainmark validate` never pays for torch.
+Errors: one line on stderr that says what is wrong and how to fix it, exit status 1; usage
+errors exit 2; `--debug` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(
+    name="trainmark",
+    help="Report what training an AI model costs (compute, memory, energy) so that reports compare.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+bundle_app = typer.Typer(help="Pack, finalize and inspect bundles.", no_args_is_help=True)
+app.add_typer(bundle_app, name="bundle")
+
+_debug = {"on": False}
+
+
+def _version(value: bool) -> None:
+    if value:
+        from trainmark import __version__
+
+        typer.echo(f"trainmark {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    debug: Annotated[bool, typer.Option("--debug", help="Show the full traceback when something fails.")] = False,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    _debug["on"] = debug
+
+
+def _console(stderr: bool = False):
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+
+
+def _plain(text: object) -> str:
+    """Text from a bundle or an error, escaped so that brackets in it are not read as markup."""
+    from rich.markup import escape
+
+    return escape(str(text))
+
+
+def _existing(path: Path) -> Path:
+    if not path.exists():
+        raise typer.BadParameter(f"{path} does not exist")
+    return path
+
+
+# ---------------------------------------------------------------- validate
+
+@app.command()
+def validate(
+    path: Annotated[Path, typer.Argument(help="A bundle directory or .tar.gz archive.", callback=_existing)],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    full_jsonschema: Annotated[bool, typer.Option(
+        "--jsonschema", help="Also check full JSON Schema conformance (slower; for registries and auditors).")] = False,
+    max_findings: Annotated[int, typer.Option(min=1, help="Show at most this many findings.")] = 200,
+) -> None:
+    """Check a bundle against the standard: manifest, every trace record, digests and file list.
+
+    Exits 0 when the bundle is valid, 1 when it is not, 2 on usage errors.
+
+    Example: trainmark validate spec/examples/valid/gpu-h100-gpt2 --json
+    """
+    from spec.validate import validate_bundle
+
+    report = validate_bundle(path, full_jsonschema=full_jsonschema, max_findings=max_findings)
+    if as_json:
+        typer.echo(json.dumps(report.as_dict(), indent=2))
+    else:
+        console = _console()
+        if report.valid:
+            console.print(f"[green]valid[/green] bundle {report.bundle_id}  (schema {_plain(report.schema_version)})")
+        else:
+            console.print(f"[red]invalid[/red]: {report.error_count} error(s) in {_plain(path)}")
+        for finding in report.findings:
+            colour = {"error": "red", "warning": "yellow", "info": "blue"}[finding.severity.value]
+            console.print(f"  [{colour}]{finding.severity.value:7}[/{colour}] {finding.code:22} "
+                          f"{_plain(finding.location())}  {_plain(finding.message)}")
+        if report.findings_total > len(report.findings):
+            console.print(f"  ... {report.findings_total - len(report.findings)} more finding(s) not shown "
+                          f"(cap {report.max_findings}; raise it with --max-findings)")
+    raise typer.Exit(0 if report.valid else 1)
+
+
+# ---------------------------------------------------------------- schema
+
+class SchemaFormat(str, Enum):
+    linkml = "linkml"
+    json_schema = "json-schema"
+    markdown = "markdown"
+
+
+class SchemaRoot(str, Enum):
+    manifest = "Manifest"
+    step = "StepRecord"
+    power = "PowerSample"
+    memory = "MemorySample"
+    epoch = "EpochRecord"
+    kernels = "KernelBreakdown"
+    allocator = "AllocatorEvent"
+
+
+@app.command()
+def schema(
+    output_format: Annotated[SchemaFormat, typer.Option("--format", help="Which form of the standard to print.")]
+    = SchemaFormat.linkml,
+    root: Annotated[SchemaRoot, typer.Option(help="With --format json-schema: the document or record type.")]
+    = SchemaRoot.manifest,
+) -> None:
+    """Print the bundle standard: the LinkML source, a JSON Schema, or the Markdown field reference.
+
+    Example: trainmark schema --format json-schema --root StepRecord > step_record.schema.json
+    """
+    if output_format is SchemaFormat.linkml:
+        from spec.reference_doc import schema_text
+
+        typer.echo(schema_text(), nl=False)
+    elif output_format is SchemaFormat.json_schema:
+        from spec.conformance import schema_document
+
+        typer.echo(json.dumps(schema_document(root.value), indent=2))
+    else:
+        from spec.reference_doc import render_markdown
+
+        typer.echo(render_markdown(), nl=False)
+
+
+# ---------------------------------------------------------------- bundle
+
+@bundle_app.command("pack")
+def bundle_pack(
+    directory: Annotated[Path, typer.Argument(help="The bundle directory.", callback=_existing)],
+    output: Annotated[Path, typer.Option("-o", "--output", help="The .tar.gz to write.")],
+) -> None:
+    """Validate a bundle directory and pack it as a reproducible .tar.gz for transport.
+
+    Refuses an invalid bundle (run trainmark validate to see why).
+
+    Example: trainmark bundle pack runs/tiny -o tiny.tar.gz
+    """
+    from spec.archive import pack
+    from spec.errors import TrainmarkError
+    from spec.validate import validate_bundle
+
+    if not directory.is_dir():
+        raise typer.BadParameter(f"{directory} is not a directory")
+    report = validate_bundle(directory, max_findings=1)
+    if not report.valid:
+        first = report.findings[0]
+        raise TrainmarkError(f"{directory} is not a valid bundle ({report.error_count} error(s), first: "
+                             f"{first.location()} {first.message}); see trainmark validate {directory}")
+    pack(directory, output)
+    _console().print(f"packed bundle {report.bundle_id} into {output}")
+
+
+@bundle_app.command("finalize")
+def bundle_finalize(
+    directory: Annotated[Path, typer.Argument(help="What a killed or crashed producer left behind.",
+                                              callback=_existing)],
+) -> None:
+    """Close the runs a killed producer left open (status interrupted) and write the manifest.
+
+    Example: trainmark bundle finalize out/tiny
+    """
+    from spec.bundle import finalize
+
+    report = finalize(directory)
+    console = _console()
+    console.print(f"finalized bundle {report.bundle_id}")
+    for run_id in report.closed_runs:
+        console.print(f"  run {run_id}: interrupted")
+    for path in report.dropped_partial_lines:
+        console.print(f"  dropped an incomplete last line in {path}")
+
+
+@bundle_app.command("show")
+def bundle_show(
+    path: Annotated[Path, typer.Argument(help="A bundle directory or .tar.gz archive.", callback=_existing)],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the overview as JSON.")] = False,
+) -> None:
+    """Print what a bundle reports: system, model, training, and each run's headline metrics.
+
+    Example: trainmark bundle show spec/examples/valid/cpu-tiny
+    """
+    from spec.archive import open_bundle
+    from spec.bundle import bundle_id, read_manifest
+    from spec.overview import bundle_overview
+
+    with open_bundle(path) as root:
+        document, manifest = read_manifest(root)
+        overview = bundle_overview(manifest, bundle_id(document))
+    if as_json:
+        typer.echo(json.dumps(overview, indent=2))
+        return
+    _render_overview(overview)
+
+
+def _number(value: float) -> str:
+    return f"{value:.0f}" if float(value).is_integer() and abs(value) < 1e15 else f"{value:.4g}"
+
+
+def _render_overview(overview: dict) -> None:
+    from rich.table import Table
+
+    from spec.overview import HEADLINE_METRICS
+
+    console = _console()
+    system, model, training = overview["system"], overview["model"], overview["training"]
+    parameters = model["parameters_total"]
+    lines = [
+        f"bundle    {overview['bundle_id']}  schema {overview['schema_version']}",
+        f"producer  {overview['producer']}",
+        *([overview["description"]] if overview["description"] else []),
+        f"system    {system['nodes']} node(s): {', '.join(system['devices'])}; host {system['host_cpu']}",
+        f"software  {overview['software']}",
+        f"model     {model['name']} ({model['architecture_family']}, "
+        f"{_number(parameters) if parameters is not None else 'unknown'} parameters, {model['precision_policy']})",
+        f"training  global batch {training['global_batch_size']}, sequence {training['sequence_length']}, "
+        f"world size {training['world_size']}, {training['max_steps']} steps planned",
+        f"files     {overview['files']} ({overview['bytes']} bytes)",
+    ]
+    for line in lines:
+        console.print(line, markup=False)
+    runs = overview["runs"]
+    table = Table("metric (global)", "unit", "method", *[_plain(f"{run['run_id']} ({run['status']}, seed {run['seed']})")
+                                               for run in runs])
+    reasons: dict[str, str] = {}
+    for name in HEADLINE_METRICS:
+        views = [run["metrics"].get(name) for run in runs]
+        present = [view for view in views if view is not None]
+        if not present:
+            continue
+        cells = []
+        for view in views:
+            if view is None:
+                cells.append("-")
+            elif view["value"] is None:
+                cells.append("null")
+                reasons[name] = view["unavailable_reason"]
+            else:
+                cells.append(_number(view["value"]))
+        methods = sorted({view["method"] for view in present if view["value"] is not None})
+        table.add_row(name, _plain(present[0]["unit"]), _plain("/".join(methods) or "-"),
+                      *[_plain(cell) for cell in cells])
+    console.print(table)
+    for name, reason in reasons.items():
+        console.print(f"null {name}: {reason}", markup=False)
+
+
+def main() -> None:
+    """Entry point: run the app; turn trainmark's own errors into one line and exit status 1."""
+    from spec.errors import TrainmarkError
+
+    try:
+        app()
+    except TrainmarkError as error:
+        if _debug["on"]:
+            raise
+        _console(stderr=True).print(f"[red]error:[/red] {_plain(error)}")
+        sys.exit(1)
