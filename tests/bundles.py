@@ -1,0 +1,105 @@
+"""Helpers the tests share: the example bundles, and building broken variants of them."""
+
+from __future__ import annotations
+
+import copy
+import json
+import shutil
+from pathlib import Path
+
+from spec.bundle import describe_file
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLES = REPO / "spec" / "examples"
+VALID_BUNDLES = sorted(path for path in (EXAMPLES / "valid").iterdir() if path.is_dir())
+INVALID_EXAMPLES = sorted((EXAMPLES / "invalid").glob("*.json"))
+MLPERF_DATA = REPO.parent / "shared" / "data" / "mlperf"
+
+_MARKERS = {'"__NaN__"': "NaN", '"__1e999__"': "1e999"}
+
+
+def _parent(document, pointer: str):
+    parts = [part.replace("~1", "/").replace("~0", "~") for part in pointer.split("/")[1:]]
+    node = document
+    for part in parts[:-1]:
+        node = node[int(part)] if isinstance(node, list) else node[part]
+    return node, parts[-1]
+
+
+def apply_patch(document, operations: list[dict]):
+    """RFC 6902 add/remove/replace on a copy of `document`."""
+    document = copy.deepcopy(document)
+    for operation in operations:
+        if operation["path"] == "":
+            document = copy.deepcopy(operation["value"])
+            continue
+        parent, key = _parent(document, operation["path"])
+        if isinstance(parent, list):
+            index = len(parent) if key == "-" else int(key)
+            if operation["op"] == "add":
+                parent.insert(index, copy.deepcopy(operation["value"]))
+            elif operation["op"] == "remove":
+                del parent[index]
+            else:
+                parent[index] = copy.deepcopy(operation["value"])
+        elif operation["op"] == "remove":
+            del parent[key]
+        else:
+            parent[key] = copy.deepcopy(operation["value"])
+    return document
+
+
+def render(document, *, indent: int | None = 2) -> str:
+    """JSON text with the NaN/1e999 markers written as bare tokens."""
+    text = json.dumps(document, indent=indent, ensure_ascii=False, separators=None if indent else (",", ":"))
+    for marker, token in _MARKERS.items():
+        text = text.replace(marker, token)
+    return text
+
+
+def copy_bundle(source: Path, destination: Path) -> Path:
+    """A writable copy of a bundle directory."""
+    shutil.copytree(source, destination)
+    return destination
+
+
+def reseal(root: Path) -> None:
+    """Write the manifest's file entries again from the files, keeping everything else."""
+    manifest_path = root / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["files"] = [describe_file(root, entry["path"]) if (root / entry["path"]).exists() else entry
+                         for entry in manifest["files"]]
+    manifest_path.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+
+
+def load_example(path: Path) -> dict:
+    """One invalid example's description."""
+    return json.loads(path.read_text())
+
+
+def broken_document(example: dict):
+    """(original document, patched document as text) of an invalid example."""
+    base = EXAMPLES / "valid" / example["base"]
+    target = base / example["file"]
+    if example["line"] is None:
+        original = json.loads(target.read_text())
+        return original, render(apply_patch(original, example["patch"]))
+    line = target.read_text().splitlines()[example["line"] - 1]
+    original = json.loads(line)
+    return original, render(apply_patch(original, example["patch"]), indent=None)
+
+
+def materialize(example: dict, destination: Path) -> Path:
+    """A bundle directory with the example's breakage applied (digests rewritten for traces)."""
+    root = copy_bundle(EXAMPLES / "valid" / example["base"], destination)
+    target = root / example["file"]
+    _, text = broken_document(example)
+    if example["line"] is None:
+        target.write_text(text + "\n")
+    else:
+        lines = target.read_text().splitlines()
+        lines[example["line"] - 1] = text
+        target.write_text("\n".join(lines) + "\n")
+    if example["file"] != "manifest.json":
+        reseal(root)
+    return root
