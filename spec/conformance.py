@@ -57,8 +57,17 @@ _Validator = jsonschema.validators.extend(
 
 @functools.cache
 def validator_for(class_name: str):
-    """A compiled validator for one root class (cached: compiling costs milliseconds)."""
-    return _Validator(schema_document(class_name), format_checker=FormatChecker())
+    """A compiled validator for a class (cached: compiling costs milliseconds).
+
+    Root classes use their published schema; any other class (e.g. Metric) its definition in
+    the manifest schema.
+    """
+    if class_name in SCHEMA_FILES:
+        document = schema_document(class_name)
+    else:
+        manifest = schema_document("Manifest")
+        document = {"$schema": manifest["$schema"], "$defs": manifest["$defs"], "$ref": f"#/$defs/{class_name}"}
+    return _Validator(document, format_checker=FormatChecker())
 
 
 _CODES = {

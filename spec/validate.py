@@ -127,6 +127,11 @@ class _FileChecker:
             if (finding.line, finding.pointer) not in self.seen_pointers:
                 self._add(finding)
 
+    def _report_long_line(self, line: int) -> None:
+        self._add(Finding("json-limit", Severity.ERROR,
+                          f"a line longer than {MAX_LINE_BYTES} bytes; records are one short line each",
+                          file=self.path_text, line=line))
+
     def run(self, path: Path, entry: dict) -> None:
         """Stream the file and compare it with its manifest entry."""
         digest = hashlib.sha256()
@@ -152,13 +157,13 @@ class _FileChecker:
                     records += 1
                     if skipping_long_line:
                         skipping_long_line = False
-                        continue
-                    self.check_record(line, records)
+                    elif len(line) > MAX_LINE_BYTES:
+                        self._report_long_line(records)
+                    else:
+                        self.check_record(line, records)
                 if len(remainder) > MAX_LINE_BYTES:
                     if not skipping_long_line:
-                        self._add(Finding("json-limit", Severity.ERROR,
-                                          f"a line longer than {MAX_LINE_BYTES} bytes; records are one short line each",
-                                          file=self.path_text, line=records + 1))
+                        self._report_long_line(records + 1)
                     skipping_long_line = True
                     remainder = b""
         if json_lines and (remainder or skipping_long_line):

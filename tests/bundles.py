@@ -103,3 +103,9 @@ def materialize(example: dict, destination: Path) -> Path:
     if example["file"] != "manifest.json":
         reseal(root)
     return root
+
+
+def manifest_blocks(base: str = "cpu-tiny") -> dict:
+    """Every manifest block of a valid example except runs and files, to build new bundles on."""
+    manifest = json.loads((EXAMPLES / "valid" / base / "manifest.json").read_text())
+    return {key: value for key, value in manifest.items() if key not in ("runs", "files")}
