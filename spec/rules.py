@@ -340,7 +340,8 @@ def manifest_semantic_findings(manifest: models.Manifest) -> list[Finding]:
 class RecordContext:
     """Checks of trace records against the manifest they belong to (references only).
 
-    Built once per file; `findings(record)` is called for every record, so it stays cheap.
+    Built once per file; `problems(record)` runs for every record, so it reads only the fields
+    the record class has (asking a pydantic model for a field it lacks is slow).
     """
 
     def __init__(self, manifest: models.Manifest, record_type: str, file_rank: int | None) -> None:
@@ -352,26 +353,28 @@ class RecordContext:
         self.channels = frozenset(channel.name for channel in manifest.methodology.channels
                                   if channel.record_type == record_type)
         self.all_channels = frozenset(channel.name for channel in manifest.methodology.channels)
+        fields = RECORD_CLASSES[record_type].model_fields
+        self.has_rank, self.has_device = "rank" in fields, "device" in fields
+        self.has_node, self.has_channel = "node" in fields, "channel" in fields
+        # One sampler may record several processes' memory into its own file.
+        self.rank_must_match_file = file_rank is not None and record_type != "memory_sample"
 
     def problems(self, record: Any) -> list[tuple[str, str]]:
         """(pointer, message) pairs for one validated record; empty when it is consistent."""
         problems: list[tuple[str, str]] = []
-        rank = getattr(record, "rank", None)
-        if rank is not None:
+        if self.has_rank and record.rank is not None:
+            rank = record.rank
             if rank >= self.world_size:
                 problems.append(("/rank", f"rank {rank} is outside the world size {self.world_size}"))
-            elif self.file_rank is not None and rank != self.file_rank and self.record_type != "memory_sample":
+            elif self.rank_must_match_file and rank != self.file_rank:
                 problems.append(("/rank", f"rank {rank} in a file the manifest assigns to rank {self.file_rank}"))
-        device = getattr(record, "device", None)
-        if device is not None and device not in self.devices:
-            problems.append(("/device", f"device {device} is not in system.devices"))
-        node = getattr(record, "node", None)
-        if node is not None and node >= self.node_count:
-            problems.append(("/node", f"node {node} is outside 0..{self.node_count - 1}"))
-        channel = getattr(record, "channel", None)
-        if channel is not None and channel not in self.channels:
-            if channel in self.all_channels:
-                problems.append(("/channel", f"channel {channel!r} does not feed {self.record_type} records"))
+        if self.has_device and record.device is not None and record.device not in self.devices:
+            problems.append(("/device", f"device {record.device} is not in system.devices"))
+        if self.has_node and record.node is not None and record.node >= self.node_count:
+            problems.append(("/node", f"node {record.node} is outside 0..{self.node_count - 1}"))
+        if self.has_channel and record.channel not in self.channels:
+            if record.channel in self.all_channels:
+                problems.append(("/channel", f"channel {record.channel!r} does not feed {self.record_type} records"))
             else:
-                problems.append(("/channel", f"channel {channel!r} is not defined in methodology.channels"))
+                problems.append(("/channel", f"channel {record.channel!r} is not defined in methodology.channels"))
         return problems
