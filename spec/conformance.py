@@ -18,17 +18,10 @@ from jsonschema import Draft202012Validator, FormatChecker
 from jsonschema.exceptions import ValidationError
 
 from spec.findings import Finding, Severity, json_pointer
+from spec.layout import JSON_SCHEMA_FILES
 from spec.rules import ecma_pattern
 
-SCHEMA_FILES = {
-    "Manifest": "manifest",
-    "StepRecord": "step_record",
-    "PowerSample": "power_sample",
-    "MemorySample": "memory_sample",
-    "EpochRecord": "epoch_record",
-    "KernelBreakdown": "kernel_breakdown",
-    "AllocatorEvent": "allocator_event",
-}
+SCHEMA_FILES = JSON_SCHEMA_FILES
 
 
 def schema_document(class_name: str) -> dict:

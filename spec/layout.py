@@ -31,6 +31,17 @@ TRACE_STEMS = {
     "kernel_breakdown": "kernels",
     "allocator_event": "allocator",
 }
+JSON_SCHEMA_FILES = {
+    "Manifest": "manifest",
+    "StepRecord": "step_record",
+    "PowerSample": "power_sample",
+    "MemorySample": "memory_sample",
+    "EpochRecord": "epoch_record",
+    "KernelBreakdown": "kernel_breakdown",
+    "AllocatorEvent": "allocator_event",
+}
+"""The published JSON Schemas: root class -> spec/jsonschema/<stem>.schema.json."""
+
 _RECORD_TYPE_OF_STEM = {stem: record_type for record_type, stem in TRACE_STEMS.items()}
 
 _TRACE_NAME = re.compile(r"^runs/(?P<run>[A-Za-z0-9][A-Za-z0-9._-]{0,63})/"
