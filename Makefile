@@ -16,15 +16,17 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 ## The main job, end to end on this machine. It grows as the parts land; today: validate the
-## example bundles, show what one reports, pack it for transport and check the archive.
+## example bundles, show what one reports, score both, pack one for transport and check the archive.
 demo: $(STAMP)
 	rm -rf $(DEMO_OUT) && mkdir -p $(DEMO_OUT)
 	$(BIN)/trainmark validate spec/examples/valid/cpu-tiny
 	$(BIN)/trainmark validate spec/examples/valid/gpu-h100-gpt2
 	$(BIN)/trainmark bundle show spec/examples/valid/gpu-h100-gpt2
+	$(BIN)/trainmark score spec/examples/valid/gpu-h100-gpt2
+	$(BIN)/trainmark score spec/examples/valid/cpu-tiny
 	$(BIN)/trainmark bundle pack spec/examples/valid/gpu-h100-gpt2 -o $(DEMO_OUT)/gpu-h100-gpt2.tar.gz
 	$(BIN)/trainmark validate $(DEMO_OUT)/gpu-h100-gpt2.tar.gz --jsonschema
-	@echo "demo finished: bundles validated and packed into $(DEMO_OUT)/"
+	@echo "demo finished: bundles validated, scored, and packed into $(DEMO_OUT)/"
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
@@ -39,6 +41,7 @@ examples: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/validate.py
+	$(BIN)/python bench/score.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache .hypothesis

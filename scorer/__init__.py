@@ -1,4 +1,4 @@
-"""The reproducibility scorer (rubric r1).
+"""The reproducibility scorer: rubric r1 (docs/scoring.md), a pure function of a bundle.
 
-Not built yet (issue 4); the package exists so that the distribution's layout is final.
+`scorer.score.score_bundle` is the entry point; `scorer.rubric` holds every constant.
 """

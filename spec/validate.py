@@ -10,9 +10,11 @@ keeps the first `max_findings` of them and counts the rest.
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pydantic
 
@@ -32,6 +34,21 @@ MAX_LINE_BYTES = 1 << 20
 READ_CHUNK_BYTES = 1 << 20
 
 
+RecordCallback = Callable[[Any, "int | None"], None]
+
+
+class RecordObserver(Protocol):
+    """Sees every record that passed its model, in the same pass as validation (the scorer uses it).
+
+    `begin` gets the manifest once it is valid; `begin_file` returns a callback for the
+    records of one listed file, or None to skip it.
+    """
+
+    def begin(self, manifest: models.Manifest) -> None: ...
+
+    def begin_file(self, entry: models.FileEntry) -> RecordCallback | None: ...
+
+
 @dataclass
 class ValidationReport:
     """The outcome of validating one bundle."""
@@ -43,6 +60,9 @@ class ValidationReport:
     error_count: int = 0
     max_findings: int = DEFAULT_MAX_FINDINGS
     manifest: models.Manifest | None = None
+    manifest_document: Any = None
+    error_counts: Counter = field(default_factory=Counter)
+    """Error findings per code, counted past the cap (gates are decided on these)."""
 
     @property
     def valid(self) -> bool:
@@ -54,6 +74,7 @@ class ValidationReport:
         self.findings_total += 1
         if finding.severity is Severity.ERROR:
             self.error_count += 1
+            self.error_counts[finding.code] += 1
         if len(self.findings) < self.max_findings:
             self.findings.append(finding)
 
@@ -77,8 +98,9 @@ class _FileChecker:
     """Streams one listed file: digest, size, record count, and every record."""
 
     def __init__(self, report: ValidationReport, entry: dict, manifest: models.Manifest | None,
-                 full_jsonschema: bool) -> None:
+                 full_jsonschema: bool, observe: RecordCallback | None = None) -> None:
         self.report = report
+        self.observe = observe
         self.path_text = entry["path"]
         self.record_type = entry.get("record_type")
         self.model = RECORD_CLASSES.get(self.record_type)
@@ -113,6 +135,8 @@ class _FileChecker:
                 for pointer, message in self.context.problems(record):
                     self._add(Finding("reference-invalid", Severity.ERROR, message, file=self.path_text,
                                       line=line, pointer=pointer))
+            if self.observe is not None:
+                self.observe(record, line)
         if self.full_jsonschema:
             self._check_jsonschema(data, line)
 
@@ -213,7 +237,8 @@ def _files_on_disk(root: Path, report: ValidationReport) -> set[str]:
     return set(regular) - {MANIFEST_NAME}
 
 
-def _validate_directory(root: Path, report: ValidationReport, full_jsonschema: bool) -> None:
+def _validate_directory(root: Path, report: ValidationReport, full_jsonschema: bool,
+                        observer: RecordObserver | None) -> None:
     on_disk = _files_on_disk(root, report)
     manifest_path = root / MANIFEST_NAME
     if not manifest_path.is_file():
@@ -228,6 +253,7 @@ def _validate_directory(root: Path, report: ValidationReport, full_jsonschema: b
         report.add(_finding_of(error))
         return
     report.bundle_id = bundle_id(document)
+    report.manifest_document = document
     if isinstance(document, dict) and isinstance(document.get("schema_version"), str):
         report.schema_version = document["schema_version"]
     try:
@@ -240,6 +266,8 @@ def _validate_directory(root: Path, report: ValidationReport, full_jsonschema: b
     report.manifest = manifest
     for finding in found:
         report.add(finding)
+    if observer is not None and manifest is not None:
+        observer.begin(manifest)
     if full_jsonschema:
         from spec.conformance import jsonschema_findings
 
@@ -249,6 +277,7 @@ def _validate_directory(root: Path, report: ValidationReport, full_jsonschema: b
                 report.add(finding)
 
     listed: set[str] = set()
+    entry_models = {entry.path: entry for entry in manifest.files} if manifest is not None else {}
     for entry in _listed_entries(document, manifest):
         path_text = entry["path"]
         if path_text in listed:
@@ -258,7 +287,9 @@ def _validate_directory(root: Path, report: ValidationReport, full_jsonschema: b
             report.add(Finding("file-missing", Severity.ERROR, "listed in the manifest but not in the bundle",
                                file=path_text))
             continue
-        _FileChecker(report, entry, manifest, full_jsonschema).run(root / path_text, entry)
+        observe = (observer.begin_file(entry_models[path_text])
+                   if observer is not None and path_text in entry_models else None)
+        _FileChecker(report, entry, manifest, full_jsonschema, observe).run(root / path_text, entry)
     for unlisted in sorted(on_disk - listed):
         hint = " (a draft left by an unfinished run)" if unlisted == DRAFT_NAME else ""
         report.add(Finding("file-unlisted", Severity.ERROR,
@@ -266,14 +297,18 @@ def _validate_directory(root: Path, report: ValidationReport, full_jsonschema: b
 
 
 def validate_bundle(path: Path, *, full_jsonschema: bool = False, max_findings: int = DEFAULT_MAX_FINDINGS,
-                    limits: ArchiveLimits = ArchiveLimits()) -> ValidationReport:
-    """Validate the bundle at `path` (directory or .tar.gz). Bad input becomes findings, never an exception."""
+                    limits: ArchiveLimits = ArchiveLimits(), observer: RecordObserver | None = None
+                    ) -> ValidationReport:
+    """Validate the bundle at `path` (directory or .tar.gz). Bad input becomes findings, never an exception.
+
+    An `observer` sees every record that passed its model during the same single pass.
+    """
     if max_findings < 1:
         raise ValueError("max_findings must be at least 1")
     report = ValidationReport(max_findings=max_findings)
     try:
         with open_bundle(path, limits) as root:
-            _validate_directory(root, report, full_jsonschema)
+            _validate_directory(root, report, full_jsonschema, observer)
     except BundleInvalid as error:
         report.add(_finding_of(error))
     except BundleUnreadable as error:

@@ -109,3 +109,20 @@ def manifest_blocks(base: str = "cpu-tiny") -> dict:
     """Every manifest block of a valid example except runs and files, to build new bundles on."""
     manifest = json.loads((EXAMPLES / "valid" / base / "manifest.json").read_text())
     return {key: value for key, value in manifest.items() if key not in ("runs", "files")}
+
+
+def edit_manifest(root: Path, change) -> None:
+    """Apply `change(manifest_dict)` to a bundle's manifest.json in place."""
+    path = root / "manifest.json"
+    manifest = json.loads(path.read_text())
+    change(manifest)
+    path.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+
+
+def edit_trace(root: Path, relative: str, change) -> None:
+    """Replace a JSON Lines trace's records by `change(list_of_dicts)` and write the digests again."""
+    path = root / relative
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    records = change(records)
+    path.write_text("".join(json.dumps(record, separators=(",", ":")) + "\n" for record in records))
+    reseal(root)

@@ -38,7 +38,8 @@ def _commands() -> list[tuple[str, object]]:
 def test_every_command_is_documented_with_an_example():
     docs = (REPO / "docs" / "cli.md").read_text()
     commands = _commands()
-    assert {name for name, _ in commands} >= {"validate", "schema", "bundle pack", "bundle finalize", "bundle show"}
+    assert {name for name, _ in commands} >= {"validate", "score", "schema", "bundle pack", "bundle finalize",
+                                              "bundle show"}
     for name, command in commands:
         assert f"## `trainmark {name}`" in docs, name
         assert "Example: trainmark" in (command.help or ""), f"{name} --help has no example"
@@ -139,3 +140,34 @@ def test_validate_as_a_real_process_never_imports_torch():
     process = subprocess.run([sys.executable, "-c", code, str(CPU)], capture_output=True, text=True)
     assert process.returncode == 0, process.stderr
     assert process.stdout.startswith("valid bundle ")
+
+
+def test_score_json_and_exit_codes(tmp_path):
+    result = runner.invoke(app, ["score", str(CPU), "--json"])
+    assert result.exit_code == 0
+    report = json.loads(result.output)
+    assert report["rubric_version"] == "r1" and report["ranked"] is True
+    assert 0 <= report["score"] <= 1
+    assert runner.invoke(app, ["score", str(CPU), "--rubric", "r9"]).exit_code == 2
+    (tmp_path / "empty").mkdir()
+    process = subprocess.run([sys.executable, "-c", "from trainmark.cli import main; main()", "score",
+                              str(tmp_path / "empty")], capture_output=True, text=True)
+    assert process.returncode == 1
+    assert process.stderr.startswith("error: not a readable bundle") and "Traceback" not in process.stderr
+
+
+def test_score_human_output_groups_findings(tmp_path):
+    output = runner.invoke(app, ["score", str(CPU)]).output
+    assert output.startswith("score 0.")
+    assert "gate integrity  pass" in output and "badges: Reproduced" in output
+    assert "warnings (" in output and "missing-sensor" in output and "infos (" in output
+
+
+def test_score_of_a_broken_bundle_still_exits_0_and_says_not_ranked(tmp_path):
+    example = load_example(next(p for p in INVALID_EXAMPLES if p.stem == "step-negative-duration"))
+    root = materialize(example, tmp_path / "b")
+    result = runner.invoke(app, ["score", str(root), "--json"])
+    assert result.exit_code == 0
+    report = json.loads(result.output)
+    assert report["ranked"] is False
+    assert {"code": "validity", "passed": False} == {k: report["gates"][1][k] for k in ("code", "passed")}

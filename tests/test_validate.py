@@ -59,6 +59,15 @@ def test_any_byte_anywhere_in_a_trace_is_caught(tmp_path_factory, position, valu
     assert ("digest-mismatch", relative) in _codes(validate_bundle(root))
 
 
+def test_grown_file_is_a_size_and_digest_mismatch(tmp_path):
+    root = copy_bundle(CPU_BUNDLE, tmp_path / "b")
+    with (root / "runs/run-1/kernels.json").open("a") as handle:
+        handle.write("   ")
+    codes = _codes(validate_bundle(root))
+    assert ("size-mismatch", "runs/run-1/kernels.json") in codes
+    assert ("digest-mismatch", "runs/run-1/kernels.json") in codes
+
+
 def test_missing_and_unlisted_files(tmp_path):
     root = copy_bundle(VALID_BUNDLES[0], tmp_path / "b")
     victim = read_manifest(root)[1].files[2].path

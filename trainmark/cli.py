@@ -102,6 +102,67 @@ def validate(
     raise typer.Exit(0 if report.valid else 1)
 
 
+# ---------------------------------------------------------------- score
+
+class Rubric(str, Enum):
+    r1 = "r1"
+
+
+@app.command()
+def score(
+    path: Annotated[Path, typer.Argument(help="A bundle directory or .tar.gz archive.", callback=_existing)],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the score report as JSON.")] = False,
+    rubric: Annotated[Rubric, typer.Option(help="The rubric version to score with.")] = Rubric.r1,
+) -> None:
+    """Compute the reproducibility score: gates, fidelity F, completeness H, confidence C, badges.
+
+    Every point lost comes with a finding that points into the bundle. Exits 0 when the bundle
+    was scored (ranked or not), 1 when it is not a readable bundle, 2 on usage errors.
+
+    Example: trainmark score spec/examples/valid/cpu-tiny --json
+    """
+    from scorer.score import score_bundle
+
+    report = score_bundle(path, rubric.value)
+    if as_json:
+        typer.echo(json.dumps(report.as_dict(), indent=2))
+    else:
+        _render_score(report)
+
+
+def _render_score(report) -> None:
+    from rich.table import Table
+
+    console = _console()
+    ranked = "[green]ranked[/green]" if report.ranked else "[red]not ranked[/red] (a gate failed)"
+    console.print(f"[bold]score {report.score:.3f}[/bold]  {ranked}  rubric {report.rubric_version}  "
+                  f"bundle {report.bundle_id}")
+    for letter, name in (("F", "fidelity"), ("H", "completeness")):
+        parts = ", ".join(f"{part} {'n/a' if value is None else f'{value:.3f}'}"
+                          for part, value in report.components[name].items())
+        console.print(f"  {letter} {name:13} {getattr(report, name):.3f}   ({_plain(parts)})")
+    console.print(f"  C confidence    {report.confidence:.3f}")
+    console.print(f"  badges: {', '.join(report.badges) or 'none'}")
+    for gate in report.gates:
+        mark = "[green]pass[/green]" if gate.passed else "[red]FAIL[/red]"
+        console.print(f"  gate {gate.code:10} {mark}  {_plain(gate.message)}")
+    table = Table("metric", "unit", "n", "mean", "CV", "95 % interval", "headline", "method")
+    for name, stats in report.statistics.items():
+        def number(value):
+            return "-" if value is None else f"{value:.4g}"
+        interval = "-" if stats.ci95_low is None else f"{stats.ci95_low:.4g} .. {stats.ci95_high:.4g}"
+        table.add_row(name, _plain(stats.unit), str(stats.n), number(stats.mean),
+                      "-" if stats.cv is None else f"{stats.cv * 100:.2f} %", interval, number(stats.headline),
+                      _plain(stats.headline_method))
+    console.print(table)
+    for severity in ("error", "warning", "info"):
+        group = [finding for finding in report.findings if finding.severity.value == severity]
+        if group:
+            console.print(f"[bold]{severity}s ({len(group)})[/bold]")
+            for finding in group:
+                console.print(f"  {finding.code:22} {_plain(finding.location())}  {_plain(finding.message)}")
+
+
 # ---------------------------------------------------------------- schema
 
 class SchemaFormat(str, Enum):

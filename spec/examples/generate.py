@@ -97,8 +97,12 @@ class StepTiming:
 
 def step_timeline(rng: random.Random, steps: int, mean_step_s: float, split: tuple[float, float, float, float],
                   warmup: int, profiled: range, setup_s: float, first_step_s: float) -> list[StepTiming]:
-    """Back-to-back steps with realistic jitter; the first step pays for autotuning and caching."""
+    """Back-to-back steps with realistic jitter; the first step pays for autotuning and caching.
+
+    Each run also gets its own speed (about 1 % between runs), as real runs do.
+    """
     timeline, t = [], setup_s
+    mean_step_s *= rng.gauss(1.0, 0.01)
     for step in range(steps):
         total = rng.gauss(mean_step_s, mean_step_s * 0.02)
         if step == 0:
@@ -764,7 +768,7 @@ def write_cpu_example(root: Path) -> None:
             "optimizer": {"name": "AdamW", "hyperparameters": [{"name": "learning_rate", "value": 3e-3},
                                                                 {"name": "weight_decay", "value": 0.01}]},
             "lr_schedule": {"name": "constant"}, "max_steps": CPU_STEPS, "world_size": 1,
-            "parallelism": {"strategy": "none", "data_parallel": 1}, "deterministic": True,
+            "parallelism": {"strategy": "single process", "data_parallel": 1}, "deterministic": True,
             "data_loader_workers": 0, "warmup_steps_excluded": CPU_WARMUP,
         },
         "dataset": {

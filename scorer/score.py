@@ -1,0 +1,260 @@
+"""`trainmark score`: the reproducibility score of a bundle under rubric r1 (docs/scoring.md).
+
+One pass over the bundle: the validator streams every record once and hands each valid one to
+a `TraceDigest`; gates, F, H and C are then computed from the manifest and those running
+totals. The result is a pure function of the bundle's bytes and the rubric version.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from scorer import rubric
+from scorer.completeness import completeness
+from scorer.confidence import MetricStatistics, confidence_of, metric_statistics
+from scorer.fidelity import (Component, clock, consistency, measurement_tier, plausibility, sampling,
+                             weighted)
+from scorer.summaries import summary_findings
+from scorer.traces import TraceDigest
+from spec import models
+from spec.errors import BundleInvalid, TrainmarkError
+from spec.findings import Finding, Severity
+from spec.validate import validate_bundle
+
+MANIFEST = "manifest.json"
+MAX_VALIDATION_FINDINGS = 500
+SCORE_DECIMALS = 6
+"""Scores are rounded to 6 decimals so that last-bit differences of libm between machines never show."""
+
+INTEGRITY_CODES = frozenset({"digest-mismatch", "size-mismatch", "record-count-mismatch", "file-missing",
+                             "file-unlisted", "file-unsafe", "archive-invalid", "archive-unsafe", "archive-limit",
+                             "bundle-unreadable"})
+FINITE_CODES = frozenset({"non-finite-number"})
+
+
+@dataclass(frozen=True)
+class Gate:
+    """One pass/fail condition for being ranked."""
+
+    code: str
+    passed: bool
+    message: str
+
+
+@dataclass
+class ScoreReport:
+    """Everything `trainmark score` reports."""
+
+    bundle_id: str
+    rubric_version: str
+    ranked: bool
+    score: float
+    fidelity: float
+    completeness: float
+    confidence: float
+    badges: list[str]
+    gates: list[Gate]
+    statistics: dict[str, MetricStatistics]
+    findings: list[Finding]
+    components: dict[str, dict[str, float | None]] = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        """The `trainmark score --json` document."""
+        return {
+            "bundle_id": self.bundle_id,
+            "rubric_version": self.rubric_version,
+            "ranked": self.ranked,
+            "score": self.score,
+            "fidelity": self.fidelity,
+            "completeness": self.completeness,
+            "confidence": self.confidence,
+            "badges": self.badges,
+            "gates": [{"code": gate.code, "passed": gate.passed, "message": gate.message} for gate in self.gates],
+            "statistics": {name: stats.as_dict() for name, stats in self.statistics.items()},
+            "findings": [{"code": finding.code, "severity": finding.severity.value, "pointer": finding.location(),
+                          "message": finding.message} for finding in self.findings],
+        }
+
+
+def _gate(code: str, counts: dict[str, int], ok: str, broken: str) -> Gate:
+    problems = {name: count for name, count in sorted(counts.items()) if count}
+    if not problems:
+        return Gate(code, True, ok)
+    listed = ", ".join(f"{name} x{count}" for name, count in problems.items())
+    return Gate(code, False, f"{broken}: {listed}")
+
+
+def gates(validation_errors: dict[str, int], summary_mismatches: int) -> list[Gate]:
+    """The four gates of r1 (docs/scoring.md section 2), from the validator's error counts per code."""
+    integrity = {code: count for code, count in validation_errors.items() if code in INTEGRITY_CODES}
+    finite = {code: count for code, count in validation_errors.items() if code in FINITE_CODES}
+    validity = {code: count for code, count in validation_errors.items()
+                if code not in INTEGRITY_CODES and code not in FINITE_CODES}
+    return [
+        _gate("integrity", integrity, "every listed file is present, unchanged and counted; no file is unlisted",
+              "files do not match the manifest"),
+        _gate("validity", validity, "the manifest and every trace record follow the standard",
+              "the bundle breaks the standard"),
+        _gate("finite", finite, "no NaN or Infinity anywhere", "non-finite numbers"),
+        _gate("summary", {"summary-mismatch": summary_mismatches},
+              f"every recomputable run summary agrees with its traces within "
+              f"{rubric.SUMMARY_RELATIVE_TOLERANCE * 100:g} %", "summaries disagree with their traces"),
+    ]
+
+
+def independence(manifest: models.Manifest) -> tuple[set[int], list[Finding]]:
+    """Runs that are not independent: a reused seed (warning) or a duplicate run (not kept for C)."""
+    findings: list[Finding] = []
+    duplicates: set[int] = set()
+    seen_seeds: dict[int, str] = {}
+    for index, run in enumerate(manifest.runs):
+        if run.seed is None:
+            continue
+        if run.seed in seen_seeds:
+            findings.append(Finding("seed-reuse", Severity.WARNING,
+                                    f"run {run.run_id} uses seed {run.seed} like run {seen_seeds[run.seed]}; "
+                                    "runs with the same seed do not show run-to-run variation",
+                                    file=MANIFEST, pointer=f"/runs/{index}/seed"))
+        else:
+            seen_seeds[run.seed] = run.run_id
+    traces: dict[str, tuple[str, ...]] = {}
+    for entry in manifest.files:
+        if entry.run_id is not None and entry.record_type != "document":
+            traces[entry.run_id] = traces.get(entry.run_id, ()) + (entry.sha256,)
+    signatures: dict[tuple, str] = {}
+    for index, run in enumerate(manifest.runs):
+        values = tuple(sorted((m.name, m.value) for m in run.metrics if m.scope == "global" and m.value is not None))
+        keys = [("traces", tuple(sorted(traces.get(run.run_id, ())))), ("start", run.started_at.isoformat()),
+                ("summary", values)]
+        for kind, signature in keys:
+            if kind == "traces" and not signature or kind == "summary" and len(values) < 3:
+                continue
+            if (kind, signature) in signatures:
+                what = {"traces": "identical trace files", "start": "the same start time",
+                        "summary": "identical summary metrics"}[kind]
+                findings.append(Finding("duplicate-run", Severity.WARNING,
+                                        f"run {run.run_id} has {what} as run {signatures[(kind, signature)]}; "
+                                        "it is not an independent run and does not count for confidence",
+                                        file=MANIFEST, pointer=f"/runs/{index}"))
+                duplicates.add(index)
+                break
+            signatures[(kind, signature)] = run.run_id
+    return duplicates, findings
+
+
+def run_statistics(manifest: models.Manifest, excluded: set[int]) -> dict[str, MetricStatistics]:
+    """Statistics of every global run-level metric over the completed, independent runs."""
+    kept = [run for index, run in enumerate(manifest.runs) if run.status == "completed" and index not in excluded]
+    failed = sum(1 for run in manifest.runs if run.status != "completed")
+    names: dict[str, str] = {}
+    for run in manifest.runs:
+        for metric in run.metrics:
+            if metric.scope == "global" and metric.value is not None:
+                names.setdefault(metric.name, metric.unit)
+    result = {}
+    for name, unit in names.items():
+        values = [metric.value for run in kept for metric in run.metrics
+                  if metric.name == name and metric.scope == "global" and metric.value is not None]
+        result[name] = metric_statistics(values, unit, failed_runs=failed, lower_is_better=rubric.lower_is_better(name))
+    return result
+
+
+def confidence(manifest: models.Manifest, statistics: dict[str, MetricStatistics]) -> tuple[float, list[Finding]]:
+    """C: the mean of C_m over the key metrics the bundle reports (0 when it reports none)."""
+    findings: list[Finding] = []
+    attempted = len(manifest.runs)
+    per_metric = []
+    for name in rubric.KEY_METRICS:
+        stats = statistics.get(name)
+        if stats is None:
+            continue
+        per_metric.append(confidence_of(stats, attempted, rubric.TARGET_RELATIVE_HALF_WIDTH))
+        if stats.cv is not None and stats.cv > rubric.HIGH_VARIANCE_CV:
+            findings.append(Finding("high-variance", Severity.WARNING,
+                                    f"{name} varies by {stats.cv * 100:.1f} % between runs (CV; over "
+                                    f"{rubric.HIGH_VARIANCE_CV * 100:g} % cannot support a comparison); 95 % "
+                                    f"interval {stats.ci95_low:.6g} .. {stats.ci95_high:.6g} {stats.unit}",
+                                    file=MANIFEST, pointer="/runs"))
+    kept = max((stats.n for name, stats in statistics.items() if name in rubric.KEY_METRICS), default=0)
+    if kept < rubric.MIN_RUNS:
+        findings.append(Finding("too-few-runs", Severity.WARNING,
+                                f"{kept} completed independent run(s) report the key metrics; statistics need at "
+                                f"least {rubric.MIN_RUNS} ({attempted} attempted), so their confidence is 0",
+                                file=MANIFEST, pointer="/runs"))
+    return (math.fsum(per_metric) / len(per_metric) if per_metric else 0.0), findings
+
+
+def badges(manifest: models.Manifest, completeness_value: float, statistics: dict[str, MetricStatistics],
+           findings: list[Finding]) -> list[str]:
+    """Complete, Reproduced (Calibrated needs a calibration comparison, which schema 1.0 cannot carry)."""
+    earned = []
+    if completeness_value >= rubric.COMPLETE_MIN_COMPLETENESS:
+        earned.append("Complete")
+    key = [statistics[name] for name in rubric.KEY_METRICS if name in statistics]
+    independent = not any(finding.code in ("seed-reuse", "duplicate-run") for finding in findings)
+    if key and independent and all(stats.n >= rubric.MIN_RUNS and stats.cv is not None
+                                   and stats.cv <= rubric.REPRODUCED_MAX_CV for stats in key):
+        earned.append("Reproduced")
+    return earned
+
+
+def score_bundle(path: Path, rubric_version: str = rubric.RUBRIC_VERSION) -> ScoreReport:
+    """Score the bundle at `path` (directory or .tar.gz).
+
+    Raises `BundleInvalid` when the input is not a readable bundle (no manifest the models
+    accept); a bundle that is readable but fails a gate is scored and marked not ranked.
+    """
+    if rubric_version != rubric.RUBRIC_VERSION:
+        raise TrainmarkError(f"unknown rubric {rubric_version!r}; this trainmark implements {rubric.RUBRIC_VERSION}")
+    digest = TraceDigest()
+    validation = validate_bundle(path, observer=digest, max_findings=MAX_VALIDATION_FINDINGS)
+    manifest, document = validation.manifest, validation.manifest_document
+    if manifest is None:
+        first = validation.findings[0] if validation.findings else None
+        detail = f"{first.location()}: {first.message}" if first else "no manifest"
+        raise BundleInvalid(f"not a readable bundle ({detail}); run trainmark validate for every finding",
+                            code="bundle-unreadable")
+
+    summaries = list(summary_findings(manifest, digest))
+    gate_list = gates(dict(validation.error_counts),
+                      sum(1 for finding in summaries if finding.code == "summary-mismatch"))
+
+    fidelity_parts: dict[str, Component] = {
+        "consistency": consistency(manifest, digest),
+        "sampling": sampling(digest),
+        "clock": clock(digest),
+        "plausibility": plausibility(manifest, digest),
+        "tier": measurement_tier(manifest),
+    }
+    fidelity_values = {name: part.value for name, part in fidelity_parts.items()}
+    fidelity_value = weighted(fidelity_values, rubric.FIDELITY_WEIGHTS)
+    completeness_value, completeness_values, completeness_findings = completeness(manifest, document, digest)
+    duplicates, independence_findings = independence(manifest)
+    statistics = run_statistics(manifest, duplicates)
+    confidence_value, confidence_findings = confidence(manifest, statistics)
+
+    findings = list(validation.findings) + summaries
+    for part in fidelity_parts.values():
+        findings += part.findings
+    findings += completeness_findings + independence_findings + confidence_findings
+    weights = rubric.SCORE_WEIGHTS
+    total = (weights["fidelity"] * fidelity_value + weights["completeness"] * completeness_value
+             + weights["confidence"] * confidence_value)
+    return ScoreReport(
+        bundle_id=validation.bundle_id,
+        rubric_version=rubric.RUBRIC_VERSION,
+        ranked=all(gate.passed for gate in gate_list),
+        score=round(total, SCORE_DECIMALS),
+        fidelity=round(fidelity_value, SCORE_DECIMALS),
+        completeness=round(completeness_value, SCORE_DECIMALS),
+        confidence=round(confidence_value, SCORE_DECIMALS),
+        badges=badges(manifest, completeness_value, statistics, findings),
+        gates=gate_list,
+        statistics=statistics,
+        findings=findings,
+        components={"fidelity": {k: None if v is None else round(v, SCORE_DECIMALS) for k, v in fidelity_values.items()},
+                    "completeness": {k: None if v is None else round(v, SCORE_DECIMALS)
+                                     for k, v in completeness_values.items()}},
+    )

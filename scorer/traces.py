@@ -1,0 +1,308 @@
+"""What the scorer learns from the traces, in the validator's single pass.
+
+`TraceDigest` is a `spec.validate.RecordObserver`: the validator hands it every record that
+passed its model, and it keeps constant-size running totals per stream (a stream is one rank's
+steps, or one channel's samples of one device or node in one run). Nothing here keeps a trace
+in memory; the gap median comes from a log-spaced histogram (bins 2^(1/8) wide, about 9 %).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from scorer import rubric
+from spec import models
+
+NS = 1_000_000_000
+HISTOGRAM_BINS_PER_OCTAVE = 8
+
+
+@dataclass
+class GapHistogram:
+    """Counts of positive gaps in log-spaced bins; enough to state a median to within ~5 %."""
+
+    bins: Counter = field(default_factory=Counter)
+    count: int = 0
+
+    def add(self, gap_s: float) -> None:
+        self.bins[math.floor(math.log2(gap_s) * HISTOGRAM_BINS_PER_OCTAVE)] += 1
+        self.count += 1
+
+    def median_s(self) -> float | None:
+        """The geometric centre of the bin holding the median gap."""
+        if not self.count:
+            return None
+        seen = 0
+        for index in sorted(self.bins):
+            seen += self.bins[index]
+            if seen * 2 >= self.count:
+                return 2 ** ((index + 0.5) / HISTOGRAM_BINS_PER_OCTAVE)
+        raise AssertionError("unreachable")
+
+
+@dataclass
+class Stream:
+    """Running facts about one time-ordered stream of records."""
+
+    file: str
+    run_id: str
+    window_ns: tuple[int, int]
+    gap_threshold_s: float | None = None
+    count: int = 0
+    first_ns: int | None = None
+    last_ns: int | None = None
+    previous_ns: int | None = None
+    backwards: int = 0
+    first_backwards_line: int | None = None
+    duplicates: int = 0
+    first_duplicate_line: int | None = None
+    outside_window: int = 0
+    gaps_over: int = 0
+    gap_time_over_s: float = 0.0
+    max_gap_s: float = 0.0
+    gaps: GapHistogram = field(default_factory=GapHistogram)
+
+    def add_time(self, time_ns: int, line: int | None) -> None:
+        """Account one timestamp (samples and events by time, steps and epochs by start)."""
+        self.count += 1
+        start, end = self.window_ns
+        if time_ns < start - rubric.WINDOW_SLACK_S * NS or time_ns > end + rubric.WINDOW_SLACK_S * NS:
+            self.outside_window += 1
+        if self.first_ns is None or time_ns < self.first_ns:
+            self.first_ns = time_ns
+        if self.last_ns is None or time_ns > self.last_ns:
+            self.last_ns = time_ns
+        previous = self.previous_ns
+        self.previous_ns = time_ns
+        if previous is None:
+            return
+        if time_ns < previous:
+            self.backwards += 1
+            self.first_backwards_line = self.first_backwards_line or line
+            return
+        if time_ns == previous:
+            self.duplicates += 1
+            self.first_duplicate_line = self.first_duplicate_line or line
+            return
+        if self.gap_threshold_s is None:
+            return  # gaps matter only against a declared sampling rate
+        gap_s = (time_ns - previous) / NS
+        self.gaps.add(gap_s)
+        if gap_s > self.max_gap_s:
+            self.max_gap_s = gap_s
+        if gap_s > self.gap_threshold_s:
+            self.gaps_over += 1
+            self.gap_time_over_s += gap_s
+
+    @property
+    def span_s(self) -> float:
+        """Seconds from the first to the last timestamp."""
+        return (self.last_ns - self.first_ns) / NS if self.count else 0.0
+
+    @property
+    def achieved_rate_hz(self) -> float | None:
+        """(n - 1) / span, as the standard defines it."""
+        return (self.count - 1) / self.span_s if self.count > 1 and self.span_s > 0 else None
+
+
+@dataclass
+class StepStream(Stream):
+    """One rank's step records in one run."""
+
+    measured: int = 0
+    measured_duration_s: float = 0.0
+    updates: int = 0
+    last_step: int | None = None
+    final_loss: float | None = None
+    final_loss_step: int = -1
+    step_index_backwards: int = 0
+    peak_memory_bytes: int | None = None
+    last_end_ns: int | None = None
+
+    def add(self, record: models.StepRecord, line: int | None) -> None:
+        self.add_time(record.start_unix_ns, line)
+        if not record.warmup and not record.profiled:
+            self.measured += 1
+            self.measured_duration_s += record.duration_s
+        if record.updated is not False:
+            self.updates += 1
+        if self.last_step is not None and record.step <= self.last_step:
+            self.step_index_backwards += 1
+        self.last_step = record.step
+        if record.loss is not None and record.step > self.final_loss_step:
+            self.final_loss, self.final_loss_step = record.loss, record.step
+        if record.peak_memory_bytes is not None and (self.peak_memory_bytes is None
+                                                     or record.peak_memory_bytes > self.peak_memory_bytes):
+            self.peak_memory_bytes = record.peak_memory_bytes
+        end = record.start_unix_ns + round(record.duration_s * NS)
+        if self.last_end_ns is None or end > self.last_end_ns:
+            self.last_end_ns = end
+
+
+@dataclass
+class SampleStream(Stream):
+    """One channel's samples of one device or node in one run."""
+
+    channel: str = ""
+    device: int | None = None
+    node: int | None = None
+    power_count: int = 0
+    power_integral_j: float = 0.0
+    power_first_ns: int | None = None
+    power_last_ns: int | None = None
+    previous_power: tuple[int, float] | None = None
+    max_power_w: float | None = None
+    power_above_limit: int = 0
+    power_limit_w: float | None = None
+    energy_count: int = 0
+    energy_increase_j: float = 0.0
+    energy_first_ns: int | None = None
+    energy_last_ns: int | None = None
+    previous_energy: float | None = None
+    energy_decreases: int = 0
+    maxima: dict[str, int] = field(default_factory=dict)
+
+    def add_power(self, record: models.PowerSample, line: int | None) -> None:
+        self.add_time(record.time_unix_ns, line)
+        time_ns = record.time_unix_ns
+        if record.power_w is not None:
+            watts = record.power_w
+            self.power_count += 1
+            if self.previous_power is not None and time_ns > self.previous_power[0]:
+                self.power_integral_j += 0.5 * (watts + self.previous_power[1]) * (time_ns - self.previous_power[0]) / NS
+            self.previous_power = (time_ns, watts)
+            self.power_first_ns = time_ns if self.power_first_ns is None else min(self.power_first_ns, time_ns)
+            self.power_last_ns = time_ns if self.power_last_ns is None else max(self.power_last_ns, time_ns)
+            self.max_power_w = watts if self.max_power_w is None else max(self.max_power_w, watts)
+            ceiling = (self.power_limit_w * rubric.POWER_LIMIT_FACTOR if self.power_limit_w
+                       else rubric.DEVICE_POWER_CEILING_W)
+            if self.device is not None and watts > ceiling:
+                self.power_above_limit += 1
+        if record.energy_j is not None:
+            joules = record.energy_j
+            self.energy_count += 1
+            if self.previous_energy is not None:
+                if joules < self.previous_energy:
+                    self.energy_decreases += 1
+                else:
+                    self.energy_increase_j += joules - self.previous_energy
+            self.previous_energy = joules
+            self.energy_first_ns = time_ns if self.energy_first_ns is None else min(self.energy_first_ns, time_ns)
+            self.energy_last_ns = time_ns if self.energy_last_ns is None else max(self.energy_last_ns, time_ns)
+
+    def add_memory(self, record: models.MemorySample, line: int | None) -> None:
+        self.add_time(record.time_unix_ns, line)
+        for name in ("allocated_bytes", "reserved_bytes", "used_bytes", "resident_bytes"):
+            value = getattr(record, name)
+            if value is not None and value > self.maxima.get(name, -1):
+                self.maxima[name] = value
+
+    @property
+    def mean_power_w(self) -> float | None:
+        """Trapezoid integral of polled power over its own window, per second."""
+        if self.power_count < 2 or self.power_last_ns == self.power_first_ns:
+            return None
+        return self.power_integral_j / ((self.power_last_ns - self.power_first_ns) / NS)
+
+    @property
+    def counter_mean_power_w(self) -> float | None:
+        """Energy counter increase over its window, per second."""
+        if self.energy_count < 2 or self.energy_last_ns == self.energy_first_ns:
+            return None
+        return self.energy_increase_j / ((self.energy_last_ns - self.energy_first_ns) / NS)
+
+
+@dataclass
+class KernelCheck:
+    """A kernel breakdown's total and the sum of its category times."""
+
+    file: str
+    total_s: float
+    categories_s: float
+
+    @property
+    def consistent(self) -> bool:
+        return abs(self.categories_s - self.total_s) <= rubric.KERNEL_TOTAL_TOLERANCE * max(self.total_s, 1e-12)
+
+
+class TraceDigest:
+    """Running totals of every stream in a bundle, fed by the validator (a RecordObserver)."""
+
+    def __init__(self) -> None:
+        self.manifest: models.Manifest | None = None
+        self.steps: dict[tuple[str, int], StepStream] = {}
+        self.samples: dict[tuple[str, str, int | None, int | None], SampleStream] = {}
+        self.events: dict[tuple[str, str], Stream] = {}
+        self.kernel_breakdowns: list[KernelCheck] = []
+        self._windows: dict[str, tuple[int, int]] = {}
+        self._channels: dict[str, models.Channel] = {}
+        self._power_limits: dict[int, float | None] = {}
+
+    def begin(self, manifest: models.Manifest) -> None:
+        self.manifest = manifest
+        self._windows = {run.run_id: (to_unix_ns(run.started_at), to_unix_ns(run.ended_at)) for run in manifest.runs}
+        self._channels = {channel.name: channel for channel in manifest.methodology.channels}
+        self._power_limits = {device.index: device.power_limit_w for device in manifest.system.devices}
+
+    def begin_file(self, entry: models.FileEntry) -> Callable[[Any, int | None], None] | None:
+        run_id = entry.run_id
+        if run_id is None or run_id not in self._windows:
+            return None
+        window = self._windows[run_id]
+        path = entry.path
+        kind = entry.record_type
+
+        if kind == "step":
+            def on_step(record: models.StepRecord, line: int | None) -> None:
+                key = (run_id, record.rank)
+                stream = self.steps.get(key)
+                if stream is None:
+                    stream = self.steps[key] = StepStream(path, run_id, window)
+                stream.add(record, line)
+            return on_step
+        if kind in ("power_sample", "memory_sample"):
+            def on_sample(record: Any, line: int | None) -> None:
+                node = getattr(record, "node", None)
+                key = (run_id, record.channel, record.device, node)
+                stream = self.samples.get(key)
+                if stream is None:
+                    channel = self._channels.get(record.channel)
+                    threshold = (rubric.GAP_FACTOR / channel.target_rate_hz
+                                 if channel is not None and channel.target_rate_hz else None)
+                    stream = self.samples[key] = SampleStream(
+                        path, run_id, window, threshold, channel=record.channel, device=record.device, node=node,
+                        power_limit_w=self._power_limits.get(record.device))
+                if kind == "power_sample":
+                    stream.add_power(record, line)
+                else:
+                    stream.add_memory(record, line)
+            return on_sample
+        if kind == "kernel_breakdown":
+            def on_kernels(record: models.KernelBreakdown, line: int | None) -> None:
+                categories = math.fsum(category.time_s for category in record.categories)
+                self.kernel_breakdowns.append(KernelCheck(path, record.total_time_s, categories))
+            return on_kernels
+
+        def on_event(record: Any, line: int | None) -> None:
+            stream = self.events.get((run_id, path))
+            if stream is None:
+                stream = self.events[(run_id, path)] = Stream(path, run_id, window)
+            stream.add_time(record.time_unix_ns if kind == "allocator_event" else record.start_unix_ns, line)
+        return on_event
+
+    def channel(self, name: str) -> models.Channel | None:
+        """The methodology channel of that name."""
+        return self._channels.get(name)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def to_unix_ns(moment: datetime) -> int:
+    """Exact nanoseconds since the epoch of an offset-carrying datetime (microsecond precision)."""
+    return (moment - _EPOCH) // timedelta(microseconds=1) * 1000
