@@ -32,11 +32,13 @@ def timed(function, *args) -> float:
 
 
 def peak_rss_of_scoring(root: Path) -> int:
-    code = ("import resource, sys\nfrom pathlib import Path\nfrom scorer.score import score_bundle\n"
+    code = ("import sys\nfrom pathlib import Path\nfrom scorer.score import score_bundle\n"
             "assert score_bundle(Path(sys.argv[1])).ranked\n"
-            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+            "print(open('/proc/self/status').read().split('VmHWM:')[1].split()[0])")
     output = subprocess.run([sys.executable, "-c", code, str(root)], cwd=REPO, capture_output=True, text=True,
                             check=True).stdout
+    # VmHWM (kB), not ru_maxrss: ru_maxrss survives fork and exec, so a child reports at least the
+    # parent's resident set at the fork; VmHWM belongs to the child's own address space.
     return int(output.strip()) * 1024
 
 

@@ -40,3 +40,8 @@ class BundleUnreadable(TrainmarkError):
 
 class SchemaVersionUnsupported(TrainmarkError):
     """The bundle declares a schema version this trainmark cannot read."""
+
+
+class SensorUnavailable(TrainmarkError):
+    """A sensor this machine does not have or does not let us read; the message is the reason
+    a bundle records next to the null value."""
