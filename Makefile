@@ -10,23 +10,23 @@ DEMO_OUT := demo-output
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit("trainmark needs Python >= 3.11.4, found " + sys.version.split()[0]) if sys.version_info < (3, 11, 4) else None'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,runner]'
 	touch $(STAMP)
 
 setup: $(STAMP)
 
-## The main job, end to end on this machine. It grows as the parts land; today: validate the
-## example bundles, show what one reports, score both, pack one for transport and check the archive.
+## The main job, end to end on this machine: train the tiny preset three times for real (a bundle),
+## validate it, score it, show it, pack it and check the archive; then the GPU example beside it.
 demo: $(STAMP)
 	rm -rf $(DEMO_OUT) && mkdir -p $(DEMO_OUT)
-	$(BIN)/trainmark validate spec/examples/valid/cpu-tiny
-	$(BIN)/trainmark validate spec/examples/valid/gpu-h100-gpt2
-	$(BIN)/trainmark bundle show spec/examples/valid/gpu-h100-gpt2
+	$(BIN)/trainmark run --preset tiny --repeats 3 --out $(DEMO_OUT)/tiny
+	$(BIN)/trainmark validate $(DEMO_OUT)/tiny
+	$(BIN)/trainmark score $(DEMO_OUT)/tiny
+	$(BIN)/trainmark bundle show $(DEMO_OUT)/tiny
+	$(BIN)/trainmark bundle pack $(DEMO_OUT)/tiny -o $(DEMO_OUT)/tiny.tar.gz
+	$(BIN)/trainmark validate $(DEMO_OUT)/tiny.tar.gz --jsonschema
 	$(BIN)/trainmark score spec/examples/valid/gpu-h100-gpt2
-	$(BIN)/trainmark score spec/examples/valid/cpu-tiny
-	$(BIN)/trainmark bundle pack spec/examples/valid/gpu-h100-gpt2 -o $(DEMO_OUT)/gpu-h100-gpt2.tar.gz
-	$(BIN)/trainmark validate $(DEMO_OUT)/gpu-h100-gpt2.tar.gz --jsonschema
-	@echo "demo finished: bundles validated, scored, and packed into $(DEMO_OUT)/"
+	@echo "demo finished: $(DEMO_OUT)/tiny is a real bundle of three tiny runs, validated, scored and packed"
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
@@ -42,6 +42,7 @@ examples: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/validate.py
 	$(BIN)/python bench/score.py
+	$(BIN)/python bench/overhead.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache .hypothesis

@@ -54,11 +54,18 @@ def _duration(seconds: float) -> str:
 def _streams(digest: TraceDigest) -> Iterator[tuple[str, Stream]]:
     for (run_id, rank), stream in sorted(digest.steps.items()):
         yield f"steps of rank {rank}", stream
-    for (run_id, channel, device, node), stream in sorted(digest.samples.items(), key=lambda item: repr(item[0])):
-        target = f"device {device}" if device is not None else f"node {node}" if node is not None else "the run"
-        yield f"channel {channel} for {target}", stream
+    for (run_id, channel, device, node, rank), stream in sorted(digest.samples.items(),
+                                                                 key=lambda item: repr(item[0])):
+        yield f"channel {channel} for {_target(device, node, rank)}", stream
     for (run_id, path), stream in sorted(digest.events.items()):
         yield "events", stream
+
+
+def _target(device: int | None, node: int | None, rank: int | None) -> str:
+    """'device 0', 'device 0, rank 1', 'node 2' or 'the run'."""
+    if device is not None:
+        return f"device {device}" + (f", rank {rank}" if rank is not None and rank != 0 else "")
+    return f"node {node}" if node is not None else "the run"
 
 
 def _global(run: models.Run, name: str) -> models.Metric | None:
@@ -164,13 +171,13 @@ def consistency(manifest: models.Manifest, digest: TraceDigest) -> Component:
 
 def sampling(digest: TraceDigest) -> Component:
     component = Component()
-    for (run_id, channel_name, device, node), stream in sorted(digest.samples.items(), key=lambda item: repr(item[0])):
+    for (run_id, channel_name, device, node, rank), stream in sorted(digest.samples.items(),
+                                                                      key=lambda item: repr(item[0])):
         channel = digest.channel(channel_name)
         target = channel.target_rate_hz if channel is not None else None
         if not target or stream.count < 2:
             continue
-        label = f"channel {channel_name} ({'device ' + str(device) if device is not None else 'node ' + str(node)}) " \
-                f"in run {run_id}"
+        label = f"channel {channel_name} ({_target(device, node, rank)}) in run {run_id}"
         achieved = stream.achieved_rate_hz or 0.0
         ratio = achieved / target
         rate_score = min(1.0, max(0.0, (ratio - rubric.RATE_ZERO_SCORE) / (rubric.RATE_FULL_SCORE - rubric.RATE_ZERO_SCORE)))

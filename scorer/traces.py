@@ -151,6 +151,7 @@ class SampleStream(Stream):
     channel: str = ""
     device: int | None = None
     node: int | None = None
+    rank: int | None = None
     power_count: int = 0
     power_integral_j: float = 0.0
     power_first_ns: int | None = None
@@ -236,7 +237,8 @@ class TraceDigest:
     def __init__(self) -> None:
         self.manifest: models.Manifest | None = None
         self.steps: dict[tuple[str, int], StepStream] = {}
-        self.samples: dict[tuple[str, str, int | None, int | None], SampleStream] = {}
+        # (run_id, channel, device, node, rank): ranks sharing a device (processes on one CPU) sample apart
+        self.samples: dict[tuple[str, str, int | None, int | None, int | None], SampleStream] = {}
         self.events: dict[tuple[str, str], Stream] = {}
         self.kernel_breakdowns: list[KernelCheck] = []
         self._windows: dict[str, tuple[int, int]] = {}
@@ -268,7 +270,8 @@ class TraceDigest:
         if kind in ("power_sample", "memory_sample"):
             def on_sample(record: Any, line: int | None) -> None:
                 node = getattr(record, "node", None)
-                key = (run_id, record.channel, record.device, node)
+                rank = getattr(record, "rank", None)
+                key = (run_id, record.channel, record.device, node, rank)
                 stream = self.samples.get(key)
                 if stream is None:
                     channel = self._channels.get(record.channel)
@@ -276,7 +279,7 @@ class TraceDigest:
                                  if channel is not None and channel.target_rate_hz else None)
                     stream = self.samples[key] = SampleStream(
                         path, run_id, window, threshold, channel=record.channel, device=record.device, node=node,
-                        power_limit_w=self._power_limits.get(record.device))
+                        rank=rank, power_limit_w=self._power_limits.get(record.device))
                 if kind == "power_sample":
                     stream.add_power(record, line)
                 else:

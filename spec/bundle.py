@@ -168,6 +168,7 @@ def _json_text(document: dict) -> str:
 def _atomic_write(path: Path, text: str) -> None:
     descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
+        os.chmod(temporary, 0o644)  # mkstemp makes it private; bundle files are for reading
         with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
             handle.write(text)
             handle.flush()
@@ -342,6 +343,35 @@ def _utc(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
+def close_run_from_traces(root: Path, run: dict, status: str, reason: str) -> dict:
+    """A run entry closed with `status`: it ends at the last instant its traces cover (or when it
+    started), and gets the global metrics its step trace supports, next to any it already has."""
+    run_id = run["run_id"]
+    started_at = _utc(run["started_at"])
+    statistics = StepStatistics()
+    latest_ns = None
+    for relative in bundle_files(root):
+        role = role_of(relative)
+        if role is None or role.run_id != run_id or role.record_type not in JSON_LINES_TYPES:
+            continue
+        end = trace_end_unix_ns(read_lines(root / relative), role.record_type)
+        if end is not None:
+            latest_ns = end if latest_ns is None else max(latest_ns, end)
+        if role.record_type == "step":
+            for line in read_lines(root / relative):
+                if line.strip():
+                    record = json.loads(line)
+                    if record.get("rank", 0) == 0:
+                        statistics.add(record)
+    ended_at = datetime.fromtimestamp(latest_ns / 1e9, tz=timezone.utc) if latest_ns is not None else started_at
+    ended_at = max(ended_at, started_at)
+    existing = run.get("metrics") or []
+    derived = [metric for metric in step_metrics(statistics, run_id, started_at, ended_at)
+               if not any(m.get("name") == metric["name"] and m.get("scope") == "global" for m in existing)]
+    return {**run, "ended_at": ended_at.isoformat().replace("+00:00", "Z"), "status": status,
+            "status_reason": reason, "metrics": existing + derived}
+
+
 def finalize(root: Path) -> FinalizeReport:
     """Turn what a killed producer left in `root` into a valid bundle.
 
@@ -373,35 +403,12 @@ def finalize(root: Path) -> FinalizeReport:
     for index, run in enumerate(draft["runs"]):
         if not isinstance(run, dict) or run.get("status"):
             continue
-        run_id = run["run_id"]
-        started_at = _utc(run["started_at"])
-        statistics = StepStatistics()
-        latest_ns = None
-        for relative, role in roles.items():
-            if role is None or role.run_id != run_id or role.record_type not in JSON_LINES_TYPES:
-                continue
-            end = trace_end_unix_ns(read_lines(root / relative), role.record_type)
-            if end is not None:
-                latest_ns = end if latest_ns is None else max(latest_ns, end)
-            if role.record_type == "step":
-                for line in read_lines(root / relative):
-                    if line.strip():
-                        record = json.loads(line)
-                        if record.get("rank", 0) == 0:
-                            statistics.add(record)
-        ended_at = (datetime.fromtimestamp(latest_ns / 1e9, tz=timezone.utc)
-                    if latest_ns is not None else started_at)
-        ended_at = max(ended_at, started_at)
-        dropped = [path for path in report.dropped_partial_lines if path.startswith(f"runs/{run_id}/")]
         reason = "the producer stopped before closing the run; closed by trainmark bundle finalize"
+        dropped = [path for path in report.dropped_partial_lines if path.startswith(f"runs/{run['run_id']}/")]
         if dropped:
             reason += f" (dropped an incomplete last line in {', '.join(dropped)})"
-        existing = run.get("metrics") or []
-        derived = [metric for metric in step_metrics(statistics, run_id, started_at, ended_at)
-                   if not any(m.get("name") == metric["name"] and m.get("scope") == "global" for m in existing)]
-        draft["runs"][index] = {**run, "ended_at": ended_at.isoformat().replace("+00:00", "Z"),
-                                "status": "interrupted", "status_reason": reason, "metrics": existing + derived}
-        report.closed_runs.append(run_id)
+        draft["runs"][index] = close_run_from_traces(root, run, "interrupted", reason)
+        report.closed_runs.append(run["run_id"])
 
     draft["created_at"] = datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
     _, report.bundle_id = BundleWriter(root).finish(draft)

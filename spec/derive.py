@@ -14,6 +14,7 @@ from datetime import datetime
 from pathlib import Path
 
 from spec import producer_version
+from spec.metrics import measured_or_unavailable
 
 STEPS_SOURCE = "runs/{run_id}/steps*.jsonl, rank 0"
 
@@ -43,12 +44,7 @@ class StepStatistics:
 
 
 def _metric(name: str, unit: str, value: float | None, source: str, reason: str | None = None) -> dict:
-    metric = {"name": name, "scope": "global", "value": value, "unit": unit}
-    if value is None:
-        metric["unavailable_reason"] = reason
-    else:
-        metric.update(method="derived", source=source, tool=f"trainmark {producer_version()}")
-    return metric
+    return measured_or_unavailable(name, unit, value, "derived", source, f"trainmark {producer_version()}", reason)
 
 
 def step_metrics(statistics: StepStatistics, run_id: str, started_at: datetime, ended_at: datetime) -> list[dict]:

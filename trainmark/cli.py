@@ -12,7 +12,7 @@ import json
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 
@@ -100,6 +100,58 @@ def validate(
             console.print(f"  ... {report.findings_total - len(report.findings)} more finding(s) not shown "
                           f"(cap {report.max_findings}; raise it with --max-findings)")
     raise typer.Exit(0 if report.valid else 1)
+
+
+# ---------------------------------------------------------------- run
+
+@app.command(context_settings={"allow_extra_args": False})
+def run(
+    out: Annotated[Path, typer.Option("--out", help="The bundle directory to create (must not exist or be empty).")],
+    preset: Annotated[Optional[str], typer.Option(help="tiny (CPU, under a minute a run), small, gpt2-125m.")] = None,
+    config_file: Annotated[Optional[Path], typer.Option("--config", help="A TOML or YAML file of knobs.")] = None,
+    repeats: Annotated[int, typer.Option(help="Independent runs (fresh process, own seed) in the bundle.")] = 3,
+    knob: Annotated[Optional[list[str]], typer.Option(
+        "--set", help="Override a knob: --set max_steps=40 (repeatable; see docs/runner.md for every knob).")] = None,
+    max_steps: Annotated[Optional[int], typer.Option(help="Optimizer steps per run.")] = None,
+    precision: Annotated[Optional[str], typer.Option(help="fp32, bf16_autocast or fp16_autocast (CUDA).")] = None,
+    device: Annotated[Optional[str], typer.Option(help="auto, cpu or cuda.")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Seed of the first run; run k uses seed + k - 1.")] = None,
+    data: Annotated[Optional[Path], typer.Option(help="Train on this text file or folder (byte-level).")] = None,
+    nproc_per_node: Annotated[int, typer.Option(help="Processes per node (torchrun, DDP).")] = 1,
+    nnodes: Annotated[int, typer.Option(help="Nodes (torchrun); --out must be shared.")] = 1,
+    node_rank: Annotated[int, typer.Option(help="This node's rank when nnodes > 1.")] = 0,
+    master_addr: Annotated[str, typer.Option(help="Node 0's address when nnodes > 1.")] = "127.0.0.1",
+    master_port: Annotated[int, typer.Option(help="Node 0's port when nnodes > 1.")] = 29500,
+    replay: Annotated[Optional[Path], typer.Option(help="Replay a GPU sensor recording instead of live sensors.")]
+    = None,
+) -> None:
+    """Train for real, measuring compute, memory and energy, and write one bundle of N runs.
+
+    Knobs come from the preset (default tiny), then --config, then --set and the named options.
+
+    Example: trainmark run --preset tiny --repeats 3 --out runs/tiny
+    """
+    from reference_runner.config import build_config
+    from reference_runner.launch import Topology, run_bundle
+
+    overrides = {}
+    for item in knob or []:
+        name, separator, value = item.partition("=")
+        if not separator:
+            raise typer.BadParameter(f"--set takes knob=value, not {item!r}")
+        overrides[name.strip()] = value.strip()
+    named = {"max_steps": max_steps, "precision": precision, "device": device, "seed": seed,
+             "data": str(data) if data else None}
+    overrides.update({name: value for name, value in named.items() if value is not None})
+    config = build_config(preset, config_file, overrides)
+    topology = Topology(nproc_per_node, nnodes, node_rank, master_addr, master_port)
+    outcome = run_bundle(config, repeats, out, topology, replay)
+    console = _console()
+    statuses = ", ".join(f"{run_id} {status}" for run_id, status in outcome.statuses.items())
+    if outcome.bundle_id:
+        console.print(f"wrote bundle {outcome.bundle_id} to {_plain(out)} in {outcome.seconds:.0f} s ({statuses})")
+    else:
+        console.print(f"node {node_rank} ran its ranks ({statuses}); node 0 writes the manifest")
 
 
 # ---------------------------------------------------------------- score

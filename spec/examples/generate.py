@@ -22,6 +22,7 @@ from pathlib import Path
 
 from spec import SCHEMA_VERSION, models
 from spec.bundle import BundleWriter
+from spec import metrics as metric_objects
 
 VALID_DIR = Path(__file__).resolve().parent / "valid"
 GENERATOR = "spec/examples/generate.py"
@@ -48,17 +49,13 @@ def _hex(label: str, length: int = 64) -> str:
 
 def metric(name: str, unit: str, value: float, method: str, source: str, tool: str,
            scope: str = "global", note: str | None = None, **target: int) -> dict:
-    """A measured metric object."""
-    data = {"name": name, "scope": scope, **target, "value": _round(value), "unit": unit,
-            "method": method, "source": source, "tool": tool}
-    if note:
-        data["note"] = note
-    return data
+    """A measured metric object, its value rounded like the rest of the example."""
+    return metric_objects.measured(name, unit, _round(value), method, source, tool, scope=scope, note=note, **target)
 
 
 def missing(name: str, unit: str, reason: str, scope: str = "global", **target: int) -> dict:
     """A metric that could not be measured: null with the reason."""
-    return {"name": name, "scope": scope, **target, "value": None, "unit": unit, "unavailable_reason": reason}
+    return metric_objects.unavailable(name, unit, reason, scope=scope, **target)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,136 @@
+"""Benchmark: what the runner's instrumentation costs per training step.
+
+One process, one model, one optimizer: blocks of steps alternate between the bare step
+(forward, backward, optimizer; nothing measured) and the runner's measured step with
+everything a run has on: the sampler thread at --rate-hz reading the memory probe and any
+power meter and writing their traces, per-stage timing, peak-memory resets and reads, and one
+flushed step record per step. The order alternates ABBA so that drift hits both alike. Printed:
+the ratio of mean step times (budget <= 1.03 at 10 Hz), a Student-t 95 % interval over the block
+pairs, and the wall time of a whole `trainmark run --preset tiny --repeats 3`.
+
+    python bench/overhead.py
+    python bench/overhead.py --pairs 6 --block-steps 5 --skip-end-to-end
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+import torch  # noqa: E402
+
+from reference_runner.config import build_config  # noqa: E402
+from reference_runner.data import FeedingOrder, load_dataset  # noqa: E402
+from reference_runner.devices import backend_for  # noqa: E402
+from reference_runner.loop import Trainer  # noqa: E402
+from reference_runner.sampler import Phase, Sampler  # noqa: E402
+from spec import models  # noqa: E402
+from spec.bundle import TraceWriter  # noqa: E402
+from spec.errors import SensorUnavailable  # noqa: E402
+
+
+def student_t_975(df: int) -> float:
+    from scorer.confidence import student_t_quantile
+
+    return student_t_quantile(0.975, df)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--preset", default="tiny")
+    parser.add_argument("--pairs", type=int, default=16, help="ABBA block pairs")
+    parser.add_argument("--block-steps", type=int, default=10)
+    parser.add_argument("--rate-hz", type=float, default=10.0)
+    parser.add_argument("--skip-end-to-end", action="store_true")
+    options = parser.parse_args()
+
+    config = build_config(options.preset, overrides={"max_steps": 10**6})
+    backend = backend_for(config.device, 0, 0.0)
+    torch.manual_seed(config.seed)
+    dataset = load_dataset(None, config.sequence_length, config.eval_fraction)
+    order = FeedingOrder(dataset, config.global_batch_size, config.data_seed)
+    trainer = Trainer(config, backend, order, rank=0, world_size=1)
+    meters = []
+    try:
+        meters.append(backend.power_meter(0))
+    except SensorUnavailable as error:
+        print(f"(no power meter: {error})")
+    probe = backend.memory_probe(0)
+    step = 0
+    for _ in range(5):  # warm-up, not timed
+        trainer.bare_step(step)
+        step += 1
+
+    def bare_block() -> float:
+        nonlocal step
+        began = time.perf_counter()
+        for _ in range(options.block_steps):
+            trainer.bare_step(step)
+            step += 1
+        return (time.perf_counter() - began) / options.block_steps
+
+    with tempfile.TemporaryDirectory() as scratch:
+        def measured_block() -> float:
+            nonlocal step
+            phase = Phase()
+            sampler = Sampler(options.rate_hz, phase, meters, [probe],
+                              TraceWriter(Path(scratch) / "power.jsonl", models.PowerSample) if meters else None,
+                              TraceWriter(Path(scratch) / "memory.jsonl", models.MemorySample), node=0, rank=0)
+            steps = TraceWriter(Path(scratch) / "steps.jsonl", models.StepRecord)
+            sampler.start()
+            began = time.perf_counter()
+            for _ in range(options.block_steps):
+                start_ns = time.time_ns()
+                stages, losses, rate, grad_norm, updated, duration_ns = trainer.step(step, phase)
+                steps.append(models.StepRecord(
+                    step=step, rank=0, start_unix_ns=start_ns, duration_s=duration_ns / 1e9,
+                    forward_s=stages.seconds["forward"], backward_s=stages.seconds["backward"],
+                    optimizer_s=stages.seconds["optimizer"], data_loading_s=stages.seconds["data_loading"],
+                    loss=float(sum(part.item() for part in losses)), learning_rate=rate,
+                    grad_norm=float(grad_norm), updated=updated, peak_memory_bytes=stages.step_peak()))
+                step += 1
+            elapsed = (time.perf_counter() - began) / options.block_steps
+            sampler.stop()
+            steps.close()
+            return elapsed
+
+        pairs = []
+        for index in range(options.pairs):
+            if index % 2 == 0:
+                bare, measured = bare_block(), measured_block()
+            else:
+                measured, bare = measured_block(), bare_block()
+            pairs.append((bare, measured))
+
+    bare_mean = statistics.fmean(b for b, _ in pairs)
+    measured_mean = statistics.fmean(m for _, m in pairs)
+    ratios = [m / b for b, m in pairs]
+    half = student_t_975(len(ratios) - 1) * statistics.stdev(ratios) / math.sqrt(len(ratios))
+    print(f"preset {config.name}: {options.pairs} ABBA pairs of {options.block_steps}-step blocks, "
+          f"sampler at {options.rate_hz:g} Hz, {torch.get_num_threads()} torch threads")
+    print(f"  bare step        {bare_mean * 1000:8.2f} ms")
+    print(f"  measured step    {measured_mean * 1000:8.2f} ms")
+    print(f"  ratio of means   {measured_mean / bare_mean:8.4f}   (budget <= 1.03)")
+    print(f"  mean pair ratio  {statistics.fmean(ratios):8.4f}   95 % interval {statistics.fmean(ratios) - half:.4f} "
+          f".. {statistics.fmean(ratios) + half:.4f}")
+
+    if not options.skip_end_to_end:
+        with tempfile.TemporaryDirectory() as scratch:
+            began = time.perf_counter()
+            subprocess.run([sys.executable, "-c", "from trainmark.cli import main; main()", "run", "--preset", "tiny",
+                            "--repeats", "3", "--out", str(Path(scratch) / "tiny")], check=True, cwd=REPO,
+                           stdout=subprocess.DEVNULL)
+            print(f"  trainmark run --preset tiny --repeats 3: {time.perf_counter() - began:.1f} s end to end")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,198 @@
+"""`trainmark run`: N independent runs of one configuration, each in a fresh process, into one bundle.
+
+The launcher writes the bundle's draft manifest before the first run and after every run, so a
+kill at any moment leaves what `trainmark bundle finalize` needs; starts each run as its own
+process (through torchrun when there are several processes per node or several nodes); turns
+each run's measurements into its manifest entry; and writes the manifest at the end. A run
+whose process fails is kept, with status `failed` and the metrics its traces support.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from reference_runner import metadata
+from reference_runner.config import RunConfig
+from reference_runner.data import FeedingOrder, load_dataset
+from reference_runner.devices import planned_setup, uses_cuda
+from reference_runner.model import analytical_flops_per_step, counted_flops_per_step
+from reference_runner.summary import RunSummary, iso
+from spec import SCHEMA_VERSION, producer_version
+from spec.bundle import BundleWriter, close_run_from_traces, finalize
+from spec.errors import TrainmarkError
+from spec.layout import trace_path
+
+
+@dataclass
+class Topology:
+    """How many processes on how many nodes, and how they find each other."""
+
+    processes_per_node: int = 1
+    nodes: int = 1
+    node_rank: int = 0
+    master_address: str = "127.0.0.1"
+    master_port: int = 29500
+
+    def __post_init__(self) -> None:
+        if self.processes_per_node < 1 or self.nodes < 1:
+            raise TrainmarkError("--nproc-per-node and --nnodes must be at least 1")
+        if not 0 <= self.node_rank < self.nodes:
+            raise TrainmarkError(f"--node-rank must be in 0..{self.nodes - 1}")
+
+    @property
+    def world_size(self) -> int:
+        return self.processes_per_node * self.nodes
+
+
+@dataclass
+class RunOutcome:
+    """What `trainmark run` did."""
+
+    bundle: Path
+    bundle_id: str | None
+    statuses: dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def worker_command(config: RunConfig, topology: Topology, run_id: str, seed: int, bundle: Path, result: Path,
+                   replay: Path | None) -> list[str]:
+    """The command that starts one run: the loop directly, or through torchrun."""
+    arguments = ["--config", json.dumps(config.as_dict()), "--run-id", run_id, "--seed", str(seed),
+                 "--bundle", str(bundle), "--result", str(result)]
+    if replay is not None:
+        arguments += ["--replay", str(replay)]
+    if topology.world_size == 1:
+        return [sys.executable, "-m", "reference_runner.loop", *arguments]
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(topology.processes_per_node)]
+    if topology.nodes == 1:
+        launcher += ["--standalone"]
+    else:
+        launcher += ["--nnodes", str(topology.nodes), "--node-rank", str(topology.node_rank),
+                     "--master-addr", topology.master_address, "--master-port", str(topology.master_port)]
+    return [*launcher, "-m", "reference_runner.loop", *arguments]
+
+
+def _draft(config: RunConfig, topology: Topology, replay: Path | None) -> tuple[dict, float, float]:
+    """Everything known before the first run, and the FLOPs per step (analytical, counted)."""
+    dataset = load_dataset(config.data, config.sequence_length, config.eval_fraction)
+    world = topology.world_size
+    order = FeedingOrder(dataset, config.micro_batch_size * config.gradient_accumulation_steps * world,
+                         config.data_seed)
+    planned = order.planned_steps(config.max_steps, config.epochs)
+    devices, channels, energy_reason = planned_setup(config.device, replay, topology.processes_per_node,
+                                                     topology.nodes, config.peak_flops_per_s, config.sample_rate_hz)
+    device_label = "cuda" if uses_cuda(config.device, replay) else "cpu"
+    hosts = [metadata.host(node) if node == topology.node_rank else {"node": node} for node in range(topology.nodes)]
+    draft = {
+        "schema_version": SCHEMA_VERSION,
+        "producer": {"name": "trainmark", "version": producer_version()},
+        "created_at": iso(time.time_ns()),
+        "description": f"trainmark reference runner: preset {config.name}, {world} process(es) on {topology.nodes} "
+                       f"node(s)" + (f"; GPU sensors replayed from {replay.name}, not measured live" if replay else ""),
+        "system": {"node_count": topology.nodes, "hosts": hosts, "devices": devices},
+        "software": metadata.software(config, world, {}, device_label),
+        "model": metadata.model_block(config),
+        "training": metadata.training_block(config, world, planned),
+        "dataset": metadata.dataset_block(dataset, order, planned),
+        "code": metadata.code(),
+        "environment": metadata.environment(config),
+        "methodology": metadata.methodology(config, channels, bool(config.idle_seconds) and energy_reason is None
+                                            and any(c["record_type"] == "power_sample" for c in channels),
+                                            energy_reason),
+        "runs": [],
+    }
+    if config.submitter:
+        draft["submitter"] = {"name": config.submitter}
+    if topology.nodes > 1 or topology.processes_per_node > 1:
+        draft["system"]["interconnect"] = {"intra_node": "shared memory and loopback (one host)"
+                                           if topology.nodes == 1 else "as the cluster provides"}
+    return draft, analytical_flops_per_step(config, world), counted_flops_per_step(config, world)
+
+
+def _adopt_worker_view(draft: dict, result: dict) -> None:
+    """Replace the launcher's guesses with what the ranks reported about their devices and hosts."""
+    ranks = result["ranks"]
+    devices = {rank["device"]: rank["device_block"] for rank in ranks if rank["device_block"]}
+    if devices:
+        draft["system"]["devices"] = [devices[index] for index in sorted(devices)]
+    hosts = {rank["node"]: rank["host"] for rank in ranks if rank["host"]}
+    draft["system"]["hosts"] = [hosts.get(entry["node"], entry) for entry in draft["system"]["hosts"]]
+    draft["software"].update(ranks[0]["device_software"])
+
+
+def run_bundle(config: RunConfig, repeats: int, out: Path, topology: Topology = Topology(),
+               replay: Path | None = None) -> RunOutcome:
+    """Train `repeats` independent runs of `config` and write them as one bundle in `out`."""
+    if repeats < 1:
+        raise TrainmarkError("--repeats must be at least 1")
+    began = time.monotonic()
+    if topology.node_rank != 0:
+        return _run_follower_node(config, repeats, out, topology, replay)
+    writer = BundleWriter.create(out)
+    draft, flops_analytical, flops_counted = _draft(config, topology, replay)
+    writer.write_draft(draft)
+    outcome = RunOutcome(out, None)
+    per_rank = 0 if topology.world_size > 1 else None
+    steps_file = trace_path("run-X", "step", per_rank).replace("run-X", "{run}")
+    kernels_file = trace_path("run-X", "kernel_breakdown", per_rank).replace("run-X", "{run}")
+    with tempfile.TemporaryDirectory(prefix="trainmark-run-") as scratch:
+        for index in range(repeats):
+            run_id, seed = f"run-{index + 1}", config.seed + index
+            draft["runs"].append({"run_id": run_id, "seed": seed, "started_at": iso(time.time_ns())})
+            writer.write_draft(draft)
+            result_path, log_path = Path(scratch) / f"{run_id}.json", Path(scratch) / f"{run_id}.log"
+            command = worker_command(config, topology, run_id, seed, out, result_path, replay)
+            try:
+                with log_path.open("w") as log:
+                    process = subprocess.Popen(command, stderr=log)
+                    code = process.wait()
+            except KeyboardInterrupt:
+                process.send_signal(signal.SIGINT)
+                process.wait()
+                report = finalize(out)
+                raise TrainmarkError(f"interrupted; the bundle was closed with run(s) {', '.join(report.closed_runs)} "
+                                     f"marked interrupted: {out} (bundle {report.bundle_id})") from None
+            if code == 0 and result_path.exists():
+                result = json.loads(result_path.read_text())
+                _adopt_worker_view(draft, result)
+                summary = RunSummary(config, result, flops_analytical, flops_counted,
+                                     steps_file.format(run=run_id), kernels_file.format(run=run_id))
+                draft["runs"][-1] = summary.run_entry()
+            else:
+                tail = [line for line in log_path.read_text().splitlines() if line.strip()][-3:]
+                reason = f"the run's process exited with status {code}" + (f": {' | '.join(tail)}" if tail else "")
+                draft["runs"][-1] = close_run_from_traces(out, draft["runs"][-1], "failed", reason[:2000])
+                sys.stderr.write(log_path.read_text()[-4000:])
+            outcome.statuses[run_id] = draft["runs"][-1]["status"]
+            writer.write_draft(draft)
+    draft["created_at"] = iso(time.time_ns())
+    _, outcome.bundle_id = writer.finish(draft)
+    outcome.seconds = time.monotonic() - began
+    return outcome
+
+
+def _run_follower_node(config: RunConfig, repeats: int, out: Path, topology: Topology,
+                       replay: Path | None) -> RunOutcome:
+    """Nodes other than node 0 start their ranks and leave the manifest to node 0.
+
+    All nodes must see `out` (a shared file system): every rank writes its own traces there.
+    """
+    if not out.is_dir():
+        raise TrainmarkError(f"{out} must exist on this node: with several nodes, --out is a shared directory "
+                             "that node 0 creates")
+    outcome = RunOutcome(out, None)
+    with tempfile.TemporaryDirectory(prefix="trainmark-run-") as scratch:
+        for index in range(repeats):
+            run_id = f"run-{index + 1}"
+            command = worker_command(config, topology, run_id, config.seed + index, out, Path(scratch) / "r.json",
+                                     replay)
+            outcome.statuses[run_id] = "completed" if subprocess.call(command) == 0 else "failed"
+    return outcome
+
