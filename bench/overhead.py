@@ -39,7 +39,7 @@ from spec.errors import SensorUnavailable  # noqa: E402
 
 
 def student_t_975(df: int) -> float:
-    from scorer.confidence import student_t_quantile
+    from spec.statistics import student_t_quantile
 
     return student_t_quantile(0.975, df)
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from reference_runner import metadata
+from reference_runner.calibration import check_applicable, compare, load_record, make_record
 from reference_runner.config import RunConfig
 from reference_runner.data import FeedingOrder, load_dataset
 from reference_runner.devices import planned_setup, uses_cuda
@@ -128,15 +129,24 @@ def _adopt_worker_view(draft: dict, result: dict) -> None:
 
 
 def run_bundle(config: RunConfig, repeats: int, out: Path, topology: Topology = Topology(),
-               replay: Path | None = None) -> RunOutcome:
-    """Train `repeats` independent runs of `config` and write them as one bundle in `out`."""
+               replay: Path | None = None, calibration: Path | None = None) -> RunOutcome:
+    """Train `repeats` independent runs of `config` and write them as one bundle in `out`.
+
+    With a calibration record, the bundle also reports its deviation from it (same
+    configuration and hardware only; checked before anything is trained).
+    """
     if repeats < 1:
         raise TrainmarkError("--repeats must be at least 1")
     began = time.monotonic()
     if topology.node_rank != 0:
         return _run_follower_node(config, repeats, out, topology, replay)
-    writer = BundleWriter.create(out)
+    record = load_record(calibration) if calibration else None
+    if record is not None and repeats < 2:
+        raise TrainmarkError("a calibration comparison needs --repeats 2 or more (a deviation needs a spread)")
     draft, flops_analytical, flops_counted = _draft(config, topology, replay)
+    if record is not None:
+        check_applicable(record, config, draft["system"])
+    writer = BundleWriter.create(out)
     writer.write_draft(draft)
     outcome = RunOutcome(out, None)
     per_rank = 0 if topology.world_size > 1 else None
@@ -172,10 +182,29 @@ def run_bundle(config: RunConfig, repeats: int, out: Path, topology: Topology = 
                 sys.stderr.write(log_path.read_text()[-4000:])
             outcome.statuses[run_id] = draft["runs"][-1]["status"]
             writer.write_draft(draft)
+    if record is not None:
+        check_applicable(record, config, draft["system"])  # again, with the hardware the ranks reported
+        draft["calibration"] = compare(record, draft["runs"])
     draft["created_at"] = iso(time.time_ns())
     _, outcome.bundle_id = writer.finish(draft)
     outcome.seconds = time.monotonic() - began
     return outcome
+
+
+def calibrate(config: RunConfig, repeats: int, record_path: Path, bundle: Path, topology: Topology = Topology(),
+              replay: Path | None = None) -> dict:
+    """Train the calibration configuration `repeats` times into `bundle`; write its record to `record_path`."""
+    if repeats < 3:
+        raise TrainmarkError("a calibration needs --repeats 3 or more: its spread is the error margin of every "
+                             "later comparison")
+    if record_path.exists():
+        raise TrainmarkError(f"{record_path} exists; choose a new path for the calibration record")
+    outcome = run_bundle(config, repeats, bundle, topology, replay)
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    record = make_record(manifest, config, outcome.bundle_id)
+    record_path.parent.mkdir(parents=True, exist_ok=True)
+    record_path.write_text(json.dumps(record, indent=2) + "\n")
+    return record
 
 
 def _run_follower_node(config: RunConfig, repeats: int, out: Path, topology: Topology,

@@ -13,7 +13,8 @@ from pathlib import Path
 
 from scorer import rubric
 from scorer.completeness import completeness
-from scorer.confidence import MetricStatistics, confidence_of, metric_statistics
+from scorer.confidence import confidence_of
+from spec.statistics import MetricStatistics, metric_statistics
 from scorer.fidelity import (Component, clock, consistency, measurement_tier, plausibility, sampling,
                              weighted)
 from scorer.summaries import summary_findings
@@ -188,10 +189,14 @@ def confidence(manifest: models.Manifest, statistics: dict[str, MetricStatistics
 
 def badges(manifest: models.Manifest, completeness_value: float, statistics: dict[str, MetricStatistics],
            findings: list[Finding]) -> list[str]:
-    """Complete, Reproduced (Calibrated needs a calibration comparison, which schema 1.0 cannot carry)."""
+    """Complete, Calibrated, Reproduced (docs/scoring.md section 6)."""
     earned = []
     if completeness_value >= rubric.COMPLETE_MIN_COMPLETENESS:
         earned.append("Complete")
+    calibration = manifest.calibration
+    if calibration is not None and all(deviation.within_margin and abs(deviation.deviation_percent)
+                                       <= deviation.margin_percent for deviation in calibration.deviations):
+        earned.append("Calibrated")
     key = [statistics[name] for name in rubric.KEY_METRICS if name in statistics]
     independent = not any(finding.code in ("seed-reuse", "duplicate-run") for finding in findings)
     if key and independent and all(stats.n >= rubric.MIN_RUNS and stats.cv is not None

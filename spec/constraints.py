@@ -18,7 +18,11 @@ TYPE_PATTERNS = {'BundlePath': '^[A-Za-z0-9][A-Za-z0-9._-]{0,127}(/[A-Za-z0-9][A
 
 DATETIME_TYPES = ['UtcDatetime']
 
-FIELD_TYPES = {'Channel': {'description': 'NonEmptyText',
+FIELD_TYPES = {'CalibrationComparison': {'configuration': 'NonEmptyText',
+                           'hardware': 'NonEmptyText',
+                           'record_created_at': 'UtcDatetime',
+                           'record_id': 'Sha256'},
+ 'Channel': {'description': 'NonEmptyText',
              'fields': 'NonEmptyText',
              'name': 'Identifier',
              'source': 'NonEmptyText',
@@ -101,11 +105,13 @@ FIELD_TYPES = {'Channel': {'description': 'NonEmptyText',
  'Submitter': {'contact': 'NonEmptyText', 'name': 'NonEmptyText', 'organization': 'NonEmptyText'},
  'System': {'system_name': 'NonEmptyText'}}
 
-CLASS_RANGES = {'Device': {'peak_flops': 'PeakFlops'},
+CLASS_RANGES = {'CalibrationComparison': {'deviations': 'CalibrationDeviation'},
+ 'Device': {'peak_flops': 'PeakFlops'},
  'Environment': {'ambient_temperature': 'Measurement'},
  'KernelBreakdown': {'categories': 'KernelCategoryTime', 'top_kernels': 'KernelTime'},
  'LrSchedule': {'hyperparameters': 'Hyperparameter'},
- 'Manifest': {'code': 'Code',
+ 'Manifest': {'calibration': 'CalibrationComparison',
+              'code': 'Code',
               'dataset': 'Dataset',
               'environment': 'Environment',
               'files': 'FileEntry',

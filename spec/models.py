@@ -34,7 +34,7 @@ from pydantic import (
 
 
 metamodel_version = "1.12.0"
-version = "1.0.0"
+version = "1.1.0"
 
 
 class ConfiguredBaseModel(BaseModel):
@@ -849,7 +849,7 @@ class Measurement(ConfiguredBaseModel):
 
     value: Optional[float] = Field(default=None, description="""The number, in `unit`; null when it could not be measured.""", ge=-1000000000000000000000000000000, le=1000000000000000000000000000000, json_schema_extra = { "linkml_meta": {'domain_of': ['Measurement', 'Hyperparameter', 'QualityTarget'],
          'unit': {'ucum_code': '1'}} })
-    unit: UcumUnit = Field(default=..., description="""UCUM code of `value`.""", json_schema_extra = { "linkml_meta": {'domain_of': ['Measurement']} })
+    unit: UcumUnit = Field(default=..., description="""UCUM code of `value`.""", json_schema_extra = { "linkml_meta": {'domain_of': ['Measurement', 'CalibrationDeviation']} })
     method: Optional[MetricMethod] = Field(default=None, description="""How the value was obtained. Required whenever there is a value.""", json_schema_extra = { "linkml_meta": {'domain_of': ['Measurement', 'Channel', 'IdleSubtraction']} })
     source: Optional[str] = Field(default=None, description="""Where the value comes from: the API call, the formula (with its citation) or the metrics it was derived from. Required whenever there is a value.""", json_schema_extra = { "linkml_meta": {'domain_of': ['Measurement', 'PeakFlops', 'Dataset', 'Channel']} })
     tool: Optional[str] = Field(default=None, description="""The tool and its version that produced the value (e.g. \"nvidia-ml-py 12.560.30\").""", json_schema_extra = { "linkml_meta": {'domain_of': ['Measurement', 'Channel', 'ProfilerWindow', 'KernelBreakdown']} })
@@ -1117,6 +1117,7 @@ class Metric(Measurement):
     name: MetricName = Field(default=..., description="""The metric's name; it fixes the unit (see MetricName).""", json_schema_extra = { "linkml_meta": {'domain_of': ['Metric',
                        'NamedVersion',
                        'Submitter',
+                       'CalibrationDeviation',
                        'Model',
                        'Optimizer',
                        'LrSchedule',
@@ -1146,7 +1147,7 @@ class Metric(Measurement):
          'unit': {'ucum_code': '1'}} })
     value: Optional[float] = Field(default=None, description="""The number, in `unit`; null when it could not be measured.""", ge=-1000000000000000000000000000000, le=1000000000000000000000000000000, json_schema_extra = { "linkml_meta": {'domain_of': ['Measurement', 'Hyperparameter', 'QualityTarget'],
          'unit': {'ucum_code': '1'}} })
-    unit: UcumUnit = Field(default=..., description="""UCUM code of `value`.""", json_schema_extra = { "linkml_meta": {'domain_of': ['Measurement']} })
+    unit: UcumUnit = Field(default=..., description="""UCUM code of `value`.""", json_schema_extra = { "linkml_meta": {'domain_of': ['Measurement', 'CalibrationDeviation']} })
     method: Optional[MetricMethod] = Field(default=None, description="""How the value was obtained. Required whenever there is a value.""", json_schema_extra = { "linkml_meta": {'domain_of': ['Measurement', 'Channel', 'IdleSubtraction']} })
     source: Optional[str] = Field(default=None, description="""Where the value comes from: the API call, the formula (with its citation) or the metrics it was derived from. Required whenever there is a value.""", json_schema_extra = { "linkml_meta": {'domain_of': ['Measurement', 'PeakFlops', 'Dataset', 'Channel']} })
     tool: Optional[str] = Field(default=None, description="""The tool and its version that produced the value (e.g. \"nvidia-ml-py 12.560.30\").""", json_schema_extra = { "linkml_meta": {'domain_of': ['Measurement', 'Channel', 'ProfilerWindow', 'KernelBreakdown']} })
@@ -1175,6 +1176,7 @@ class Manifest(ConfiguredBaseModel):
     environment: Environment = Field(default=..., json_schema_extra = { "linkml_meta": {'domain_of': ['Manifest']} })
     methodology: Methodology = Field(default=..., json_schema_extra = { "linkml_meta": {'domain_of': ['Manifest']} })
     runs: list[Run] = Field(default=..., description="""The independent runs of this configuration (at least three for statistics).""", min_length=1, json_schema_extra = { "linkml_meta": {'domain_of': ['Manifest']} })
+    calibration: Optional[CalibrationComparison] = Field(default=None, description="""How this bundle's runs compare with a calibration record made earlier on the same hardware with the same configuration (trainmark calibrate). Added in 1.1.0.""", json_schema_extra = { "linkml_meta": {'domain_of': ['Manifest', 'Methodology']} })
     files: list[FileEntry] = Field(default=..., description="""Every file of the bundle except manifest.json, with its digest.""", json_schema_extra = { "linkml_meta": {'domain_of': ['Manifest']} })
 
 
@@ -1187,6 +1189,7 @@ class NamedVersion(ConfiguredBaseModel):
     name: str = Field(default=..., json_schema_extra = { "linkml_meta": {'domain_of': ['Metric',
                        'NamedVersion',
                        'Submitter',
+                       'CalibrationDeviation',
                        'Model',
                        'Optimizer',
                        'LrSchedule',
@@ -1206,6 +1209,7 @@ class Submitter(ConfiguredBaseModel):
     name: str = Field(default=..., description="""A person or team.""", json_schema_extra = { "linkml_meta": {'domain_of': ['Metric',
                        'NamedVersion',
                        'Submitter',
+                       'CalibrationDeviation',
                        'Model',
                        'Optimizer',
                        'LrSchedule',
@@ -1215,6 +1219,46 @@ class Submitter(ConfiguredBaseModel):
                        'KernelTime']} })
     organization: Optional[str] = Field(default=None, json_schema_extra = { "linkml_meta": {'domain_of': ['Submitter']} })
     contact: Optional[str] = Field(default=None, description="""An e-mail address or URL for questions about the bundle.""", json_schema_extra = { "linkml_meta": {'domain_of': ['Submitter']} })
+
+
+class CalibrationComparison(ConfiguredBaseModel):
+    """
+    This bundle's runs against a calibration record of the same hardware and configuration.
+    """
+    linkml_meta: ClassVar[LinkMLMeta] = LinkMLMeta({'from_schema': 'https://w3id.org/trainmark/bundle'})
+
+    record_id: str = Field(default=..., description="""sha256 of the calibration record in RFC 8785 canonical form.""", json_schema_extra = { "linkml_meta": {'domain_of': ['CalibrationComparison']} })
+    record_created_at: datetime  = Field(default=..., json_schema_extra = { "linkml_meta": {'domain_of': ['CalibrationComparison']} })
+    hardware: str = Field(default=..., description="""The hardware both were measured on, as the record describes it.""", json_schema_extra = { "linkml_meta": {'domain_of': ['CalibrationComparison']} })
+    configuration: str = Field(default=..., description="""The configuration both ran (name and digest).""", json_schema_extra = { "linkml_meta": {'domain_of': ['CalibrationComparison']} })
+    deviations: list[CalibrationDeviation] = Field(default=..., min_length=1, json_schema_extra = { "linkml_meta": {'domain_of': ['CalibrationComparison']} })
+
+
+class CalibrationDeviation(ConfiguredBaseModel):
+    """
+    One metric's deviation from the calibration record, with its error margin: the two 95 % half-widths of the means combined in quadrature, relative to the reference mean.
+    """
+    linkml_meta: ClassVar[LinkMLMeta] = LinkMLMeta({'from_schema': 'https://w3id.org/trainmark/bundle'})
+
+    name: MetricName = Field(default=..., json_schema_extra = { "linkml_meta": {'domain_of': ['Metric',
+                       'NamedVersion',
+                       'Submitter',
+                       'CalibrationDeviation',
+                       'Model',
+                       'Optimizer',
+                       'LrSchedule',
+                       'Hyperparameter',
+                       'Dataset',
+                       'Channel',
+                       'KernelTime']} })
+    unit: UcumUnit = Field(default=..., json_schema_extra = { "linkml_meta": {'domain_of': ['Measurement', 'CalibrationDeviation']} })
+    reference_mean: float = Field(default=..., ge=-1000000000000000000000000000000, le=1000000000000000000000000000000, json_schema_extra = { "linkml_meta": {'domain_of': ['CalibrationDeviation'], 'unit': {'ucum_code': '1'}} })
+    reference_half_width: float = Field(default=..., description="""Half-width of the reference mean's Student-t 95 % interval.""", ge=0, le=1000000000000000000000000000000, json_schema_extra = { "linkml_meta": {'domain_of': ['CalibrationDeviation'], 'unit': {'ucum_code': '1'}} })
+    measured_mean: float = Field(default=..., ge=-1000000000000000000000000000000, le=1000000000000000000000000000000, json_schema_extra = { "linkml_meta": {'domain_of': ['CalibrationDeviation'], 'unit': {'ucum_code': '1'}} })
+    measured_half_width: float = Field(default=..., ge=0, le=1000000000000000000000000000000, json_schema_extra = { "linkml_meta": {'domain_of': ['CalibrationDeviation'], 'unit': {'ucum_code': '1'}} })
+    deviation_percent: float = Field(default=..., description="""(measured - reference) / reference x 100.""", ge=-1000000000000, le=1000000000000, json_schema_extra = { "linkml_meta": {'domain_of': ['CalibrationDeviation'], 'unit': {'ucum_code': '%'}} })
+    margin_percent: float = Field(default=..., description="""sqrt(reference_half_width^2 + measured_half_width^2) / |reference_mean| x 100.""", ge=0, le=1000000000000, json_schema_extra = { "linkml_meta": {'domain_of': ['CalibrationDeviation'], 'unit': {'ucum_code': '%'}} })
+    within_margin: bool = Field(default=..., description="""Whether |deviation_percent| <= margin_percent.""", json_schema_extra = { "linkml_meta": {'domain_of': ['CalibrationDeviation']} })
 
 
 class System(ConfiguredBaseModel):
@@ -1333,6 +1377,7 @@ class Model(ConfiguredBaseModel):
     name: str = Field(default=..., json_schema_extra = { "linkml_meta": {'domain_of': ['Metric',
                        'NamedVersion',
                        'Submitter',
+                       'CalibrationDeviation',
                        'Model',
                        'Optimizer',
                        'LrSchedule',
@@ -1385,6 +1430,7 @@ class Optimizer(ConfiguredBaseModel):
     name: str = Field(default=..., description="""e.g. AdamW, SGD, LAMB.""", json_schema_extra = { "linkml_meta": {'domain_of': ['Metric',
                        'NamedVersion',
                        'Submitter',
+                       'CalibrationDeviation',
                        'Model',
                        'Optimizer',
                        'LrSchedule',
@@ -1404,6 +1450,7 @@ class LrSchedule(ConfiguredBaseModel):
     name: str = Field(default=..., description="""e.g. \"linear warmup + cosine decay\".""", json_schema_extra = { "linkml_meta": {'domain_of': ['Metric',
                        'NamedVersion',
                        'Submitter',
+                       'CalibrationDeviation',
                        'Model',
                        'Optimizer',
                        'LrSchedule',
@@ -1424,6 +1471,7 @@ class Hyperparameter(ConfiguredBaseModel):
     name: str = Field(default=..., description="""e.g. learning_rate, weight_decay, beta1, beta2, eps.""", json_schema_extra = { "linkml_meta": {'domain_of': ['Metric',
                        'NamedVersion',
                        'Submitter',
+                       'CalibrationDeviation',
                        'Model',
                        'Optimizer',
                        'LrSchedule',
@@ -1482,6 +1530,7 @@ class Dataset(ConfiguredBaseModel):
     name: str = Field(default=..., json_schema_extra = { "linkml_meta": {'domain_of': ['Metric',
                        'NamedVersion',
                        'Submitter',
+                       'CalibrationDeviation',
                        'Model',
                        'Optimizer',
                        'LrSchedule',
@@ -1559,7 +1608,7 @@ class Methodology(ConfiguredBaseModel):
     idle_subtraction: IdleSubtraction = Field(default=..., json_schema_extra = { "linkml_meta": {'domain_of': ['Methodology']} })
     flop_counting: Optional[str] = Field(default=None, description="""How FLOPs were counted and which formula was used.""", json_schema_extra = { "linkml_meta": {'domain_of': ['Methodology']} })
     profiler: Optional[ProfilerWindow] = Field(default=None, description="""The profiled window and options, where a profiler ran.""", json_schema_extra = { "linkml_meta": {'domain_of': ['Methodology']} })
-    calibration: Optional[str] = Field(default=None, description="""Calibration of sensors or of the system against a reference run, where any.""", json_schema_extra = { "linkml_meta": {'domain_of': ['Methodology']} })
+    calibration: Optional[str] = Field(default=None, description="""Calibration of sensors or of the system against a reference run, where any.""", json_schema_extra = { "linkml_meta": {'domain_of': ['Manifest', 'Methodology']} })
     notes: Optional[str] = Field(default=None, json_schema_extra = { "linkml_meta": {'domain_of': ['Methodology']} })
 
 
@@ -1572,6 +1621,7 @@ class Channel(ConfiguredBaseModel):
     name: str = Field(default=..., description="""Unique name; samples refer to it.""", json_schema_extra = { "linkml_meta": {'domain_of': ['Metric',
                        'NamedVersion',
                        'Submitter',
+                       'CalibrationDeviation',
                        'Model',
                        'Optimizer',
                        'LrSchedule',
@@ -1909,6 +1959,7 @@ class KernelTime(ConfiguredBaseModel):
     name: str = Field(default=..., json_schema_extra = { "linkml_meta": {'domain_of': ['Metric',
                        'NamedVersion',
                        'Submitter',
+                       'CalibrationDeviation',
                        'Model',
                        'Optimizer',
                        'LrSchedule',
@@ -1961,6 +2012,8 @@ Metric.model_rebuild()
 Manifest.model_rebuild()
 NamedVersion.model_rebuild()
 Submitter.model_rebuild()
+CalibrationComparison.model_rebuild()
+CalibrationDeviation.model_rebuild()
 System.model_rebuild()
 Host.model_rebuild()
 Device.model_rebuild()

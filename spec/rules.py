@@ -309,6 +309,17 @@ def manifest_semantic_findings(manifest: models.Manifest) -> list[Finding]:
                 found.append(_error(("runs", run_index, "sampling", index, "device"),
                                     f"device {rate.device} is not in system.devices"))
 
+    # calibration
+    if manifest.calibration is not None:
+        for index, value in _duplicates(manifest.calibration.deviations, lambda deviation: deviation.name):
+            found.append(_error(("calibration", "deviations", index, "name"), f"{value} is compared twice"))
+        for index, deviation in enumerate(manifest.calibration.deviations):
+            within = abs(deviation.deviation_percent) <= deviation.margin_percent
+            if deviation.within_margin != within:
+                found.append(_error(("calibration", "deviations", index, "within_margin"),
+                                    f"|{deviation.deviation_percent:.4g} %| is {'within' if within else 'outside'} "
+                                    f"the {deviation.margin_percent:.4g} % margin"))
+
     # files
     run_ids = {run.run_id for run in runs}
     for index, value in _duplicates(manifest.files, lambda entry: entry.path):

@@ -9,7 +9,7 @@ import json
 import pydantic
 import pytest
 
-from spec import models
+from spec import SCHEMA_VERSION, models
 from spec.bundle import read_manifest
 from spec.conformance import jsonschema_findings
 from spec.errors import BundleInvalid
@@ -46,7 +46,7 @@ def test_valid_example_has_no_findings_at_all(bundle):
     report = validate_bundle(bundle, full_jsonschema=True)
     assert report.valid
     assert [finding.as_dict() for finding in report.findings] == []
-    assert report.schema_version == "1.0.0"
+    assert report.schema_version == SCHEMA_VERSION
 
 
 # ---------------------------------------------------------------- the two pipelines, one document at a time

@@ -522,3 +522,32 @@ def test_scores_stay_in_zero_one_under_damage(tmp_path_factory, damage, seed):
     for part in report.components.values():
         assert all(v is None or 0.0 <= v <= 1.0 for v in part.values())
     json.dumps(report.as_dict(), allow_nan=False)
+
+
+def _calibration(within: bool) -> dict:
+    deviation = {"name": "steps_per_second", "unit": "{step}/s", "reference_mean": 13.9, "reference_half_width": 0.2,
+                 "measured_mean": 13.6 if within else 12.0, "measured_half_width": 0.3,
+                 "deviation_percent": -2.158 if within else -13.669, "margin_percent": 2.594, "within_margin": within}
+    return {"record_id": "a" * 64, "record_created_at": "2026-11-01T10:00:00Z",
+            "hardware": "2 device(s) (gpu NVIDIA H100 80GB HBM3) on 1 node(s)", "configuration": "gpt2-124m",
+            "deviations": [deviation]}
+
+
+@pytest.mark.parametrize("within", [True, False])
+def test_calibrated_badge_needs_every_deviation_within_its_margin(tmp_path, within):
+    root = _gpu(tmp_path)
+    edit_manifest(root, lambda m: m.update(calibration=_calibration(within)))
+    report = score_bundle(root)
+    assert report.ranked
+    assert ("Calibrated" in report.badges) is within
+
+
+def test_a_calibration_flag_that_contradicts_its_numbers_is_invalid(tmp_path):
+    root = _gpu(tmp_path)
+    calibration = _calibration(False)
+    calibration["deviations"][0]["within_margin"] = True
+    edit_manifest(root, lambda m: m.update(calibration=calibration))
+    report = score_bundle(root)
+    assert not report.ranked and "Calibrated" not in report.badges
+    assert any(f.location() == "manifest.json#/calibration/deviations/0/within_margin"
+               for f in _find(report, "rule-violation"))

@@ -131,6 +131,15 @@ def test_schema_versions_this_trainmark_cannot_read(tmp_path, version, message):
     assert report.schema_version == version
 
 
+def test_a_bundle_of_an_older_minor_version_is_read(tmp_path):
+    root = copy_bundle(CPU_BUNDLE, tmp_path / "b")
+    manifest = json.loads((root / "manifest.json").read_text())
+    manifest["schema_version"] = "1.0.0"
+    (root / "manifest.json").write_text(json.dumps(manifest))
+    report = validate_bundle(root)
+    assert report.valid and report.schema_version == "1.0.0"
+
+
 def test_links_are_reported_and_never_followed(tmp_path):
     root = copy_bundle(VALID_BUNDLES[0], tmp_path / "b")
     secret = tmp_path / "secret"

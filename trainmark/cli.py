@@ -104,6 +104,18 @@ def validate(
 
 # ---------------------------------------------------------------- run
 
+def _knobs(pairs: list[str] | None, named: dict) -> dict:
+    """--set knob=value pairs, then the named options that were given."""
+    overrides = {}
+    for item in pairs or []:
+        name, separator, value = item.partition("=")
+        if not separator:
+            raise typer.BadParameter(f"--set takes knob=value, not {item!r}")
+        overrides[name.strip()] = value.strip()
+    overrides.update({name: value for name, value in named.items() if value is not None})
+    return overrides
+
+
 @app.command(context_settings={"allow_extra_args": False})
 def run(
     out: Annotated[Path, typer.Option("--out", help="The bundle directory to create (must not exist or be empty).")],
@@ -124,6 +136,9 @@ def run(
     master_port: Annotated[int, typer.Option(help="Node 0's port when nnodes > 1.")] = 29500,
     replay: Annotated[Optional[Path], typer.Option(help="Replay a GPU sensor recording instead of live sensors.")]
     = None,
+    calibration: Annotated[Optional[Path], typer.Option(
+        help="A calibration record (trainmark calibrate) of this configuration and hardware to compare with.")]
+    = None,
 ) -> None:
     """Train for real, measuring compute, memory and energy, and write one bundle of N runs.
 
@@ -134,24 +149,50 @@ def run(
     from reference_runner.config import build_config
     from reference_runner.launch import Topology, run_bundle
 
-    overrides = {}
-    for item in knob or []:
-        name, separator, value = item.partition("=")
-        if not separator:
-            raise typer.BadParameter(f"--set takes knob=value, not {item!r}")
-        overrides[name.strip()] = value.strip()
     named = {"max_steps": max_steps, "precision": precision, "device": device, "seed": seed,
              "data": str(data) if data else None}
-    overrides.update({name: value for name, value in named.items() if value is not None})
-    config = build_config(preset, config_file, overrides)
+    config = build_config(preset, config_file, _knobs(knob, named))
     topology = Topology(nproc_per_node, nnodes, node_rank, master_addr, master_port)
-    outcome = run_bundle(config, repeats, out, topology, replay)
+    outcome = run_bundle(config, repeats, out, topology, replay, calibration)
     console = _console()
     statuses = ", ".join(f"{run_id} {status}" for run_id, status in outcome.statuses.items())
     if outcome.bundle_id:
         console.print(f"wrote bundle {outcome.bundle_id} to {_plain(out)} in {outcome.seconds:.0f} s ({statuses})")
     else:
         console.print(f"node {node_rank} ran its ranks ({statuses}); node 0 writes the manifest")
+
+
+@app.command()
+def calibrate(
+    out: Annotated[Path, typer.Option("--out", help="The calibration record (JSON) to write.")],
+    bundle: Annotated[Optional[Path], typer.Option(help="Where to keep the calibration runs' bundle "
+                                                        "(default: beside the record).")] = None,
+    preset: Annotated[Optional[str], typer.Option(help="Default: gpt2-125m on a GPU, tiny on a CPU.")] = None,
+    repeats: Annotated[int, typer.Option(help="Calibration runs (at least 3).")] = 5,
+    knob: Annotated[Optional[list[str]], typer.Option("--set", help="Override a knob: --set max_steps=40.")] = None,
+    replay: Annotated[Optional[Path], typer.Option(help="Replay a GPU sensor recording instead of live sensors.")]
+    = None,
+) -> None:
+    """Run the calibration configuration several times here and write a calibration record.
+
+    Later runs of the same configuration on this hardware (trainmark run --calibration RECORD)
+    report their deviation from it with an error margin.
+
+    Example: trainmark calibrate --preset tiny --repeats 5 --out calibration/this-machine.json
+    """
+    import torch
+
+    from reference_runner.config import build_config
+    from reference_runner.launch import calibrate as run_calibration
+
+    chosen = preset or ("gpt2-125m" if torch.cuda.is_available() and replay is None else "tiny")
+    config = build_config(chosen, None, _knobs(knob, {}))
+    record = run_calibration(config, repeats, out, bundle or out.with_suffix(".bundle"), replay=replay)
+    console = _console()
+    console.print(f"calibration record {_plain(out)}: {record['hardware']['description']}, {config.name}")
+    for name, stats in record["metrics"].items():
+        console.print(f"  {name:18} {stats['mean']:.6g} {_plain(stats['unit'])} +- {stats['ci95_half_width']:.3g} "
+                      f"(95 %, n = {stats['n']})")
 
 
 # ---------------------------------------------------------------- score
