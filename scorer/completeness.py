@@ -75,6 +75,8 @@ REPORTING_FIELDS: list[tuple[str, Condition]] = [
     ("/model/parameters_trainable/value", _always),
     ("/model/layers", _always),
     ("/model/hidden_size", _always),
+    ("/model/precision_policy", _always),
+    ("/model/activation_checkpointing", _always),
     ("/model/vocab_size", _transformer),
     ("/training/micro_batch_size", _always),
     ("/training/gradient_accumulation_steps", _always),
@@ -99,7 +101,7 @@ REPORTING_FIELDS: list[tuple[str, Condition]] = [
 
 def _present(node: Any, parts: list[str]) -> bool:
     if not parts:
-        return node is not None and node != [] and node != {}
+        return node is not None and node != [] and node != {} and node != "undeclared"
     if node is None:
         return False
     head, rest = parts[0], parts[1:]

@@ -159,6 +159,9 @@ def consistency(manifest: models.Manifest, digest: TraceDigest) -> Component:
                 "metric-inconsistent", Severity.WARNING,
                 f"global peak_memory {global_peak.value:.6g} is not the sum of the device peaks ({total:.6g})",
                 file=MANIFEST, pointer=_metric_pointer(manifest, run, global_peak)))
+    for issue in (manifest.source.issues or []) if manifest.source else []:
+        if issue.code == "missing-event":
+            component.check(False)  # its finding comes from score.source_findings
     for breakdown in digest.kernel_breakdowns:
         component.check(breakdown.consistent, Finding(
             "metric-inconsistent", Severity.WARNING,
@@ -292,8 +295,10 @@ def plausibility(manifest: models.Manifest, digest: TraceDigest) -> Component:
                                     f"{stream.power_above_limit} power sample(s) of device {stream.device} in run "
                                     f"{stream.run_id} exceed {ceiling} (highest {stream.max_power_w:.4g} W)",
                                     file=stream.file, pointer="/power_w"))
-    component = Component(findings=problems)
-    component.scores.append(max(0.0, 1.0 - rubric.PLAUSIBILITY_PENALTY * len(problems)))
+    source_problems = sum(1 for issue in (manifest.source.issues or []) if issue.code in
+                          rubric.PLAUSIBILITY_SOURCE_ISSUES) if manifest.source else 0
+    component = Component(findings=problems)  # the source issues' own findings come from score.source_findings
+    component.scores.append(max(0.0, 1.0 - rubric.PLAUSIBILITY_PENALTY * (len(problems) + source_problems)))
     return component
 
 

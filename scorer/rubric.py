@@ -57,8 +57,9 @@ COVERAGE_FULL = 0.95
 """A sampled stream that covers less than 95 % of its run's window gets a window-coverage finding."""
 
 # ---------------------------------------------------------------- C, statistical confidence
-KEY_METRICS = ("steps_per_second", "energy_per_step", "peak_memory")
-"""The run-level (global) metrics C is computed from."""
+KEY_QUANTITIES = (("steps_per_second", "time_to_train"), ("energy_per_step", "total_energy"), ("peak_memory",))
+"""The quantities C is computed from (throughput, energy, memory): for each, the first of its run-level
+(global) metrics the bundle reports. Time-to-train results (MLPerf) report no per-step figures."""
 TARGET_RELATIVE_HALF_WIDTH = 0.10
 """C_m = clip(1 - h / 0.10, 0, 1) x sqrt(n_kept / n_attempted)."""
 MIN_RUNS = 3
@@ -74,6 +75,13 @@ NO_DIRECTION = frozenset({"flops_per_step_analytical", "flops_per_step_counted",
                               "matmul", "attention", "normalization", "elementwise", "optimizer", "data_movement",
                               "communication", "other")})
 """Every other catalog metric is lower-is-better (time, energy, power, memory, loss)."""
+
+SOURCE_ISSUE_SEVERITY = {"type-mismatch": "warning", "placeholder-value": "warning", "unparseable-line": "warning",
+                         "missing-event": "warning", "assumed-value": "warning", "incomplete-source": "warning",
+                         "duplicate-event": "info", "unknown-key": "info"}
+"""Severity of the finding for each kind of problem an importer recorded (source.issues)."""
+PLAUSIBILITY_SOURCE_ISSUES = frozenset({"type-mismatch", "placeholder-value", "unparseable-line"})
+"""Source issues that count as plausibility problems; missing-event counts as a failed consistency check."""
 
 # ---------------------------------------------------------------- badges
 COMPLETE_MIN_COMPLETENESS = 0.90

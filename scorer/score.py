@@ -7,6 +7,7 @@ totals. The result is a pure function of the bundle's bytes and the rubric versi
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -145,8 +146,26 @@ def independence(manifest: models.Manifest) -> tuple[set[int], list[Finding]]:
     return duplicates, findings
 
 
+def key_metrics(statistics: dict[str, MetricStatistics]) -> list[str]:
+    """For each key quantity, the first of its metrics the bundle reports."""
+    chosen = []
+    for alternatives in rubric.KEY_QUANTITIES:
+        name = next((name for name in alternatives if name in statistics), None)
+        if name is not None:
+            chosen.append(name)
+    return chosen
+
+
+def _global_value(run: models.Run, name: str) -> float | None:
+    return next((m.value for m in run.metrics if m.name == name and m.scope == "global" and m.value is not None), None)
+
+
 def run_statistics(manifest: models.Manifest, excluded: set[int]) -> dict[str, MetricStatistics]:
-    """Statistics of every global run-level metric over the completed, independent runs."""
+    """Statistics of every global run-level metric over the completed, independent runs.
+
+    When the bundle reports time_to_train, the other metrics' headlines are means over the runs
+    its olympic selection keeps (MLPerf averages energy over the runs the time score kept).
+    """
     kept = [run for index, run in enumerate(manifest.runs) if run.status == "completed" and index not in excluded]
     failed = sum(1 for run in manifest.runs if run.status != "completed")
     names: dict[str, str] = {}
@@ -156,21 +175,44 @@ def run_statistics(manifest: models.Manifest, excluded: set[int]) -> dict[str, M
                 names.setdefault(metric.name, metric.unit)
     result = {}
     for name, unit in names.items():
-        values = [metric.value for run in kept for metric in run.metrics
-                  if metric.name == name and metric.scope == "global" and metric.value is not None]
+        values = [value for value in (_global_value(run, name) for run in kept) if value is not None]
         result[name] = metric_statistics(values, unit, failed_runs=failed, lower_is_better=rubric.lower_is_better(name))
+    selection = _time_selection(kept, failed)
+    if selection is not None:
+        for name, stats in result.items():
+            chosen = [_global_value(run, name) for run in selection]
+            if name != "time_to_train" and None not in chosen:
+                result[name] = dataclasses.replace(
+                    stats, headline=math.fsum(chosen) / len(chosen),
+                    headline_method="mean of the runs the time_to_train olympic selection keeps (MLPerf)")
     return result
 
 
+def _time_selection(kept: list[models.Run], failed: int) -> list[models.Run] | None:
+    """The completed runs that time_to_train's olympic mean keeps (a failed run counts as the slowest)."""
+    timed = [run for run in kept if _global_value(run, "time_to_train") is not None]
+    if not timed or len(timed) != len(kept) or len(timed) + failed < 3 or failed > 1:
+        return None
+    ranked = sorted(timed, key=lambda run: _global_value(run, "time_to_train"))
+    return ranked[1:] if failed else ranked[1:-1]
+
+
+def source_findings(manifest: models.Manifest) -> list[Finding]:
+    """The problems an importer recorded in the original data (source.issues), as findings."""
+    if manifest.source is None:
+        return []
+    return [Finding(issue.code, Severity(rubric.SOURCE_ISSUE_SEVERITY[issue.code]), issue.message, file=issue.file,
+                    line=issue.line, pointer=issue.pointer or "") for issue in manifest.source.issues or []]
+
+
 def confidence(manifest: models.Manifest, statistics: dict[str, MetricStatistics]) -> tuple[float, list[Finding]]:
-    """C: the mean of C_m over the key metrics the bundle reports (0 when it reports none)."""
+    """C: the mean of C_m over the key quantities the bundle reports (0 when it reports none)."""
     findings: list[Finding] = []
     attempted = len(manifest.runs)
+    chosen = key_metrics(statistics)
     per_metric = []
-    for name in rubric.KEY_METRICS:
-        stats = statistics.get(name)
-        if stats is None:
-            continue
+    for name in chosen:
+        stats = statistics[name]
         per_metric.append(confidence_of(stats, attempted, rubric.TARGET_RELATIVE_HALF_WIDTH))
         if stats.cv is not None and stats.cv > rubric.HIGH_VARIANCE_CV:
             findings.append(Finding("high-variance", Severity.WARNING,
@@ -178,7 +220,7 @@ def confidence(manifest: models.Manifest, statistics: dict[str, MetricStatistics
                                     f"{rubric.HIGH_VARIANCE_CV * 100:g} % cannot support a comparison); 95 % "
                                     f"interval {stats.ci95_low:.6g} .. {stats.ci95_high:.6g} {stats.unit}",
                                     file=MANIFEST, pointer="/runs"))
-    kept = max((stats.n for name, stats in statistics.items() if name in rubric.KEY_METRICS), default=0)
+    kept = max((statistics[name].n for name in chosen), default=0)
     if kept < rubric.MIN_RUNS:
         findings.append(Finding("too-few-runs", Severity.WARNING,
                                 f"{kept} completed independent run(s) report the key metrics; statistics need at "
@@ -197,7 +239,7 @@ def badges(manifest: models.Manifest, completeness_value: float, statistics: dic
     if calibration is not None and all(deviation.within_margin and abs(deviation.deviation_percent)
                                        <= deviation.margin_percent for deviation in calibration.deviations):
         earned.append("Calibrated")
-    key = [statistics[name] for name in rubric.KEY_METRICS if name in statistics]
+    key = [statistics[name] for name in key_metrics(statistics)]
     independent = not any(finding.code in ("seed-reuse", "duplicate-run") for finding in findings)
     if key and independent and all(stats.n >= rubric.MIN_RUNS and stats.cv is not None
                                    and stats.cv <= rubric.REPRODUCED_MAX_CV for stats in key):
@@ -240,7 +282,7 @@ def score_bundle(path: Path, rubric_version: str = rubric.RUBRIC_VERSION) -> Sco
     statistics = run_statistics(manifest, duplicates)
     confidence_value, confidence_findings = confidence(manifest, statistics)
 
-    findings = list(validation.findings) + summaries
+    findings = list(validation.findings) + summaries + source_findings(manifest)
     for part in fidelity_parts.values():
         findings += part.findings
     findings += completeness_findings + independence_findings + confidence_findings

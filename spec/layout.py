@@ -8,6 +8,7 @@
     runs/<run_id>/kernels.json         kernels.rank<k>.json
     runs/<run_id>/allocator.jsonl      allocator.rank<k>.jsonl
     *.md, runs/<run_id>/*.md           documents
+    source/...                         originals of a converted bundle, kept byte for byte (documents)
 
 The manifest's `files` list is authoritative for readers; these names let a writer (and
 `trainmark bundle finalize`) describe files that several processes wrote without talking to
@@ -79,4 +80,6 @@ def role_of(path: str) -> FileRole | None:
     match = _DOCUMENT_NAME.match(path)
     if match:
         return FileRole("document", match["run"], None)
+    if path.startswith("source/"):
+        return FileRole("document", None, None)
     return None

@@ -619,6 +619,10 @@ class PrecisionPolicy(str, Enum):
     """
     Everything in float64.
     """
+    undeclared = "undeclared"
+    """
+    The source does not say (imported third-party results only). Counts as absent for completeness. Added in 1.1.0.
+    """
 
 
 class ArchitectureFamily(str, Enum):
@@ -775,6 +779,44 @@ class IdleSubtractionMethod(str, Enum):
     """
 
 
+class SourceIssueCode(str, Enum):
+    """
+    Kinds of problems an importer meets in third-party data. Added in 1.1.0.
+    """
+    type_mismatch = "type-mismatch"
+    """
+    A field of the wrong JSON type (e.g. metadata that is a string, not an object).
+    """
+    placeholder_value = "placeholder-value"
+    """
+    A placeholder or empty string where a value belongs.
+    """
+    unparseable_line = "unparseable-line"
+    """
+    A line that looks like a record but does not parse.
+    """
+    missing_event = "missing-event"
+    """
+    An event the format requires is absent (e.g. no power_measurement_stop).
+    """
+    duplicate_event = "duplicate-event"
+    """
+    An event that should occur once occurs again; the first is used.
+    """
+    unknown_key = "unknown-key"
+    """
+    A key the importer does not map; the original file keeps it.
+    """
+    assumed_value = "assumed-value"
+    """
+    A required field the source does not give, filled with a stated assumption.
+    """
+    incomplete_source = "incomplete-source"
+    """
+    Part of the description the standard asks for is not in the source at all.
+    """
+
+
 class KernelCategory(str, Enum):
     """
     Categories of the kernel-level breakdown.
@@ -851,7 +893,7 @@ class Measurement(ConfiguredBaseModel):
          'unit': {'ucum_code': '1'}} })
     unit: UcumUnit = Field(default=..., description="""UCUM code of `value`.""", json_schema_extra = { "linkml_meta": {'domain_of': ['Measurement', 'CalibrationDeviation']} })
     method: Optional[MetricMethod] = Field(default=None, description="""How the value was obtained. Required whenever there is a value.""", json_schema_extra = { "linkml_meta": {'domain_of': ['Measurement', 'Channel', 'IdleSubtraction']} })
-    source: Optional[str] = Field(default=None, description="""Where the value comes from: the API call, the formula (with its citation) or the metrics it was derived from. Required whenever there is a value.""", json_schema_extra = { "linkml_meta": {'domain_of': ['Measurement', 'PeakFlops', 'Dataset', 'Channel']} })
+    source: Optional[str] = Field(default=None, description="""Where the value comes from: the API call, the formula (with its citation) or the metrics it was derived from. Required whenever there is a value.""", json_schema_extra = { "linkml_meta": {'domain_of': ['Measurement', 'Manifest', 'PeakFlops', 'Dataset', 'Channel']} })
     tool: Optional[str] = Field(default=None, description="""The tool and its version that produced the value (e.g. \"nvidia-ml-py 12.560.30\").""", json_schema_extra = { "linkml_meta": {'domain_of': ['Measurement', 'Channel', 'ProfilerWindow', 'KernelBreakdown']} })
     unavailable_reason: Optional[str] = Field(default=None, description="""Why there is no value (e.g. \"no NVML device, this machine has no NVIDIA GPU\").""", json_schema_extra = { "linkml_meta": {'domain_of': ['Measurement', 'Dataset', 'Code']} })
     note: Optional[str] = Field(default=None, description="""Anything a reader needs to interpret the value (e.g. the window it covers).""", json_schema_extra = { "linkml_meta": {'domain_of': ['Measurement']} })
@@ -1149,7 +1191,7 @@ class Metric(Measurement):
          'unit': {'ucum_code': '1'}} })
     unit: UcumUnit = Field(default=..., description="""UCUM code of `value`.""", json_schema_extra = { "linkml_meta": {'domain_of': ['Measurement', 'CalibrationDeviation']} })
     method: Optional[MetricMethod] = Field(default=None, description="""How the value was obtained. Required whenever there is a value.""", json_schema_extra = { "linkml_meta": {'domain_of': ['Measurement', 'Channel', 'IdleSubtraction']} })
-    source: Optional[str] = Field(default=None, description="""Where the value comes from: the API call, the formula (with its citation) or the metrics it was derived from. Required whenever there is a value.""", json_schema_extra = { "linkml_meta": {'domain_of': ['Measurement', 'PeakFlops', 'Dataset', 'Channel']} })
+    source: Optional[str] = Field(default=None, description="""Where the value comes from: the API call, the formula (with its citation) or the metrics it was derived from. Required whenever there is a value.""", json_schema_extra = { "linkml_meta": {'domain_of': ['Measurement', 'Manifest', 'PeakFlops', 'Dataset', 'Channel']} })
     tool: Optional[str] = Field(default=None, description="""The tool and its version that produced the value (e.g. \"nvidia-ml-py 12.560.30\").""", json_schema_extra = { "linkml_meta": {'domain_of': ['Measurement', 'Channel', 'ProfilerWindow', 'KernelBreakdown']} })
     unavailable_reason: Optional[str] = Field(default=None, description="""Why there is no value (e.g. \"no NVML device, this machine has no NVIDIA GPU\").""", json_schema_extra = { "linkml_meta": {'domain_of': ['Measurement', 'Dataset', 'Code']} })
     note: Optional[str] = Field(default=None, description="""Anything a reader needs to interpret the value (e.g. the window it covers).""", json_schema_extra = { "linkml_meta": {'domain_of': ['Measurement']} })
@@ -1172,12 +1214,13 @@ class Manifest(ConfiguredBaseModel):
     model: Model = Field(default=..., json_schema_extra = { "linkml_meta": {'domain_of': ['Manifest', 'Device']} })
     training: Training = Field(default=..., json_schema_extra = { "linkml_meta": {'domain_of': ['Manifest']} })
     dataset: Dataset = Field(default=..., json_schema_extra = { "linkml_meta": {'domain_of': ['Manifest']} })
-    code: Code = Field(default=..., json_schema_extra = { "linkml_meta": {'domain_of': ['Manifest']} })
+    code: Code = Field(default=..., json_schema_extra = { "linkml_meta": {'domain_of': ['Manifest', 'SourceIssue']} })
     environment: Environment = Field(default=..., json_schema_extra = { "linkml_meta": {'domain_of': ['Manifest']} })
     methodology: Methodology = Field(default=..., json_schema_extra = { "linkml_meta": {'domain_of': ['Manifest']} })
     runs: list[Run] = Field(default=..., description="""The independent runs of this configuration (at least three for statistics).""", min_length=1, json_schema_extra = { "linkml_meta": {'domain_of': ['Manifest']} })
     calibration: Optional[CalibrationComparison] = Field(default=None, description="""How this bundle's runs compare with a calibration record made earlier on the same hardware with the same configuration (trainmark calibrate). Added in 1.1.0.""", json_schema_extra = { "linkml_meta": {'domain_of': ['Manifest', 'Methodology']} })
-    files: list[FileEntry] = Field(default=..., description="""Every file of the bundle except manifest.json, with its digest.""", json_schema_extra = { "linkml_meta": {'domain_of': ['Manifest']} })
+    source: Optional[SourceProvenance] = Field(default=None, description="""For a bundle converted from another format (trainmark import): what it came from, the originals kept under source/, and every problem the conversion met. Added in 1.1.0.""", json_schema_extra = { "linkml_meta": {'domain_of': ['Measurement', 'Manifest', 'PeakFlops', 'Dataset', 'Channel']} })
+    files: list[FileEntry] = Field(default=..., description="""Every file of the bundle except manifest.json, with its digest.""", json_schema_extra = { "linkml_meta": {'domain_of': ['Manifest', 'SourceProvenance']} })
 
 
 class NamedVersion(ConfiguredBaseModel):
@@ -1219,6 +1262,33 @@ class Submitter(ConfiguredBaseModel):
                        'KernelTime']} })
     organization: Optional[str] = Field(default=None, json_schema_extra = { "linkml_meta": {'domain_of': ['Submitter']} })
     contact: Optional[str] = Field(default=None, description="""An e-mail address or URL for questions about the bundle.""", json_schema_extra = { "linkml_meta": {'domain_of': ['Submitter']} })
+
+
+class SourceProvenance(ConfiguredBaseModel):
+    """
+    Where a converted bundle came from and what the conversion met.
+    """
+    linkml_meta: ClassVar[LinkMLMeta] = LinkMLMeta({'from_schema': 'https://w3id.org/trainmark/bundle'})
+
+    format: str = Field(default=..., description="""e.g. \"MLPerf Training result logs (:::MLLOG lines)\".""", json_schema_extra = { "linkml_meta": {'domain_of': ['SourceProvenance', 'PeakFlops']} })
+    importer: NamedVersion = Field(default=..., json_schema_extra = { "linkml_meta": {'domain_of': ['SourceProvenance']} })
+    origin: Optional[str] = Field(default=None, description="""Where the originals were taken from (repository, commit, path), where known.""", json_schema_extra = { "linkml_meta": {'domain_of': ['SourceProvenance']} })
+    files: Optional[list[str]] = Field(default=None, description="""The originals, kept byte for byte under source/.""", json_schema_extra = { "linkml_meta": {'domain_of': ['Manifest', 'SourceProvenance']} })
+    parameters: Optional[list[Hyperparameter]] = Field(default=None, description="""Numbers of the original that have no field of their own (e.g. MLPerf's scaling_factor).""", json_schema_extra = { "linkml_meta": {'domain_of': ['SourceProvenance']} })
+    issues: Optional[list[SourceIssue]] = Field(default=None, json_schema_extra = { "linkml_meta": {'domain_of': ['SourceProvenance']} })
+
+
+class SourceIssue(ConfiguredBaseModel):
+    """
+    One problem the importer met in the original data.
+    """
+    linkml_meta: ClassVar[LinkMLMeta] = LinkMLMeta({'from_schema': 'https://w3id.org/trainmark/bundle'})
+
+    code: SourceIssueCode = Field(default=..., json_schema_extra = { "linkml_meta": {'domain_of': ['Manifest', 'SourceIssue']} })
+    file: str = Field(default=..., description="""The original (under source/) where the problem is.""", json_schema_extra = { "linkml_meta": {'domain_of': ['SourceIssue']} })
+    line: Optional[int] = Field(default=None, description="""The 1-based line of that file, where there is one.""", ge=1, le=9007199254740991, json_schema_extra = { "linkml_meta": {'domain_of': ['SourceIssue'], 'unit': {'ucum_code': '1'}} })
+    pointer: Optional[str] = Field(default=None, description="""JSON pointer inside that line's (or file's) JSON, where there is one.""", json_schema_extra = { "linkml_meta": {'domain_of': ['SourceIssue']} })
+    message: str = Field(default=..., json_schema_extra = { "linkml_meta": {'domain_of': ['SourceIssue']} })
 
 
 class CalibrationComparison(ConfiguredBaseModel):
@@ -1322,10 +1392,10 @@ class PeakFlops(ConfiguredBaseModel):
     """
     linkml_meta: ClassVar[LinkMLMeta] = LinkMLMeta({'from_schema': 'https://w3id.org/trainmark/bundle'})
 
-    format: NumericFormat = Field(default=..., json_schema_extra = { "linkml_meta": {'domain_of': ['PeakFlops']} })
+    format: NumericFormat = Field(default=..., json_schema_extra = { "linkml_meta": {'domain_of': ['SourceProvenance', 'PeakFlops']} })
     flops_per_s: float = Field(default=..., description="""Peak floating-point (or integer) operations per second.""", ge=1, le=1000000000000000000000, json_schema_extra = { "linkml_meta": {'domain_of': ['PeakFlops'], 'unit': {'ucum_code': '{flop}/s'}} })
     sparse: bool = Field(default=..., description="""True when the figure assumes structured sparsity (utilization must not use those).""", json_schema_extra = { "linkml_meta": {'domain_of': ['PeakFlops']} })
-    source: str = Field(default=..., description="""Where the figure comes from (datasheet title and URL, or a measurement).""", json_schema_extra = { "linkml_meta": {'domain_of': ['Measurement', 'PeakFlops', 'Dataset', 'Channel']} })
+    source: str = Field(default=..., description="""Where the figure comes from (datasheet title and URL, or a measurement).""", json_schema_extra = { "linkml_meta": {'domain_of': ['Measurement', 'Manifest', 'PeakFlops', 'Dataset', 'Channel']} })
 
 
 class Interconnect(ConfiguredBaseModel):
@@ -1389,7 +1459,7 @@ class Model(ConfiguredBaseModel):
     parameters_total: Measurement = Field(default=..., description="""All parameters (unit {parameter}).""", json_schema_extra = { "linkml_meta": {'domain_of': ['Model']} })
     parameters_trainable: Measurement = Field(default=..., description="""Parameters the optimizer updates (unit {parameter}).""", json_schema_extra = { "linkml_meta": {'domain_of': ['Model']} })
     precision_policy: PrecisionPolicy = Field(default=..., json_schema_extra = { "linkml_meta": {'domain_of': ['Model']} })
-    activation_checkpointing: bool = Field(default=..., description="""Whether activations are recomputed in the backward pass.""", json_schema_extra = { "linkml_meta": {'domain_of': ['Model']} })
+    activation_checkpointing: Optional[bool] = Field(default=None, description="""Whether activations are recomputed in the backward pass (optional since 1.1.0, for sources that do not say).""", json_schema_extra = { "linkml_meta": {'domain_of': ['Model']} })
     layers: Optional[int] = Field(default=None, ge=1, le=100000, json_schema_extra = { "linkml_meta": {'domain_of': ['Model'], 'unit': {'ucum_code': '1'}} })
     hidden_size: Optional[int] = Field(default=None, ge=1, le=10000000, json_schema_extra = { "linkml_meta": {'domain_of': ['Model'], 'unit': {'ucum_code': '1'}} })
     attention_heads: Optional[int] = Field(default=None, ge=1, le=100000, json_schema_extra = { "linkml_meta": {'domain_of': ['Model'], 'unit': {'ucum_code': '1'}} })
@@ -1541,7 +1611,7 @@ class Dataset(ConfiguredBaseModel):
     snapshot_id: Optional[str] = Field(default=None, description="""sha256 of what was actually fed, computed as `snapshot_method` says.""", json_schema_extra = { "linkml_meta": {'domain_of': ['Dataset']} })
     snapshot_method: Optional[str] = Field(default=None, description="""How snapshot_id was computed (e.g. \"sha256 of the uint8 token stream in feeding order\").""", json_schema_extra = { "linkml_meta": {'domain_of': ['Dataset']} })
     unavailable_reason: Optional[str] = Field(default=None, description="""Why there is no snapshot_id.""", json_schema_extra = { "linkml_meta": {'domain_of': ['Measurement', 'Dataset', 'Code']} })
-    source: Optional[str] = Field(default=None, description="""Where the data comes from (URL, path, generator).""", json_schema_extra = { "linkml_meta": {'domain_of': ['Measurement', 'PeakFlops', 'Dataset', 'Channel']} })
+    source: Optional[str] = Field(default=None, description="""Where the data comes from (URL, path, generator).""", json_schema_extra = { "linkml_meta": {'domain_of': ['Measurement', 'Manifest', 'PeakFlops', 'Dataset', 'Channel']} })
     license: Optional[str] = Field(default=None, json_schema_extra = { "linkml_meta": {'domain_of': ['Dataset']} })
     preprocessing: Optional[str] = Field(default=None, json_schema_extra = { "linkml_meta": {'domain_of': ['Dataset']} })
     sharding: Optional[str] = Field(default=None, description="""How the data is split over ranks.""", json_schema_extra = { "linkml_meta": {'domain_of': ['Dataset']} })
@@ -1632,7 +1702,7 @@ class Channel(ConfiguredBaseModel):
     record_type: RecordType = Field(default=..., description="""Which trace records the channel fills (power_sample or memory_sample).""", json_schema_extra = { "linkml_meta": {'domain_of': ['Channel', 'FileEntry']} })
     fields: list[str] = Field(default=..., description="""The record fields it fills (e.g. power_w, energy_j, allocated_bytes).""", min_length=1, json_schema_extra = { "linkml_meta": {'domain_of': ['Channel']} })
     method: MetricMethod = Field(default=..., json_schema_extra = { "linkml_meta": {'domain_of': ['Measurement', 'Channel', 'IdleSubtraction']} })
-    source: str = Field(default=..., description="""The API or file read (e.g. nvmlDeviceGetPowerUsage, /sys/class/powercap/intel-rapl:0/energy_uj).""", json_schema_extra = { "linkml_meta": {'domain_of': ['Measurement', 'PeakFlops', 'Dataset', 'Channel']} })
+    source: str = Field(default=..., description="""The API or file read (e.g. nvmlDeviceGetPowerUsage, /sys/class/powercap/intel-rapl:0/energy_uj).""", json_schema_extra = { "linkml_meta": {'domain_of': ['Measurement', 'Manifest', 'PeakFlops', 'Dataset', 'Channel']} })
     tool: str = Field(default=..., description="""The library and version used to read it.""", json_schema_extra = { "linkml_meta": {'domain_of': ['Measurement', 'Channel', 'ProfilerWindow', 'KernelBreakdown']} })
     target_rate_hz: Optional[float] = Field(default=None, description="""The rate the sampler was asked for; absent for event-driven channels.""", ge=0, le=1000000, json_schema_extra = { "linkml_meta": {'domain_of': ['Channel'], 'unit': {'ucum_code': 'Hz'}} })
     domain: Optional[PowerDomain] = Field(default=None, description="""For power channels, what is measured.""", json_schema_extra = { "linkml_meta": {'domain_of': ['Channel']} })
@@ -2012,6 +2082,8 @@ Metric.model_rebuild()
 Manifest.model_rebuild()
 NamedVersion.model_rebuild()
 Submitter.model_rebuild()
+SourceProvenance.model_rebuild()
+SourceIssue.model_rebuild()
 CalibrationComparison.model_rebuild()
 CalibrationDeviation.model_rebuild()
 System.model_rebuild()

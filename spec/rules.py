@@ -320,6 +320,18 @@ def manifest_semantic_findings(manifest: models.Manifest) -> list[Finding]:
                                     f"|{deviation.deviation_percent:.4g} %| is {'within' if within else 'outside'} "
                                     f"the {deviation.margin_percent:.4g} % margin"))
 
+    # source
+    if manifest.source is not None:
+        listed = {entry.path for entry in manifest.files}
+        for index, path in enumerate(manifest.source.files or []):
+            if not path.startswith("source/"):
+                found.append(_error(("source", "files", index), "originals are kept under source/"))
+            elif path not in listed:
+                found.append(_error(("source", "files", index), f"{path} is not in files"))
+        for index, issue in enumerate(manifest.source.issues or []):
+            if issue.file not in listed:
+                found.append(_error(("source", "issues", index, "file"), f"{issue.file} is not in files"))
+
     # files
     run_ids = {run.run_id for run in runs}
     for index, value in _duplicates(manifest.files, lambda entry: entry.path):

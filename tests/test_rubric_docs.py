@@ -39,7 +39,10 @@ def test_weights_and_thresholds_are_quoted():
     for text in rubric.PLACEHOLDER_STRINGS - {""}:
         assert f"`{text}`" in SCORING, text
     assert f"H >= {rubric.COMPLETE_MIN_COMPLETENESS:.2f}" in SCORING
-    assert ", ".join(f"**{name}" if i == 0 else name for i, name in enumerate(rubric.KEY_METRICS)) in SCORING
+    for alternatives in rubric.KEY_QUANTITIES:
+        assert all(name in SCORING.split("### 5.2 C")[1] for name in alternatives), alternatives
+    for code, severity in rubric.SOURCE_ISSUE_SEVERITY.items():
+        assert re.search(rf"`{code}`[^|]*\| {severity} \|", SCORING.split("### 3.5")[1]), code
 
 
 def _catalog_codes() -> set[str]:

@@ -25,6 +25,8 @@ app = typer.Typer(
 )
 bundle_app = typer.Typer(help="Pack, finalize and inspect bundles.", no_args_is_help=True)
 app.add_typer(bundle_app, name="bundle")
+import_app = typer.Typer(help="Convert third-party results into bundles.", no_args_is_help=True)
+app.add_typer(import_app, name="import")
 
 _debug = {"on": False}
 
@@ -254,6 +256,33 @@ def _render_score(report) -> None:
             console.print(f"[bold]{severity}s ({len(group)})[/bold]")
             for finding in group:
                 console.print(f"  {finding.code:22} {_plain(finding.location())}  {_plain(finding.message)}")
+
+
+# ---------------------------------------------------------------- import
+
+@import_app.command("mlperf")
+def import_mlperf(
+    result_dir: Annotated[Path, typer.Argument(help="A folder of result_<i>.txt (and power/, scaling.json).",
+                                               callback=_existing)],
+    out: Annotated[Path, typer.Option("--out", help="The bundle directory to create.")],
+    system: Annotated[Optional[Path], typer.Option(help="The system description JSON (default: system.json in "
+                                                        "RESULT_DIR, if there).")] = None,
+    benchmark: Annotated[Optional[str], typer.Option(help="The benchmark, when the logs do not name it.")] = None,
+    origin: Annotated[Optional[str], typer.Option(help="Where the logs come from (repository, commit, path).")]
+    = None,
+) -> None:
+    """Convert an MLPerf Training result folder into a bundle: runs, power traces, energy, and the originals.
+
+    Every problem met in the logs is recorded in the bundle (source.issues) for the scorer.
+
+    Example: trainmark import mlperf ../shared/data/mlperf/lenovo_v5.0_llama2_70b_lora --out lenovo
+    """
+    from spec.importers.mlperf import import_mlperf as convert
+
+    if not result_dir.is_dir():
+        raise typer.BadParameter(f"{result_dir} is not a folder")
+    bundle_id = convert(result_dir, out, system, benchmark, origin)
+    _console().print(f"imported {_plain(result_dir)} as bundle {bundle_id} in {_plain(out)}")
 
 
 # ---------------------------------------------------------------- schema

@@ -1,0 +1,1 @@
+"""Importers: third-party result formats as bundles (MLPerf Training today)."""
