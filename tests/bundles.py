@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -13,7 +14,18 @@ REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "spec" / "examples"
 VALID_BUNDLES = sorted(path for path in (EXAMPLES / "valid").iterdir() if path.is_dir())
 INVALID_EXAMPLES = sorted((EXAMPLES / "invalid").glob("*.json"))
-MLPERF_DATA = REPO.parent / "shared" / "data" / "mlperf"
+
+
+
+def _shared_data() -> Path:
+    """The project's shared third-party data: $TRAINMARK_SHARED_DATA, ../shared/data beside this checkout,
+    or /work/shared/data (where a fresh clone elsewhere, such as CI's, finds it)."""
+    candidates = [Path(os.environ["TRAINMARK_SHARED_DATA"])] if os.environ.get("TRAINMARK_SHARED_DATA") else []
+    candidates += [REPO.parent / "shared" / "data", Path("/work/shared/data")]
+    return next((path for path in candidates if (path / "mlperf" / "INDEX.md").is_file()), candidates[0])
+
+
+MLPERF_DATA = _shared_data() / "mlperf"
 
 _MARKERS = {'"__NaN__"': "NaN", '"__1e999__"': "1e999"}
 
