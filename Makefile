@@ -10,7 +10,7 @@ DEMO_OUT := demo-output
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit("trainmark needs Python >= 3.11.4, found " + sys.version.split()[0]) if sys.version_info < (3, 11, 4) else None'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,runner]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,runner,server]'
 	touch $(STAMP)
 
 setup: $(STAMP)

@@ -23,7 +23,8 @@ from scorer.traces import TraceDigest
 from spec import models
 from spec.errors import BundleInvalid, TrainmarkError
 from spec.findings import Finding, Severity
-from spec.validate import validate_bundle
+from spec.archive import ArchiveLimits
+from spec.validate import ObserverGroup, RecordObserver, validate_bundle
 
 MANIFEST = "manifest.json"
 MAX_VALIDATION_FINDINGS = 500
@@ -247,16 +248,21 @@ def badges(manifest: models.Manifest, completeness_value: float, statistics: dic
     return earned
 
 
-def score_bundle(path: Path, rubric_version: str = rubric.RUBRIC_VERSION) -> ScoreReport:
+def score_bundle(path: Path, rubric_version: str = rubric.RUBRIC_VERSION, *, full_jsonschema: bool = False,
+                 limits: ArchiveLimits = ArchiveLimits(), observer: RecordObserver | None = None) -> ScoreReport:
     """Score the bundle at `path` (directory or .tar.gz).
 
     Raises `BundleInvalid` when the input is not a readable bundle (no manifest the models
     accept); a bundle that is readable but fails a gate is scored and marked not ranked.
+    `full_jsonschema` adds JSON Schema conformance to the validation (findings fail the validity
+    gate); `observer` also watches the single pass (the registry collects plot series with it).
     """
     if rubric_version != rubric.RUBRIC_VERSION:
         raise TrainmarkError(f"unknown rubric {rubric_version!r}; this trainmark implements {rubric.RUBRIC_VERSION}")
     digest = TraceDigest()
-    validation = validate_bundle(path, observer=digest, max_findings=MAX_VALIDATION_FINDINGS)
+    watchers = ObserverGroup(digest, observer) if observer is not None else digest
+    validation = validate_bundle(path, observer=watchers, max_findings=MAX_VALIDATION_FINDINGS,
+                                 full_jsonschema=full_jsonschema, limits=limits)
     manifest, document = validation.manifest, validation.manifest_document
     if manifest is None:
         first = validation.findings[0] if validation.findings else None

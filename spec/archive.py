@@ -182,6 +182,8 @@ def pack(directory: Path, output: Path) -> None:
     The archive is written next to `output` and renamed into place, so a failure leaves no
     half-written file.
     """
+    if not (directory / "manifest.json").is_file():
+        raise BundleUnreadable(f"{directory} is not a bundle directory (it has no manifest.json)")
     files = sorted(p for p in directory.rglob("*") if p.is_file() and not p.is_symlink())
     output.parent.mkdir(parents=True, exist_ok=True)
     descriptor, temporary = tempfile.mkstemp(prefix=".pack-", suffix=".tar.gz", dir=output.parent)

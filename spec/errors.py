@@ -45,3 +45,8 @@ class SchemaVersionUnsupported(TrainmarkError):
 class SensorUnavailable(TrainmarkError):
     """A sensor this machine does not have or does not let us read; the message is the reason
     a bundle records next to the null value."""
+
+
+class StoreOutOfDate(TrainmarkError):
+    """The registry database's schema is older (or newer) than this trainmark's; the message names
+    the command that upgrades it."""

@@ -49,6 +49,28 @@ class RecordObserver(Protocol):
     def begin_file(self, entry: models.FileEntry) -> RecordCallback | None: ...
 
 
+class ObserverGroup:
+    """Several observers watching the same single pass."""
+
+    def __init__(self, *observers: RecordObserver) -> None:
+        self.observers = observers
+
+    def begin(self, manifest: models.Manifest) -> None:
+        for observer in self.observers:
+            observer.begin(manifest)
+
+    def begin_file(self, entry: models.FileEntry) -> RecordCallback | None:
+        callbacks = [callback for observer in self.observers if (callback := observer.begin_file(entry))]
+        if len(callbacks) <= 1:
+            return callbacks[0] if callbacks else None
+
+        def each(record: Any, line: int | None) -> None:
+            for callback in callbacks:
+                callback(record, line)
+
+        return each
+
+
 @dataclass
 class ValidationReport:
     """The outcome of validating one bundle."""

@@ -27,6 +27,10 @@ bundle_app = typer.Typer(help="Pack, finalize and inspect bundles.", no_args_is_
 app.add_typer(bundle_app, name="bundle")
 import_app = typer.Typer(help="Convert third-party results into bundles.", no_args_is_help=True)
 app.add_typer(import_app, name="import")
+registry_app = typer.Typer(help="Create and upgrade a registry's database.", no_args_is_help=True)
+app.add_typer(registry_app, name="registry")
+keys_app = typer.Typer(help="API keys for submitting to a registry.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
 
 _debug = {"on": False}
 
@@ -326,6 +330,201 @@ def schema(
         from spec.reference_doc import render_markdown
 
         typer.echo(render_markdown(), nl=False)
+
+
+# ---------------------------------------------------------------- registry
+
+DbOption = Annotated[Optional[str], typer.Option(
+    "--db", envvar="TRAINMARK_DB", show_envvar=True,
+    help="Database URL: sqlite:///PATH or postgresql://USER@HOST/DB (default: ./trainmark-registry/registry.db).")]
+BlobsOption = Annotated[Optional[Path], typer.Option(
+    "--blobs", envvar="TRAINMARK_BLOBS", show_envvar=True,
+    help="The trace blob folder (default: ./trainmark-registry/blobs).")]
+
+
+def _open_store(db: str | None, blobs: Path | None):
+    from registry.database import default_blobs, default_url
+    from registry.store import Store
+
+    return Store(db or default_url(), blobs or default_blobs())
+
+
+@registry_app.command("init")
+def registry_init(db: DbOption = None, blobs: BlobsOption = None) -> None:
+    """Create a registry (or bring an existing one to this trainmark's schema).
+
+    Example: trainmark registry init --db sqlite:///registry/registry.db --blobs registry/blobs
+    """
+    _migrate(db, blobs)
+
+
+@registry_app.command("upgrade")
+def registry_upgrade(db: DbOption = None, blobs: BlobsOption = None) -> None:
+    """Apply the database migrations this trainmark needs (the server refuses an older database).
+
+    Example: trainmark registry upgrade --db postgresql://trainmark@db.example.org/registry
+    """
+    _migrate(db, blobs)
+
+
+def _migrate(db: str | None, blobs: Path | None) -> None:
+    from registry.blobs import BlobStore
+    from registry.database import default_blobs, default_url, upgrade
+
+    url, folder = db or default_url(), blobs or default_blobs()
+    revision = upgrade(url)
+    BlobStore(folder)
+    _console().print(f"registry ready: {_plain(url)} at schema revision {revision}; blobs in {_plain(folder)}")
+
+
+@keys_app.command("create")
+def keys_create(
+    name: Annotated[str, typer.Option(help="Who the key is for (shown in the audit log).")],
+    db: DbOption = None, blobs: BlobsOption = None,
+) -> None:
+    """Create an API key for submitting; it is printed once and only its hash is stored.
+
+    Example: trainmark keys create --name "Example Lab"
+    """
+    store = _open_store(db, blobs)
+    try:
+        key = store.create_key(name)
+    finally:
+        store.close()
+    typer.echo(key)
+    _console(stderr=True).print("store this key now: the registry keeps only its hash and cannot show it again")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="The address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="The port to listen on.")] = 8000,
+    rate_limit: Annotated[float, typer.Option(help="Submissions a minute per API key.", min=0.1)] = 60.0,
+    db: DbOption = None, blobs: BlobsOption = None,
+) -> None:
+    """Serve the registry: the leaderboard at /, the API under /api/v1, its documentation at /docs.
+
+    Refuses a database that is not at this trainmark's schema and names the command that upgrades it.
+
+    Example: trainmark serve --port 8000
+    """
+    import uvicorn
+
+    from registry.api import create_app
+
+    store = _open_store(db, blobs)
+    _console(stderr=True).print(f"trainmark registry on http://{host}:{port}/  (API documentation: /docs)")
+    try:
+        uvicorn.run(create_app(store, submissions_per_minute=rate_limit), host=host, port=port, log_level="info")
+    finally:
+        store.close()
+
+
+@app.command()
+def submit(
+    path: Annotated[Path, typer.Argument(help="A bundle directory or .tar.gz archive.", callback=_existing)],
+    to: Annotated[Optional[str], typer.Option("--to", help="A registry's URL, e.g. https://registry.example.org")]
+    = None,
+    key: Annotated[Optional[str], typer.Option(envvar="TRAINMARK_KEY", show_envvar=True,
+                                               help="Your API key (with --to).")] = None,
+    db: DbOption = None, blobs: BlobsOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help='Print {"id", "score", "ranked", "findings"}.')] = False,
+) -> None:
+    """Submit a bundle to a registry: over HTTP (--to URL --key KEY) or straight into a database (--db).
+
+    The registry validates, scores and stores it; the same bundle twice gets the same id.
+
+    Example: trainmark submit runs/tiny --to http://127.0.0.1:8000 --key tmk_...
+    """
+    import tempfile
+
+    from registry.client import RegistryError, submit_archive
+    from registry.store import SubmissionRejected
+    from spec.archive import pack
+
+    if to is not None and key is None:
+        raise typer.BadParameter("--to needs --key (or TRAINMARK_KEY)")
+    if to is not None and db is not None:
+        raise typer.BadParameter("give either --to (a registry server) or --db (a database), not both")
+    with tempfile.TemporaryDirectory(prefix="trainmark-submit-") as scratch:
+        archive = path
+        if path.is_dir():
+            archive = Path(scratch) / "bundle.tar.gz"
+            pack(path, archive)
+        try:
+            if to is not None:
+                status, answer = submit_archive(to, key, archive)
+                created = status == 201
+                page = to.rstrip("/") + answer.get("page", "")
+            else:
+                store = _open_store(db, blobs)
+                try:
+                    outcome = store.submit(archive)
+                finally:
+                    store.close()
+                answer, created, page = outcome.as_dict(), outcome.created, None
+        except (RegistryError, SubmissionRejected) as refused:
+            if as_json:
+                body = refused.body if isinstance(refused, RegistryError) else {
+                    "error": str(refused), "findings": [finding.as_dict() for finding in refused.findings]}
+                typer.echo(json.dumps(body or {"error": str(refused)}, indent=2))
+                raise typer.Exit(1) from None
+            raise
+    if as_json:
+        typer.echo(json.dumps({name: answer[name] for name in ("id", "score", "ranked", "findings")}, indent=2))
+        return
+    console = _console()
+    state = "accepted" if created else "already in the registry"
+    ranked = "[green]ranked[/green]" if answer["ranked"] else "[red]not ranked[/red]"
+    console.print(f"{state}: {answer['id']}  score {answer['score']:.3f}  {ranked}  "
+                  f"{len(answer['findings'])} finding(s)")
+    if page:
+        console.print(f"  {_plain(page)}")
+
+
+@app.command()
+def leaderboard(
+    db: DbOption = None, blobs: BlobsOption = None,
+    metric: Annotated[str, typer.Option(help="steps_per_second, flops_per_joule or energy_per_step.")]
+    = "steps_per_second",
+    device_model: Annotated[Optional[str], typer.Option(help="Only this device model.")] = None,
+    precision: Annotated[Optional[str], typer.Option(help="Only this precision policy.")] = None,
+    include_unranked: Annotated[bool, typer.Option("--all", help="Also list entries that are not ranked.")]
+    = False,
+    limit: Annotated[int, typer.Option(min=1, max=100, help="How many entries.")] = 20,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the entries as JSON.")] = False,
+) -> None:
+    """Print the leaderboard: ranked by score, then by the 95 % bound of the efficiency metric.
+
+    Example: trainmark leaderboard --metric flops_per_joule
+    """
+    from rich.table import Table
+
+    from registry.store import BoardQuery
+
+    store = _open_store(db, blobs)
+    try:
+        page = store.leaderboard(BoardQuery(metric=metric, device_model=device_model, precision=precision,
+                                            include_unranked=include_unranked, limit=limit))
+    finally:
+        store.close()
+    if as_json:
+        typer.echo(json.dumps(page.rows, indent=2))
+        return
+    bound = "high" if metric == "energy_per_step" else "low"
+    table = Table("#", "submitter", "model", "hardware", "precision", "score", f"{metric} (95 % {bound})",
+                  "badges", "missing", title="trainmark leaderboard")
+    for position, row in enumerate(page.rows, start=1):
+        value, limit_value = row[metric], row[f"{metric}_{bound}"]
+        shown = "not measured" if value is None else _number(value) + (
+            "" if limit_value is None else f" ({_number(limit_value)})")
+        table.add_row(str(position) if row["ranked"] else "-", _plain(row["submitter"]), _plain(row["model_name"]),
+                      _plain(f"{row['device_count']} x {row['device_model']}"), row["precision"],
+                      f"{row['score']:.3f}", shown, _plain(", ".join(row["badges"])), _plain(row["missing"]))
+    console = _console()
+    console.print(table)
+    if not page.rows:
+        console.print("no entries yet: trainmark submit BUNDLE --db ... adds one")
 
 
 # ---------------------------------------------------------------- bundle

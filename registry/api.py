@@ -1,0 +1,326 @@
+"""The registry's HTTP service: the JSON API under /api/v1, the exports, and the server-rendered
+public pages (no JavaScript; every value escaped by Jinja2's autoescaping, and a Content Security
+Policy that forbids scripts in case anything ever slipped through).
+
+Reading is public. Submitting needs `Authorization: Bearer KEY`, is capped in size while the body
+streams in (413 before the limit is passed, not after the upload is buffered), and is rate limited
+per key (429 with Retry-After).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import FastAPI, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response, StreamingResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.background import BackgroundTask
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markupsafe import Markup
+
+from registry.store import (EFFICIENCY_METRICS, MAX_PAGE, PRECISIONS, SORTS, BoardQuery, QueryInvalid, Store,
+                            SubmissionRejected)
+from spec.plots import human, line_plot
+
+HERE = Path(__file__).resolve().parent
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+                               "base-uri 'none'; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+}
+# The OpenAPI page loads Swagger UI's script; it is the one page that may run one.
+DOCS_PATHS = ("/docs", "/docs/oauth2-redirect", "/redoc")
+CSV_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+EXPORT_COLUMNS = ("id", "submitter", "model_name", "parameters", "device_model", "device_count", "precision",
+                  "run_count", "ranked", "score", "fidelity", "completeness", "confidence", "badges", "missing",
+                  "steps_per_second", "steps_per_second_low", "flops_per_joule", "flops_per_joule_low",
+                  "energy_per_step", "energy_per_step_high", "created_at", "supersedes", "schema_version",
+                  "producer")
+METRIC_LABELS = {"steps_per_second": ("steps/s", "{step}/s", "low"),
+                 "flops_per_joule": ("FLOP per joule", "{flop}/J", "low"),
+                 "energy_per_step": ("energy per step", "J/{step}", "high")}
+PLOT_KINDS = {"power": "Power", "memory": "Memory", "step_time": "Step time"}
+
+
+class RateLimiter:
+    """A token bucket per key: `per_minute` submissions, refilled continuously."""
+
+    def __init__(self, per_minute: float) -> None:
+        self.per_minute = per_minute
+        self.buckets: dict[int, tuple[float, float]] = {}
+        self.lock = threading.Lock()
+
+    def wait_time(self, key_id: int) -> float:
+        """0 and a token taken, or the seconds until one is free."""
+        now = time.monotonic()
+        with self.lock:
+            tokens, then = self.buckets.get(key_id, (self.per_minute, now))
+            tokens = min(self.per_minute, tokens + (now - then) * self.per_minute / 60.0)
+            if tokens >= 1.0:
+                self.buckets[key_id] = (tokens - 1.0, now)
+                return 0.0
+            self.buckets[key_id] = (tokens, now)
+            return (1.0 - tokens) * 60.0 / self.per_minute
+
+
+def _error(status: int, message: str, findings: list | None = None, headers: dict | None = None) -> JSONResponse:
+    body: dict[str, Any] = {"error": message}
+    if findings is not None:
+        body["findings"] = findings
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def csv_cell(value: Any) -> str:
+    """A value for a spreadsheet: text that a spreadsheet would run as a formula gets a leading quote."""
+    if value is None:
+        return ""
+    if isinstance(value, list):
+        value = " ".join(value)
+    text = str(value)
+    if isinstance(value, str) and text.startswith(CSV_FORMULA_START):
+        return "'" + text
+    return text
+
+
+def _templates() -> Environment:
+    environment = Environment(loader=FileSystemLoader(HERE / "templates"),
+                              autoescape=select_autoescape(["html"], default=True))
+    environment.filters["human"] = lambda value, unit: "" if value is None else human(value, unit)
+    environment.filters["number"] = _number
+    # Bytes and watts read better with a prefix; other units keep their UCUM code beside the column.
+    environment.filters["show"] = lambda value, unit: human(value, unit) if unit in ("By", "W") and value is not None \
+        else _number(value)
+    return environment
+
+
+def _number(value: Any, digits: int = 4) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return str(value)
+        return f"{value:.{digits}g}"
+    return str(value)
+
+
+def _plots(series: list[dict]) -> dict[str, list[Markup]]:
+    """SVG plots per run: one per kind of trace, every label of that kind in it."""
+    by_run: dict[str, dict[str, list[dict]]] = {}
+    for item in series:
+        by_run.setdefault(item["run_id"], {}).setdefault(item["kind"], []).append(item)
+    plots = {}
+    for run_id, kinds in by_run.items():
+        plots[run_id] = [Markup(line_plot(f"{PLOT_KINDS.get(kind, kind)}: {run_id}",
+                                          [(item["label"], item["points"]) for item in items], items[0]["unit"]))
+                         for kind, items in sorted(kinds.items(), key=lambda pair: list(PLOT_KINDS).index(pair[0])
+                                                   if pair[0] in PLOT_KINDS else 99)]
+    return plots
+
+
+def create_app(store: Store, *, submissions_per_minute: float = 60.0) -> FastAPI:
+    """The registry service over `store`."""
+    app = FastAPI(title="trainmark registry", version="1",
+                  description="Submit trainmark bundles, read scores, and browse the transparency leaderboard. "
+                              "Reading is public; submitting needs an API key (trainmark keys create).")
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    templates = _templates()
+    limiter = RateLimiter(submissions_per_minute)
+
+    @app.middleware("http")
+    async def _security_headers(request: Request, call_next):
+        response = await call_next(request)
+        if request.url.path not in DOCS_PATHS:
+            for name, value in SECURITY_HEADERS.items():
+                response.headers.setdefault(name, value)
+        return response
+
+    def page(name: str, status: int = 200, **context) -> HTMLResponse:
+        return HTMLResponse(templates.get_template(name).render(**context), status_code=status)
+
+    def board_query(metric: str, sort: str, device_model: str | None, device_count: int | None,
+                    precision: str | None, parameters_min: float | None, parameters_max: float | None,
+                    submitter: str | None, include_unranked: bool, limit: int, cursor: str | None) -> BoardQuery:
+        # Empty form fields mean "any".
+        return BoardQuery(metric=metric, sort=sort, device_model=device_model or None, device_count=device_count,
+                          precision=precision or None, parameters_min=parameters_min, parameters_max=parameters_max,
+                          submitter=submitter or None, include_unranked=include_unranked, limit=limit,
+                          cursor=cursor or None)
+
+    # ---------------------------------------------------------------- the JSON API
+
+    @app.post("/api/v1/submissions", status_code=201, summary="Submit a bundle (.tar.gz body)",
+              responses={200: {"description": "the same bundle was submitted before; its id and score"},
+                         401: {"description": "no or an unknown key"}, 413: {"description": "too large"},
+                         422: {"description": "not a bundle that follows the standard"},
+                         429: {"description": "over this key's rate limit"}})
+    async def submit(request: Request):
+        authorization = request.headers.get("authorization", "")
+        scheme, _, key = authorization.partition(" ")
+        key_id = await run_in_threadpool(store.verify_key, key.strip()) if scheme.lower() == "bearer" else None
+        if key_id is None:
+            return _error(401, "submitting needs a valid API key: Authorization: Bearer KEY "
+                               "(the registry's operator creates one with trainmark keys create)",
+                          headers={"WWW-Authenticate": "Bearer"})
+        wait = limiter.wait_time(key_id)
+        if wait > 0:
+            return _error(429, f"this key may submit {limiter.per_minute:g} bundles a minute; try again in "
+                               f"{math.ceil(wait)} s", headers={"Retry-After": str(math.ceil(wait))})
+        limit = store.limits.max_upload_bytes
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            return _error(413, f"the upload is {declared} bytes; the limit is {limit}")
+        with tempfile.TemporaryDirectory(prefix="trainmark-upload-") as scratch:
+            archive = Path(scratch) / "upload.tar.gz"
+            received = 0
+            with archive.open("wb") as handle:
+                async for chunk in request.stream():
+                    received += len(chunk)
+                    if received > limit:
+                        return _error(413, f"the upload is over the limit of {limit} bytes")
+                    handle.write(chunk)
+            if received == 0:
+                return _error(400, "the request body is empty; send the bundle's .tar.gz as the body")
+            try:
+                outcome = await run_in_threadpool(store.submit, archive, key_id)
+            except SubmissionRejected as rejected:
+                return _error(rejected.status, str(rejected), [finding.as_dict() for finding in rejected.findings])
+        body = outcome.as_dict() | {"url": f"/api/v1/submissions/{outcome.id}", "page": f"/submissions/{outcome.id}"}
+        return JSONResponse(body, status_code=201 if outcome.created else 200)
+
+    @app.get("/api/v1/submissions/{bundle_id}", summary="One submission: summary, score, findings, runs")
+    async def submission(bundle_id: str):
+        record = await run_in_threadpool(store.get, bundle_id)
+        if record is None:
+            return _error(404, f"no submission {bundle_id[:80]!r}")
+        return record
+
+    @app.get("/api/v1/submissions/{bundle_id}/bundle", summary="The submitted bundle as .tar.gz",
+             response_class=FileResponse)
+    def bundle(bundle_id: str):
+        # The archive is rebuilt in a scratch folder that lives until the response has been sent.
+        scratch = tempfile.TemporaryDirectory(prefix="trainmark-download-")
+        try:
+            path = store.rebuild_archive(bundle_id, Path(scratch.name))
+        except KeyError:
+            scratch.cleanup()
+            return _error(404, f"no submission {bundle_id[:80]!r}")
+        return FileResponse(path, media_type="application/gzip", filename=f"{bundle_id}.tar.gz",
+                            background=BackgroundTask(scratch.cleanup))
+
+    @app.get("/api/v1/leaderboard", summary="One page of the leaderboard")
+    async def leaderboard(
+        metric: Annotated[str, Query(description=f"efficiency metric: {', '.join(EFFICIENCY_METRICS)}")]
+        = "steps_per_second",
+        sort: Annotated[str, Query(description=f"one of {', '.join(SORTS)}")] = "rank",
+        device_model: str | None = None, device_count: int | None = None,
+        precision: Annotated[str | None, Query(description=f"one of {', '.join(PRECISIONS)}")] = None,
+        parameters_min: float | None = None, parameters_max: float | None = None, submitter: str | None = None,
+        include_unranked: bool = False,
+        limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 20, cursor: str | None = None,
+    ):
+        try:
+            query = board_query(metric, sort, device_model, device_count, precision, parameters_min,
+                                parameters_max, submitter, include_unranked, limit, cursor)
+            board = await run_in_threadpool(store.leaderboard, query)
+        except QueryInvalid as invalid:
+            return _error(400, str(invalid))
+        return {"rows": board.rows, "next_cursor": board.next_cursor}
+
+    @app.get("/export.csv", summary="The whole board as CSV (formula-safe)")
+    def export_csv():
+        def lines() -> Iterator[str]:
+            buffer = io.StringIO()
+            writer = csv.writer(buffer)
+            writer.writerow(EXPORT_COLUMNS)
+            for row in store.export():
+                writer.writerow([csv_cell(row.get(column)) for column in EXPORT_COLUMNS])
+                if buffer.tell() > 64 * 1024:
+                    yield buffer.getvalue()
+                    buffer.seek(0)
+                    buffer.truncate()
+            yield buffer.getvalue()
+        return StreamingResponse(lines(), media_type="text/csv; charset=utf-8",
+                                 headers={"Content-Disposition": 'attachment; filename="trainmark-board.csv"'})
+
+    @app.get("/export.jsonl", summary="The whole board as JSON Lines")
+    def export_jsonl():
+        return StreamingResponse((json.dumps(row) + "\n" for row in store.export()),
+                                 media_type="application/x-ndjson")
+
+    # ---------------------------------------------------------------- the pages
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    async def favicon():
+        return Response(status_code=204)
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    async def board_page(
+        request: Request, metric: str = "steps_per_second", sort: str = "rank", device_model: str | None = None,
+        device_count: str | None = None, precision: str | None = None, parameters_min: str | None = None,
+        parameters_max: str | None = None, submitter: str | None = None, include_unranked: bool = False,
+        limit: int = 25, cursor: str | None = None, first: int = 1,
+    ):
+        form = dict(request.query_params)
+        try:
+            query = board_query(metric, sort, device_model, _form_int(device_count, "device count"), precision,
+                                _form_float(parameters_min, "parameters from"),
+                                _form_float(parameters_max, "parameters to"), submitter, include_unranked,
+                                limit, cursor)
+            board = await run_in_threadpool(store.leaderboard, query)
+        except QueryInvalid as invalid:
+            return page("board.html", 400, rows=[], error=str(invalid), form=form, facets=store.facets(),
+                        metrics=METRIC_LABELS, sorts=SORTS, precisions=PRECISIONS, next_link=None, first=1,
+                        metric=METRIC_LABELS["steps_per_second"], metric_name="steps_per_second")
+        next_link = None
+        if board.next_cursor:
+            next_form = {k: v for k, v in form.items() if k not in ("cursor", "first") and v}
+            next_link = "/?" + urlencode(next_form | {"cursor": board.next_cursor, "first": first + len(board.rows)})
+        return page("board.html", rows=board.rows, error=None, form=form, facets=await run_in_threadpool(store.facets),
+                    metrics=METRIC_LABELS, sorts=SORTS, precisions=PRECISIONS, next_link=next_link,
+                    first=max(1, first), metric=METRIC_LABELS[query.metric], metric_name=query.metric)
+
+    @app.get("/submissions/{bundle_id}", response_class=HTMLResponse, include_in_schema=False)
+    async def submission_page(bundle_id: str):
+        record = await run_in_threadpool(store.get, bundle_id)
+        if record is None:
+            return page("error.html", 404, message=f"There is no submission {bundle_id[:80]}.")
+        return page("submission.html", record=record, summary=record["submission"], score=record["score"],
+                    plots=_plots(record["series"]), metric_labels=METRIC_LABELS)
+
+    return app
+
+
+def _form_int(value: str | None, label: str) -> int | None:
+    if value is None or not value.strip():
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise QueryInvalid(f"{label} must be a whole number, not {value[:40]!r}") from None
+
+
+def _form_float(value: str | None, label: str) -> float | None:
+    if value is None or not value.strip():
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        raise QueryInvalid(f"{label} must be a number (e.g. 1.2e8), not {value[:40]!r}") from None
+    if not math.isfinite(number):
+        raise QueryInvalid(f"{label} must be a finite number")
+    return number
+
+
+__all__ = ["RateLimiter", "create_app", "csv_cell"]

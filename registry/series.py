@@ -1,0 +1,87 @@
+"""Downsampled trace series for the plots, collected during the scorer's single pass.
+
+Each run's window is cut into a fixed number of buckets; a bucket keeps its lowest and highest
+point, so peaks survive and memory stays flat whatever the trace's length.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from scorer.traces import to_unix_ns
+from spec import models
+
+BUCKETS = 150
+MEMORY_FIELDS = ("allocated_bytes", "resident_bytes", "used_bytes", "reserved_bytes")
+
+
+class _Buckets:
+    def __init__(self, start_ns: int, end_ns: int) -> None:
+        self.start_ns = start_ns
+        self.width_ns = max(1, (end_ns - start_ns) // BUCKETS)
+        self.low: dict[int, tuple[float, float]] = {}
+        self.high: dict[int, tuple[float, float]] = {}
+
+    def add(self, time_ns: int, value: float) -> None:
+        index = (time_ns - self.start_ns) // self.width_ns
+        point = ((time_ns - self.start_ns) / 1e9, value)
+        if index not in self.low or value < self.low[index][1]:
+            self.low[index] = point
+        if index not in self.high or value > self.high[index][1]:
+            self.high[index] = point
+
+    def points(self) -> list[list[float]]:
+        merged = sorted(set(self.low.values()) | set(self.high.values()))
+        return [[round(t, 6), value] for t, value in merged]
+
+
+class SeriesCollector:
+    """A RecordObserver that keeps power, memory and step-time series per run, downsampled."""
+
+    def __init__(self) -> None:
+        self.windows: dict[str, tuple[int, int]] = {}
+        self.series: dict[tuple[str, str, str, str], _Buckets] = {}
+
+    def begin(self, manifest: models.Manifest) -> None:
+        for run in manifest.runs:
+            start, end = to_unix_ns(run.started_at), to_unix_ns(run.ended_at)
+            self.windows[run.run_id] = (start, max(end, start + 1))
+
+    def _bucket(self, run_id: str, kind: str, label: str, unit: str) -> _Buckets:
+        key = (run_id, kind, label, unit)
+        if key not in self.series:
+            self.series[key] = _Buckets(*self.windows[run_id])
+        return self.series[key]
+
+    def begin_file(self, entry: models.FileEntry) -> Callable[[Any, int | None], None] | None:
+        run_id = entry.run_id
+        if run_id not in self.windows:
+            return None
+        if entry.record_type == "step":
+            def on_step(record: models.StepRecord, line: int | None) -> None:
+                if record.rank == 0:
+                    self._bucket(run_id, "step_time", "rank 0", "s").add(record.start_unix_ns, record.duration_s)
+            return on_step
+        if entry.record_type == "power_sample":
+            def on_power(record: models.PowerSample, line: int | None) -> None:
+                if record.power_w is not None:
+                    target = f"device {record.device}" if record.device is not None else f"node {record.node}"
+                    self._bucket(run_id, "power", target, "W").add(record.time_unix_ns, record.power_w)
+            return on_power
+        if entry.record_type == "memory_sample":
+            def on_memory(record: models.MemorySample, line: int | None) -> None:
+                for name in MEMORY_FIELDS:
+                    value = getattr(record, name)
+                    if value is not None:
+                        label = f"device {record.device} {name.removesuffix('_bytes')}" + (
+                            f" (rank {record.rank})" if record.rank else "")
+                        self._bucket(run_id, "memory", label, "By").add(record.time_unix_ns, float(value))
+                        return
+            return on_memory
+        return None
+
+    def results(self) -> list[dict]:
+        """[{run_id, kind, label, unit, points}] in a stable order."""
+        return [{"run_id": run_id, "kind": kind, "label": label, "unit": unit, "points": buckets.points()}
+                for (run_id, kind, label, unit), buckets in sorted(self.series.items())]

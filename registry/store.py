@@ -1,0 +1,528 @@
+"""The registry's store: the one place that reads and writes its database and blobs.
+
+A submission is an archive that passes validation (models, rules, full JSON Schema) and is
+scored; then its files go to the blob store (content-addressed, so idempotent) and every row is
+written in one transaction, so a failure at any point leaves the database as it was.
+Submissions are write-once and identified by the bundle id: the same bundle twice is the same
+submission. A correction is a new bundle whose manifest names the one it supersedes.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import hmac
+import json
+import math
+import re
+import secrets
+import shutil
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from sqlalchemy import and_, or_
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, select
+
+from registry.blobs import BlobStore
+from registry.database import engine_for, is_sqlite, normalize_url, require_current
+from registry.series import SeriesCollector
+from registry.tables import (MISSING_LOW, ApiKey, AuditEvent, FileBlob, RegistryFinding, RunMetric, RunRow,
+                             ScoreRecord, Series, Submission)
+from scorer.score import ScoreReport, score_bundle
+from spec import models
+from spec.archive import ArchiveLimits, is_archive, open_bundle, pack
+from spec.bundle import read_manifest
+from spec.errors import BundleInvalid, BundleUnreadable, TrainmarkError
+from spec.findings import Finding, Severity
+from spec.jsontext import canonical_json
+
+KEY_PREFIX = "tmk_"
+EFFICIENCY_METRICS = ("steps_per_second", "flops_per_joule", "energy_per_step")
+SORTS = ("rank", "score", "created_at", "submitter")
+PRECISIONS = tuple(models.PrecisionPolicy.__members__)
+FILTER_TEXT = re.compile(r"^[\w .,()+/:&'@#-]{1,256}\Z")
+MAX_PAGE = 100
+
+
+class SubmissionRejected(TrainmarkError):
+    """A submission the registry will not store; `status` is the HTTP status that says why."""
+
+    def __init__(self, message: str, status: int, findings: list[Finding] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.findings = findings or []
+
+
+class QueryInvalid(TrainmarkError):
+    """A leaderboard query with a filter, sort or cursor the registry does not accept."""
+
+
+@dataclass(frozen=True)
+class RegistryLimits:
+    """How much an upload may hold. max_upload_bytes: the archive; the rest: its contents."""
+
+    max_upload_bytes: int = 256 * 1024 * 1024
+    max_unpacked_bytes: int = 4 * 1024**3
+    max_members: int = 20_000
+
+    def archive_limits(self) -> ArchiveLimits:
+        return ArchiveLimits(self.max_upload_bytes, self.max_unpacked_bytes, self.max_members)
+
+
+@dataclass
+class SubmitOutcome:
+    """What happened to a submission."""
+
+    id: str
+    created: bool
+    score: float
+    ranked: bool
+    findings: list[dict]
+
+    def as_dict(self) -> dict:
+        return {"id": self.id, "score": self.score, "ranked": self.ranked, "findings": self.findings}
+
+
+@dataclass(frozen=True)
+class BoardQuery:
+    """A leaderboard query: whitelisted filters and sorts, and a cursor. Validated when built."""
+
+    metric: str = "steps_per_second"
+    sort: str = "rank"
+    device_model: str | None = None
+    device_count: int | None = None
+    precision: str | None = None
+    parameters_min: float | None = None
+    parameters_max: float | None = None
+    submitter: str | None = None
+    include_unranked: bool = False
+    limit: int = 20
+    cursor: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.metric not in EFFICIENCY_METRICS:
+            raise QueryInvalid(f"metric must be one of {', '.join(EFFICIENCY_METRICS)}, not {self.metric!r}")
+        if self.sort not in SORTS:
+            raise QueryInvalid(f"sort must be one of {', '.join(SORTS)}, not {self.sort!r}")
+        if self.precision is not None and self.precision not in PRECISIONS:
+            raise QueryInvalid(f"precision must be one of {', '.join(PRECISIONS)}, not {self.precision!r}")
+        for name in ("device_model", "submitter"):
+            value = getattr(self, name)
+            if value is not None and not FILTER_TEXT.match(value):
+                raise QueryInvalid(f"{name} may hold letters, digits, spaces and . , ( ) + / : & ' @ # - "
+                                   f"(at most 256), not {value[:40]!r}")
+        if not 1 <= self.limit <= MAX_PAGE:
+            raise QueryInvalid(f"limit must be between 1 and {MAX_PAGE}")
+        if self.device_count is not None and self.device_count < 1:
+            raise QueryInvalid("device_count must be at least 1")
+        for name in ("parameters_min", "parameters_max"):
+            value = getattr(self, name)
+            if value is not None and not math.isfinite(value):
+                raise QueryInvalid(f"{name} must be a finite number")
+
+
+@dataclass
+class BoardPage:
+    rows: list[dict]
+    next_cursor: str | None
+    query: BoardQuery = field(default_factory=BoardQuery)
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def _fingerprint(*parts) -> str:
+    return hashlib.sha256(canonical_json(list(parts))).hexdigest()
+
+
+def _missing(report: ScoreReport) -> str:
+    """What a board entry lacks, in a few words, from its findings."""
+    labels = set()
+    for finding in report.findings:
+        if finding.code == "missing-sensor":
+            labels.add("energy")
+        elif finding.code == "channel-absent":
+            for kind, label in (("power", "power trace"), ("memory", "memory trace"), ("step", "step trace")):
+                if kind in finding.message:
+                    labels.add(label)
+        elif finding.code == "too-few-runs":
+            labels.add("3+ runs")
+    absent = sum(1 for finding in report.findings if finding.code == "reporting-field-absent")
+    if absent:
+        labels.add(f"{absent} reporting field{'s' if absent > 1 else ''}")
+    return ", ".join(sorted(labels))
+
+
+class Store:
+    """The registry's database and blob store."""
+
+    def __init__(self, url: str, blobs: Path, limits: RegistryLimits = RegistryLimits()) -> None:
+        self.url = normalize_url(url)
+        self.engine = engine_for(self.url)
+        self.write_engine = engine_for(self.url, writer=True) if is_sqlite(self.url) else self.engine
+        require_current(self.engine, url)
+        self.blobs = BlobStore(blobs)
+        self.limits = limits
+        # SQLite has one writer; serialize this process's writes (others wait on the busy timeout).
+        self._write_lock = threading.Lock() if is_sqlite(self.url) else contextlib.nullcontext()
+
+    def close(self) -> None:
+        self.engine.dispose()
+        self.write_engine.dispose()
+
+    # ------------------------------------------------------------ keys and audit
+
+    def create_key(self, name: str) -> str:
+        """A new API key; only its hash is stored, so this is the only time it is seen."""
+        if not name.strip():
+            raise TrainmarkError("a key needs a name (who it is for)")
+        key = KEY_PREFIX + secrets.token_urlsafe(32)
+        with self._write_lock, Session(self.write_engine) as session:
+            record = ApiKey(name=name, prefix=key[:12], key_hash=_hash_key(key), created_at=_now())
+            session.add(record)
+            session.flush()
+            session.add(AuditEvent(at=_now(), key_id=record.id, action="key-created", detail=name))
+            session.commit()
+        return key
+
+    def verify_key(self, key: str | None) -> int | None:
+        """The id of a valid, unrevoked key, compared in constant time; None otherwise."""
+        if not key or not key.startswith(KEY_PREFIX) or len(key) > 128:
+            return None
+        digest = _hash_key(key)
+        with Session(self.engine) as session:
+            candidates = session.exec(select(ApiKey).where(ApiKey.prefix == key[:12])).all()
+        for candidate in candidates:
+            if hmac.compare_digest(candidate.key_hash, digest) and not candidate.revoked:
+                return candidate.id
+        return None
+
+    def audit(self, session: Session, action: str, key_id: int | None, submission_id: str | None,
+              detail: str | None = None) -> None:
+        session.add(AuditEvent(at=_now(), key_id=key_id, action=action, submission_id=submission_id, detail=detail))
+
+    # ------------------------------------------------------------ submitting
+
+    def submit(self, archive: Path, key_id: int | None = None) -> SubmitOutcome:
+        """Validate, score and store an archived bundle; the same bundle again returns the same id."""
+        size = archive.stat().st_size
+        if size > self.limits.max_upload_bytes:
+            raise SubmissionRejected(f"the upload is {size} bytes, over the limit of {self.limits.max_upload_bytes}",
+                                     413)
+        if not is_archive(archive):
+            raise SubmissionRejected("the upload is not a gzip-compressed tar archive; send the .tar.gz that "
+                                     "trainmark bundle pack makes", 422)
+        series = SeriesCollector()
+        try:
+            with open_bundle(archive, self.limits.archive_limits()) as root:
+                report = score_bundle(root, full_jsonschema=True, observer=series)
+                self._refuse_invalid(report)
+                _, manifest = read_manifest(root)
+                existing = self._existing(report.bundle_id)
+                if existing is not None:
+                    with self._write_lock, Session(self.write_engine) as session:
+                        self.audit(session, "resubmitted", key_id, report.bundle_id)
+                        session.commit()
+                    return existing
+                for entry in manifest.files:
+                    self.blobs.put_file(root / entry.path, entry.sha256)
+                manifest_bytes = (root / "manifest.json").read_bytes()
+                manifest_digest = self.blobs.put_bytes(manifest_bytes)
+        except BundleUnreadable as error:
+            raise SubmissionRejected(f"not a readable bundle: {error}", 422) from None
+        except BundleInvalid as error:
+            finding = Finding(error.code, Severity.ERROR, error.message, file=error.file, line=error.line,
+                              pointer=error.pointer)
+            raise SubmissionRejected(f"not a readable bundle: {finding.location()}: {error.message}", 422,
+                                     [finding]) from None
+        return self._insert(report, manifest, (manifest_digest, len(manifest_bytes)), series, key_id)
+
+    @staticmethod
+    def _refuse_invalid(report: ScoreReport) -> None:
+        failed = [gate for gate in report.gates if not gate.passed and gate.code != "summary"]
+        if failed:
+            errors = [finding for finding in report.findings if finding.severity is Severity.ERROR][:50]
+            raise SubmissionRejected("the bundle breaks the standard (" + "; ".join(
+                f"{gate.code}: {gate.message}" for gate in failed) + "); see the findings, or run trainmark validate",
+                422, errors)
+
+    def _existing(self, bundle_id: str) -> SubmitOutcome | None:
+        with Session(self.engine) as session:
+            row = session.get(Submission, bundle_id)
+            if row is None:
+                return None
+            record = session.get(ScoreRecord, (bundle_id, row.rubric_version))
+            findings = json.loads(record.report)["findings"] if record else []
+            return SubmitOutcome(bundle_id, False, row.score, row.ranked, findings)
+
+    def _insert(self, report: ScoreReport, manifest: models.Manifest, manifest_blob: tuple[str, int],
+                series: SeriesCollector, key_id: int | None) -> SubmitOutcome:
+        bundle_id = report.bundle_id
+        statistics = report.statistics
+        devices = manifest.system.devices
+
+        def headline(name: str) -> float | None:
+            return statistics[name].headline if name in statistics else None
+
+        def bound(name: str, attribute: str) -> float | None:
+            return getattr(statistics[name], attribute) if name in statistics else None
+
+        sps_low, fpj_low, eps_high = (bound("steps_per_second", "ci95_low"), bound("flops_per_joule", "ci95_low"),
+                                      bound("energy_per_step", "ci95_high"))
+        submission = Submission(
+            id=bundle_id, created_at=_now(), key_id=key_id,
+            submitter=manifest.submitter.name if manifest.submitter else "anonymous",
+            description=manifest.description, supersedes=manifest.supersedes, schema_version=manifest.schema_version,
+            producer=f"{manifest.producer.name} {manifest.producer.version}", model_name=manifest.model.name,
+            device_model=devices[0].model, device_count=len(devices), precision=manifest.model.precision_policy,
+            parameters=manifest.model.parameters_total.value, run_count=len(manifest.runs),
+            bundle_bytes=sum(entry.size_bytes for entry in manifest.files), rubric_version=report.rubric_version,
+            ranked=report.ranked, score=report.score, fidelity=report.fidelity, completeness=report.completeness,
+            confidence=report.confidence, badges=",".join(report.badges), missing=_missing(report),
+            steps_per_second=headline("steps_per_second"), steps_per_second_low=sps_low,
+            steps_per_second_sort=sps_low if sps_low is not None else MISSING_LOW,
+            flops_per_joule=headline("flops_per_joule"), flops_per_joule_low=fpj_low,
+            flops_per_joule_sort=fpj_low if fpj_low is not None else MISSING_LOW,
+            energy_per_step=headline("energy_per_step"), energy_per_step_high=eps_high,
+            energy_per_step_sort=-eps_high if eps_high is not None else MISSING_LOW)
+        trace_digests: dict[str, list[str]] = {}
+        for entry in manifest.files:
+            if entry.run_id is not None and entry.record_type != "document":
+                trace_digests.setdefault(entry.run_id, []).append(entry.sha256)
+        runs = []
+        for run in manifest.runs:
+            values = sorted((m.name, m.scope, m.device, m.node, m.rank, m.value) for m in run.metrics
+                            if m.value is not None)
+            traces = sorted(trace_digests.get(run.run_id, []))
+            runs.append((run, RunRow(
+                submission_id=bundle_id, run_id=run.run_id, seed=run.seed, status=run.status,
+                started_at=run.started_at, ended_at=run.ended_at,
+                trace_fingerprint=_fingerprint(traces) if traces else None,
+                value_fingerprint=_fingerprint(run.started_at.isoformat(), values))))
+        report_json = json.dumps(report.as_dict())
+        with self._write_lock, Session(self.write_engine) as session:
+            try:
+                if manifest.supersedes:
+                    self._supersede(session, manifest.supersedes, key_id)
+                session.add(submission)
+                session.flush()
+                for run, row in runs:
+                    session.add(row)
+                    session.flush()
+                    for metric in run.metrics:
+                        session.add(RunMetric(run_pk=row.id, name=metric.name, scope=metric.scope,
+                                              device=metric.device, node=metric.node, rank=metric.rank,
+                                              value=metric.value, unit=metric.unit, method=metric.method,
+                                              unavailable_reason=metric.unavailable_reason))
+                session.add(ScoreRecord(submission_id=bundle_id, rubric_version=report.rubric_version,
+                                        report=report_json))
+                for entry in manifest.files:
+                    session.add(FileBlob(submission_id=bundle_id, path=entry.path, sha256=entry.sha256,
+                                         size_bytes=entry.size_bytes))
+                session.add(FileBlob(submission_id=bundle_id, path="manifest.json", sha256=manifest_blob[0],
+                                     size_bytes=manifest_blob[1]))
+                for item in series.results():
+                    session.add(Series(submission_id=bundle_id, run_id=item["run_id"], kind=item["kind"],
+                                       label=item["label"], unit=item["unit"], points=json.dumps(item["points"])))
+                self._duplicate_runs(session, bundle_id, [row for _, row in runs])
+                self.audit(session, "submitted", key_id, bundle_id, f"score {report.score:.3f}")
+                session.commit()
+            except IntegrityError:
+                session.rollback()  # the same bundle, landed a moment ago by another writer
+                existing = self._existing(bundle_id)
+                if existing is None:
+                    raise
+                return existing
+        return SubmitOutcome(bundle_id, True, report.score, report.ranked, report.as_dict()["findings"])
+
+    def _supersede(self, session: Session, old_id: str, key_id: int | None) -> None:
+        old = session.get(Submission, old_id, with_for_update=True)
+        if old is None:
+            raise SubmissionRejected(f"the bundle supersedes {old_id}, which this registry does not have", 409)
+        if old.key_id != key_id:
+            raise SubmissionRejected(f"only the key that submitted {old_id} may supersede it", 403)
+        if not old.current:
+            raise SubmissionRejected(f"{old_id} is already superseded; supersede the newest of its chain", 409)
+        old.current = False
+        session.add(old)
+
+    def _duplicate_runs(self, session: Session, bundle_id: str, rows: list[RunRow]) -> None:
+        """Runs submitted before (same trace digests, or same start and values): a finding on both sides."""
+        for row in rows:
+            conditions = [RunRow.value_fingerprint == row.value_fingerprint]
+            if row.trace_fingerprint:
+                conditions.append(RunRow.trace_fingerprint == row.trace_fingerprint)
+            earlier = session.exec(select(RunRow).where(or_(*conditions), RunRow.submission_id != bundle_id)).all()
+            for other in earlier:
+                what = "identical traces" if row.trace_fingerprint and other.trace_fingerprint == \
+                    row.trace_fingerprint else "the same start time and values"
+                session.add(RegistryFinding(
+                    submission_id=bundle_id, code="duplicate-run", severity="warning", pointer=f"run {row.run_id}",
+                    message=f"run {row.run_id} has {what} as run {other.run_id} of submission {other.submission_id}"))
+                session.add(RegistryFinding(
+                    submission_id=other.submission_id, code="duplicate-run", severity="warning",
+                    pointer=f"run {other.run_id}",
+                    message=f"run {other.run_id} has {what} as run {row.run_id} of submission {bundle_id}"))
+
+    # ------------------------------------------------------------ reading
+
+    def get(self, bundle_id: str) -> dict | None:
+        """Everything about one submission: summary, score, findings, runs and their metrics, series."""
+        with Session(self.engine) as session:
+            row = session.get(Submission, bundle_id)
+            if row is None:
+                return None
+            score = session.get(ScoreRecord, (bundle_id, row.rubric_version))
+            runs = session.exec(select(RunRow).where(RunRow.submission_id == bundle_id).order_by(RunRow.id)).all()
+            metrics = {run.id: session.exec(select(RunMetric).where(RunMetric.run_pk == run.id)
+                                            .order_by(RunMetric.id)).all() for run in runs}
+            findings = session.exec(select(RegistryFinding).where(RegistryFinding.submission_id == bundle_id)
+                                    .order_by(RegistryFinding.id)).all()
+            series = session.exec(select(Series).where(Series.submission_id == bundle_id).order_by(Series.id)).all()
+            superseded_by = session.exec(select(Submission.id).where(Submission.supersedes == bundle_id)).first()
+            return {
+                "submission": _row_dict(row) | {"superseded_by": superseded_by},
+                "score": json.loads(score.report) if score else None,
+                "registry_findings": [{"code": f.code, "severity": f.severity, "pointer": f.pointer,
+                                       "message": f.message} for f in findings],
+                "runs": [{"run_id": run.run_id, "seed": run.seed, "status": run.status,
+                          "started_at": run.started_at.isoformat(), "ended_at": run.ended_at.isoformat(),
+                          "metrics": [{"name": m.name, "scope": m.scope, "device": m.device, "node": m.node,
+                                       "rank": m.rank, "value": m.value, "unit": m.unit, "method": m.method,
+                                       "unavailable_reason": m.unavailable_reason} for m in metrics[run.id]]}
+                         for run in runs],
+                "series": [{"run_id": s.run_id, "kind": s.kind, "label": s.label, "unit": s.unit,
+                            "points": json.loads(s.points)} for s in series],
+            }
+
+    def rebuild_archive(self, bundle_id: str, folder: Path) -> Path:
+        """The submission as `folder/<id>.tar.gz`, rebuilt from its blobs (pack is reproducible, so
+        this is byte for byte the archive the submitter's `trainmark bundle pack` makes)."""
+        with Session(self.engine) as session:
+            files = session.exec(select(FileBlob).where(FileBlob.submission_id == bundle_id)).all()
+        if not files:
+            raise KeyError(bundle_id)
+        root = folder / "bundle"
+        for entry in files:
+            target = root / entry.path
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(self.blobs.path(entry.sha256), target)
+        archive = folder / f"{bundle_id}.tar.gz"
+        pack(root, archive)
+        shutil.rmtree(root)
+        return archive
+
+    def facets(self) -> dict[str, list]:
+        """The values the board's filters can take now (for the page's drop-downs)."""
+        with Session(self.engine) as session:
+            current = Submission.current == True  # noqa: E712
+            return {"device_model": list(session.exec(select(Submission.device_model).where(current).distinct()
+                                                      .order_by(Submission.device_model).limit(500))),
+                    "device_count": list(session.exec(select(Submission.device_count).where(current).distinct()
+                                                      .order_by(Submission.device_count).limit(100)))}
+
+    def leaderboard(self, query: BoardQuery) -> BoardPage:
+        """One page of current submissions, ranked, filtered and paged by keyset."""
+        order, keys = self._order(query)
+        statement = select(Submission).where(Submission.current == True)  # noqa: E712 (SQL, not Python)
+        if not query.include_unranked:
+            statement = statement.where(Submission.ranked == True)  # noqa: E712
+        for column, value in ((Submission.device_model, query.device_model), (Submission.device_count,
+                              query.device_count), (Submission.precision, query.precision),
+                              (Submission.submitter, query.submitter)):
+            if value is not None:
+                statement = statement.where(column == value)
+        if query.parameters_min is not None:
+            statement = statement.where(Submission.parameters >= query.parameters_min)
+        if query.parameters_max is not None:
+            statement = statement.where(Submission.parameters <= query.parameters_max)
+        if query.cursor:
+            statement = statement.where(self._after(keys, self._decode(query.cursor, len(keys))))
+        with Session(self.engine) as session:
+            rows = session.exec(statement.order_by(*order).limit(query.limit + 1)).all()
+        page = rows[:query.limit]
+        next_cursor = None
+        if len(rows) > query.limit:
+            last = page[-1]
+            next_cursor = self._encode([_cursor_value(getattr(last, column.key)) for column, _ in keys])
+        return BoardPage([_row_dict(row) for row in page], next_cursor, query)
+
+    @staticmethod
+    def _order(query: BoardQuery):
+        """(ORDER BY clauses, [(column, descending)]) for a sort; the id last breaks every tie."""
+        bound = getattr(Submission, f"{query.metric}_sort")
+        keys = {"rank": [(Submission.score, True), (bound, True)], "score": [(Submission.score, True)],
+                "created_at": [(Submission.created_at, True)], "submitter": [(Submission.submitter, False)]}[query.sort]
+        keys = keys + [(Submission.id, False)]
+        return [column.desc() if descending else column.asc() for column, descending in keys], keys
+
+    @staticmethod
+    def _after(keys, values):
+        """WHERE clause for rows after the cursor position under a mixed ascending/descending order."""
+        clauses = []
+        for index, (column, descending) in enumerate(keys):
+            equal = [keys[i][0] == values[i] for i in range(index)]
+            beyond = column < values[index] if descending else column > values[index]
+            clauses.append(and_(*equal, beyond))
+        return or_(*clauses)
+
+    @staticmethod
+    def _encode(values: list) -> str:
+        return base64.urlsafe_b64encode(json.dumps(values).encode()).decode().rstrip("=")
+
+    @staticmethod
+    def _decode(cursor: str, length: int) -> list:
+        try:
+            values = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        except (ValueError, TypeError):
+            raise QueryInvalid("the cursor is not one this registry gave out; start from the first page") from None
+        if not isinstance(values, list) or len(values) != length or not all(
+                isinstance(v, (str, int, float)) and not isinstance(v, bool) for v in values):
+            raise QueryInvalid("the cursor does not fit this sort; start from the first page")
+        return [datetime.fromisoformat(v) if isinstance(v, str) and re.match(r"^\d{4}-\d\d-\d\dT", v) else v
+                for v in values]
+
+    def export(self) -> Iterator[dict]:
+        """Every current submission (ranked or not), best first, a page at a time."""
+        cursor = None
+        while True:
+            page = self.leaderboard(BoardQuery(include_unranked=True, limit=MAX_PAGE, cursor=cursor))
+            yield from page.rows
+            cursor = page.next_cursor
+            if cursor is None:
+                return
+
+    def counts(self) -> dict[str, int]:
+        """Rows per table (tests use it to prove nothing was half-written)."""
+        from sqlalchemy import func
+
+        with Session(self.engine) as session:
+            return {table.__tablename__: session.exec(select(func.count()).select_from(table)).one()
+                    for table in (Submission, RunRow, RunMetric, ScoreRecord, Series, FileBlob, RegistryFinding)}
+
+
+def _cursor_value(value):
+    return value.isoformat() if isinstance(value, datetime) else value
+
+
+def _row_dict(row: Submission) -> dict:
+    data = row.model_dump()
+    data["created_at"] = row.created_at.isoformat()
+    data["badges"] = [badge for badge in row.badges.split(",") if badge]
+    for name in ("steps_per_second_sort", "flops_per_joule_sort", "energy_per_step_sort", "key_id"):
+        data.pop(name, None)
+    return data
+
+
+__all__ = ["BoardPage", "BoardQuery", "QueryInvalid", "RegistryLimits", "Store", "SubmissionRejected",
+           "SubmitOutcome"]

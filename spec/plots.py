@@ -1,0 +1,91 @@
+"""Line plots of trace series as self-contained SVG (no JavaScript), for the registry's pages and
+the reports. Every text is escaped; the numbers are drawn, not embedded as script data."""
+
+from __future__ import annotations
+
+import html
+import math
+
+PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2")
+UNIT_STEPS = {"By": (1024.0, ["B", "KiB", "MiB", "GiB", "TiB"]), "W": (1000.0, ["W", "kW", "MW"])}
+
+
+def human(value: float, unit: str) -> str:
+    """A value with a readable unit prefix (bytes in binary steps)."""
+    if unit in UNIT_STEPS:
+        base, names = UNIT_STEPS[unit]
+        index = 0
+        while abs(value) >= base and index < len(names) - 1:
+            value /= base
+            index += 1
+        return f"{value:.3g} {names[index]}"
+    if unit == "s" and 0 < abs(value) < 1:
+        return f"{value * 1000:.3g} ms"
+    return f"{value:.4g} {unit}".strip()
+
+
+def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
+    """Round tick positions (1, 2, 5 x 10^k) covering [low, high]."""
+    if high <= low:
+        high = low + (abs(low) or 1.0)
+    raw = (high - low) / count
+    magnitude = 10 ** math.floor(math.log10(raw))
+    step = next(m * magnitude for m in (1, 2, 5, 10) if m * magnitude >= raw)
+    first = math.floor(low / step) * step
+    ticks, tick = [], first
+    while tick <= high + step * 0.5:
+        ticks.append(round(tick, 12))
+        tick += step
+    return ticks
+
+
+def line_plot(title: str, series: list[tuple[str, list[list[float]]]], unit: str,
+              x_label: str = "seconds since the run started", width: int = 680, height: int = 240) -> str:
+    """An SVG line chart of one or more (label, [[x, y], ...]) series sharing a y unit."""
+    points = [point for _, data in series for point in data]
+    left, right, top, bottom = 72, 16, 28, 40
+    plot_w, plot_h = width - left - right, height - top - bottom
+    title_text = html.escape(title)
+    if not points:
+        return (f'<svg class="plot" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} 60" role="img" '
+                f'aria-label="{title_text}"><text x="8" y="36">{title_text}: no data</text></svg>')
+    x_max = max(x for x, _ in points) or 1.0
+    y_values = [y for _, y in points]
+    y_low, y_high = min(0.0, min(y_values)), max(y_values)
+    # Bytes tick at round binary multiples (1, 2, 4 GiB), not at round decimal byte counts.
+    scale = 1024.0 ** max(0, int(math.log(max(abs(y_high), 1.0), 1024))) if unit == "By" else 1.0
+    y_ticks = [tick * scale for tick in nice_ticks(y_low / scale, y_high / scale)]
+    y_low, y_high = min(y_ticks[0], y_low), max(y_ticks[-1], y_high)
+    x_ticks = nice_ticks(0.0, x_max)
+    x_max = max(x_ticks[-1], x_max)
+
+    def sx(x: float) -> float:
+        return left + plot_w * x / x_max
+
+    def sy(y: float) -> float:
+        return top + plot_h * (1 - (y - y_low) / ((y_high - y_low) or 1.0))
+
+    parts = [f'<svg class="plot" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" role="img" '
+             f'aria-label="{title_text}" font-family="sans-serif" font-size="11">',
+             f'<title>{title_text}</title>',
+             f'<text x="{left}" y="16" font-size="13" font-weight="bold">{title_text}</text>',
+             f'<rect x="{left}" y="{top}" width="{plot_w}" height="{plot_h}" fill="none" stroke="#999"/>']
+    for tick in y_ticks:
+        y = sy(tick)
+        parts.append(f'<line x1="{left}" y1="{y:.1f}" x2="{left + plot_w}" y2="{y:.1f}" stroke="#eee"/>')
+        parts.append(f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">{html.escape(human(tick, unit))}</text>')
+    for tick in x_ticks:
+        x = sx(tick)
+        parts.append(f'<text x="{x:.1f}" y="{top + plot_h + 16}" text-anchor="middle">{tick:g}</text>')
+    parts.append(f'<text x="{left + plot_w / 2}" y="{height - 6}" text-anchor="middle">{html.escape(x_label)}</text>')
+    for index, (label, data) in enumerate(series):
+        colour = PALETTE[index % len(PALETTE)]
+        coordinates = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in data)
+        parts.append(f'<polyline class="series" data-label="{html.escape(label)}" data-points="{len(data)}" '
+                     f'fill="none" stroke="{colour}" stroke-width="1.5" points="{coordinates}"/>')
+        legend_x = left + 8 + 150 * (index % 4)
+        legend_y = top + 14 + 14 * (index // 4)
+        parts.append(f'<rect x="{legend_x}" y="{legend_y - 8}" width="10" height="3" fill="{colour}"/>')
+        parts.append(f'<text x="{legend_x + 14}" y="{legend_y - 4}">{html.escape(label)}</text>')
+    parts.append("</svg>")
+    return "\n".join(parts)

@@ -1,0 +1,240 @@
+"""The registry's store on a real SQLite file and a real PostgreSQL server: submitting, write-once
+ids, corrections, duplicate runs, the leaderboard, migrations, and concurrent writers."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import threading
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import text
+from sqlmodel import SQLModel
+
+import registry.tables  # noqa: F401  (the metadata the migrations must produce)
+from registry.database import engine_for, upgrade
+from registry.store import BoardQuery, QueryInvalid, Store, SubmissionRejected
+from scorer.score import score_bundle
+from spec.errors import StoreOutOfDate
+from tests.registry_bundles import CPU, archive, variant
+
+
+def test_migrations_produce_exactly_the_models(registry_url):
+    upgrade(registry_url)
+    engine = engine_for(registry_url)
+    with engine.connect() as connection:
+        differences = compare_metadata(MigrationContext.configure(connection, opts={"compare_type": True}),
+                                       SQLModel.metadata)
+    engine.dispose()
+    assert differences == []
+
+
+def test_an_out_of_date_database_is_refused_with_the_command_that_upgrades_it(registry_url, tmp_path):
+    with pytest.raises(StoreOutOfDate, match=r"has no registry schema.*trainmark registry init --db"):
+        Store(registry_url, tmp_path / "blobs")
+    upgrade(registry_url)
+    engine = engine_for(registry_url, writer=True)
+    with engine.begin() as connection:
+        connection.execute(text("UPDATE alembic_version SET version_num = '0000_older'"))
+    engine.dispose()
+    with pytest.raises(StoreOutOfDate, match=r"is at schema revision 0000_older.*trainmark registry upgrade --db"):
+        Store(registry_url, tmp_path / "blobs")
+
+
+def test_a_submission_lands_with_its_score_runs_series_and_blobs(store, archives):
+    outcome = store.submit(archives["gpu"], None)
+    expected = score_bundle(archives["gpu"], full_jsonschema=True)
+    assert outcome.created and outcome.id == expected.bundle_id
+    assert outcome.score == expected.score and outcome.ranked is expected.ranked
+    record = store.get(outcome.id)
+    assert record["submission"]["device_model"] == "NVIDIA H100 80GB HBM3"
+    assert record["submission"]["device_count"] == 2
+    assert record["submission"]["steps_per_second"] == expected.statistics["steps_per_second"].headline
+    assert record["submission"]["steps_per_second_low"] == expected.statistics["steps_per_second"].ci95_low
+    assert record["score"] == json.loads(json.dumps(expected.as_dict()))
+    assert [run["run_id"] for run in record["runs"]] == ["run-1", "run-2", "run-3"]
+    kinds = {(item["run_id"], item["kind"]) for item in record["series"]}
+    assert {("run-1", "power"), ("run-1", "memory"), ("run-1", "step_time")} <= kinds
+    assert all(0 < len(item["points"]) <= 300 for item in record["series"])
+    with_null = [metric for run in record["runs"] for metric in run["metrics"] if metric["value"] is None]
+    assert all(metric["unavailable_reason"] for metric in with_null)
+    # The archive is rebuilt byte for byte from the blobs.
+    rebuilt = store.rebuild_archive(outcome.id, Path(store.blobs.root).parent / "download")
+    assert rebuilt.read_bytes() == archives["gpu"].read_bytes()
+
+
+def test_the_same_bundle_twice_is_the_same_submission(store, archives):
+    first = store.submit(archives["cpu"], None)
+    before = store.counts()
+    again = store.submit(archives["cpu"], None)
+    assert (again.id, again.created, again.score) == (first.id, False, first.score)
+    assert store.counts() == before
+
+
+def test_a_run_submitted_before_is_reported_on_both_submissions(store, archives):
+    original = store.submit(archives["cpu"], None)
+    copy = store.submit(archives["cpu-two-runs"], None)
+    mine = store.get(copy.id)["registry_findings"]
+    theirs = store.get(original.id)["registry_findings"]
+    assert {f["code"] for f in mine} == {"duplicate-run"} and len(mine) == 2
+    assert all("identical traces" in f["message"] and original.id in f["message"] for f in mine)
+    assert len(theirs) == 2 and all(copy.id in f["message"] for f in theirs)
+
+
+def test_a_correction_supersedes_and_the_board_shows_the_newest(store, archives, tmp_path):
+    original = store.submit(archives["cpu"], None)
+    fixed = archive(variant(CPU, tmp_path / "fixed", supersedes=original.id, description="corrected"),
+                    tmp_path / "fixed.tar.gz")
+    correction = store.submit(fixed, None)
+    board = store.leaderboard(BoardQuery(include_unranked=True))
+    assert [row["id"] for row in board.rows] == [correction.id]
+    assert store.get(original.id)["submission"]["superseded_by"] == correction.id
+    assert store.get(original.id)["submission"]["current"] is False
+    again = archive(variant(CPU, tmp_path / "again", supersedes=original.id, description="second try"),
+                    tmp_path / "again.tar.gz")
+    before = store.counts()
+    with pytest.raises(SubmissionRejected, match="already superseded") as refused:
+        store.submit(again, None)
+    assert refused.value.status == 409
+    assert store.counts() == before
+    unknown = archive(variant(CPU, tmp_path / "unknown", supersedes="0" * 64), tmp_path / "unknown.tar.gz")
+    with pytest.raises(SubmissionRejected, match="does not have"):
+        store.submit(unknown, None)
+
+
+def test_only_the_submitting_key_may_supersede(store, archives, tmp_path):
+    lab, rival = store.verify_key(store.create_key("lab")), store.verify_key(store.create_key("rival"))
+    original = store.submit(archives["cpu"], lab)
+    fixed = archive(variant(CPU, tmp_path / "fixed", supersedes=original.id), tmp_path / "fixed.tar.gz")
+    with pytest.raises(SubmissionRejected, match="only the key that submitted") as refused:
+        store.submit(fixed, rival)
+    assert refused.value.status == 403
+    assert store.submit(fixed, lab).created
+
+
+def test_keys_are_stored_hashed_and_checked(store):
+    key = store.create_key("a lab")
+    assert key.startswith("tmk_") and len(key) > 40
+    assert store.verify_key(key) is not None
+    assert store.verify_key(key[:-1] + ("A" if key[-1] != "A" else "B")) is None
+    assert store.verify_key(None) is None and store.verify_key("") is None
+    from sqlmodel import Session, select
+
+    from registry.tables import ApiKey
+    with Session(store.engine) as session:
+        stored = session.exec(select(ApiKey)).one()
+    assert key not in json.dumps(stored.model_dump(), default=str)
+
+
+def test_the_board_ranks_by_score_then_bound_and_filters(store, archives):
+    ids = {name: store.submit(archives[name], None).id for name in ("gpu", "cpu", "cpu-two-runs", "cpu-script")}
+    board = store.leaderboard(BoardQuery(include_unranked=True)).rows
+    keys = [(row["score"], row["steps_per_second_low"] or -1e300) for row in board]
+    assert keys == sorted(keys, reverse=True)
+    assert {row["id"] for row in board} == set(ids.values())
+    gpu_only = store.leaderboard(BoardQuery(device_model="NVIDIA H100 80GB HBM3", include_unranked=True)).rows
+    assert [row["id"] for row in gpu_only] == [ids["gpu"]]
+    assert [row["id"] for row in store.leaderboard(BoardQuery(device_count=2, include_unranked=True)).rows] == \
+        [ids["gpu"]]
+    assert {row["id"] for row in store.leaderboard(BoardQuery(precision="fp32", include_unranked=True)).rows} == \
+        {ids["cpu"], ids["cpu-two-runs"], ids["cpu-script"]}
+    assert [row["id"] for row in store.leaderboard(BoardQuery(parameters_min=1e8, include_unranked=True)).rows] == \
+        [ids["gpu"]]
+    assert [row["id"] for row in store.leaderboard(BoardQuery(submitter="Lab Two", include_unranked=True)).rows] \
+        == [ids["cpu-two-runs"]]
+    energy = store.leaderboard(BoardQuery(metric="energy_per_step", include_unranked=True)).rows
+    assert energy[0]["energy_per_step"] is not None or energy[0]["score"] > energy[1]["score"]
+
+
+@pytest.mark.parametrize("sort", ["rank", "score", "created_at", "submitter"])
+def test_cursor_pages_cover_the_board_once(store, archives, sort):
+    for name in ("gpu", "cpu", "cpu-two-runs", "cpu-script"):
+        store.submit(archives[name], None)
+    whole = [row["id"] for row in store.leaderboard(BoardQuery(sort=sort, include_unranked=True)).rows]
+    seen, cursor = [], None
+    while True:
+        page = store.leaderboard(BoardQuery(sort=sort, include_unranked=True, limit=1, cursor=cursor))
+        seen += [row["id"] for row in page.rows]
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+    assert seen == whole and len(seen) == 4
+
+
+@pytest.mark.parametrize("change, message", [
+    (dict(sort="id; DROP TABLE submission"), "sort must be one of"),
+    (dict(metric="score"), "metric must be one of"),
+    (dict(precision="fp32' OR '1'='1"), "precision must be one of"),
+    (dict(submitter="x'; DROP TABLE submission; --"), "submitter may hold"),
+    (dict(device_model="A100\x00"), "device_model may hold"),
+    (dict(limit=1000), "limit must be between"),
+    (dict(parameters_min=float("nan")), "finite"),
+])
+def test_bad_queries_are_refused(change, message):
+    with pytest.raises(QueryInvalid, match=message):
+        BoardQuery(**change)
+
+
+@pytest.mark.parametrize("cursor", ["not-a-cursor!", "WyJ4Il0", "eyJhIjogMX0"])
+def test_a_cursor_the_registry_did_not_give_out_is_refused(store, cursor):
+    with pytest.raises(QueryInvalid, match="cursor"):
+        store.leaderboard(BoardQuery(cursor=cursor))
+
+
+def test_quotes_in_a_filter_are_data_not_sql(store, archives, tmp_path):
+    name = "O'Brien & Co. (lab #2)"
+    store.submit(archive(variant(CPU, tmp_path / "quote", submitter=name), tmp_path / "quote.tar.gz"), None)
+    rows = store.leaderboard(BoardQuery(submitter=name, include_unranked=True)).rows
+    assert [row["submitter"] for row in rows] == [name]
+
+
+def _submit_in_thread(store: Store, path: Path, outcomes: list, errors: list) -> None:
+    try:
+        outcomes.append(store.submit(path, None).id)
+    except Exception as error:  # noqa: BLE001 (the test reports every failure)
+        errors.append(repr(error))
+
+
+def test_concurrent_submissions_from_threads(store, archives, tmp_path):
+    paths = [archives[name] for name in ("gpu", "cpu", "cpu-two-runs", "cpu-script")] * 2
+    outcomes, errors = [], []
+    threads = [threading.Thread(target=_submit_in_thread, args=(store, path, outcomes, errors)) for path in paths]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert len(outcomes) == 8 and len(set(outcomes)) == 4
+    assert store.counts()["submission"] == 4
+
+
+def _submit_in_process(url: str, blobs: str, path: str, queue) -> None:
+    try:
+        store = Store(url, Path(blobs))
+        queue.put(("ok", store.submit(Path(path), None).id))
+        store.close()
+    except Exception as error:  # noqa: BLE001
+        queue.put(("error", repr(error)))
+
+
+def test_concurrent_submissions_from_processes(registry_url, archives, tmp_path):
+    upgrade(registry_url)
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    names = ["gpu", "cpu", "cpu-two-runs", "cpu-script", "gpu", "cpu"]
+    workers = [context.Process(target=_submit_in_process,
+                               args=(registry_url, str(tmp_path / "blobs"), str(archives[name]), queue))
+               for name in names]
+    for worker in workers:
+        worker.start()
+    results = [queue.get(timeout=300) for _ in workers]
+    for worker in workers:
+        worker.join(timeout=60)
+    assert [kind for kind, _ in results if kind == "error"] == [], results
+    assert len({value for _, value in results}) == 4
+    store = Store(registry_url, tmp_path / "blobs")
+    assert store.counts()["submission"] == 4
+    store.close()

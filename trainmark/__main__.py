@@ -1,0 +1,5 @@
+"""python -m trainmark: the same as the trainmark command."""
+
+from trainmark.cli import main
+
+main()
