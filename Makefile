@@ -16,7 +16,12 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 ## The main job, end to end on this machine: train the tiny preset three times for real (a bundle),
-## validate it, score it, show it, pack it and check the archive; then the GPU example beside it.
+## validate, score and show it; import a real MLPerf Training result; submit both to a local
+## registry and print its leaderboard.
+SHARED_DATA ?= $(or $(TRAINMARK_SHARED_DATA),$(firstword $(wildcard ../shared/data /work/shared/data)))
+MLPERF_SET := lenovo_v5.0_llama2_70b_lora
+DEMO_REGISTRY := --db sqlite:///$(DEMO_OUT)/registry/registry.db --blobs $(DEMO_OUT)/registry/blobs
+
 demo: $(STAMP)
 	rm -rf $(DEMO_OUT) && mkdir -p $(DEMO_OUT)
 	$(BIN)/trainmark run --preset tiny --repeats 3 --out $(DEMO_OUT)/tiny
@@ -25,8 +30,18 @@ demo: $(STAMP)
 	$(BIN)/trainmark bundle show $(DEMO_OUT)/tiny
 	$(BIN)/trainmark bundle pack $(DEMO_OUT)/tiny -o $(DEMO_OUT)/tiny.tar.gz
 	$(BIN)/trainmark validate $(DEMO_OUT)/tiny.tar.gz --jsonschema
-	$(BIN)/trainmark score spec/examples/valid/gpu-h100-gpt2
-	@echo "demo finished: $(DEMO_OUT)/tiny is a real bundle of three tiny runs, validated, scored and packed"
+	@test -n "$(SHARED_DATA)" || { echo "the shared MLPerf data was not found: set SHARED_DATA=/path/to/shared/data"; exit 1; }
+	$(BIN)/trainmark import mlperf $(SHARED_DATA)/mlperf/$(MLPERF_SET) --out $(DEMO_OUT)/$(MLPERF_SET)
+	$(BIN)/trainmark score $(DEMO_OUT)/$(MLPERF_SET)
+	$(BIN)/trainmark registry init $(DEMO_REGISTRY)
+	$(BIN)/trainmark submit $(DEMO_OUT)/tiny.tar.gz $(DEMO_REGISTRY)
+	$(BIN)/trainmark submit $(DEMO_OUT)/$(MLPERF_SET) $(DEMO_REGISTRY)
+	$(BIN)/trainmark submit spec/examples/valid/gpu-h100-gpt2 $(DEMO_REGISTRY)
+	$(BIN)/trainmark leaderboard --all $(DEMO_REGISTRY)
+	@echo
+	@echo "demo finished: $(DEMO_OUT)/tiny is a real bundle of three tiny runs; $(DEMO_OUT)/$(MLPERF_SET) is a real"
+	@echo "MLPerf result as a bundle; both are in the registry at $(DEMO_OUT)/registry with the synthetic GPU example."
+	@echo "See the leaderboard in a browser:  $(BIN)/trainmark serve $(DEMO_REGISTRY)   then open http://127.0.0.1:8000/"
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

@@ -207,6 +207,14 @@ class Store:
                 return candidate.id
         return None
 
+    def _key_name(self, key_id: int | None) -> str:
+        """Who submitted, for a bundle that does not say: the key's name, or "anonymous" (local)."""
+        if key_id is None:
+            return "anonymous"
+        with Session(self.engine) as session:
+            key = session.get(ApiKey, key_id)
+        return key.name if key else "anonymous"
+
     def audit(self, session: Session, action: str, key_id: int | None, submission_id: str | None,
               detail: str | None = None) -> None:
         session.add(AuditEvent(at=_now(), key_id=key_id, action=action, submission_id=submission_id, detail=detail))
@@ -281,7 +289,7 @@ class Store:
                                       bound("energy_per_step", "ci95_high"))
         submission = Submission(
             id=bundle_id, created_at=_now(), key_id=key_id,
-            submitter=manifest.submitter.name if manifest.submitter else "anonymous",
+            submitter=manifest.submitter.name if manifest.submitter else self._key_name(key_id),
             description=manifest.description, supersedes=manifest.supersedes, schema_version=manifest.schema_version,
             producer=f"{manifest.producer.name} {manifest.producer.version}", model_name=manifest.model.name,
             device_model=devices[0].model, device_count=len(devices), precision=manifest.model.precision_policy,

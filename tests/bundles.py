@@ -84,6 +84,16 @@ def reseal(root: Path) -> None:
     manifest_path.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
 
 
+def class_of(file: str) -> str:
+    """The schema class of a bundle file (by its path)."""
+    from spec.layout import MANIFEST_NAME, role_of
+    from spec.rules import RECORD_CLASSES
+
+    if file == MANIFEST_NAME:
+        return "Manifest"
+    return RECORD_CLASSES[role_of(file).record_type].__name__
+
+
 def load_example(path: Path) -> dict:
     """One invalid example's description."""
     return json.loads(path.read_text())

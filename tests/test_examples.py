@@ -17,9 +17,10 @@ from spec.examples.generate import write_examples
 from spec.findings import Severity, findings_from_pydantic
 from spec.jsontext import load_document
 from spec.layout import MANIFEST_NAME, role_of
-from spec.rules import RECORD_CLASSES, RecordContext, manifest_semantic_findings, schema_rule_findings
+from spec.rules import RecordContext, manifest_semantic_findings, schema_rule_findings
 from spec.validate import validate_bundle
-from tests.bundles import EXAMPLES, INVALID_EXAMPLES, VALID_BUNDLES, broken_document, load_example, materialize
+from tests.bundles import (EXAMPLES, INVALID_EXAMPLES, VALID_BUNDLES, broken_document, class_of, load_example,
+                           materialize)
 
 
 def test_example_folders_are_not_empty():
@@ -50,12 +51,6 @@ def test_valid_example_has_no_findings_at_all(bundle):
 
 
 # ---------------------------------------------------------------- the two pipelines, one document at a time
-
-def _class_of(file: str) -> str:
-    if file == MANIFEST_NAME:
-        return "Manifest"
-    return RECORD_CLASSES[role_of(file).record_type].__name__
-
 
 def pipeline_pydantic(text: str, class_name: str) -> set[str]:
     """Pointers pipeline A (pydantic models + the rules mirror) reports for one document."""
@@ -95,7 +90,7 @@ def test_pipelines_accept_every_document_of_valid_examples(bundle):
             documents += [(entry.path, line) for line in text.splitlines()]
     assert len(documents) > 500
     for file, text in documents:
-        class_name = _class_of(file)
+        class_name = class_of(file)
         assert pipeline_pydantic(text, class_name) == set(), (file, text[:200])
         assert pipeline_jsonschema(text, class_name) == set(), (file, text[:200])
         assert semantic_pointers(text, class_name, manifest, file) == set(), (file, text[:200])
@@ -106,7 +101,7 @@ def test_pipelines_agree_on_invalid_example(path):
     example = load_example(path)
     pointer, layer = example["expect"]["pointer"], example["layer"]
     _, text = broken_document(example)
-    class_name = _class_of(example["file"])
+    class_name = class_of(example["file"])
     if layer == "parse":
         with pytest.raises(BundleInvalid) as refused:
             load_document(text.encode(), file=example["file"])
