@@ -280,16 +280,21 @@ def create_app(store: Store, *, submissions_per_minute: float = 60.0) -> FastAPI
                                 limit, cursor)
             board = await run_in_threadpool(store.leaderboard, query)
         except QueryInvalid as invalid:
-            return page("board.html", 400, rows=[], error=str(invalid), form=form, facets=store.facets(),
+            return page("board.html", 400, rows=[], ranks=[], error=str(invalid), form=form,
+                        facets=await run_in_threadpool(store.facets),
                         metrics=METRIC_LABELS, sorts=SORTS, precisions=PRECISIONS, next_link=None, first=1,
                         metric=METRIC_LABELS["steps_per_second"], metric_name="steps_per_second")
+        first = max(1, first)
+        ranks = _ranks(board.rows, query, first)
         next_link = None
         if board.next_cursor:
+            numbered = sum(1 for label in ranks if label != "–")
             next_form = {k: v for k, v in form.items() if k not in ("cursor", "first") and v}
-            next_link = "/?" + urlencode(next_form | {"cursor": board.next_cursor, "first": first + len(board.rows)})
-        return page("board.html", rows=board.rows, error=None, form=form, facets=await run_in_threadpool(store.facets),
-                    metrics=METRIC_LABELS, sorts=SORTS, precisions=PRECISIONS, next_link=next_link,
-                    first=max(1, first), metric=METRIC_LABELS[query.metric], metric_name=query.metric)
+            next_link = "/?" + urlencode(next_form | {"cursor": board.next_cursor, "first": first + numbered})
+        return page("board.html", rows=board.rows, ranks=ranks, error=None, form=form,
+                    facets=await run_in_threadpool(store.facets), metrics=METRIC_LABELS, sorts=SORTS,
+                    precisions=PRECISIONS, next_link=next_link, first=first, metric=METRIC_LABELS[query.metric],
+                    metric_name=query.metric)
 
     @app.get("/submissions/{bundle_id}", response_class=HTMLResponse, include_in_schema=False)
     async def submission_page(bundle_id: str):
@@ -300,6 +305,29 @@ def create_app(store: Store, *, submissions_per_minute: float = 60.0) -> FastAPI
                     plots=_plots(record["series"]), metric_labels=METRIC_LABELS)
 
     return app
+
+
+def _ranks(rows: list[dict], query: BoardQuery, first: int) -> list[str]:
+    """Rank labels for a page of the board: entries tied on score and bound share a rank ("2="),
+    unranked entries get none."""
+    if query.sort != "rank":
+        return [str(first + index) for index in range(len(rows))]
+    bound = f"{query.metric}_{METRIC_LABELS[query.metric][2]}"
+    labels: list[str] = []
+    previous_key, previous_index, ranked_before = None, None, 0
+    for index, row in enumerate(rows):
+        if not row["ranked"]:
+            labels.append("–")
+            continue
+        key = (row["score"], row[bound])
+        if key == previous_key:
+            labels[previous_index] = labels[previous_index].rstrip("=") + "="
+            labels.append(labels[previous_index])
+        else:
+            labels.append(str(first + ranked_before))
+        previous_key, previous_index = key, index
+        ranked_before += 1
+    return labels
 
 
 def _form_int(value: str | None, label: str) -> int | None:

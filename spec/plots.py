@@ -43,7 +43,10 @@ def line_plot(title: str, series: list[tuple[str, list[list[float]]]], unit: str
               x_label: str = "seconds since the run started", width: int = 680, height: int = 240) -> str:
     """An SVG line chart of one or more (label, [[x, y], ...]) series sharing a y unit."""
     points = [point for _, data in series for point in data]
-    left, right, top, bottom = 72, 16, 28, 40
+    legend_rows = (len(series) + 3) // 4
+    # The legend sits between the title and the plot area, never over the data.
+    left, right, top, bottom = 72, 16, 28 + 15 * legend_rows, 40
+    height += 15 * legend_rows
     plot_w, plot_h = width - left - right, height - top - bottom
     title_text = html.escape(title)
     if not points:
@@ -83,8 +86,8 @@ def line_plot(title: str, series: list[tuple[str, list[list[float]]]], unit: str
         coordinates = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in data)
         parts.append(f'<polyline class="series" data-label="{html.escape(label)}" data-points="{len(data)}" '
                      f'fill="none" stroke="{colour}" stroke-width="1.5" points="{coordinates}"/>')
-        legend_x = left + 8 + 150 * (index % 4)
-        legend_y = top + 14 + 14 * (index // 4)
+        legend_x = left + 150 * (index % 4)
+        legend_y = 36 + 15 * (index // 4)
         parts.append(f'<rect x="{legend_x}" y="{legend_y - 8}" width="10" height="3" fill="{colour}"/>')
         parts.append(f'<text x="{legend_x + 14}" y="{legend_y - 4}">{html.escape(label)}</text>')
     parts.append("</svg>")

@@ -8,51 +8,21 @@ import gzip
 import io
 import json
 import os
-import socket
 import tarfile
 import threading
-import time
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 
 from registry.api import create_app, csv_cell
 from registry.database import upgrade
 from registry.store import RegistryLimits, Store
 from tests.bundles import edit_manifest, edit_trace
+from tests.live_server import LiveServer
 from tests.registry_bundles import CPU, archive, member, tar_with, variant
 
 LIMITS = RegistryLimits(max_upload_bytes=2 * 1024 * 1024, max_unpacked_bytes=16 * 1024 * 1024, max_members=500)
-
-
-class LiveServer:
-    """uvicorn serving an app on a free loopback port, in a thread."""
-
-    def __init__(self, app) -> None:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def __enter__(self) -> LiveServer:
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("the test server did not start")
-            time.sleep(0.02)
-        return self
-
-    def __exit__(self, *_) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=30)
 
 
 @pytest.fixture
