@@ -58,6 +58,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/validate.py
 	$(BIN)/python bench/score.py
 	$(BIN)/python bench/overhead.py
+	$(BIN)/python bench/registry.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache .hypothesis

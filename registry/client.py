@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import http.client
 import json
-import urllib.error
-import urllib.request
+import socket
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from spec.errors import TrainmarkError
+
+CHUNK = 1 << 20
 
 
 class RegistryError(TrainmarkError):
@@ -20,23 +23,46 @@ class RegistryError(TrainmarkError):
 
 
 def submit_archive(url: str, key: str, archive: Path, timeout: float = 600.0) -> tuple[int, dict]:
-    """POST an archive to `url`/api/v1/submissions; (HTTP status, the registry's answer)."""
-    endpoint = url.rstrip("/") + "/api/v1/submissions"
-    size = archive.stat().st_size
-    with archive.open("rb") as body:
-        request = urllib.request.Request(endpoint, data=body, method="POST", headers={
-            "Authorization": f"Bearer {key}", "Content-Type": "application/gzip", "Content-Length": str(size)})
+    """POST an archive to `url`/api/v1/submissions; (HTTP status, the registry's answer).
+
+    The registry answers a refusal it can make from the headers alone (a wrong key, the rate
+    limit, a declared size over the limit) before reading the body, and closes the connection;
+    the upload then breaks off, and the answer is read from the socket instead of reporting a
+    broken pipe.
+    """
+    parts = urlsplit(url.rstrip("/"))
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise RegistryError(f"{url!r} is not a registry URL; give http://HOST[:PORT] or https://HOST")
+    endpoint = f"{parts.scheme}://{parts.netloc}{parts.path}/api/v1/submissions"
+    connection_type = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+    connection = connection_type(parts.hostname, parts.port, timeout=timeout)
+    try:
         try:
-            with urllib.request.urlopen(request, timeout=timeout) as response:
-                return response.status, json.loads(response.read())
-        except urllib.error.HTTPError as refused:
-            try:
-                answer = json.loads(refused.read())
-            except ValueError:
-                answer = {}
-            message = answer.get("error") or refused.reason
-            raise RegistryError(f"{endpoint} answered {refused.code}: {message}", refused.code, answer) from None
-        except (urllib.error.URLError, OSError) as unreachable:
-            reason = getattr(unreachable, "reason", unreachable)
-            raise RegistryError(f"cannot reach {endpoint}: {reason}; is the registry running (trainmark serve)?") \
-                from None
+            connection.putrequest("POST", f"{parts.path}/api/v1/submissions")
+            for name, value in (("Authorization", f"Bearer {key}"), ("Content-Type", "application/gzip"),
+                                ("Content-Length", str(archive.stat().st_size))):
+                connection.putheader(name, value)
+            connection.endheaders()
+            with archive.open("rb") as body:
+                while chunk := body.read(CHUNK):
+                    connection.send(chunk)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # refused early: its answer is waiting to be read
+        response = connection.getresponse()
+        text = response.read()
+    except (OSError, http.client.HTTPException) as unreachable:
+        reason = unreachable.strerror if isinstance(unreachable, OSError) and unreachable.strerror else unreachable
+        if isinstance(unreachable, socket.timeout):
+            reason = f"no answer within {timeout:g} s"
+        raise RegistryError(f"cannot reach {endpoint}: {reason}; is the registry running (trainmark serve)?") \
+            from None
+    finally:
+        connection.close()
+    try:
+        answer = json.loads(text)
+    except ValueError:
+        answer = {}
+    if response.status >= 400:
+        message = answer.get("error") or response.reason
+        raise RegistryError(f"{endpoint} answered {response.status}: {message}", response.status, answer)
+    return response.status, answer

@@ -476,13 +476,18 @@ class Store:
 
     @staticmethod
     def _after(keys, values):
-        """WHERE clause for rows after the cursor position under a mixed ascending/descending order."""
+        """WHERE clause for rows after the cursor position under a mixed ascending/descending order.
+
+        The leading range on the first key is implied by the OR, but stated, so that the database
+        seeks to the position in the index instead of filtering every row before it.
+        """
         clauses = []
         for index, (column, descending) in enumerate(keys):
             equal = [keys[i][0] == values[i] for i in range(index)]
             beyond = column < values[index] if descending else column > values[index]
             clauses.append(and_(*equal, beyond))
-        return or_(*clauses)
+        first, descending = keys[0]
+        return and_(first <= values[0] if descending else first >= values[0], or_(*clauses))
 
     @staticmethod
     def _encode(values: list) -> str:

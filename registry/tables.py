@@ -25,20 +25,23 @@ class Submission(SQLModel, table=True):
         Index("ix_board_score", "current", "ranked", "score", "steps_per_second_sort", "id"),
         Index("ix_board_fpj", "current", "ranked", "score", "flops_per_joule_sort", "id"),
         Index("ix_board_eps", "current", "ranked", "score", "energy_per_step_sort", "id"),
-        Index("ix_submission_created", "created_at", "id"),
+        Index("ix_board_created", "current", "ranked", "created_at", "id"),
+        # A filter on device or submitter, then the default ranking, without reading other rows.
+        Index("ix_board_device", "device_model", "current", "ranked", "score", "steps_per_second_sort", "id"),
+        Index("ix_board_submitter", "submitter", "current", "ranked", "score", "steps_per_second_sort", "id"),
     )
 
     id: str = Field(primary_key=True, max_length=64, description="bundle id: sha256 of the canonical manifest")
     created_at: datetime = Field(description="when the registry accepted it (UTC)")
     key_id: int | None = Field(default=None, foreign_key="api_key.id")
-    submitter: str = Field(index=True, max_length=512)
+    submitter: str = Field(max_length=512)
     description: str | None = Field(default=None, sa_column=Column(Text))
     supersedes: str | None = Field(default=None, index=True, max_length=64)
     current: bool = Field(default=True, description="false once a later submission supersedes this one")
     schema_version: str = Field(max_length=32)
     producer: str = Field(max_length=256)
     model_name: str = Field(max_length=256)
-    device_model: str = Field(index=True, max_length=256)
+    device_model: str = Field(max_length=256)
     device_count: int = Field(index=True)
     precision: str = Field(index=True, max_length=32)
     parameters: float | None = Field(default=None, index=True)

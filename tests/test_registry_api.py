@@ -285,3 +285,22 @@ def test_concurrent_http_submissions(service, archives):
     assert sorted(code for code, _ in results) == [200] * 4 + [201] * 4
     assert len({identifier for _, identifier in results}) == 4
     assert store.counts()["submission"] == 4
+
+
+def test_the_client_reads_an_early_refusal_of_a_large_upload(service, tmp_path):
+    """The server answers 401 from the headers and stops reading; the client must report that
+    answer, not the broken pipe its unfinished upload runs into."""
+    from registry.client import RegistryError, submit_archive
+
+    url, store, key = service
+    large = tmp_path / "large.tar.gz"
+    large.write_bytes(b"\x1f\x8b" + os.urandom(LIMITS.max_upload_bytes - 2))
+    with pytest.raises(RegistryError, match="answered 401") as refused:
+        submit_archive(url, "tmk_not-a-key", large)
+    assert refused.value.status == 401
+    with pytest.raises(RegistryError, match="answered 422"):
+        submit_archive(url, key, large)
+    huge = tmp_path / "huge.tar.gz"
+    huge.write_bytes(b"\x1f\x8b" + os.urandom(LIMITS.max_upload_bytes * 4))
+    with pytest.raises(RegistryError, match="answered 413"):
+        submit_archive(url, key, huge)

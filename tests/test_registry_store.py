@@ -32,6 +32,20 @@ def test_migrations_produce_exactly_the_models(registry_url):
     assert differences == []
 
 
+def test_migrations_go_down_to_nothing_and_up_again(registry_url):
+    from alembic import command
+    from sqlalchemy import inspect
+
+    from registry.database import alembic_config
+
+    upgrade(registry_url)
+    command.downgrade(alembic_config(registry_url), "base")
+    engine = engine_for(registry_url)
+    assert set(inspect(engine).get_table_names()) <= {"alembic_version"}
+    engine.dispose()
+    upgrade(registry_url)
+
+
 def test_an_out_of_date_database_is_refused_with_the_command_that_upgrades_it(registry_url, tmp_path):
     with pytest.raises(StoreOutOfDate, match=r"has no registry schema.*trainmark registry init --db"):
         Store(registry_url, tmp_path / "blobs")
