@@ -167,7 +167,7 @@ class CpuBackend(DeviceBackend):
         device = {"index": index, "node": node, "kind": "cpu", "vendor": vendor, "model": model}
         if self.declared_peak_flops:
             device["peak_flops"] = [{"format": "fp32", "flops_per_s": self.declared_peak_flops, "sparse": False,
-                                     "source": "declared by the user (trainmark run --peak-flops-per-s)"}]
+                                     "source": "declared by the user (trainmark run --set peak_flops_per_s=VALUE)"}]
         return device
 
     def power_meter(self, index: int) -> PowerMeter:

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from reference_runner.config import RunConfig
 from reference_runner.data import FeedingOrder, load_dataset
 from reference_runner.devices import planned_setup, uses_cuda
 from reference_runner.model import analytical_flops_per_step, counted_flops_per_step
+from reference_runner.readme import bundle_readme
 from reference_runner.summary import RunSummary, iso
 from spec import SCHEMA_VERSION, producer_version
 from spec.bundle import BundleWriter, close_run_from_traces, finalize
@@ -129,11 +131,14 @@ def _adopt_worker_view(draft: dict, result: dict) -> None:
 
 
 def run_bundle(config: RunConfig, repeats: int, out: Path, topology: Topology = Topology(),
-               replay: Path | None = None, calibration: Path | None = None) -> RunOutcome:
+               replay: Path | None = None, calibration: Path | None = None, *,
+               on_run: Callable[[str, str, float], None] | None = None, quiet_workers: bool = False) -> RunOutcome:
     """Train `repeats` independent runs of `config` and write them as one bundle in `out`.
 
     With a calibration record, the bundle also reports its deviation from it (same
-    configuration and hardware only; checked before anything is trained).
+    configuration and hardware only; checked before anything is trained). `on_run(run_id,
+    status, seconds)` hears of each run as it ends; `quiet_workers` sends the runs' own output
+    to their logs (a sweep shows one progress bar for the whole grid instead).
     """
     if repeats < 1:
         raise TrainmarkError("--repeats must be at least 1")
@@ -159,9 +164,10 @@ def run_bundle(config: RunConfig, repeats: int, out: Path, topology: Topology = 
             writer.write_draft(draft)
             result_path, log_path = Path(scratch) / f"{run_id}.json", Path(scratch) / f"{run_id}.log"
             command = worker_command(config, topology, run_id, seed, out, result_path, replay)
+            run_began = time.monotonic()
             try:
                 with log_path.open("w") as log:
-                    process = subprocess.Popen(command, stderr=log)
+                    process = subprocess.Popen(command, stderr=log, stdout=log if quiet_workers else None)
                     code = process.wait()
             except KeyboardInterrupt:
                 process.send_signal(signal.SIGINT)
@@ -182,10 +188,13 @@ def run_bundle(config: RunConfig, repeats: int, out: Path, topology: Topology = 
                 sys.stderr.write(log_path.read_text()[-4000:])
             outcome.statuses[run_id] = draft["runs"][-1]["status"]
             writer.write_draft(draft)
+            if on_run is not None:
+                on_run(run_id, outcome.statuses[run_id], time.monotonic() - run_began)
     if record is not None:
         check_applicable(record, config, draft["system"])  # again, with the hardware the ranks reported
         draft["calibration"] = compare(record, draft["runs"])
     draft["created_at"] = iso(time.time_ns())
+    writer.write_document("README.md", bundle_readme(draft))
     _, outcome.bundle_id = writer.finish(draft)
     outcome.seconds = time.monotonic() - began
     return outcome

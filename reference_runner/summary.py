@@ -126,7 +126,7 @@ class RunSummary:
             if peak is None:
                 unknown.append(block["model"])
                 reason = (f"no peak {number_format} FLOP/s is known for {block['model']}"
-                          + (": declare one with trainmark run --peak-flops-per-s" if block["kind"] == "cpu" else
+                          + (": declare one with trainmark run --set peak_flops_per_s=VALUE" if block["kind"] == "cpu" else
                              ": it is not in trainmark's table of NVIDIA data-centre GPUs"))
                 self.add(unavailable("compute_utilization", "%", reason, scope="device", device=index))
                 continue

@@ -31,7 +31,7 @@ from markupsafe import Markup
 
 from registry.store import (EFFICIENCY_METRICS, MAX_PAGE, PRECISIONS, SORTS, BoardQuery, QueryInvalid, Store,
                             SubmissionRejected)
-from spec.plots import human, line_plot
+from spec.plots import human, run_plots
 
 HERE = Path(__file__).resolve().parent
 SECURITY_HEADERS = {
@@ -51,7 +51,6 @@ EXPORT_COLUMNS = ("id", "submitter", "model_name", "parameters", "device_model",
 METRIC_LABELS = {"steps_per_second": ("steps/s", "{step}/s", "low"),
                  "flops_per_joule": ("FLOP per joule", "{flop}/J", "low"),
                  "energy_per_step": ("energy per step", "J/{step}", "high")}
-PLOT_KINDS = {"power": "Power", "memory": "Memory", "step_time": "Step time"}
 
 
 class RateLimiter:
@@ -116,17 +115,7 @@ def _number(value: Any, digits: int = 4) -> str:
 
 
 def _plots(series: list[dict]) -> dict[str, list[Markup]]:
-    """SVG plots per run: one per kind of trace, every label of that kind in it."""
-    by_run: dict[str, dict[str, list[dict]]] = {}
-    for item in series:
-        by_run.setdefault(item["run_id"], {}).setdefault(item["kind"], []).append(item)
-    plots = {}
-    for run_id, kinds in by_run.items():
-        plots[run_id] = [Markup(line_plot(f"{PLOT_KINDS.get(kind, kind)}: {run_id}",
-                                          [(item["label"], item["points"]) for item in items], items[0]["unit"]))
-                         for kind, items in sorted(kinds.items(), key=lambda pair: list(PLOT_KINDS).index(pair[0])
-                                                   if pair[0] in PLOT_KINDS else 99)]
-    return plots
+    return {run_id: [Markup(svg) for svg in svgs] for run_id, svgs in run_plots(series).items()}
 
 
 def create_app(store: Store, *, submissions_per_minute: float = 60.0) -> FastAPI:

@@ -30,7 +30,7 @@ from sqlmodel import Session, select
 
 from registry.blobs import BlobStore
 from registry.database import engine_for, is_sqlite, normalize_url, require_current
-from registry.series import SeriesCollector
+from scorer.series import SeriesCollector
 from registry.tables import (MISSING_LOW, ApiKey, AuditEvent, FileBlob, RegistryFinding, RunMetric, RunRow,
                              ScoreRecord, Series, Submission)
 from scorer.score import ScoreReport, score_bundle

@@ -7,6 +7,8 @@ import html
 import math
 
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2")
+BAND_COLOURS = {"warm-up": "#fde7c8", "profiled": "#dcd3f2"}
+PLOT_KINDS = {"power": "Power", "memory": "Memory", "step_time": "Step time"}
 UNIT_STEPS = {"By": (1024.0, ["B", "KiB", "MiB", "GiB", "TiB"]), "W": (1000.0, ["W", "kW", "MW"])}
 
 
@@ -40,8 +42,10 @@ def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
 
 
 def line_plot(title: str, series: list[tuple[str, list[list[float]]]], unit: str,
-              x_label: str = "seconds since the run started", width: int = 680, height: int = 240) -> str:
-    """An SVG line chart of one or more (label, [[x, y], ...]) series sharing a y unit."""
+              x_label: str = "seconds since the run started", width: int = 680, height: int = 240,
+              bands: list[tuple[str, float, float]] = ()) -> str:
+    """An SVG line chart of one or more (label, [[x, y], ...]) series sharing a y unit; `bands`
+    (label, x from, x to) shade phases of the x axis behind the lines."""
     points = [point for _, data in series for point in data]
     legend_rows = (len(series) + 3) // 4
     # The legend sits between the title and the plot area, never over the data.
@@ -52,7 +56,7 @@ def line_plot(title: str, series: list[tuple[str, list[list[float]]]], unit: str
     if not points:
         return (f'<svg class="plot" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} 60" role="img" '
                 f'aria-label="{title_text}"><text x="8" y="36">{title_text}: no data</text></svg>')
-    x_max = max(x for x, _ in points) or 1.0
+    x_max = max([x for x, _ in points] + [end for _, _, end in bands]) or 1.0
     y_values = [y for _, y in points]
     y_low, y_high = min(0.0, min(y_values)), max(y_values)
     # Bytes tick at round binary multiples (1, 2, 4 GiB), not at round decimal byte counts.
@@ -81,6 +85,18 @@ def line_plot(title: str, series: list[tuple[str, list[list[float]]]], unit: str
         x = sx(tick)
         parts.append(f'<text x="{x:.1f}" y="{top + plot_h + 16}" text-anchor="middle">{tick:g}</text>')
     parts.append(f'<text x="{left + plot_w / 2}" y="{height - 6}" text-anchor="middle">{html.escape(x_label)}</text>')
+    for label, start, end in bands:
+        shade = BAND_COLOURS.get(label, "#eeeeee")
+        x0, x1 = sx(max(0.0, start)), sx(min(end, x_max))
+        parts.append(f'<rect class="phase" data-label="{html.escape(label)}" x="{x0:.1f}" y="{top}" '
+                     f'width="{max(x1 - x0, 0.5):.1f}" height="{plot_h}" fill="{shade}" fill-opacity="0.55">'
+                     f'<title>{html.escape(label)}</title></rect>')
+    labelled = []
+    for label, start, _ in bands:
+        if label not in labelled:  # one caption per phase kind, at its first span
+            labelled.append(label)
+            parts.append(f'<text x="{sx(max(0.0, start)) + 2:.1f}" y="{top + plot_h - 4}" fill="#666">'
+                         f'{html.escape(label)}</text>')
     for index, (label, data) in enumerate(series):
         colour = PALETTE[index % len(PALETTE)]
         coordinates = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in data)
@@ -90,5 +106,65 @@ def line_plot(title: str, series: list[tuple[str, list[list[float]]]], unit: str
         legend_y = 36 + 15 * (index // 4)
         parts.append(f'<rect x="{legend_x}" y="{legend_y - 8}" width="10" height="3" fill="{colour}"/>')
         parts.append(f'<text x="{legend_x + 14}" y="{legend_y - 4}">{html.escape(label)}</text>')
+    parts.append("</svg>")
+    return "\n".join(parts)
+
+
+def run_plots(series: list[dict]) -> dict[str, list[str]]:
+    """SVG plots per run from collected series (scorer.series): one per kind of trace, every
+    label of that kind in it, the run's phases shaded."""
+    by_run: dict[str, dict[str, list[dict]]] = {}
+    for item in series:
+        by_run.setdefault(item["run_id"], {}).setdefault(item["kind"], []).append(item)
+    plots = {}
+    for run_id, kinds in by_run.items():
+        bands = [(item["label"], start, end) for item in kinds.pop("phase", []) for start, end in item["points"]]
+        ordered = sorted(kinds.items(), key=lambda pair: list(PLOT_KINDS).index(pair[0]) if pair[0] in PLOT_KINDS
+                         else len(PLOT_KINDS))
+        plots[run_id] = [line_plot(f"{PLOT_KINDS.get(kind, kind)}: {run_id}",
+                                   [(item["label"], item["points"]) for item in items], items[0]["unit"],
+                                   bands=bands) for kind, items in ordered]
+    return plots
+
+
+def interval_plot(title: str, rows: list[tuple[str, float, float | None, float | None]], reference: float = 1.0,
+                  width: int = 680) -> str:
+    """Ratios with their 95 % intervals as dots and whiskers, one row each, with a line at
+    `reference` ("no change"); a row without an interval is a hollow dot."""
+    left, right, top, row_h = 220, 24, 30, 26
+    height = top + row_h * len(rows) + 34
+    plot_w = width - left - right
+    values = [reference] + [v for _, value, low, high in rows for v in (value, low, high) if v is not None]
+    low_x, high_x = min(values), max(values)
+    span = (high_x - low_x) or abs(reference) or 1.0
+    low_x, high_x = low_x - 0.08 * span, high_x + 0.08 * span
+    ticks = [tick for tick in nice_ticks(low_x, high_x) if low_x <= tick <= high_x]
+
+    def sx(x: float) -> float:
+        return left + plot_w * (x - low_x) / (high_x - low_x)
+
+    title_text = html.escape(title)
+    parts = [f'<svg class="plot interval" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" '
+             f'role="img" aria-label="{title_text}" font-family="sans-serif" font-size="11">',
+             f'<title>{title_text}</title>',
+             f'<text x="8" y="16" font-size="13" font-weight="bold">{title_text}</text>']
+    bottom = top + row_h * len(rows)
+    for tick in ticks:
+        parts.append(f'<line x1="{sx(tick):.1f}" y1="{top}" x2="{sx(tick):.1f}" y2="{bottom}" stroke="#eee"/>')
+        parts.append(f'<text x="{sx(tick):.1f}" y="{bottom + 14}" text-anchor="middle">{tick:g}</text>')
+    parts.append(f'<line class="reference" x1="{sx(reference):.1f}" y1="{top - 4}" x2="{sx(reference):.1f}" '
+                 f'y2="{bottom}" stroke="#555" stroke-dasharray="4 3"/>')
+    parts.append(f'<text x="{sx(reference):.1f}" y="{bottom + 28}" text-anchor="middle" fill="#555">'
+                 f'{reference:g} = no change</text>')
+    for index, (label, value, low, high) in enumerate(rows):
+        y = top + row_h * index + row_h / 2
+        colour = PALETTE[index % len(PALETTE)]
+        parts.append(f'<text x="{left - 8}" y="{y + 4:.1f}" text-anchor="end">{html.escape(label)}</text>')
+        if low is not None and high is not None:
+            parts.append(f'<line class="interval" x1="{sx(low):.1f}" y1="{y:.1f}" x2="{sx(high):.1f}" y2="{y:.1f}" '
+                         f'stroke="{colour}" stroke-width="2"/>')
+        fill = colour if low is not None else "#fff"
+        parts.append(f'<circle class="ratio" data-label="{html.escape(label)}" data-value="{value!r}" '
+                     f'cx="{sx(value):.1f}" cy="{y:.1f}" r="4.5" fill="{fill}" stroke="{colour}"/>')
     parts.append("</svg>")
     return "\n".join(parts)

@@ -124,7 +124,9 @@ class _FileChecker:
         self.report = report
         self.observe = observe
         self.path_text = entry["path"]
-        self.record_type = entry.get("record_type")
+        record_type = entry.get("record_type")
+        # A manifest the models refused is read best effort: a record_type of the wrong type is unknown.
+        self.record_type = record_type if isinstance(record_type, str) else None
         self.model = RECORD_CLASSES.get(self.record_type)
         self.class_name = self.model.__name__ if self.model else None
         self.check_rules = bool(self.class_name) and has_schema_rules(self.class_name)

@@ -256,9 +256,15 @@ def test_a_submission_page_shows_its_plots(registry, browser, tmp_path):
     assert [section.get_attribute("id") for section in sections] == [f"run-{run['run_id']}" for run in record["runs"]]
     for section in sections:
         run_id = section.get_attribute("id").removeprefix("run-")
-        series = [item for item in record["series"] if item["run_id"] == run_id]
+        series = [item for item in record["series"] if item["run_id"] == run_id and item["kind"] != "phase"]
+        phases = [item for item in record["series"] if item["run_id"] == run_id and item["kind"] == "phase"]
         plots = section.find_elements(By.CSS_SELECTOR, "svg.plot")
         assert len(plots) == len({item["kind"] for item in series}) >= 1
+        # The warm-up and profiled steps are shaded on every plot of the run.
+        assert {phase["label"] for phase in phases} == {"warm-up", "profiled"}
+        for plot in plots:
+            shaded = plot.find_elements(By.CSS_SELECTOR, "rect.phase")
+            assert len(shaded) == sum(len(phase["points"]) for phase in phases)
         for plot in plots:
             assert plot.is_displayed() and plot.size["width"] > 300 and plot.size["height"] > 100, plot.size
         lines = section.find_elements(By.CSS_SELECTOR, "svg.plot polyline.series")

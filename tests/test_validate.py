@@ -224,3 +224,15 @@ def test_arbitrary_bytes_as_manifest_or_trace_give_findings(tmp_path_factory, da
     (root / "manifest.json").write_bytes(data)
     report = validate_bundle(root)
     assert not report.valid
+
+
+@pytest.mark.parametrize("record_type", [["epoch"], {"kind": "step"}, 3, None])
+def test_a_file_entry_of_the_wrong_shape_is_a_finding(tmp_path, record_type):
+    """Found by the mutation test above: a manifest the models refuse is read best effort, and a
+    record_type that is not a string must not crash the walk over the files."""
+    root = copy_bundle(CPU_BUNDLE, tmp_path / "b")
+    manifest = json.loads((root / "manifest.json").read_text())
+    manifest["files"][0]["record_type"] = record_type
+    (root / "manifest.json").write_text(json.dumps(manifest))
+    report = validate_bundle(root)
+    assert not report.valid and any(finding.pointer.startswith("/files/0") for finding in report.findings)

@@ -332,6 +332,144 @@ def schema(
         typer.echo(render_markdown(), nl=False)
 
 
+# ---------------------------------------------------------------- trade-off studies
+
+@app.command()
+def sweep(
+    out: Annotated[Path, typer.Option("--out", help="The folder of the sweep: one bundle per point, and sweep.json.")],
+    vary: Annotated[list[str], typer.Option("--vary", help="A knob and its values: --vary precision=fp32,bf16_autocast "
+                                                           "(repeatable: the grid is every combination).")],
+    preset: Annotated[Optional[str], typer.Option(help="tiny (CPU, under a minute a run), small, gpt2-125m.")] = None,
+    config_file: Annotated[Optional[Path], typer.Option("--config", help="A TOML or YAML file of knobs.")] = None,
+    knob: Annotated[Optional[list[str]], typer.Option("--set", help="A knob fixed for every point: --set max_steps=40.")]
+    = None,
+    repeats: Annotated[int, typer.Option(help="Independent runs per point.")] = 3,
+) -> None:
+    """Train a grid of configurations, one bundle of N runs per point; resumable.
+
+    Every point is checked before anything trains. A point already complete (same configuration,
+    every run completed) is skipped when the sweep runs again; a half-done one is trained again.
+
+    Example: trainmark sweep --preset tiny --vary precision=fp32,bf16_autocast --repeats 3 --out sweeps/precision
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from reference_runner.sweep import grid, parse_vary, run_sweep
+
+    points = grid(preset, config_file, _knobs(knob, {}), parse_vary(vary))
+    console = _console()
+    console.print(f"{len(points)} point(s) x {repeats} run(s) into {_plain(out)}")
+    with Progress(TextColumn("[bold]sweep[/bold]"), BarColumn(), MofNCompleteColumn(), TextColumn("runs"),
+                  TimeElapsedColumn(), TextColumn("{task.fields[left]}  {task.fields[status]}"),
+                  console=console, transient=False) as bar:
+        task = bar.add_task("sweep", total=None, left="", status="")
+
+        def progress(state: dict) -> None:
+            done, total = state["runs_done"], state["runs_total"]
+            times = state["run_seconds"]
+            left = f"about {_duration(sum(times) / len(times) * (total - done))} left" if times else ""
+            status = f"{state['point']}: {state['run_id']} {state['status']}" if state.get("run_id") else \
+                f"{state['skipped']} point(s) already complete" if state["skipped"] else ""
+            bar.update(task, total=total, completed=done, left=left, status=_plain(status))
+
+        outcome = run_sweep(points, repeats, out, progress)
+    for name in outcome.skipped:
+        console.print(f"  {_plain(name)}: already complete, skipped")
+    for name in outcome.trained:
+        console.print(f"  {_plain(name)}: trained")
+    console.print(f"sweep done in {_duration(outcome.seconds)}: compare it with  trainmark compare {_plain(out)}")
+
+
+def _duration(seconds: float) -> str:
+    seconds = max(0, round(seconds))
+    return f"{seconds // 60} min {seconds % 60:02d} s" if seconds >= 60 else f"{seconds} s"
+
+
+@app.command()
+def compare(
+    bundles: Annotated[list[Path], typer.Argument(help="Bundles, or folders of bundles (a sweep).",
+                                                  callback=lambda paths: [_existing(path) for path in paths])],
+    baseline: Annotated[Optional[Path], typer.Option(help="The bundle the others are compared with (path, folder "
+                                                          "name or bundle id; default: the first).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the comparison as JSON.")] = False,
+    html: Annotated[Optional[Path], typer.Option("--html", help="Also write a self-contained HTML page.")] = None,
+) -> None:
+    """Compare configurations side by side, with 95 % intervals and ratios to a baseline.
+
+    A change whose interval includes "no change" is shown as such. Differences in hardware or
+    software between the bundles are stated.
+
+    Example: trainmark compare sweeps/precision --baseline precision=fp32
+    """
+    from rich.table import Table
+
+    from scorer.compare import QUANTITIES
+    from scorer.compare import compare as compare_bundles
+    from scorer.report import comparison_html, show
+
+    comparison = compare_bundles(bundles, baseline)
+    if html is not None:
+        html.write_text(comparison_html(comparison))
+    if as_json:
+        typer.echo(json.dumps(comparison.as_dict(), indent=2))
+        return
+    console = _console()
+
+    def cell_text(cell) -> str:
+        if cell.headline is None:
+            return "[dim]not measured[/dim]"
+        text = show(cell.headline, cell.unit)
+        if cell.ci95_low is not None:
+            text += f"\n[{show(cell.ci95_low, cell.unit)}, {show(cell.ci95_high, cell.unit)}]"
+        if cell.ratio is not None:
+            colour = "green" if "better" in cell.verdict else "red" if "worse" in cell.verdict else "dim"
+            interval = "" if cell.ratio_low is None else f" [{cell.ratio_low:.3f}, {cell.ratio_high:.3f}]"
+            text += f"\n[{colour}]x{cell.ratio:.3f}{interval}\n{cell.verdict}[/{colour}]"
+        elif cell.verdict == "baseline":
+            text += "\n[dim]baseline[/dim]"
+        return text
+
+    configurations = comparison.configurations
+    if console.width >= 30 + 17 * len(QUANTITIES):  # one row per configuration, as the HTML page has it
+        table = Table("configuration", *[label for _, label, _ in QUANTITIES], title="trainmark compare",
+                      show_lines=True)
+        for configuration in configurations:
+            table.add_row(_plain(configuration.label),
+                          *[cell_text(configuration.cells[name]) for name, _, _ in QUANTITIES])
+    else:  # a narrow terminal: one column per configuration
+        table = Table("quantity", *[_plain(configuration.label) for configuration in configurations],
+                      title="trainmark compare (one column per configuration)", show_lines=True)
+        for name, label, _ in QUANTITIES:
+            table.add_row(label, *[cell_text(configuration.cells[name]) for configuration in configurations])
+    console.print(table)
+    for line in comparison.differences:
+        console.print(f"differs: {_plain(line)}")
+    for caveat in comparison.caveats:
+        console.print(f"[yellow]caveat:[/yellow] {_plain(caveat)}")
+    if html is not None:
+        console.print(f"wrote {_plain(html)}")
+
+
+@app.command()
+def report(
+    path: Annotated[Path, typer.Argument(help="A bundle directory or .tar.gz archive.", callback=_existing)],
+    html: Annotated[Optional[Path], typer.Option("--html", help="Where to write the report (default: "
+                                                                "BUNDLE-report.html beside the bundle).")] = None,
+) -> None:
+    """Write a self-contained HTML report of one bundle: what was run, the score and its findings,
+    the per-stage table, the kernel breakdown, and plots of every run.
+
+    Example: trainmark report runs/tiny --html tiny.html
+    """
+    from scorer.report import bundle_report_html
+
+    target = html or path.parent / f"{path.name.removesuffix('.tar.gz')}-report.html"
+    text, score_report = bundle_report_html(path)
+    target.write_text(text)
+    _console().print(f"wrote {_plain(target)} (score {score_report.score:.3f}, "
+                     f"{'ranked' if score_report.ranked else 'not ranked'})")
+
+
 # ---------------------------------------------------------------- registry
 
 DbOption = Annotated[Optional[str], typer.Option(

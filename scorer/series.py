@@ -1,7 +1,9 @@
-"""Downsampled trace series for the plots, collected during the scorer's single pass.
+"""Downsampled trace series for the plots (the registry's pages and `trainmark report`),
+collected during the scorer's single pass.
 
 Each run's window is cut into a fixed number of buckets; a bucket keeps its lowest and highest
-point, so peaks survive and memory stays flat whatever the trace's length.
+point, so peaks survive and memory stays flat whatever the trace's length. The phases of a run
+(warm-up steps, the profiler window) come along as spans of seconds, to be shaded on the plots.
 """
 
 from __future__ import annotations
@@ -36,12 +38,40 @@ class _Buckets:
         return [[round(t, 6), value] for t, value in merged]
 
 
+PHASES = (("warmup", "warm-up"), ("profiled", "profiled"))
+
+
+class _Phases:
+    """Contiguous spans of flagged steps, in seconds since the run started."""
+
+    def __init__(self, start_ns: int) -> None:
+        self.start_ns = start_ns
+        self.spans: dict[str, list[list[float]]] = {}
+        self.open: dict[str, list[float]] = {}
+
+    def add(self, record: models.StepRecord) -> None:
+        begin = (record.start_unix_ns - self.start_ns) / 1e9
+        end = begin + record.duration_s
+        for flag, label in PHASES:
+            if getattr(record, flag):
+                span = self.open.get(label)
+                if span is not None and begin - span[1] <= max(record.duration_s, 1e-3):
+                    span[1] = end
+                else:
+                    self.open[label] = [begin, end]
+                    self.spans.setdefault(label, []).append(self.open[label])
+            else:
+                self.open.pop(label, None)
+
+
 class SeriesCollector:
-    """A RecordObserver that keeps power, memory and step-time series per run, downsampled."""
+    """A RecordObserver that keeps power, memory and step-time series per run, downsampled, and
+    the runs' phases."""
 
     def __init__(self) -> None:
         self.windows: dict[str, tuple[int, int]] = {}
         self.series: dict[tuple[str, str, str, str], _Buckets] = {}
+        self.phases: dict[str, _Phases] = {}
 
     def begin(self, manifest: models.Manifest) -> None:
         for run in manifest.runs:
@@ -59,9 +89,12 @@ class SeriesCollector:
         if run_id not in self.windows:
             return None
         if entry.record_type == "step":
+            phases = self.phases.setdefault(run_id, _Phases(self.windows[run_id][0]))
+
             def on_step(record: models.StepRecord, line: int | None) -> None:
                 if record.rank == 0:
                     self._bucket(run_id, "step_time", "rank 0", "s").add(record.start_unix_ns, record.duration_s)
+                    phases.add(record)
             return on_step
         if entry.record_type == "power_sample":
             def on_power(record: models.PowerSample, line: int | None) -> None:
@@ -82,6 +115,12 @@ class SeriesCollector:
         return None
 
     def results(self) -> list[dict]:
-        """[{run_id, kind, label, unit, points}] in a stable order."""
-        return [{"run_id": run_id, "kind": kind, "label": label, "unit": unit, "points": buckets.points()}
-                for (run_id, kind, label, unit), buckets in sorted(self.series.items())]
+        """[{run_id, kind, label, unit, points}] in a stable order; phases are kind "phase" with
+        points [[start_s, end_s], ...]."""
+        found = [{"run_id": run_id, "kind": kind, "label": label, "unit": unit, "points": buckets.points()}
+                 for (run_id, kind, label, unit), buckets in sorted(self.series.items())]
+        for run_id, phases in sorted(self.phases.items()):
+            for label, spans in sorted(phases.spans.items()):
+                found.append({"run_id": run_id, "kind": "phase", "label": label, "unit": "s",
+                              "points": [[round(start, 6), round(end, 6)] for start, end in spans]})
+        return found
