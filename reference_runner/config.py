@@ -34,7 +34,9 @@ class RunConfig:
     """Everything that defines a training configuration (one bundle).
 
     Model: n_layer, n_embd (width), n_head, vocab_size, sequence_length (tokens per sample).
-    Batch: global_batch_size = micro_batch_size x gradient_accumulation_steps x world size.
+    Batch: global_batch_size = micro_batch_size x gradient_accumulation_steps x world size; the
+    global batch is what is trained, and gradient_accumulation_steps 0 (the default) derives the
+    accumulation from it once the world size is known (`for_world`).
     Length: max_steps optimizer steps (or epochs over the dataset when max_steps is 0).
     precision: fp32 | bf16_autocast | fp16_autocast (with loss scaling; CUDA only).
     seed: the model's initialization (each run of a bundle gets its own); data_seed: the order
@@ -58,7 +60,7 @@ class RunConfig:
     dropout: float = 0.0
     global_batch_size: int = 16
     micro_batch_size: int = 16
-    gradient_accumulation_steps: int = 1
+    gradient_accumulation_steps: int = 0
     max_steps: int = 80
     epochs: float = 0.0
     optimizer: str = "adamw"
@@ -98,9 +100,15 @@ class RunConfig:
 
     def _problems(self):
         for knob in ("n_layer", "n_embd", "n_head", "vocab_size", "sequence_length", "global_batch_size",
-                     "micro_batch_size", "gradient_accumulation_steps"):
+                     "micro_batch_size"):
             if getattr(self, knob) < 1:
                 yield f"{knob} must be at least 1 (got {getattr(self, knob)})"
+        if self.gradient_accumulation_steps < 0:
+            yield (f"gradient_accumulation_steps must not be negative (got {self.gradient_accumulation_steps}; "
+                   "0 derives it from global_batch_size)")
+        elif self.micro_batch_size >= 1 and self.global_batch_size % self.micro_batch_size:
+            yield (f"global_batch_size ({self.global_batch_size}) must be a multiple of micro_batch_size "
+                   f"({self.micro_batch_size})")
         if self.n_head >= 1 and self.n_embd % self.n_head:
             yield f"n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})"
         if self.vocab_size < 256 and self.vocab_size >= 1:
@@ -109,7 +117,7 @@ class RunConfig:
             yield "max_steps and epochs must not be negative"
         if self.max_steps == 0 and self.epochs == 0:
             yield "set max_steps (optimizer steps) or epochs (passes over the data)"
-        if self.micro_batch_size * self.gradient_accumulation_steps > self.global_batch_size:
+        elif self.micro_batch_size * self.gradient_accumulation_steps > self.global_batch_size:
             yield (f"micro_batch_size x gradient_accumulation_steps ({self.micro_batch_size} x "
                    f"{self.gradient_accumulation_steps}) exceeds global_batch_size ({self.global_batch_size})")
         if self.optimizer not in OPTIMIZERS:
@@ -150,6 +158,23 @@ class RunConfig:
     def head_dim(self) -> int:
         return self.n_embd // self.n_head
 
+    def for_world(self, world_size: int) -> RunConfig:
+        """This configuration on `world_size` processes, its gradient accumulation resolved so that
+        micro_batch_size x gradient_accumulation_steps x world_size is exactly global_batch_size."""
+        per_step = self.micro_batch_size * world_size
+        if self.global_batch_size % per_step:
+            raise ConfigInvalid(
+                f"global_batch_size ({self.global_batch_size}) cannot be split into micro-batches of "
+                f"{self.micro_batch_size} on {world_size} process(es): it must be a multiple of micro_batch_size "
+                f"x world size ({per_step})")
+        derived = self.global_batch_size // per_step
+        if self.gradient_accumulation_steps not in (0, derived):
+            raise ConfigInvalid(
+                f"gradient_accumulation_steps ({self.gradient_accumulation_steps}) x micro_batch_size "
+                f"({self.micro_batch_size}) x world size ({world_size}) is not global_batch_size "
+                f"({self.global_batch_size}): set gradient_accumulation_steps={derived}, or 0 to derive it")
+        return dataclasses.replace(self, gradient_accumulation_steps=derived)
+
     def with_overrides(self, **overrides: Any) -> RunConfig:
         """A copy with some knobs changed (validated again)."""
         unknown = set(overrides) - {f.name for f in fields(self)}
@@ -167,12 +192,12 @@ PRESETS: dict[str, RunConfig] = {
                       micro_batch_size=16, max_steps=80, learning_rate=3e-3, idle_seconds=5.0),
     # Minutes on a CPU, seconds on a GPU.
     "small": RunConfig(name="small", n_layer=6, n_embd=384, n_head=6, sequence_length=256, global_batch_size=32,
-                       micro_batch_size=16, gradient_accumulation_steps=2, max_steps=200, learning_rate=1e-3,
+                       micro_batch_size=16, max_steps=200, learning_rate=1e-3,
                        lr_schedule="cosine", lr_warmup_steps=20, min_learning_rate=1e-4, weight_decay=0.1),
     # GPT-2 small (124M with a 50304-entry embedding): the calibration baseline, for GPUs.
     "gpt2-125m": RunConfig(name="gpt2-125m", n_layer=12, n_embd=768, n_head=12, vocab_size=50304,
                            sequence_length=1024, global_batch_size=32, micro_batch_size=16,
-                           gradient_accumulation_steps=2, max_steps=100, learning_rate=6e-4, weight_decay=0.1,
+                           max_steps=100, learning_rate=6e-4, weight_decay=0.1,
                            lr_schedule="cosine", lr_warmup_steps=10, min_learning_rate=6e-5,
                            precision="bf16_autocast", profile_first_step=20),
 }

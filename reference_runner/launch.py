@@ -86,8 +86,7 @@ def _draft(config: RunConfig, topology: Topology, replay: Path | None) -> tuple[
     """Everything known before the first run, and the FLOPs per step (analytical, counted)."""
     dataset = load_dataset(config.data, config.sequence_length, config.eval_fraction)
     world = topology.world_size
-    order = FeedingOrder(dataset, config.micro_batch_size * config.gradient_accumulation_steps * world,
-                         config.data_seed)
+    order = FeedingOrder(dataset, config.global_batch_size, config.data_seed)
     planned = order.planned_steps(config.max_steps, config.epochs)
     devices, channels, energy_reason = planned_setup(config.device, replay, topology.processes_per_node,
                                                      topology.nodes, config.peak_flops_per_s, config.sample_rate_hz)
@@ -116,7 +115,7 @@ def _draft(config: RunConfig, topology: Topology, replay: Path | None) -> tuple[
     if topology.nodes > 1 or topology.processes_per_node > 1:
         draft["system"]["interconnect"] = {"intra_node": "shared memory and loopback (one host)"
                                            if topology.nodes == 1 else "as the cluster provides"}
-    return draft, analytical_flops_per_step(config, world), counted_flops_per_step(config, world)
+    return draft, analytical_flops_per_step(config), counted_flops_per_step(config)
 
 
 def _adopt_worker_view(draft: dict, result: dict) -> None:
@@ -142,6 +141,7 @@ def run_bundle(config: RunConfig, repeats: int, out: Path, topology: Topology = 
     """
     if repeats < 1:
         raise TrainmarkError("--repeats must be at least 1")
+    config = config.for_world(topology.world_size)
     began = time.monotonic()
     if topology.node_rank != 0:
         return _run_follower_node(config, repeats, out, topology, replay)
@@ -208,6 +208,7 @@ def calibrate(config: RunConfig, repeats: int, record_path: Path, bundle: Path, 
                              "later comparison")
     if record_path.exists():
         raise TrainmarkError(f"{record_path} exists; choose a new path for the calibration record")
+    config = config.for_world(topology.world_size)  # the record names the accumulation that was trained
     outcome = run_bundle(config, repeats, bundle, topology, replay)
     manifest = json.loads((bundle / "manifest.json").read_text())
     record = make_record(manifest, config, outcome.bundle_id)

@@ -90,7 +90,7 @@ class Trainer:
     """
 
     def __init__(self, config: RunConfig, backend, order: FeedingOrder, rank: int, world_size: int) -> None:
-        self.config = config
+        self.config = config.for_world(world_size)
         self.backend = backend
         self.device = backend.torch_device
         self.order = order
@@ -200,10 +200,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--result", type=Path, required=True)
     parser.add_argument("--replay", type=Path, default=None, help="a GPU sensor recording to replay")
     args = parser.parse_args(argv)
-    config = config_from_json(args.config)
 
     # ---------------------------------------------------------------- processes and devices
     rank, world_size = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+    config = config_from_json(args.config).for_world(world_size)
     local_rank, local_world = int(os.environ.get("LOCAL_RANK", 0)), int(os.environ.get("LOCAL_WORLD_SIZE", 1))
     node = int(os.environ.get("GROUP_RANK", 0))
     if config.deterministic:
@@ -222,8 +222,7 @@ def main(argv: list[str] | None = None) -> None:
 
     torch.manual_seed(args.seed)
     dataset = load_dataset(config.data, config.sequence_length, config.eval_fraction)
-    order = FeedingOrder(dataset, config.micro_batch_size * config.gradient_accumulation_steps * world_size,
-                         config.data_seed)
+    order = FeedingOrder(dataset, config.global_batch_size, config.data_seed)
     trainer = Trainer(config, backend, order, rank, world_size)
     planned_steps = trainer.planned_steps
 

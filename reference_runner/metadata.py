@@ -155,9 +155,9 @@ def training_block(config: RunConfig, world_size: int, planned_steps: int) -> di
         "name": "linear warm-up then cosine decay", "warmup_steps": config.lr_warmup_steps,
         "hyperparameters": [{"name": "min_learning_rate", "value": config.min_learning_rate}]}
     block = {
-        "global_batch_size": config.micro_batch_size * config.gradient_accumulation_steps * world_size,
+        "global_batch_size": config.global_batch_size,
         "micro_batch_size": config.micro_batch_size,
-        "gradient_accumulation_steps": config.gradient_accumulation_steps,
+        "gradient_accumulation_steps": config.for_world(world_size).gradient_accumulation_steps,
         "sequence_length": config.sequence_length,
         "optimizer": {"name": {"adamw": "AdamW", "sgd": "SGD"}[config.optimizer], "hyperparameters": hyperparameters},
         "lr_schedule": schedule, "max_steps": planned_steps, "world_size": world_size,

@@ -123,14 +123,14 @@ ANALYTICAL_SOURCE = ("6 N + 12 L d s FLOPs per token (Kaplan et al. 2020, 'Scali
                      "blocks' forward up to their last projection")
 
 
-def analytical_flops_per_step(config: RunConfig, world_size: int) -> float:
+def analytical_flops_per_step(config: RunConfig) -> float:
     """Training FLOPs of one optimizer step over all ranks, by formula (ANALYTICAL_SOURCE).
 
     Per token: 6 N for forward and backward through the weights plus 12 L d s for attention
     scores and values; activation checkpointing reruns each block's forward up to its last
     projection (2 N_recomputed + 4 L d s).
     """
-    tokens = config.micro_batch_size * config.gradient_accumulation_steps * world_size * config.sequence_length
+    tokens = config.global_batch_size * config.sequence_length
     attention = config.n_layer * config.n_embd * config.sequence_length
     per_token = 6.0 * flop_parameters(config) + 12.0 * attention
     if config.activation_checkpointing:
@@ -138,11 +138,11 @@ def analytical_flops_per_step(config: RunConfig, world_size: int) -> float:
     return per_token * tokens
 
 
-def counted_flops_per_step(config: RunConfig, world_size: int) -> float:
+def counted_flops_per_step(config: RunConfig) -> float:
     """FLOPs of one optimizer step over all ranks, counted by FlopCounterMode on a meta copy.
 
-    One micro-batch is counted (forward and backward), then multiplied by the micro-batches per
-    step; matrix multiplies only, as the counter counts them.
+    One micro-batch is counted (forward and backward), then multiplied by the micro-batches in
+    the global batch (accumulation x ranks); matrix multiplies only, as the counter counts them.
     """
     from torch.utils.flop_counter import FlopCounterMode
 
@@ -153,4 +153,4 @@ def counted_flops_per_step(config: RunConfig, world_size: int) -> float:
     with FlopCounterMode(display=False) as counter:
         _, loss = model(tokens, tokens)
         loss.backward()
-    return float(counter.get_total_flops()) * config.gradient_accumulation_steps * world_size
+    return float(counter.get_total_flops()) * (config.global_batch_size // config.micro_batch_size)

@@ -62,7 +62,7 @@ class RunSummary:
 
     @property
     def global_batch(self) -> int:
-        return self.config.micro_batch_size * self.config.gradient_accumulation_steps * self.world_size
+        return self.config.global_batch_size
 
     def add(self, metric: dict) -> None:
         self.metrics.append(metric)

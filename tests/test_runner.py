@@ -135,13 +135,14 @@ def test_same_seed_same_losses_in_deterministic_mode(tmp_path):
 
 def test_two_real_processes_with_torchrun(tmp_path):
     config = build_config("tiny", overrides={"max_steps": 14, "idle_seconds": 0, "profile_first_step": 6,
-                                             "profile_steps": 2, "allocation_steps": 1})
+                                             "profile_steps": 2, "allocation_steps": 1, "micro_batch_size": 8})
     outcome = run_bundle(config, 1, tmp_path / "ddp", Topology(processes_per_node=2))
     assert outcome.statuses == {"run-1": "completed"}
     report = validate_bundle(tmp_path / "ddp")
     assert report.valid, report.findings[:5]
     _, manifest = read_manifest(tmp_path / "ddp")
-    assert manifest.training.world_size == 2 and manifest.training.global_batch_size == 32
+    training = manifest.training
+    assert (training.world_size, training.global_batch_size, training.gradient_accumulation_steps) == (2, 16, 1)
     assert [(r.rank, r.device) for r in manifest.runs[0].ranks] == [(0, 0), (1, 0)]
     files = {entry.path for entry in manifest.files}
     assert {"runs/run-1/steps.rank0.jsonl", "runs/run-1/steps.rank1.jsonl", "runs/run-1/memory.rank1.jsonl"} <= files

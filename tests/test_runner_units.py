@@ -25,7 +25,9 @@ from spec.errors import SensorUnavailable
     ({"n_embd": 130, "n_head": 4}, "n_embd (130) must be divisible by n_head (4)"),
     ({"precision": "fp8"}, "precision must be one of fp32, bf16_autocast, fp16_autocast"),
     ({"precision": "fp16_autocast", "device": "cpu"}, "fp16_autocast needs a CUDA device"),
-    ({"micro_batch_size": 32}, "exceeds global_batch_size"),
+    ({"micro_batch_size": 32}, "global_batch_size (16) must be a multiple of micro_batch_size (32)"),
+    ({"micro_batch_size": 8, "gradient_accumulation_steps": 4}, "(8 x 4) exceeds global_batch_size (16)"),
+    ({"gradient_accumulation_steps": -1}, "gradient_accumulation_steps must not be negative"),
     ({"learning_rate": 0}, "learning_rate must be in (0, 10)"),
     ({"max_steps": 0}, "set max_steps (optimizer steps) or epochs"),
     ({"profile_first_step": 2}, "must come after the warm-up"),
@@ -57,6 +59,20 @@ def test_config_file_then_overrides(tmp_path):
     (tmp_path / "bad.toml").write_text("max_steps = [")
     with pytest.raises(ConfigInvalid, match="not valid TOML"):
         build_config("tiny", tmp_path / "bad.toml")
+
+
+def test_the_global_batch_is_what_trains_and_accumulation_follows_from_it():
+    config = build_config("tiny", overrides={"micro_batch_size": 4})
+    assert config.gradient_accumulation_steps == 0  # derived once the world size is known
+    assert config.for_world(1).gradient_accumulation_steps == 4
+    assert config.for_world(2).gradient_accumulation_steps == 2
+    assert config.for_world(2).for_world(2) == config.for_world(2)
+    with pytest.raises(ConfigInvalid, match=r"cannot be split into micro-batches of 4 on 3 process\(es\).*\(12\)"):
+        config.for_world(3)
+    explicit = build_config("tiny", overrides={"micro_batch_size": 4, "gradient_accumulation_steps": 2})
+    assert explicit.for_world(2).gradient_accumulation_steps == 2
+    with pytest.raises(ConfigInvalid, match="set gradient_accumulation_steps=4, or 0 to derive it"):
+        explicit.for_world(1)
 
 
 def test_presets_are_valid_and_tiny_is_small():
@@ -114,7 +130,7 @@ def test_text_data_from_a_file_or_folder(tmp_path):
 @pytest.mark.parametrize("preset", ["tiny", "small"])
 def test_analytical_and_counted_flops_agree(preset, checkpointing):
     config = build_config(preset, overrides={"activation_checkpointing": checkpointing})
-    analytical, counted = analytical_flops_per_step(config, 2), counted_flops_per_step(config, 2)
+    analytical, counted = analytical_flops_per_step(config), counted_flops_per_step(config)
     assert abs(analytical - counted) / counted < 0.01
 
 
