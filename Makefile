@@ -24,7 +24,7 @@ DEMO_REGISTRY := --db sqlite:///$(DEMO_OUT)/registry/registry.db --blobs $(DEMO_
 
 demo: $(STAMP)
 	rm -rf $(DEMO_OUT) && mkdir -p $(DEMO_OUT)
-	$(BIN)/trainmark run --preset tiny --repeats 3 --out $(DEMO_OUT)/tiny
+	$(BIN)/trainmark run --preset tiny --repeats 3 --set 'submitter=make demo' --out $(DEMO_OUT)/tiny
 	$(BIN)/trainmark validate $(DEMO_OUT)/tiny
 	$(BIN)/trainmark score $(DEMO_OUT)/tiny
 	$(BIN)/trainmark bundle show $(DEMO_OUT)/tiny

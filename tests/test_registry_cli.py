@@ -45,6 +45,10 @@ def test_submit_into_a_database_and_print_the_board(registry):
     assert [row["device_model"] for row in board] == ["NVIDIA H100 80GB HBM3", "AMD EPYC 7B13"]
     printed = trainmark("leaderboard", env={**registry, "COLUMNS": "200"}).stdout
     assert "trainmark leaderboard" in printed and "NVIDIA H100" in printed
+    assert "┃ hardware" in printed and "steps/s (95 % low)" in printed
+    narrow = trainmark("leaderboard", env={**registry, "COLUMNS": "100"}).stdout
+    assert "configuration" in narrow and "┃ hardware" not in narrow and "steps/s" in narrow
+    assert all(len(line) <= 100 for line in narrow.splitlines())
 
 
 def test_a_refused_bundle_prints_why(registry, tmp_path):

@@ -650,16 +650,20 @@ def leaderboard(
         typer.echo(json.dumps(page.rows, indent=2))
         return
     bound = "high" if metric == "energy_per_step" else "low"
-    table = Table("#", "submitter", "model", "hardware", "precision", "score", f"{metric} (95 % {bound})",
-                  "badges", "missing", title="trainmark leaderboard")
+    console = _console()
+    wide = console.width >= 150
+    columns = ["#", "submitter", "model", "hardware", "precision"] if wide else ["#", "submitter", "configuration"]
+    short = {"steps_per_second": "steps/s", "flops_per_joule": "FLOP/J", "energy_per_step": "J/step"}.get(metric, metric)
+    table = Table(*columns, "score", f"{short} (95 % {bound})", "badges", "missing", title="trainmark leaderboard")
     for position, row in enumerate(page.rows, start=1):
         value, limit_value = row[metric], row[f"{metric}_{bound}"]
         shown = "not measured" if value is None else _number(value) + (
             "" if limit_value is None else f" ({_number(limit_value)})")
-        table.add_row(str(position) if row["ranked"] else "-", _plain(row["submitter"]), _plain(row["model_name"]),
-                      _plain(f"{row['device_count']} x {row['device_model']}"), row["precision"],
+        hardware = f"{row['device_count']} x {row['device_model']}"
+        described = [_plain(row["model_name"]), _plain(hardware), row["precision"]] if wide else \
+            [_plain(f"{row['model_name']}, {row['precision']}\n{hardware}")]
+        table.add_row(str(position) if row["ranked"] else "-", _plain(row["submitter"]), *described,
                       f"{row['score']:.3f}", shown, _plain(", ".join(row["badges"])), _plain(row["missing"]))
-    console = _console()
     console.print(table)
     if not page.rows:
         console.print("no entries yet: trainmark submit BUNDLE --db ... adds one")
