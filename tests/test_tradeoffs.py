@@ -285,3 +285,15 @@ def test_report_of_an_example_bundle(tmp_path):
     assert re.search(r'data-stage="forward".*?\d', html, re.S)
     assert "<script" not in html
     assert score_bundle(EXAMPLES / "valid" / "gpu-h100-gpt2").score == report.score
+
+
+def test_interval_plot_fits_long_configuration_labels():
+    from spec.plots import interval_plot
+
+    label = "precision bf16_autocast, micro batch 16, accumulation 1"
+    svg = interval_plot("steps/s", [(label, 0.07, 0.05, 0.1), ("short", 1.04, 0.78, 1.38)])
+    width = float(re.search(r'viewBox="0 0 ([\d.]+) ', svg).group(1))
+    right_edge = float(re.search(r'<text x="([\d.]+)"[^>]*text-anchor="end">' + label, svg).group(1))
+    assert right_edge - 6.2 * len(label) >= 0  # the whole label lies inside the figure
+    axis = [float(x) for x in re.findall(r'<line x1="([\d.]+)" y1="30"', svg)]
+    assert axis and width - max(axis) >= 0 and max(axis) - min(axis) >= 200  # and the axis keeps its room
