@@ -42,7 +42,10 @@ def sweep(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("sweep") / "precision"
     command = [sys.executable, "-m", "trainmark", "sweep", "--preset", "tiny", "--vary",
                "precision=fp32,bf16_autocast", *SWEEP_KNOBS, "--out", str(out)]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # Ctrl-C's default action, even when the suite itself was started with SIGINT ignored (a
+    # background job of a non-interactive shell): Python then never turns SIGINT into KeyboardInterrupt.
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 600
     index = out / "sweep.json"
     while time.monotonic() < deadline and process.poll() is None:
