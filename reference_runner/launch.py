@@ -129,6 +129,23 @@ def _adopt_worker_view(draft: dict, result: dict) -> None:
     draft["software"].update(ranks[0]["device_software"])
 
 
+INTERRUPT_GRACE_S = 30.0
+"""How long an interrupted run may take to stop before it is terminated, and then killed."""
+
+
+def _stop(process: subprocess.Popen) -> None:
+    """Pass Ctrl-C on to the run; a run stuck where it cannot hear it is terminated, then killed,
+    so that an interrupted `trainmark run` always ends (and closes the bundle)."""
+    for send, grace in ((lambda: process.send_signal(signal.SIGINT), INTERRUPT_GRACE_S),
+                        (process.terminate, INTERRUPT_GRACE_S / 3), (process.kill, None)):
+        send()
+        try:
+            process.wait(timeout=grace)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
 def run_bundle(config: RunConfig, repeats: int, out: Path, topology: Topology = Topology(),
                replay: Path | None = None, calibration: Path | None = None, *,
                on_run: Callable[[str, str, float], None] | None = None, quiet_workers: bool = False) -> RunOutcome:
@@ -170,8 +187,7 @@ def run_bundle(config: RunConfig, repeats: int, out: Path, topology: Topology = 
                     process = subprocess.Popen(command, stderr=log, stdout=log if quiet_workers else None)
                     code = process.wait()
             except KeyboardInterrupt:
-                process.send_signal(signal.SIGINT)
-                process.wait()
+                _stop(process)
                 report = finalize(out)
                 raise TrainmarkError(f"interrupted; the bundle was closed with run(s) {', '.join(report.closed_runs)} "
                                      f"marked interrupted: {out} (bundle {report.bundle_id})") from None

@@ -238,3 +238,24 @@ def test_runconfig_json_round_trip():
     config = build_config("small", overrides={"seed": 9})
     assert RunConfig(**json.loads(json.dumps(config.as_dict()))) == config
     assert not math.isnan(config.learning_rate)
+
+
+def test_an_interrupted_run_that_does_not_stop_is_terminated_then_killed(monkeypatch):
+    import subprocess
+    import sys
+
+    from reference_runner import launch
+
+    monkeypatch.setattr(launch, "INTERRUPT_GRACE_S", 0.6)
+    stubborn = subprocess.Popen([sys.executable, "-c", "import signal, time\n"
+                                 "signal.signal(signal.SIGINT, signal.SIG_IGN)\n"
+                                 "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+                                 "print('ready', flush=True)\ntime.sleep(60)"], stdout=subprocess.PIPE, text=True)
+    assert stubborn.stdout.readline().strip() == "ready"
+    launch._stop(stubborn)
+    assert stubborn.returncode == -9  # neither SIGINT nor SIGTERM ended it
+    polite = subprocess.Popen([sys.executable, "-c", "print('ready', flush=True)\nimport time\ntime.sleep(60)"],
+                              stdout=subprocess.PIPE, text=True)
+    assert polite.stdout.readline().strip() == "ready"
+    launch._stop(polite)
+    assert polite.returncode == -2  # ended by its KeyboardInterrupt (Python exits as if by SIGINT)
