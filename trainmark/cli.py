@@ -359,9 +359,11 @@ def sweep(
     points = grid(preset, config_file, _knobs(knob, {}), parse_vary(vary))
     console = _console()
     console.print(f"{len(points)} point(s) x {repeats} run(s) into {_plain(out)}")
+    # A live bar in a terminal; in a log (not a terminal) one plain line per finished run instead.
+    live = console.is_terminal
     with Progress(TextColumn("[bold]sweep[/bold]"), BarColumn(), MofNCompleteColumn(), TextColumn("runs"),
                   TimeElapsedColumn(), TextColumn("{task.fields[left]}  {task.fields[status]}"),
-                  console=console, transient=False) as bar:
+                  console=console, transient=False, disable=not live) as bar:
         task = bar.add_task("sweep", total=None, left="", status="")
 
         def progress(state: dict) -> None:
@@ -371,6 +373,8 @@ def sweep(
             status = f"{state['point']}: {state['run_id']} {state['status']}" if state.get("run_id") else \
                 f"{state['skipped']} point(s) already complete" if state["skipped"] else ""
             bar.update(task, total=total, completed=done, left=left, status=_plain(status))
+            if not live and state.get("run_id"):
+                console.print(f"run {done}/{total}  {_plain(status)} in {_duration(times[-1])}; {left}")
 
         outcome = run_sweep(points, repeats, out, progress)
     for name in outcome.skipped:
