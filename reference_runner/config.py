@@ -109,6 +109,9 @@ class RunConfig:
         elif self.micro_batch_size >= 1 and self.global_batch_size % self.micro_batch_size:
             yield (f"global_batch_size ({self.global_batch_size}) must be a multiple of micro_batch_size "
                    f"({self.micro_batch_size})")
+        elif self.micro_batch_size * self.gradient_accumulation_steps > self.global_batch_size:
+            yield (f"micro_batch_size x gradient_accumulation_steps ({self.micro_batch_size} x "
+                   f"{self.gradient_accumulation_steps}) exceeds global_batch_size ({self.global_batch_size})")
         if self.n_head >= 1 and self.n_embd % self.n_head:
             yield f"n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})"
         if self.vocab_size < 256 and self.vocab_size >= 1:
@@ -117,9 +120,6 @@ class RunConfig:
             yield "max_steps and epochs must not be negative"
         if self.max_steps == 0 and self.epochs == 0:
             yield "set max_steps (optimizer steps) or epochs (passes over the data)"
-        elif self.micro_batch_size * self.gradient_accumulation_steps > self.global_batch_size:
-            yield (f"micro_batch_size x gradient_accumulation_steps ({self.micro_batch_size} x "
-                   f"{self.gradient_accumulation_steps}) exceeds global_batch_size ({self.global_batch_size})")
         if self.optimizer not in OPTIMIZERS:
             yield f"optimizer must be one of {', '.join(OPTIMIZERS)} (got {self.optimizer!r})"
         if self.lr_schedule not in SCHEDULES:
