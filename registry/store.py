@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from sqlalchemy import and_, or_
+from sqlalchemy import and_, insert, or_
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
@@ -36,7 +36,6 @@ from registry.tables import (MISSING_LOW, ApiKey, AuditEvent, FileBlob, Registry
 from scorer.score import ScoreReport, score_bundle
 from spec import models
 from spec.archive import ArchiveLimits, is_archive, open_bundle, pack
-from spec.bundle import read_manifest
 from spec.errors import BundleInvalid, BundleUnreadable, TrainmarkError
 from spec.findings import Finding, Severity
 from spec.jsontext import canonical_json
@@ -145,6 +144,12 @@ def _fingerprint(*parts) -> str:
     return hashlib.sha256(canonical_json(list(parts))).hexdigest()
 
 
+def _insert_rows(session: Session, table: type, rows: list[dict]) -> None:
+    """Many rows of one table in one executemany (an empty list inserts nothing)."""
+    if rows:
+        session.execute(insert(table), rows)
+
+
 def _missing(report: ScoreReport) -> str:
     """What a board entry lacks, in a few words, from its findings."""
     labels = set()
@@ -235,7 +240,7 @@ class Store:
             with open_bundle(archive, self.limits.archive_limits()) as root:
                 report = score_bundle(root, full_jsonschema=True, observer=series)
                 self._refuse_invalid(report)
-                _, manifest = read_manifest(root)
+                manifest = report.manifest
                 existing = self._existing(report.bundle_id)
                 if existing is not None:
                     with self._write_lock, Session(self.write_engine) as session:
@@ -323,25 +328,26 @@ class Store:
                 if manifest.supersedes:
                     self._supersede(session, manifest.supersedes, key_id)
                 session.add(submission)
-                session.flush()
-                for run, row in runs:
+                session.flush()  # the parent row first: these tables declare no ORM relationships to order by
+                for _, row in runs:
                     session.add(row)
-                    session.flush()
-                    for metric in run.metrics:
-                        session.add(RunMetric(run_pk=row.id, name=metric.name, scope=metric.scope,
-                                              device=metric.device, node=metric.node, rank=metric.rank,
-                                              value=metric.value, unit=metric.unit, method=metric.method,
-                                              unavailable_reason=metric.unavailable_reason))
                 session.add(ScoreRecord(submission_id=bundle_id, rubric_version=report.rubric_version,
                                         report=report_json))
-                for entry in manifest.files:
-                    session.add(FileBlob(submission_id=bundle_id, path=entry.path, sha256=entry.sha256,
-                                         size_bytes=entry.size_bytes))
-                session.add(FileBlob(submission_id=bundle_id, path="manifest.json", sha256=manifest_blob[0],
-                                     size_bytes=manifest_blob[1]))
-                for item in series.results():
-                    session.add(Series(submission_id=bundle_id, run_id=item["run_id"], kind=item["kind"],
-                                       label=item["label"], unit=item["unit"], points=json.dumps(item["points"])))
+                session.flush()
+                # The many small rows go in as one executemany each, not as ORM objects.
+                _insert_rows(session, RunMetric, [
+                    dict(run_pk=row.id, name=metric.name, scope=metric.scope, device=metric.device,
+                         node=metric.node, rank=metric.rank, value=metric.value, unit=metric.unit,
+                         method=metric.method, unavailable_reason=metric.unavailable_reason)
+                    for run, row in runs for metric in run.metrics])
+                _insert_rows(session, FileBlob, [
+                    dict(submission_id=bundle_id, path=entry.path, sha256=entry.sha256, size_bytes=entry.size_bytes)
+                    for entry in manifest.files] + [
+                    dict(submission_id=bundle_id, path="manifest.json", sha256=manifest_blob[0],
+                         size_bytes=manifest_blob[1])])
+                _insert_rows(session, Series, [
+                    dict(submission_id=bundle_id, run_id=item["run_id"], kind=item["kind"], label=item["label"],
+                         unit=item["unit"], points=json.dumps(item["points"])) for item in series.results()])
                 self._duplicate_runs(session, bundle_id, [row for _, row in runs])
                 self.audit(session, "submitted", key_id, bundle_id, f"score {report.score:.3f}")
                 session.commit()

@@ -62,6 +62,8 @@ class ScoreReport:
     statistics: dict[str, MetricStatistics]
     findings: list[Finding]
     components: dict[str, dict[str, float | None]] = field(default_factory=dict)
+    manifest: models.Manifest | None = field(default=None, repr=False, compare=False)
+    """The manifest the models read (not part of the report; the registry stores from it)."""
 
     def as_dict(self) -> dict:
         """The `trainmark score --json` document."""
@@ -310,4 +312,5 @@ def score_bundle(path: Path, rubric_version: str = rubric.RUBRIC_VERSION, *, ful
         components={"fidelity": {k: None if v is None else round(v, SCORE_DECIMALS) for k, v in fidelity_values.items()},
                     "completeness": {k: None if v is None else round(v, SCORE_DECIMALS)
                                      for k, v in completeness_values.items()}},
+        manifest=manifest,
     )

@@ -62,13 +62,18 @@ def check_schema_version(document: Any) -> None:
             "upgrade trainmark (pip install -U trainmark)")
 
 
-def manifest_findings(document: Any, raw: bytes) -> tuple[models.Manifest | None, list[Finding]]:
-    """Validate a parsed manifest (its bytes too): the model, the schema rules, the semantics."""
+def manifest_findings(document: Any, raw: bytes, *, schema_rules: bool = True
+                      ) -> tuple[models.Manifest | None, list[Finding]]:
+    """Validate a parsed manifest (its bytes too): the model, the schema rules, the semantics.
+
+    `schema_rules=False` when the compiled JSON Schema already accepted the document: the rules
+    are the schema's own if/then, so it has checked them.
+    """
     try:
         manifest = models.Manifest.model_validate_json(raw)
     except pydantic.ValidationError as error:
         return None, findings_from_pydantic(error, file=MANIFEST_NAME)
-    found = schema_rule_findings(document, "Manifest", file=MANIFEST_NAME)
+    found = schema_rule_findings(document, "Manifest", file=MANIFEST_NAME) if schema_rules else []
     found += manifest_semantic_findings(manifest)
     return manifest, found
 

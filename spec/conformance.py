@@ -1,7 +1,10 @@
-"""Full JSON Schema conformance (`trainmark validate --jsonschema`).
+"""Full JSON Schema conformance (`trainmark validate --jsonschema`, and every registry submission).
 
-Slower than the pydantic path by an order of magnitude, and independent of it: registries and
-auditors run both, and the parity tests prove the two agree on every example. Patterns follow
+Independent of the pydantic path: registries and auditors run both, and the parity tests prove
+the two agree on every example. Two validators read the same published schemas: the reference
+(`jsonschema`, Python) reports every violation with its pointer; the compiled one (`jsonschema-rs`,
+native code, a whole file's records in one call) only settles that what the models accepted
+also conforms, and anything it refuses goes to the reference for the findings. Patterns follow
 ECMA-262 as JSON Schema requires, `format: date-time` is checked, and an integer is a number
 written without fraction or exponent (the standard's definition, stricter than JSON Schema's).
 """
@@ -10,12 +13,12 @@ from __future__ import annotations
 
 import functools
 import json
-import re
-from collections.abc import Callable
 from importlib import resources
 from typing import Any
 
 import jsonschema
+import jsonschema_rs
+import orjson
 from jsonschema import Draft202012Validator, FormatChecker
 from jsonschema.exceptions import ValidationError
 
@@ -102,65 +105,68 @@ def _findings_of(error: ValidationError, file: str | None, line: int | None) -> 
     return [Finding(code, Severity.ERROR, error.message[:300], file=file, line=line, pointer=json_pointer(path))]
 
 
-# fastjsonschema takes a float with an integral value (1.0) for an integer; the standard does not.
-_INTEGRAL_FLOAT = re.compile(r" and not \(isinstance\((\w+), float\) and \1\.is_integer\(\)\)")
+ARRAY_ROOT = "ArrayItem"
+"""The $defs name the record class takes inside the array schema that checks a batch at once."""
 
 
 @functools.cache
-def _fast_validator(class_name: str) -> Callable[[Any], Any] | None:
-    """The same schema compiled to Python code by fastjsonschema, or None where it is not installed.
+def compiled_validator(class_name: str, *, many: bool = False):
+    """The same schema compiled by jsonschema-rs (native code): for one instance, or with `many`
+    for a list of them in one call.
 
-    It only ever accepts: whatever it refuses goes to the reference validator for the findings.
-    Its readings that are looser than the standard's are closed: `date-time` is checked by the
-    RFC 3339 validator the reference uses, `$` in patterns already means end of input there, and
-    the generated integer check is rewritten so that a float is never an integer. The code is
-    generated as draft 7 (our schemas use no keyword that 2020-12 added).
+    Its readings are JSON Schema's, which are looser than the standard's in two places that the
+    strict models already refuse: an integral float (1.0) passes as an integer, and a leap
+    second (23:59:60) as a time. So it settles only instances the models accepted; see
+    `jsonschema_findings`. Patterns are ECMA-262's there (`$` ends the input).
     """
-    try:
-        import fastjsonschema
-        from rfc3339_validator import validate_rfc3339
-    except ImportError:
-        return None
     document = dict(validator_for(class_name).schema)
-    document["$schema"] = "http://json-schema.org/draft-07/schema#"
-    document.pop("$id", None)
-    code, rewritten = _INTEGRAL_FLOAT.subn("", fastjsonschema.compile_to_code(document, use_default=False))
-    if rewritten == 0 and '"integer"' in json.dumps(document):
-        return None  # a fastjsonschema whose integer check we do not recognise: use the reference only
-    namespace: dict[str, Any] = {}
-    exec(compile(code, f"<fastjsonschema {class_name}>", "exec"), namespace)  # noqa: S102 (our own schema)
-    return functools.partial(namespace["validate"], custom_formats={"date-time": validate_rfc3339})
-
-
-def conforms(instance: Any, class_name: str) -> bool:
-    """Whether `instance` follows the class's JSON Schema (the fast compiled path when it can decide)."""
-    fast = _fast_validator(class_name)
-    if fast is not None:
-        try:
-            fast(instance)
-            return True
-        except Exception:  # noqa: BLE001 (any refusal is settled by the reference validator)
-            pass
-    return validator_for(class_name).is_valid(instance)
+    if many:
+        definitions = dict(document.pop("$defs", {}))
+        schema = document.pop("$schema")
+        document.pop("$id", None)  # an embedded $id would start a new base for the "#/$defs/..." references
+        definitions[ARRAY_ROOT] = document
+        document = {"$schema": schema, "$defs": definitions, "type": "array", "items": {"$ref": f"#/$defs/{ARRAY_ROOT}"}}
+    return jsonschema_rs.validator_for(document, validate_formats=True)
 
 
 def conforms_text(data: bytes, class_name: str) -> bool:
-    """The fast path alone, on a record's text that the models already read (so it is well-formed,
-    finite and shallow): True when it conforms; False means "ask the reference validator"."""
-    fast = _fast_validator(class_name)
-    if fast is None:
-        return False
+    """Whether a record's text that the models already read conforms (the compiled validator);
+    False means "ask the reference validator for the findings"."""
     try:
-        fast(json.loads(data))
-        return True
-    except Exception:  # noqa: BLE001
+        instance = orjson.loads(data)
+    except ValueError:  # orjson refuses it (it also refuses integers beyond 64 bits): the reference decides
+        return False
+    return compiled_accepts(instance, class_name)
+
+
+def compiled_accepts(instance: Any, class_name: str) -> bool:
+    """Whether the compiled validator accepts a parsed instance (settles conformance only together
+    with the models' acceptance)."""
+    try:
+        return compiled_validator(class_name).is_valid(instance)
+    except ValueError:  # a value the native side cannot hold (an integer beyond 64 bits)
         return False
 
 
-def jsonschema_findings(instance: Any, class_name: str, *, file: str | None,
-                        line: int | None = None) -> list[Finding]:
-    """Every JSON Schema violation of `instance` as findings with pointers."""
-    if conforms(instance, class_name):
+def all_conform(texts: list[bytes], class_name: str) -> bool:
+    """Whether every one of these record texts is a single JSON value that conforms, in one
+    native call. The models still read each text: this settles JSON Schema conformance only for
+    the records they accept."""
+    try:
+        instances = [orjson.loads(text) for text in texts]
+        return compiled_validator(class_name, many=True).is_valid(instances)
+    except ValueError:
+        return False  # not one JSON value per text (a blank line, two records on one line, ...)
+
+
+def jsonschema_findings(instance: Any, class_name: str, *, file: str | None, line: int | None = None,
+                        read_by_models: bool = False) -> list[Finding]:
+    """Every JSON Schema violation of `instance` as findings with pointers.
+
+    `read_by_models`: the strict models accepted this instance, so the compiled validator may
+    settle that it conforms; otherwise, and for every finding, the reference validator decides.
+    """
+    if read_by_models and compiled_accepts(instance, class_name):
         return []
     found: list[Finding] = []
     for error in validator_for(class_name).iter_errors(instance):

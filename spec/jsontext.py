@@ -141,7 +141,12 @@ def _canonical_number(value: int | float) -> str:
 _ESCAPES = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 
+_NEEDS_ESCAPE = re.compile(r'["\\\x00-\x1f]')
+
+
 def _canonical_string(value: str) -> str:
+    if _NEEDS_ESCAPE.search(value) is None:
+        return f'"{value}"'  # the common case: nothing to escape
     out = ['"']
     for char in value:
         if char in _ESCAPES:

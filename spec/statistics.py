@@ -7,6 +7,7 @@ scipy.stats to 1e-10. The scorer's confidence and the runner's calibration both 
 
 from __future__ import annotations
 
+import functools
 import math
 import statistics
 from dataclasses import dataclass
@@ -61,8 +62,10 @@ def student_t_cdf(t: float, df: float) -> float:
     return 1.0 - tail if t > 0 else tail
 
 
+@functools.lru_cache(maxsize=1024)
 def student_t_quantile(p: float, df: float) -> float:
-    """The t with P(T <= t) = p, for 0.5 <= p < 1 (bisection to machine precision)."""
+    """The t with P(T <= t) = p, for 0.5 <= p < 1 (bisection to machine precision; cached: every
+    metric of a bundle asks for the same few)."""
     if not 0.5 <= p < 1.0 or df <= 0:
         raise ValueError(f"need 0.5 <= p < 1 and df > 0, got p={p}, df={df}")
     low, high = 0.0, 1.0

@@ -9,6 +9,7 @@ keeps the first `max_findings` of them and counts the rest.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections import Counter
 from collections.abc import Callable
@@ -112,6 +113,12 @@ class ValidationReport:
         }
 
 
+@functools.cache
+def _list_validator(model: type[pydantic.BaseModel]) -> pydantic.TypeAdapter:
+    """The models reading a JSON array of records in one call."""
+    return pydantic.TypeAdapter(list[model])
+
+
 def _finding_of(error: BundleInvalid) -> Finding:
     return Finding(error.code, Severity.ERROR, error.message, file=error.file, line=error.line, pointer=error.pointer)
 
@@ -139,8 +146,41 @@ class _FileChecker:
         self.seen_pointers.add((finding.line, finding.pointer))
         self.report.add(finding)
 
-    def check_record(self, data: bytes, line: int | None) -> None:
-        """Validate one record (a JSON Lines line, or a whole JSON document)."""
+    def check_records(self, numbered: list[tuple[int, bytes]]) -> None:
+        """Validate consecutive JSON Lines records. In the full pass the compiled JSON Schema first
+        takes the whole batch in one native call, having parsed each line on its own (so each is
+        exactly one JSON value); when every record conforms, the schema rules are settled too
+        (they are the schema's own if/then), the models read the batch in one call as well, and
+        only the references and the observers see each record. Anything refused goes record by
+        record, for the findings."""
+        from spec.conformance import all_conform  # the JSON Schema libraries load only for the full pass
+
+        texts = [data for _, data in numbered]
+        conformed = self.full_jsonschema and all_conform(texts, self.class_name)
+        if conformed:
+            try:
+                records = _list_validator(self.model).validate_json(b"[" + b",".join(texts) + b"]")
+            except pydantic.ValidationError:
+                records = None
+            if records is not None:
+                for (line, _), record in zip(numbered, records, strict=True):
+                    self._accepted(record, line)
+                return
+        for line, data in numbered:
+            self.check_record(data, line, conformed)
+
+    def _accepted(self, record: Any, line: int | None) -> None:
+        """A record the models read: check its references and show it to the observer."""
+        if self.context is not None:
+            for pointer, message in self.context.problems(record):
+                self._add(Finding("reference-invalid", Severity.ERROR, message, file=self.path_text,
+                                  line=line, pointer=pointer))
+        if self.observe is not None:
+            self.observe(record, line)
+
+    def check_record(self, data: bytes, line: int | None, conformed: bool = False) -> None:
+        """Validate one record (a JSON Lines line, or a whole JSON document); `conformed`: the
+        compiled JSON Schema already accepted its text."""
         if not data.strip():
             self._add(Finding("json-invalid", Severity.ERROR, "blank line; JSON Lines holds one record per line",
                               file=self.path_text, line=line))
@@ -152,16 +192,11 @@ class _FileChecker:
                 self._add(finding)
             record = None
         if record is not None:
-            if self.check_rules:
+            if self.check_rules and not conformed:
                 for finding in schema_rule_findings(record, self.class_name, file=self.path_text, line=line):
                     self._add(finding)
-            if self.context is not None:
-                for pointer, message in self.context.problems(record):
-                    self._add(Finding("reference-invalid", Severity.ERROR, message, file=self.path_text,
-                                      line=line, pointer=pointer))
-            if self.observe is not None:
-                self.observe(record, line)
-        if self.full_jsonschema:
+            self._accepted(record, line)
+        if self.full_jsonschema and not (conformed and record is not None):
             self._check_jsonschema(data, line, record is not None)
 
     def _check_jsonschema(self, data: bytes, line: int | None, read_by_models: bool) -> None:
@@ -173,7 +208,8 @@ class _FileChecker:
             instance = load_document(data, file=self.path_text)
         except BundleInvalid:
             return  # the pydantic pass reported it already
-        for finding in jsonschema_findings(instance, self.class_name, file=self.path_text, line=line):
+        for finding in jsonschema_findings(instance, self.class_name, file=self.path_text, line=line,
+                                           read_by_models=read_by_models):
             if (finding.line, finding.pointer) not in self.seen_pointers:
                 self._add(finding)
 
@@ -203,6 +239,7 @@ class _FileChecker:
                     continue
                 lines = (remainder + chunk).split(b"\n")
                 remainder = lines.pop()
+                batch: list[tuple[int, bytes]] = []
                 for line in lines:
                     records += 1
                     if skipping_long_line:
@@ -210,7 +247,8 @@ class _FileChecker:
                     elif len(line) > MAX_LINE_BYTES:
                         self._report_long_line(records)
                     else:
-                        self.check_record(line, records)
+                        batch.append((records, line))
+                self.check_records(batch)
                 if len(remainder) > MAX_LINE_BYTES:
                     if not skipping_long_line:
                         self._report_long_line(records + 1)
@@ -288,15 +326,19 @@ def _validate_directory(root: Path, report: ValidationReport, full_jsonschema: b
         report.add(Finding("schema-version-unsupported", Severity.ERROR, str(error), file=MANIFEST_NAME,
                            pointer="/schema_version"))
         return
-    manifest, found = manifest_findings(document, raw)
+    conformed = False
+    if full_jsonschema:
+        from spec.conformance import compiled_accepts, jsonschema_findings  # loaded only for the full pass
+
+        conformed = compiled_accepts(document, "Manifest")
+    # What the compiled schema accepted has its schema rules checked (they are the schema's if/then).
+    manifest, found = manifest_findings(document, raw, schema_rules=not conformed)
     report.manifest = manifest
     for finding in found:
         report.add(finding)
     if observer is not None and manifest is not None:
         observer.begin(manifest)
-    if full_jsonschema:
-        from spec.conformance import jsonschema_findings
-
+    if full_jsonschema and not (conformed and manifest is not None):
         seen = {finding.pointer for finding in found}
         for finding in jsonschema_findings(document, "Manifest", file=MANIFEST_NAME):
             if finding.pointer not in seen:
