@@ -372,21 +372,24 @@ class Store:
 
     def _duplicate_runs(self, session: Session, bundle_id: str, rows: list[RunRow]) -> None:
         """Runs submitted before (same trace digests, or same start and values): a finding on both sides."""
+        findings = []
         for row in rows:
             conditions = [RunRow.value_fingerprint == row.value_fingerprint]
             if row.trace_fingerprint:
                 conditions.append(RunRow.trace_fingerprint == row.trace_fingerprint)
-            earlier = session.exec(select(RunRow).where(or_(*conditions), RunRow.submission_id != bundle_id)).all()
-            for other in earlier:
-                what = "identical traces" if row.trace_fingerprint and other.trace_fingerprint == \
+            earlier = session.exec(select(RunRow.submission_id, RunRow.run_id, RunRow.trace_fingerprint)
+                                   .where(or_(*conditions), RunRow.submission_id != bundle_id)).all()
+            for other_submission, other_run, other_traces in earlier:
+                what = "identical traces" if row.trace_fingerprint and other_traces == \
                     row.trace_fingerprint else "the same start time and values"
-                session.add(RegistryFinding(
+                findings.append(dict(
                     submission_id=bundle_id, code="duplicate-run", severity="warning", pointer=f"run {row.run_id}",
-                    message=f"run {row.run_id} has {what} as run {other.run_id} of submission {other.submission_id}"))
-                session.add(RegistryFinding(
-                    submission_id=other.submission_id, code="duplicate-run", severity="warning",
-                    pointer=f"run {other.run_id}",
-                    message=f"run {other.run_id} has {what} as run {row.run_id} of submission {bundle_id}"))
+                    message=f"run {row.run_id} has {what} as run {other_run} of submission {other_submission}"))
+                findings.append(dict(
+                    submission_id=other_submission, code="duplicate-run", severity="warning",
+                    pointer=f"run {other_run}",
+                    message=f"run {other_run} has {what} as run {row.run_id} of submission {bundle_id}"))
+        _insert_rows(session, RegistryFinding, findings)
 
     # ------------------------------------------------------------ reading
 
