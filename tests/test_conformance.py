@@ -14,6 +14,7 @@ import pytest
 
 from spec import models
 from spec.conformance import all_conform, compiled_accepts, compiled_validator, conforms_text, validator_for
+from spec.findings import Severity
 from spec.layout import JSON_SCHEMA_FILES
 from spec.validate import validate_bundle
 from tests.bundles import EXAMPLES, broken_document, class_of, copy_bundle, load_example, reseal
@@ -128,3 +129,21 @@ def test_lines_that_are_records_only_when_joined_are_refused(tmp_path):
     report = validate_bundle(root, full_jsonschema=True)
     assert not report.valid
     assert {finding.line for finding in report.findings if finding.file == "runs/run-1/steps.jsonl"} >= {1, 2}
+
+
+def test_an_integral_float_in_a_conforming_batch_is_found_by_the_models(tmp_path):
+    """jsonschema-rs accepts the batch (3.0 is an integer to JSON Schema); the models refuse the
+    record, and the pass falls back to reading the batch record by record."""
+    root = copy_bundle(CPU_TINY, tmp_path / "bundle")
+    steps = root / "runs" / "run-1" / "steps.jsonl"
+    lines = steps.read_bytes().splitlines()
+    record = json.loads(lines[4])
+    assert isinstance(record["step"], int)
+    lines[4] = json.dumps(record | {"step": float(record["step"])}).encode()
+    assert all_conform(lines, "StepRecord")
+    steps.write_bytes(b"\n".join(lines) + b"\n")
+    reseal(root)
+    report = validate_bundle(root, full_jsonschema=True)
+    errors = [(finding.file, finding.line, finding.pointer) for finding in report.findings
+              if finding.severity is Severity.ERROR]
+    assert errors and set(errors) == {("runs/run-1/steps.jsonl", 5, "/step")}, errors
