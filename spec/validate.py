@@ -153,19 +153,21 @@ class _FileChecker:
         (they are the schema's own if/then), the models read the batch in one call as well, and
         only the references and the observers see each record. Anything refused goes record by
         record, for the findings."""
-        from spec.conformance import all_conform  # the JSON Schema libraries load only for the full pass
+        conformed = False
+        if self.full_jsonschema and numbered:
+            from spec.conformance import all_conform  # the JSON Schema libraries load only for the full pass
 
-        texts = [data for _, data in numbered]
-        conformed = self.full_jsonschema and all_conform(texts, self.class_name)
-        if conformed:
-            try:
-                records = _list_validator(self.model).validate_json(b"[" + b",".join(texts) + b"]")
-            except pydantic.ValidationError:
-                records = None
-            if records is not None:
-                for (line, _), record in zip(numbered, records, strict=True):
-                    self._accepted(record, line)
-                return
+            texts = [data for _, data in numbered]
+            conformed = all_conform(texts, self.class_name)
+            if conformed:
+                try:
+                    records = _list_validator(self.model).validate_json(b"[" + b",".join(texts) + b"]")
+                except pydantic.ValidationError:
+                    records = None  # one the models refuse (1.0 for an integer, say): record by record below
+                if records is not None:
+                    for (line, _), record in zip(numbered, records, strict=True):
+                        self._accepted(record, line)
+                    return
         for line, data in numbered:
             self.check_record(data, line, conformed)
 
