@@ -116,8 +116,7 @@ def compiled_validator(class_name: str, *, many: bool = False):
 
     Its readings are JSON Schema's, which are looser than the standard's in two places that the
     strict models already refuse: an integral float (1.0) passes as an integer, and a leap
-    second (23:59:60) as a time. So it settles only instances the models accepted; see
-    `jsonschema_findings`. Patterns are ECMA-262's there (`$` ends the input).
+    second (23:59:60) as a time. So it settles only instances the models accepted. Patterns are ECMA-262's there (`$` ends the input).
     """
     document = dict(validator_for(class_name).schema)
     if many:
@@ -159,15 +158,10 @@ def all_conform(texts: list[bytes], class_name: str) -> bool:
         return False  # not one JSON value per text (a blank line, two records on one line, ...)
 
 
-def jsonschema_findings(instance: Any, class_name: str, *, file: str | None, line: int | None = None,
-                        read_by_models: bool = False) -> list[Finding]:
-    """Every JSON Schema violation of `instance` as findings with pointers.
-
-    `read_by_models`: the strict models accepted this instance, so the compiled validator may
-    settle that it conforms; otherwise, and for every finding, the reference validator decides.
-    """
-    if read_by_models and compiled_accepts(instance, class_name):
-        return []
+def jsonschema_findings(instance: Any, class_name: str, *, file: str | None,
+                        line: int | None = None) -> list[Finding]:
+    """Every JSON Schema violation of `instance` as findings with pointers (the reference validator;
+    callers ask the compiled one first, with the models' verdict, and come here when it refuses)."""
     found: list[Finding] = []
     for error in validator_for(class_name).iter_errors(instance):
         found.extend(_findings_of(error, file, line))

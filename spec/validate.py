@@ -210,8 +210,7 @@ class _FileChecker:
             instance = load_document(data, file=self.path_text)
         except BundleInvalid:
             return  # the pydantic pass reported it already
-        for finding in jsonschema_findings(instance, self.class_name, file=self.path_text, line=line,
-                                           read_by_models=read_by_models):
+        for finding in jsonschema_findings(instance, self.class_name, file=self.path_text, line=line):
             if (finding.line, finding.pointer) not in self.seen_pointers:
                 self._add(finding)
 
