@@ -1,7 +1,8 @@
 """Bundles as `.tar.gz` archives: packing, and unpacking untrusted ones safely.
 
 An archive is hostile until proven otherwise. Before anything is written, the gzip stream is
-decompressed once to count its size (a decompression bomb stops there); then members are read
+decompressed once, counting its size (a decompression bomb stops there), into memory or, past
+64 MiB, a temporary file, so the members are read from it without decompressing again; they are read
 one at a time: only regular files and directories, names that are plain relative paths
 (`tarfile`'s `data` filter plus the bundle path pattern), no name twice, and limits on member
 count and unpacked bytes. Files are copied out by trainmark itself, never by `tarfile.extract`.
@@ -56,8 +57,15 @@ def is_archive(path: Path) -> bool:
         return handle.read(2) == GZIP_MAGIC
 
 
-def _check_decompressed_size(path: Path, limit: int) -> None:
+SPOOL_IN_MEMORY_BYTES = 64 * 1024**2
+"""A tar stream up to this size is unpacked in memory; a larger one spills to a temporary file."""
+
+
+def _decompressed(path: Path, limit: int) -> tempfile.SpooledTemporaryFile:
+    """The archive's tar stream, decompressed once and counted as it grows (a decompression bomb
+    stops at `limit`); seekable, so reading the members never decompresses the stream again."""
     decompressor = zlib.decompressobj(wbits=31)  # gzip container
+    stream = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY_BYTES, prefix="trainmark-tar-")
     total = 0
     try:
         with path.open("rb") as handle:
@@ -69,17 +77,28 @@ def _check_decompressed_size(path: Path, limit: int) -> None:
                         raise BundleInvalid(
                             f"the archive unpacks to more than {limit} bytes; split the bundle or raise the limit",
                             file=path.name, code="archive-limit")
+                    stream.write(data)
                     if not decompressor.unconsumed_tail:
                         break
                     data = decompressor.decompress(decompressor.unconsumed_tail, 1 << 22)
                 if decompressor.eof:
+                    if decompressor.unused_data or handle.read(1):
+                        # gzip allows concatenated streams; a bundle archive is one (trainmark bundle pack)
+                        raise BundleInvalid("the archive goes on after the end of its gzip stream; "
+                                            "pack the bundle again", file=path.name, code="archive-invalid")
                     break
+        if not decompressor.eof:
+            raise BundleInvalid("the gzip stream ends early (truncated archive); copy or pack it again",
+                                file=path.name, code="archive-invalid")
     except zlib.error as error:
+        stream.close()
         raise BundleInvalid(f"the gzip stream is corrupt ({error}); pack the bundle again",
                             file=path.name, code="archive-invalid") from None
-    if not decompressor.eof:
-        raise BundleInvalid("the gzip stream ends early (truncated archive); copy or pack it again",
-                            file=path.name, code="archive-invalid")
+    except BaseException:
+        stream.close()
+        raise
+    stream.seek(0)
+    return stream
 
 
 def _without_dot_prefix(name: str) -> str:
@@ -111,9 +130,9 @@ def extract(archive: Path, destination: Path, limits: ArchiveLimits = ArchiveLim
     if size > limits.max_archive_bytes:
         raise BundleInvalid(f"the archive is {size} bytes, over the limit of {limits.max_archive_bytes}",
                             file=archive.name, code="archive-limit")
-    _check_decompressed_size(archive, limits.max_unpacked_bytes)
     try:
-        with tarfile.open(archive, mode="r:gz") as tar:
+        with _decompressed(archive, limits.max_unpacked_bytes) as stream, \
+                tarfile.open(fileobj=stream, mode="r:") as tar:
             members: list[tarfile.TarInfo] = []
             for member in tar:
                 members.append(member)
@@ -152,7 +171,7 @@ def extract(archive: Path, destination: Path, limits: ArchiveLimits = ArchiveLim
                 source = tar.extractfile(member)
                 with source, target.open("wb") as out:
                     shutil.copyfileobj(source, out, 1 << 20)
-    except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as error:
+    except (tarfile.TarError, EOFError) as error:
         raise BundleInvalid(f"not a readable tar.gz archive ({error}); pack the bundle again",
                             file=archive.name, code="archive-invalid") from None
     except NotADirectoryError:

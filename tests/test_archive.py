@@ -12,6 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from spec import archive as archive_module
 from spec.archive import ArchiveLimits, extract, open_bundle, pack
 from spec.errors import BundleInvalid, BundleUnreadable
 from spec.validate import validate_bundle
@@ -113,6 +114,25 @@ def test_decompression_bomb_stops_before_unpacking(tmp_path):
         extract(archive, tmp_path / "out", ArchiveLimits(max_unpacked_bytes=1_000_000))
     assert error.value.code == "archive-limit"
     assert not (tmp_path / "out").exists()
+
+
+def test_a_second_gzip_stream_is_refused_not_skipped(tmp_path):
+    # gzip readers go on into a concatenated stream; the size check must not stop at the first.
+    first = _tar(tmp_path / "small.tar.gz", [_file("doc.md")]).read_bytes()
+    bomb = gzip.compress(b"\0" * 20_000_000)
+    (tmp_path / "two.tar.gz").write_bytes(first + bomb)
+    with pytest.raises(BundleInvalid, match="goes on after the end of its gzip stream") as error:
+        extract(tmp_path / "two.tar.gz", tmp_path / "out", ArchiveLimits(max_unpacked_bytes=1_000_000))
+    assert error.value.code == "archive-invalid"
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_tar_stream_beyond_the_memory_spool_unpacks_from_disk(tmp_path, monkeypatch):
+    monkeypatch.setattr(archive_module, "SPOOL_IN_MEMORY_BYTES", 4096)
+    payloads = {f"doc{index}.md": os.urandom(3000) for index in range(5)}
+    archive = _tar(tmp_path / "big.tar.gz", [_file(name, data) for name, data in payloads.items()])
+    extract(archive, tmp_path / "out")
+    assert {path.name: path.read_bytes() for path in (tmp_path / "out").iterdir()} == payloads
 
 
 def test_compressed_size_limit(tmp_path):
