@@ -94,12 +94,15 @@ def test_blank_and_overlong_lines(tmp_path):
     lines = path.read_bytes().splitlines()
     lines.insert(1, b"")
     lines.insert(3, b'{"step": 1, "pad": "' + b"x" * (MAX_LINE_BYTES + 10) + b'"}')
+    lines.insert(4, b'{"unknown": 1}')  # read after the skipped rest of the long line: still counted right
     path.write_bytes(b"\n".join(lines) + b"\n")
     reseal(root)
     report = validate_bundle(root)
     located = {(finding.code, finding.line) for finding in report.findings}
     assert ("json-invalid", 2) in located
     assert ("json-limit", 4) in located
+    assert ("field-unknown", 5) in located
+    assert not any(line and line > 5 for _, line in located)
     assert ("record-count-mismatch", None) not in located  # the manifest was resealed with both lines counted
 
 

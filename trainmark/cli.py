@@ -553,11 +553,14 @@ def serve(
     import uvicorn
 
     from registry.api import create_app
+    from registry.store import prepare_ingest_process
 
     store = _open_store(db, blobs)
+    app = create_app(store, submissions_per_minute=rate_limit)
+    prepare_ingest_process()
     _console(stderr=True).print(f"trainmark registry on http://{host}:{port}/  (API documentation: /docs)")
     try:
-        uvicorn.run(create_app(store, submissions_per_minute=rate_limit), host=host, port=port, log_level="info")
+        uvicorn.run(app, host=host, port=port, log_level="info")
     finally:
         store.close()
 
