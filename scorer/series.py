@@ -8,11 +8,9 @@ point, so peaks survive and memory stays flat whatever the trace's length. The p
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
 from scorer.traces import to_unix_ns
 from spec import models
+from spec.validate import RecordsCallback
 
 BUCKETS = 150
 MEMORY_FIELDS = ("allocated_bytes", "resident_bytes", "used_bytes", "reserved_bytes")
@@ -84,35 +82,42 @@ class SeriesCollector:
             self.series[key] = _Buckets(*self.windows[run_id])
         return self.series[key]
 
-    def begin_file(self, entry: models.FileEntry) -> Callable[[Any, int | None], None] | None:
+    def begin_file(self, entry: models.FileEntry) -> RecordsCallback | None:
         run_id = entry.run_id
         if run_id not in self.windows:
             return None
         if entry.record_type == "step":
             phases = self.phases.setdefault(run_id, _Phases(self.windows[run_id][0]))
 
-            def on_step(record: models.StepRecord, line: int | None) -> None:
-                if record.rank == 0:
-                    self._bucket(run_id, "step_time", "rank 0", "s").add(record.start_unix_ns, record.duration_s)
-                    phases.add(record)
-            return on_step
+            def on_steps(records: list[models.StepRecord], lines: list[int | None]) -> None:
+                for record in records:
+                    if record.rank == 0:
+                        self._bucket(run_id, "step_time", "rank 0", "s").add(record.start_unix_ns, record.duration_s)
+                        phases.add(record)
+            return on_steps
         if entry.record_type == "power_sample":
-            def on_power(record: models.PowerSample, line: int | None) -> None:
-                if record.power_w is not None:
-                    target = f"device {record.device}" if record.device is not None else f"node {record.node}"
-                    self._bucket(run_id, "power", target, "W").add(record.time_unix_ns, record.power_w)
+            def on_power(records: list[models.PowerSample], lines: list[int | None]) -> None:
+                for record in records:
+                    if record.power_w is not None:
+                        target = f"device {record.device}" if record.device is not None else f"node {record.node}"
+                        self._bucket(run_id, "power", target, "W").add(record.time_unix_ns, record.power_w)
             return on_power
         if entry.record_type == "memory_sample":
-            def on_memory(record: models.MemorySample, line: int | None) -> None:
-                for name in MEMORY_FIELDS:
-                    value = getattr(record, name)
-                    if value is not None:
-                        label = f"device {record.device} {name.removesuffix('_bytes')}" + (
-                            f" (rank {record.rank})" if record.rank else "")
-                        self._bucket(run_id, "memory", label, "By").add(record.time_unix_ns, float(value))
-                        return
+            def on_memory(records: list[models.MemorySample], lines: list[int | None]) -> None:
+                for record in records:
+                    self._add_memory(run_id, record)
             return on_memory
         return None
+
+    def _add_memory(self, run_id: str, record: models.MemorySample) -> None:
+        """The first memory figure a sample carries (allocated, resident, used, reserved)."""
+        for name in MEMORY_FIELDS:
+            value = getattr(record, name)
+            if value is not None:
+                label = f"device {record.device} {name.removesuffix('_bytes')}" + (
+                    f" (rank {record.rank})" if record.rank else "")
+                self._bucket(run_id, "memory", label, "By").add(record.time_unix_ns, float(value))
+                return
 
     def results(self) -> list[dict]:
         """[{run_id, kind, label, unit, points}] in a stable order; phases are kind "phase" with

@@ -1,7 +1,7 @@
 """What the scorer learns from the traces, in the validator's single pass.
 
 `TraceDigest` is a `spec.validate.RecordObserver`: the validator hands it every record that
-passed its model, and it keeps constant-size running totals per stream (a stream is one rank's
+passed its model, in batches, and it keeps constant-size running totals per stream (a stream is one rank's
 steps, or one channel's samples of one device or node in one run). Nothing here keeps a trace
 in memory; the gap median comes from a log-spaced histogram (bins 2^(1/8) wide, about 9 %).
 """
@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from scorer import rubric
 from spec import models
+from spec.validate import RecordsCallback
 
 NS = 1_000_000_000
 HISTOGRAM_BINS_PER_OCTAVE = 8
@@ -69,35 +69,45 @@ class Stream:
 
     def add_time(self, time_ns: int, line: int | None) -> None:
         """Account one timestamp (samples and events by time, steps and epochs by start)."""
-        self.count += 1
+        self.add_times([time_ns], [line])
+
+    def add_times(self, times: list[int], lines: list[int | None]) -> None:
+        """Account consecutive timestamps in file order, with their line numbers; each is
+        compared with the one before it (a step back, a repeat, or a gap)."""
+        if not times:
+            return
+        self.count += len(times)
         start, end = self.window_ns
-        if time_ns < start - rubric.WINDOW_SLACK_S * NS or time_ns > end + rubric.WINDOW_SLACK_S * NS:
-            self.outside_window += 1
-        if self.first_ns is None or time_ns < self.first_ns:
-            self.first_ns = time_ns
-        if self.last_ns is None or time_ns > self.last_ns:
-            self.last_ns = time_ns
-        previous = self.previous_ns
-        self.previous_ns = time_ns
-        if previous is None:
-            return
-        if time_ns < previous:
-            self.backwards += 1
-            self.first_backwards_line = self.first_backwards_line or line
-            return
-        if time_ns == previous:
-            self.duplicates += 1
-            self.first_duplicate_line = self.first_duplicate_line or line
-            return
+        low, high = start - rubric.WINDOW_SLACK_S * NS, end + rubric.WINDOW_SLACK_S * NS
+        earliest, latest = min(times), max(times)
+        if earliest < low or latest > high:
+            self.outside_window += sum(1 for time_ns in times if time_ns < low or time_ns > high)
+        self.first_ns = earliest if self.first_ns is None else min(self.first_ns, earliest)
+        self.last_ns = latest if self.last_ns is None else max(self.last_ns, latest)
+        if self.previous_ns is None:
+            befores, afters, after_lines = times[:-1], times[1:], lines[1:]
+        else:
+            befores, afters, after_lines = [self.previous_ns, *times[:-1]], times, lines
+        self.previous_ns = times[-1]
+        backwards = [line for before, after, line in zip(befores, afters, after_lines) if after < before]
+        if backwards:
+            self.backwards += len(backwards)
+            self.first_backwards_line = self.first_backwards_line or backwards[0]
+        repeats = [line for before, after, line in zip(befores, afters, after_lines) if after == before]
+        if repeats:
+            self.duplicates += len(repeats)
+            self.first_duplicate_line = self.first_duplicate_line or repeats[0]
         if self.gap_threshold_s is None:
             return  # gaps matter only against a declared sampling rate
-        gap_s = (time_ns - previous) / NS
-        self.gaps.add(gap_s)
-        if gap_s > self.max_gap_s:
-            self.max_gap_s = gap_s
-        if gap_s > self.gap_threshold_s:
-            self.gaps_over += 1
-            self.gap_time_over_s += gap_s
+        for before, after in zip(befores, afters):
+            if after > before:
+                gap_s = (after - before) / NS
+                self.gaps.add(gap_s)
+                if gap_s > self.max_gap_s:
+                    self.max_gap_s = gap_s
+                if gap_s > self.gap_threshold_s:
+                    self.gaps_over += 1
+                    self.gap_time_over_s += gap_s
 
     @property
     def span_s(self) -> float:
@@ -251,7 +261,7 @@ class TraceDigest:
         self._channels = {channel.name: channel for channel in manifest.methodology.channels}
         self._power_limits = {device.index: device.power_limit_w for device in manifest.system.devices}
 
-    def begin_file(self, entry: models.FileEntry) -> Callable[[Any, int | None], None] | None:
+    def begin_file(self, entry: models.FileEntry) -> RecordsCallback | None:
         run_id = entry.run_id
         if run_id is None or run_id not in self._windows:
             return None
@@ -260,43 +270,47 @@ class TraceDigest:
         kind = entry.record_type
 
         if kind == "step":
-            def on_step(record: models.StepRecord, line: int | None) -> None:
-                key = (run_id, record.rank)
-                stream = self.steps.get(key)
-                if stream is None:
-                    stream = self.steps[key] = StepStream(path, run_id, window)
-                stream.add(record, line)
-            return on_step
+            def on_steps(records: list[models.StepRecord], lines: list[int | None]) -> None:
+                for record, line in zip(records, lines):
+                    key = (run_id, record.rank)
+                    stream = self.steps.get(key)
+                    if stream is None:
+                        stream = self.steps[key] = StepStream(path, run_id, window)
+                    stream.add(record, line)
+            return on_steps
         if kind in ("power_sample", "memory_sample"):
-            def on_sample(record: Any, line: int | None) -> None:
-                node = getattr(record, "node", None)
-                rank = getattr(record, "rank", None)
-                key = (run_id, record.channel, record.device, node, rank)
-                stream = self.samples.get(key)
-                if stream is None:
-                    channel = self._channels.get(record.channel)
-                    threshold = (rubric.GAP_FACTOR / channel.target_rate_hz
-                                 if channel is not None and channel.target_rate_hz else None)
-                    stream = self.samples[key] = SampleStream(
-                        path, run_id, window, threshold, channel=record.channel, device=record.device, node=node,
-                        rank=rank, power_limit_w=self._power_limits.get(record.device))
-                if kind == "power_sample":
-                    stream.add_power(record, line)
-                else:
-                    stream.add_memory(record, line)
-            return on_sample
+            def on_samples(records: list[Any], lines: list[int | None]) -> None:
+                for record, line in zip(records, lines):
+                    node = getattr(record, "node", None)
+                    rank = getattr(record, "rank", None)
+                    key = (run_id, record.channel, record.device, node, rank)
+                    stream = self.samples.get(key)
+                    if stream is None:
+                        channel = self._channels.get(record.channel)
+                        threshold = (rubric.GAP_FACTOR / channel.target_rate_hz
+                                     if channel is not None and channel.target_rate_hz else None)
+                        stream = self.samples[key] = SampleStream(
+                            path, run_id, window, threshold, channel=record.channel, device=record.device,
+                            node=node, rank=rank, power_limit_w=self._power_limits.get(record.device))
+                    if kind == "power_sample":
+                        stream.add_power(record, line)
+                    else:
+                        stream.add_memory(record, line)
+            return on_samples
         if kind == "kernel_breakdown":
-            def on_kernels(record: models.KernelBreakdown, line: int | None) -> None:
-                categories = math.fsum(category.time_s for category in record.categories)
-                self.kernel_breakdowns.append(KernelCheck(path, record.total_time_s, categories))
+            def on_kernels(records: list[models.KernelBreakdown], lines: list[int | None]) -> None:
+                for record in records:
+                    categories = math.fsum(category.time_s for category in record.categories)
+                    self.kernel_breakdowns.append(KernelCheck(path, record.total_time_s, categories))
             return on_kernels
 
-        def on_event(record: Any, line: int | None) -> None:
+        def on_events(records: list[Any], lines: list[int | None]) -> None:
             stream = self.events.get((run_id, path))
             if stream is None:
                 stream = self.events[(run_id, path)] = Stream(path, run_id, window)
-            stream.add_time(record.time_unix_ns if kind == "allocator_event" else record.start_unix_ns, line)
-        return on_event
+            stream.add_times([record.time_unix_ns for record in records] if kind == "allocator_event"
+                             else [record.start_unix_ns for record in records], lines)
+        return on_events
 
     def channel(self, name: str) -> models.Channel | None:
         """The methodology channel of that name."""

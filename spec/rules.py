@@ -363,8 +363,8 @@ def manifest_semantic_findings(manifest: models.Manifest) -> list[Finding]:
 class RecordContext:
     """Checks of trace records against the manifest they belong to (references only).
 
-    Built once per file; `problems(record)` runs for every record, so it reads only the fields
-    the record class has (asking a pydantic model for a field it lacks is slow).
+    Built once per file; `problems_in` runs for every batch of records, so it reads only the
+    fields the record class has (asking a pydantic model for a field it lacks is slow).
     """
 
     def __init__(self, manifest: models.Manifest, record_type: str, file_rank: int | None) -> None:
@@ -381,6 +381,30 @@ class RecordContext:
         self.has_node, self.has_channel = "node" in fields, "channel" in fields
         # One sampler may record several processes' memory into its own file.
         self.rank_must_match_file = file_rank is not None and record_type != "memory_sample"
+
+    def problems_in(self, records: list[Any], lines: list[int | None]) -> list[tuple[int | None, str, str]]:
+        """(line, pointer, message) for each problem in consecutive records. A screen over the
+        sets of values the batch holds settles a consistent batch at once; only a batch that
+        fails it is checked record by record (by `problems`, which words the findings)."""
+        if self._all_consistent(records):
+            return []
+        return [(line, pointer, message) for record, line in zip(records, lines)
+                for pointer, message in self.problems(record)]
+
+    def _all_consistent(self, records: list[Any]) -> bool:
+        """True only when `problems` finds nothing in any of these records (the same checks,
+        over sets of values)."""
+        if self.has_rank:
+            ranks = {record.rank for record in records} - {None}
+            if ranks and (max(ranks) >= self.world_size or (self.rank_must_match_file and ranks != {self.file_rank})):
+                return False
+        if self.has_device and not {record.device for record in records} - {None} <= self.devices:
+            return False
+        if self.has_node:
+            nodes = {record.node for record in records} - {None}
+            if nodes and max(nodes) >= self.node_count:
+                return False
+        return not self.has_channel or {record.channel for record in records} <= self.channels
 
     def problems(self, record: Any) -> list[tuple[str, str]]:
         """(pointer, message) pairs for one validated record; empty when it is consistent."""

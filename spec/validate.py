@@ -35,19 +35,22 @@ MAX_LINE_BYTES = 1 << 20
 READ_CHUNK_BYTES = 1 << 20
 
 
-RecordCallback = Callable[[Any, "int | None"], None]
+RecordsCallback = Callable[[list[Any], "list[int | None]"], None]
+"""Takes consecutive records of one file that passed their model, and their line numbers."""
 
 
 class RecordObserver(Protocol):
     """Sees every record that passed its model, in the same pass as validation (the scorer uses it).
 
     `begin` gets the manifest once it is valid; `begin_file` returns a callback for the
-    records of one listed file, or None to skip it.
+    records of one listed file, or None to skip it. The callback is called with the records in
+    file order, in batches (a whole chunk of a file that conforms, or a single record), so that
+    its per-record work can run in tight loops.
     """
 
     def begin(self, manifest: models.Manifest) -> None: ...
 
-    def begin_file(self, entry: models.FileEntry) -> RecordCallback | None: ...
+    def begin_file(self, entry: models.FileEntry) -> RecordsCallback | None: ...
 
 
 class ObserverGroup:
@@ -60,14 +63,14 @@ class ObserverGroup:
         for observer in self.observers:
             observer.begin(manifest)
 
-    def begin_file(self, entry: models.FileEntry) -> RecordCallback | None:
+    def begin_file(self, entry: models.FileEntry) -> RecordsCallback | None:
         callbacks = [callback for observer in self.observers if (callback := observer.begin_file(entry))]
         if len(callbacks) <= 1:
             return callbacks[0] if callbacks else None
 
-        def each(record: Any, line: int | None) -> None:
+        def each(records: list[Any], lines: list[int | None]) -> None:
             for callback in callbacks:
-                callback(record, line)
+                callback(records, lines)
 
         return each
 
@@ -142,7 +145,7 @@ class _FileChecker:
     """Streams one listed file: digest, size, record count, and every record."""
 
     def __init__(self, report: ValidationReport, entry: dict, manifest: models.Manifest | None,
-                 full_jsonschema: bool, observe: RecordCallback | None = None) -> None:
+                 full_jsonschema: bool, observe: RecordsCallback | None = None) -> None:
         self.report = report
         self.observe = observe
         self.path_text = entry["path"]
@@ -161,18 +164,17 @@ class _FileChecker:
         self.seen_pointers.add((finding.line, finding.pointer))
         self.report.add(finding)
 
-    def check_records(self, numbered: list[tuple[int, bytes]]) -> None:
-        """Validate consecutive JSON Lines records. In the full pass the compiled JSON Schema first
-        takes the whole batch in one native call, having parsed each line on its own (so each is
-        exactly one JSON value); when every record conforms, the schema rules are settled too
-        (they are the schema's own if/then), the models read the batch in one call as well, and
-        only the references and the observers see each record. Anything refused goes record by
-        record, for the findings."""
+    def check_records(self, lines: list[int], texts: list[bytes]) -> None:
+        """Validate consecutive JSON Lines records (`texts`, at line numbers `lines`). In the full
+        pass the compiled JSON Schema first takes the whole batch in one native call, having parsed
+        each line on its own (so each is exactly one JSON value); when every record conforms, the
+        schema rules are settled too (they are the schema's own if/then), the models read the
+        batch in one call as well, and the references and the observers take the batch whole.
+        Anything refused goes record by record, for the findings."""
         conformed = False
-        if self.full_jsonschema and numbered:
+        if self.full_jsonschema and texts:
             from spec.conformance import all_conform  # the JSON Schema libraries load only for the full pass
 
-            texts = [data for _, data in numbered]
             conformed = all_conform(texts, self.class_name)
             if conformed:
                 try:
@@ -180,20 +182,19 @@ class _FileChecker:
                 except pydantic.ValidationError:
                     records = None  # one the models refuse (1.0 for an integer, say): record by record below
                 if records is not None:
-                    for (line, _), record in zip(numbered, records, strict=True):
-                        self._accepted(record, line)
+                    self._accepted(records, lines)
                     return
-        for line, data in numbered:
+        for line, data in zip(lines, texts):
             self.check_record(data, line, conformed)
 
-    def _accepted(self, record: Any, line: int | None) -> None:
-        """A record the models read: check its references and show it to the observer."""
+    def _accepted(self, records: list[Any], lines: list[int | None]) -> None:
+        """Records the models read: check their references and show them to the observer."""
         if self.context is not None:
-            for pointer, message in self.context.problems(record):
+            for line, pointer, message in self.context.problems_in(records, lines):
                 self._add(Finding("reference-invalid", Severity.ERROR, message, file=self.path_text,
                                   line=line, pointer=pointer))
         if self.observe is not None:
-            self.observe(record, line)
+            self.observe(records, lines)
 
     def check_record(self, data: bytes, line: int | None, conformed: bool = False) -> None:
         """Validate one record (a JSON Lines line, or a whole JSON document); `conformed`: the
@@ -212,7 +213,7 @@ class _FileChecker:
             if self.check_rules and not conformed:
                 for finding in schema_rule_findings(record, self.class_name, file=self.path_text, line=line):
                     self._add(finding)
-            self._accepted(record, line)
+            self._accepted([record], [line])
         if self.full_jsonschema and not (conformed and record is not None):
             self._check_jsonschema(data, line, record is not None)
 
@@ -257,18 +258,19 @@ class _FileChecker:
                 remainder = lines.pop()
                 first = records + 1
                 records += len(lines)
+                numbers = list(range(first, records + 1))
                 if skipping_long_line or max(map(len, lines), default=0) > MAX_LINE_BYTES:
-                    batch: list[tuple[int, bytes]] = []
-                    for number, line in enumerate(lines, first):
+                    kept_numbers, kept = [], []
+                    for number, line in zip(numbers, lines):
                         if skipping_long_line:
                             skipping_long_line = False
                         elif len(line) > MAX_LINE_BYTES:
                             self._report_long_line(number)
                         else:
-                            batch.append((number, line))
-                else:
-                    batch = list(enumerate(lines, first))
-                self.check_records(batch)
+                            kept_numbers.append(number)
+                            kept.append(line)
+                    numbers, lines = kept_numbers, kept
+                self.check_records(numbers, lines)
                 if len(remainder) > MAX_LINE_BYTES:
                     if not skipping_long_line:
                         self._report_long_line(records + 1)

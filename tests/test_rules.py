@@ -12,8 +12,10 @@ from hypothesis import strategies as st
 from spec import models
 from spec.conformance import jsonschema_findings
 from spec.findings import findings_from_pydantic
-from spec.rules import ecma_pattern, has_schema_rules, schema_rule_findings
+from spec.rules import (JSON_LINES_TYPES, RECORD_CLASSES, RecordContext, ecma_pattern, has_schema_rules,
+                        schema_rule_findings)
 from spec.reference_doc import metric_units, schema
+from tests.bundles import EXAMPLES
 
 CATALOG = metric_units(schema())
 UNITS = sorted(schema()["enums"]["UcumUnit"]["permissible_values"])
@@ -122,3 +124,33 @@ def test_pydantic_errors_become_pointed_findings():
     except pydantic.ValidationError as error:
         findings = {(finding.code, finding.pointer) for finding in findings_from_pydantic(error, file="s.jsonl")}
     assert findings == {("value-out-of-range", "/step"), ("field-unknown", "/extra")}
+
+
+GPU_BUNDLE = EXAMPLES / "valid" / "gpu-h100-gpt2"
+GPU_MANIFEST = models.Manifest.model_validate_json((GPU_BUNDLE / "manifest.json").read_bytes())
+FIRST_RECORDS = {  # record type -> (its first record in a rank-0 file, that file's rank)
+    entry.record_type: (RECORD_CLASSES[entry.record_type].model_validate_json(
+        (GPU_BUNDLE / entry.path).read_bytes().split(b"\n", 1)[0]), entry.rank)
+    for entry in reversed(GPU_MANIFEST.files) if entry.record_type in JSON_LINES_TYPES and entry.rank == 0}
+REFERENCE_VALUES = {  # in range and out of it, for the example's 2 ranks, 2 devices, 1 node, 3 channels
+    "rank": st.sampled_from([None, 0, 1, 2, 7]),
+    "device": st.sampled_from([None, 0, 1, 2]),
+    "node": st.sampled_from([None, 0, 1]),
+    "channel": st.sampled_from(["nvml_power", "nvml_energy", "cuda_memory", "rapl"]),
+}
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.data())
+def test_a_batch_finds_exactly_what_its_records_find_one_by_one(data):
+    record_type = data.draw(st.sampled_from(sorted(FIRST_RECORDS)))
+    base, file_rank = FIRST_RECORDS[record_type]
+    fields = type(base).model_fields
+    changes = st.fixed_dictionaries({}, optional={name: values for name, values in REFERENCE_VALUES.items()
+                                                  if name in fields})
+    records = [base.model_copy(update=update) for update in data.draw(st.lists(changes, max_size=6))]
+    lines = list(range(1, len(records) + 1))
+    context = RecordContext(GPU_MANIFEST, record_type, file_rank)
+    one_by_one = [(line, pointer, message) for record, line in zip(records, lines)
+                  for pointer, message in context.problems(record)]
+    assert context.problems_in(records, lines) == one_by_one

@@ -1,0 +1,52 @@
+"""The scorer's running totals of a time-ordered stream, fed in batches by the validator."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from scorer import rubric
+from scorer.traces import NS, Stream
+
+START_S, END_S = 1_000, 2_000
+
+
+def _stream(gap_threshold_s: float | None = None) -> Stream:
+    return Stream("runs/run-1/power.jsonl", "run-1", (START_S * NS, END_S * NS), gap_threshold_s)
+
+
+def test_a_stream_counts_steps_back_repeats_gaps_and_strays():
+    base = START_S * NS
+    offsets_s = [0, 0.5, 0.5, 0.2, 3.2, 5_000]  # a repeat at line 3, a step back at line 4, two long gaps
+    stream = _stream(gap_threshold_s=1.0)
+    stream.add_times([base + round(offset * NS) for offset in offsets_s], [1, 2, 3, 4, 5, 6])
+    assert (stream.count, stream.duplicates, stream.first_duplicate_line) == (6, 1, 3)
+    assert (stream.backwards, stream.first_backwards_line) == (1, 4)
+    assert stream.gaps.count == 3  # 0.5 s, 3.0 s and 4,996.8 s: only forward steps are gaps
+    assert stream.gaps_over == 2 and abs(stream.gap_time_over_s - 4_999.8) < 1e-6
+    assert abs(stream.max_gap_s - 4_996.8) < 1e-6
+    assert 5_000 > END_S - START_S + rubric.WINDOW_SLACK_S and stream.outside_window == 1
+    assert (stream.first_ns, stream.last_ns) == (base, base + 5_000 * NS)
+
+
+def test_a_stream_without_a_declared_rate_has_no_gaps():
+    stream = _stream()
+    stream.add_times([START_S * NS, (START_S + 100) * NS], [1, 2])
+    assert stream.gaps.count == 0 and stream.gaps_over == 0 and stream.achieved_rate_hz == 1 / 100
+
+
+@given(offsets=st.lists(st.integers(-50, 1_500), max_size=40), cuts=st.lists(st.integers(0, 40), max_size=6),
+       threshold=st.sampled_from([None, 0.5]))
+def test_any_split_into_batches_gives_the_same_totals(offsets, cuts, threshold):
+    times = [START_S * NS + offset * NS // 10 for offset in offsets]
+    lines = list(range(1, len(times) + 1))
+    whole, one_by_one, split = _stream(threshold), _stream(threshold), _stream(threshold)
+    whole.add_times(times, lines)
+    for time_ns, line in zip(times, lines):
+        one_by_one.add_time(time_ns, line)
+    bounds = [0, *sorted(cut for cut in cuts if cut <= len(times)), len(times)]
+    for begin, end in zip(bounds, bounds[1:]):
+        split.add_times(times[begin:end], lines[begin:end])
+    assert dataclasses.asdict(whole) == dataclasses.asdict(one_by_one) == dataclasses.asdict(split)
