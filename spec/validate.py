@@ -33,6 +33,11 @@ DEFAULT_MAX_FINDINGS = 200
 MAX_LINE_BYTES = 1 << 20
 """Longest JSON Lines record accepted; real records are a few hundred bytes."""
 READ_CHUNK_BYTES = 1 << 20
+RECORDS_PER_BATCH = 128
+"""Records checked together. Small on purpose: records alive together outlast the garbage
+collector's young generations and get promoted, and then full collections walk the whole heap;
+batches of 32 to 256 records were fastest, and whole 1 MiB chunks took about 1.4 x as long
+in the plain pass (bench/validate.py; docs/performance.md)."""
 
 
 RecordsCallback = Callable[[list[Any], "list[int | None]"], None]
@@ -159,10 +164,23 @@ class _FileChecker:
                         if manifest is not None and self.model is not None else None)
         self.full_jsonschema = full_jsonschema and self.model is not None
         self.seen_pointers: set[tuple[int | None, str]] = set()
+        # Records the models accepted one by one, not yet checked against the manifest or shown
+        # to the observer: they go as one batch at the end of a chunk, or before the next finding
+        # (so that findings stay in the order of the lines).
+        self.pending_records: list[Any] = []
+        self.pending_lines: list[int | None] = []
 
     def _add(self, finding: Finding) -> None:
+        if self.pending_records:
+            self._flush()
         self.seen_pointers.add((finding.line, finding.pointer))
         self.report.add(finding)
+
+    def _flush(self) -> None:
+        records, lines = self.pending_records, self.pending_lines
+        self.pending_records, self.pending_lines = [], []
+        if records:
+            self._accepted(records, lines)
 
     def check_records(self, lines: list[int], texts: list[bytes]) -> None:
         """Validate consecutive JSON Lines records (`texts`, at line numbers `lines`). In the full
@@ -186,6 +204,7 @@ class _FileChecker:
                     return
         for line, data in zip(lines, texts):
             self.check_record(data, line, conformed)
+        self._flush()
 
     def _accepted(self, records: list[Any], lines: list[int | None]) -> None:
         """Records the models read: check their references and show them to the observer."""
@@ -213,7 +232,8 @@ class _FileChecker:
             if self.check_rules and not conformed:
                 for finding in schema_rule_findings(record, self.class_name, file=self.path_text, line=line):
                     self._add(finding)
-            self._accepted([record], [line])
+            self.pending_records.append(record)
+            self.pending_lines.append(line)
         if self.full_jsonschema and not (conformed and record is not None):
             self._check_jsonschema(data, line, record is not None)
 
@@ -270,7 +290,9 @@ class _FileChecker:
                             kept_numbers.append(number)
                             kept.append(line)
                     numbers, lines = kept_numbers, kept
-                self.check_records(numbers, lines)
+                for begin in range(0, len(lines), RECORDS_PER_BATCH):
+                    end = begin + RECORDS_PER_BATCH
+                    self.check_records(numbers[begin:end], lines[begin:end])
                 if len(remainder) > MAX_LINE_BYTES:
                     if not skipping_long_line:
                         self._report_long_line(records + 1)
@@ -287,6 +309,7 @@ class _FileChecker:
                 self.check_record(bytes(document), None)
             except BundleInvalid as error:
                 self._add(_finding_of(error))
+        self._flush()
         self._compare(entry, digest.hexdigest(), size, records if self.model is not None else None)
 
     def _compare(self, entry: dict, sha256: str, size: int, records: int | None) -> None:

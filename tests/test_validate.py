@@ -239,3 +239,23 @@ def test_a_file_entry_of_the_wrong_shape_is_a_finding(tmp_path, record_type):
     (root / "manifest.json").write_text(json.dumps(manifest))
     report = validate_bundle(root)
     assert not report.valid and any(finding.pointer.startswith("/files/0") for finding in report.findings)
+
+
+@pytest.mark.parametrize("full_jsonschema", [False, True], ids=["plain", "full"])
+def test_findings_follow_the_lines_across_batches(tmp_path, full_jsonschema):
+    # 320 records: several batches; reference problems (found batch-wise) and model problems
+    # (found record by record) must come out in line order, at their lines.
+    root = copy_bundle(CPU_BUNDLE, tmp_path / "b")
+    path = root / _steps_file(root)
+    records = [json.loads(line) for line in path.read_text().splitlines()] * 4
+    assert len(records) == 320
+    for line in (2, 200):
+        records[line - 1] = records[line - 1] | {"rank": 5}
+    for line in (3, 300):
+        records[line - 1] = records[line - 1] | {"unknown": 1}
+    path.write_text("".join(json.dumps(record) + "\n" for record in records))
+    reseal(root)
+    report = validate_bundle(root, full_jsonschema=full_jsonschema)
+    located = [(finding.line, finding.code) for finding in report.findings if finding.severity is Severity.ERROR]
+    assert located == [(2, "reference-invalid"), (3, "field-unknown"), (200, "reference-invalid"),
+                       (300, "field-unknown")]
