@@ -12,8 +12,7 @@ Measures in one run, per backend, on the same synthetic board (fixed seed):
     40,001) reached by following the board's own cursors, sort=created_at, metric=energy_per_step;
   - ingest throughput of demo-sized bundles (`trainmark run --preset tiny --repeats 3`: three
     runs, about 12,000 records) through `Store.submit`, in one process and in two, into the
-    filled board; and where one submission's time goes. Every process first does what
-    `trainmark serve` does at start (`prepare_ingest_process`); `--unprepared` skips it.
+    filled board; and where one submission's time goes.
 
 Budgets (the registry issue): leaderboard p95 <= 50 ms on both backends; ingest >= 20 bundles/s.
 Planner statistics: PostgreSQL is ANALYZEd after the fill (autovacuum does the same within a
@@ -54,7 +53,7 @@ from sqlalchemy import event, insert, text  # noqa: E402
 
 from registry.api import create_app  # noqa: E402
 from registry.database import engine_for, is_sqlite, normalize_url, upgrade  # noqa: E402
-from registry.store import PRECISIONS, BoardQuery, Store, prepare_ingest_process  # noqa: E402
+from registry.store import PRECISIONS, BoardQuery, Store  # noqa: E402
 from registry.tables import MISSING_LOW, Submission  # noqa: E402
 from scorer.rubric import RUBRIC_VERSION  # noqa: E402
 from scorer.score import score_bundle  # noqa: E402
@@ -266,12 +265,10 @@ def make_archives(source: Path, folder: Path, tag: str, count: int) -> list[Path
 _worker_store: Store | None = None
 
 
-def _open_worker_store(url: str, blobs: str, warm_bundle: str, prepare: bool, ready) -> None:
+def _open_worker_store(url: str, blobs: str, warm_bundle: str, ready) -> None:
     global _worker_store
     _worker_store = Store(url, Path(blobs))
-    score_bundle(Path(warm_bundle), full_jsonschema=True)  # load and compile everything before the clock starts
-    if prepare:
-        prepare_ingest_process()  # as trainmark serve does at start
+    score_bundle(Path(warm_bundle), full_jsonschema=True)  # compile the validators before the clock starts
     ready.wait()
 
 
@@ -294,12 +291,11 @@ def ingest_sequential(store: Store, archives: list[Path]) -> tuple[float, list[f
     return len(archives) / (time.perf_counter() - started), durations
 
 
-def ingest_parallel(url: str, blobs: Path, archives: list[Path], workers: int, warm_bundle: Path,
-                    prepare: bool) -> float:
+def ingest_parallel(url: str, blobs: Path, archives: list[Path], workers: int, warm_bundle: Path) -> float:
     """bundles/s with `workers` processes, each with its own Store (fresh, spawned interpreters)."""
     context = multiprocessing.get_context("spawn")
     ready = context.Barrier(workers + 1)
-    with context.Pool(workers, _open_worker_store, (url, str(blobs), str(warm_bundle), prepare, ready)) as pool:
+    with context.Pool(workers, _open_worker_store, (url, str(blobs), str(warm_bundle), ready)) as pool:
         ready.wait()
         started = time.perf_counter()
         outcomes = pool.map(_submit_in_worker, archives, chunksize=1)
@@ -356,7 +352,7 @@ def bench_backend(name: str, url: str, scratch: Path, options, archives: dict[st
     sequential, durations = ingest_sequential(store, archives["sequential"])
     breakdown = submission_breakdown(store, archives["breakdown"])
     store.close()
-    parallel = ingest_parallel(url, blobs, archives["parallel"], 2, source, not options.unprepared)
+    parallel = ingest_parallel(url, blobs, archives["parallel"], 2, source)
     return {"fill_s": fill_s, "latency": latency, "labels": [label for label, _ in queries], "plans": plans,
             "ingest_1": sequential, "ingest_2": parallel, "submit_s": statistics.median(durations),
             "breakdown": breakdown}
@@ -442,8 +438,6 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=20, help="untimed requests per query first")
     parser.add_argument("--seed", type=int, default=SEED)
     parser.add_argument("--bundle", type=Path, help="the demo-sized bundle to ingest (default: train one here)")
-    parser.add_argument("--unprepared", action="store_true",
-                        help="skip prepare_ingest_process (what trainmark serve does at start), to see what it buys")
     options = parser.parse_args()
     begun, load_before = time.perf_counter(), os.getloadavg()[0]
 
@@ -454,8 +448,6 @@ def main() -> None:
         source, source_note = demo_bundle(options.bundle, scratch)
         source_note += f", {sum(1 for path in source.rglob('*') if path.is_file())} files"
         cold_s = cold_score(source)
-        if not options.unprepared:
-            prepare_ingest_process()  # this process serves the timed requests and ingests, as trainmark serve would
         archives = {mode: make_archives(source, scratch, mode, options.ingest) for mode in ("sequential", "parallel")}
         archives["breakdown"] = make_archives(source, scratch, "breakdown", BREAKDOWN_REPEATS)
         if options.backend in ("sqlite", "both"):
@@ -490,8 +482,7 @@ def main() -> None:
     print_summary(results, options)
     print(f"\ntotal {time.perf_counter() - begun:.0f} s; reproduce: PYTHONPATH=. python bench/registry.py "
           f"--submissions {options.submissions} --ingest {options.ingest} --backend {options.backend} "
-          f"--requests {options.requests} --warmup {options.warmup} --seed {options.seed}"
-          + (" --unprepared" if options.unprepared else ""))
+          f"--requests {options.requests} --warmup {options.warmup} --seed {options.seed}")
 
 
 if __name__ == "__main__":

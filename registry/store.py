@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import gc
 import hashlib
 import hmac
 import json
@@ -40,7 +39,6 @@ from spec.archive import ArchiveLimits, is_archive, open_bundle, pack
 from spec.errors import BundleInvalid, BundleUnreadable, TrainmarkError
 from spec.findings import Finding, Severity
 from spec.jsontext import canonical_json
-from spec.validate import compile_validators
 
 KEY_PREFIX = "tmk_"
 EFFICIENCY_METRICS = ("steps_per_second", "flops_per_joule", "energy_per_step")
@@ -171,18 +169,6 @@ def _missing(report: ScoreReport) -> str:
     if absent:
         labels.add(f"{absent} reporting field{'s' if absent > 1 else ''}")
     return ", ".join(sorted(labels))
-
-
-def prepare_ingest_process() -> None:
-    """Ready a long-lived process that takes submissions (`trainmark serve`): compile every
-    validator now, then move everything built so far (imported modules, schemas, validators:
-    about 140,000 objects) into the garbage collector's permanent generation. A submission
-    allocates tens of thousands of short-lived objects, enough to set off full collections,
-    and each of those walked that whole startup heap again: about a quarter of ingest time
-    (docs/performance.md). Objects made later are collected as usual."""
-    compile_validators(full_jsonschema=True)
-    gc.collect()  # what is garbage now is not frozen
-    gc.freeze()
 
 
 class Store:

@@ -12,11 +12,12 @@ from pathlib import Path
 import pydantic
 import pytest
 
-from spec import models
+from scorer.score import score_bundle
+from spec import conformance, models
 from spec.conformance import all_conform, compiled_accepts, compiled_validator, conforms_text, validator_for
 from spec.findings import Severity
 from spec.layout import JSON_SCHEMA_FILES
-from spec.validate import validate_bundle
+from spec.validate import compile_validators, validate_bundle
 from tests.bundles import EXAMPLES, broken_document, class_of, copy_bundle, load_example, reseal
 
 INVALID = sorted((EXAMPLES / "invalid").glob("*.json"))
@@ -147,3 +148,14 @@ def test_an_integral_float_in_a_conforming_batch_is_found_by_the_models(tmp_path
     errors = [(finding.file, finding.line, finding.pointer) for finding in report.findings
               if finding.severity is Severity.ERROR]
     assert errors and set(errors) == {("runs/run-1/steps.jsonl", 5, "/step")}, errors
+
+
+def test_compile_validators_builds_every_one_the_full_pass_uses():
+    conformance.compiled_validator.cache_clear()
+    conformance.validator_for.cache_clear()
+    compile_validators(full_jsonschema=True)
+    # The manifest and six record classes one at a time, and the six record classes in batches.
+    assert conformance.compiled_validator.cache_info().currsize == 13
+    assert conformance.validator_for.cache_info().currsize == 7
+    score_bundle(CPU_TINY, full_jsonschema=True)
+    assert conformance.compiled_validator.cache_info().misses == 13  # the pass compiled nothing more

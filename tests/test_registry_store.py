@@ -3,7 +3,6 @@ ids, corrections, duplicate runs, the leaderboard, migrations, and concurrent wr
 
 from __future__ import annotations
 
-import gc
 import json
 import multiprocessing
 import threading
@@ -17,9 +16,8 @@ from sqlmodel import SQLModel
 
 import registry.tables  # noqa: F401  (the metadata the migrations must produce)
 from registry.database import engine_for, upgrade
-from registry.store import BoardQuery, QueryInvalid, Store, SubmissionRejected, prepare_ingest_process
+from registry.store import BoardQuery, QueryInvalid, Store, SubmissionRejected
 from scorer.score import score_bundle
-from spec import conformance
 from spec.errors import StoreOutOfDate
 from tests.registry_bundles import CPU, archive, variant
 
@@ -230,7 +228,6 @@ def test_concurrent_submissions_from_threads(store, archives, tmp_path):
 def _submit_in_process(url: str, blobs: str, path: str, queue) -> None:
     try:
         store = Store(url, Path(blobs))
-        prepare_ingest_process()  # as trainmark serve does
         queue.put(("ok", store.submit(Path(path), None).id))
         store.close()
     except Exception as error:  # noqa: BLE001
@@ -255,19 +252,3 @@ def test_concurrent_submissions_from_processes(registry_url, archives, tmp_path)
     store = Store(registry_url, tmp_path / "blobs")
     assert store.counts()["submission"] == 4
     store.close()
-
-
-def test_prepare_ingest_process_compiles_every_validator_and_freezes_the_heap(store, archives):
-    conformance.compiled_validator.cache_clear()
-    assert gc.get_freeze_count() == 0
-    try:
-        prepare_ingest_process()
-        # Manifest and six record classes one at a time, and the six record classes in batches.
-        assert conformance.compiled_validator.cache_info().currsize == 13
-        assert gc.get_freeze_count() > 10_000
-        frozen = gc.get_freeze_count()
-        outcome = store.submit(archives["cpu"])
-        assert outcome.created and gc.get_freeze_count() <= frozen  # nothing new is frozen (some frozen ones die)
-        assert conformance.compiled_validator.cache_info().misses == 13
-    finally:
-        gc.unfreeze()

@@ -553,11 +553,11 @@ def serve(
     import uvicorn
 
     from registry.api import create_app
-    from registry.store import prepare_ingest_process
+    from spec.validate import compile_validators
 
     store = _open_store(db, blobs)
     app = create_app(store, submissions_per_minute=rate_limit)
-    prepare_ingest_process()
+    compile_validators(full_jsonschema=True)  # now, not in the first submission
     _console(stderr=True).print(f"trainmark registry on http://{host}:{port}/  (API documentation: /docs)")
     try:
         uvicorn.run(app, host=host, port=port, log_level="info")
