@@ -134,24 +134,26 @@ class StepStream(Stream):
     peak_memory_bytes: int | None = None
     last_end_ns: int | None = None
 
-    def add(self, record: models.StepRecord, line: int | None) -> None:
-        self.add_time(record.start_unix_ns, line)
-        if not record.warmup and not record.profiled:
-            self.measured += 1
-            self.measured_duration_s += record.duration_s
-        if record.updated is not False:
-            self.updates += 1
-        if self.last_step is not None and record.step <= self.last_step:
-            self.step_index_backwards += 1
-        self.last_step = record.step
-        if record.loss is not None and record.step > self.final_loss_step:
-            self.final_loss, self.final_loss_step = record.loss, record.step
-        if record.peak_memory_bytes is not None and (self.peak_memory_bytes is None
-                                                     or record.peak_memory_bytes > self.peak_memory_bytes):
-            self.peak_memory_bytes = record.peak_memory_bytes
-        end = record.start_unix_ns + round(record.duration_s * NS)
-        if self.last_end_ns is None or end > self.last_end_ns:
-            self.last_end_ns = end
+    def add_steps(self, records: list[models.StepRecord], lines: list[int | None]) -> None:
+        """Account consecutive step records of this rank, in file order."""
+        self.add_times([record.start_unix_ns for record in records], lines)
+        for record in records:
+            if not record.warmup and not record.profiled:
+                self.measured += 1
+                self.measured_duration_s += record.duration_s
+            if record.updated is not False:
+                self.updates += 1
+            if self.last_step is not None and record.step <= self.last_step:
+                self.step_index_backwards += 1
+            self.last_step = record.step
+            if record.loss is not None and record.step > self.final_loss_step:
+                self.final_loss, self.final_loss_step = record.loss, record.step
+            if record.peak_memory_bytes is not None and (self.peak_memory_bytes is None
+                                                         or record.peak_memory_bytes > self.peak_memory_bytes):
+                self.peak_memory_bytes = record.peak_memory_bytes
+            end = record.start_unix_ns + round(record.duration_s * NS)
+            if self.last_end_ns is None or end > self.last_end_ns:
+                self.last_end_ns = end
 
 
 @dataclass
@@ -271,12 +273,17 @@ class TraceDigest:
 
         if kind == "step":
             def on_steps(records: list[models.StepRecord], lines: list[int | None]) -> None:
+                # Files hold one rank's steps each, but the standard does not insist.
+                by_rank: dict[int, tuple[list, list]] = {}
                 for record, line in zip(records, lines):
-                    key = (run_id, record.rank)
-                    stream = self.steps.get(key)
+                    batch = by_rank.setdefault(record.rank, ([], []))
+                    batch[0].append(record)
+                    batch[1].append(line)
+                for rank, (rank_records, rank_lines) in by_rank.items():
+                    stream = self.steps.get((run_id, rank))
                     if stream is None:
-                        stream = self.steps[key] = StepStream(path, run_id, window)
-                    stream.add(record, line)
+                        stream = self.steps[(run_id, rank)] = StepStream(path, run_id, window)
+                    stream.add_steps(rank_records, rank_lines)
             return on_steps
         if kind in ("power_sample", "memory_sample"):
             def on_samples(records: list[Any], lines: list[int | None]) -> None:
