@@ -8,9 +8,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from scorer import rubric
-from scorer.traces import NS, Stream
+from scorer.traces import NS, Stream, TraceDigest
+from spec import models
+from tests.bundles import EXAMPLES
 
 START_S, END_S = 1_000, 2_000
+GPU_BUNDLE = EXAMPLES / "valid" / "gpu-h100-gpt2"
 
 
 def _stream(gap_threshold_s: float | None = None) -> Stream:
@@ -50,3 +53,20 @@ def test_any_split_into_batches_gives_the_same_totals(offsets, cuts, threshold):
     for begin, end in zip(bounds, bounds[1:]):
         split.add_times(times[begin:end], lines[begin:end])
     assert dataclasses.asdict(whole) == dataclasses.asdict(one_by_one) == dataclasses.asdict(split)
+
+
+def test_steps_of_two_ranks_in_one_batch_go_to_their_own_streams():
+    manifest = models.Manifest.model_validate_json((GPU_BUNDLE / "manifest.json").read_bytes())
+    entries = {entry.path: entry for entry in manifest.files}
+    steps = {rank: [models.StepRecord.model_validate_json(line) for line in
+                    (GPU_BUNDLE / f"runs/run-1/steps.rank{rank}.jsonl").read_bytes().splitlines()] for rank in (0, 1)}
+    apart, together = TraceDigest(), TraceDigest()
+    for digest in (apart, together):
+        digest.begin(manifest)
+    for rank in (0, 1):
+        apart.begin_file(entries[f"runs/run-1/steps.rank{rank}.jsonl"])(steps[rank], list(range(1, 61)))
+    mixed = [record for pair in zip(steps[0], steps[1]) for record in pair]
+    together.begin_file(entries["runs/run-1/steps.rank0.jsonl"])(mixed, [1 + index // 2 for index in range(120)])
+    assert sorted(together.steps) == sorted(apart.steps) == [("run-1", 0), ("run-1", 1)]
+    for key, stream in apart.steps.items():
+        assert dataclasses.replace(together.steps[key], file=stream.file) == stream
