@@ -1,9 +1,9 @@
 """What the scorer learns from the traces, in the validator's single pass.
 
 `TraceDigest` is a `spec.validate.RecordObserver`: the validator hands it every record that
-passed its model, in batches, and it keeps constant-size running totals per stream (a stream is one rank's
-steps, or one channel's samples of one device or node in one run). Nothing here keeps a trace
-in memory; the gap median comes from a log-spaced histogram (bins 2^(1/8) wide, about 9 %).
+passed its model, in batches, and it keeps constant-size running totals per stream (a stream is
+one rank's steps, or one channel's samples of one device or node in one run). Nothing here keeps
+a trace in memory; the gap median comes from a log-spaced histogram (bins 2^(1/8) wide, about 9 %).
 """
 
 from __future__ import annotations

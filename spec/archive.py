@@ -1,9 +1,9 @@
 """Bundles as `.tar.gz` archives: packing, and unpacking untrusted ones safely.
 
 An archive is hostile until proven otherwise. Before anything is written, the gzip stream is
-decompressed once, counting its size (a decompression bomb stops there), into memory or, past
-64 MiB, a temporary file, so the members are read from it without decompressing again; they are read
-one at a time: only regular files and directories, names that are plain relative paths
+decompressed once to count its size (a decompression bomb stops there), kept in memory when it
+is small, so the members are read without decompressing it again; then they are read one at a
+time: only regular files and directories, names that are plain relative paths
 (`tarfile`'s `data` filter plus the bundle path pattern), no name twice, and limits on member
 count and unpacked bytes. Files are copied out by trainmark itself, never by `tarfile.extract`.
 """
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import io
 import os
 import re
 import shutil
@@ -19,6 +20,7 @@ import tarfile
 import tempfile
 import zlib
 from collections.abc import Iterator
+from typing import BinaryIO
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,15 +59,15 @@ def is_archive(path: Path) -> bool:
         return handle.read(2) == GZIP_MAGIC
 
 
-SPOOL_IN_MEMORY_BYTES = 64 * 1024**2
-"""A tar stream up to this size is unpacked in memory; a larger one spills to a temporary file."""
+IN_MEMORY_TAR_BYTES = 32 * 1024**2
+"""A tar stream up to this size is kept in memory while it is unpacked; a larger one is
+decompressed a second time, into a temporary file, once its size is known to be within limits."""
 
 
-def _decompressed(path: Path, limit: int) -> tempfile.SpooledTemporaryFile:
-    """The archive's tar stream, decompressed once and counted as it grows (a decompression bomb
-    stops at `limit`); seekable, so reading the members never decompresses the stream again."""
+def _inflated(path: Path, limit: int) -> Iterator[bytes]:
+    """The archive's tar stream, piece by piece, counted as it grows: a decompression bomb stops
+    at `limit`, and a corrupt, truncated or concatenated gzip stream is refused."""
     decompressor = zlib.decompressobj(wbits=31)  # gzip container
-    stream = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY_BYTES, prefix="trainmark-tar-")
     total = 0
     try:
         with path.open("rb") as handle:
@@ -77,7 +79,7 @@ def _decompressed(path: Path, limit: int) -> tempfile.SpooledTemporaryFile:
                         raise BundleInvalid(
                             f"the archive unpacks to more than {limit} bytes; split the bundle or raise the limit",
                             file=path.name, code="archive-limit")
-                    stream.write(data)
+                    yield data
                     if not decompressor.unconsumed_tail:
                         break
                     data = decompressor.decompress(decompressor.unconsumed_tail, 1 << 22)
@@ -87,18 +89,37 @@ def _decompressed(path: Path, limit: int) -> tempfile.SpooledTemporaryFile:
                         raise BundleInvalid("the archive goes on after the end of its gzip stream; "
                                             "pack the bundle again", file=path.name, code="archive-invalid")
                     break
-        if not decompressor.eof:
-            raise BundleInvalid("the gzip stream ends early (truncated archive); copy or pack it again",
-                                file=path.name, code="archive-invalid")
     except zlib.error as error:
-        stream.close()
         raise BundleInvalid(f"the gzip stream is corrupt ({error}); pack the bundle again",
                             file=path.name, code="archive-invalid") from None
+    if not decompressor.eof:
+        raise BundleInvalid("the gzip stream ends early (truncated archive); copy or pack it again",
+                            file=path.name, code="archive-invalid")
+
+
+def _tar_stream(path: Path, limit: int) -> BinaryIO:
+    """The archive's tar stream as a seekable file, so that reading the members never
+    decompresses it again (`tarfile` over gzip starts over on every backward seek). Nothing is
+    written to disk before the whole stream is known to be within `limit`."""
+    in_memory: io.BytesIO | None = io.BytesIO()
+    for data in _inflated(path, limit):
+        if in_memory is not None:
+            if in_memory.tell() + len(data) > IN_MEMORY_TAR_BYTES:
+                in_memory = None  # too big to keep: count the rest, then decompress again to disk
+            else:
+                in_memory.write(data)
+    if in_memory is not None:
+        in_memory.seek(0)
+        return in_memory
+    spill = tempfile.TemporaryFile(prefix="trainmark-tar-")
+    try:
+        for data in _inflated(path, limit):
+            spill.write(data)
     except BaseException:
-        stream.close()
+        spill.close()
         raise
-    stream.seek(0)
-    return stream
+    spill.seek(0)
+    return spill
 
 
 def _without_dot_prefix(name: str) -> str:
@@ -131,7 +152,7 @@ def extract(archive: Path, destination: Path, limits: ArchiveLimits = ArchiveLim
         raise BundleInvalid(f"the archive is {size} bytes, over the limit of {limits.max_archive_bytes}",
                             file=archive.name, code="archive-limit")
     try:
-        with _decompressed(archive, limits.max_unpacked_bytes) as stream, \
+        with _tar_stream(archive, limits.max_unpacked_bytes) as stream, \
                 tarfile.open(fileobj=stream, mode="r:") as tar:
             members: list[tarfile.TarInfo] = []
             for member in tar:

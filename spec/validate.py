@@ -49,8 +49,8 @@ class RecordObserver(Protocol):
 
     `begin` gets the manifest once it is valid; `begin_file` returns a callback for the
     records of one listed file, or None to skip it. The callback is called with the records in
-    file order, in batches (a whole chunk of a file that conforms, or a single record), so that
-    its per-record work can run in tight loops.
+    file order, in batches of up to RECORDS_PER_BATCH, so that its per-record work can run in
+    tight loops.
     """
 
     def begin(self, manifest: models.Manifest) -> None: ...
@@ -165,8 +165,8 @@ class _FileChecker:
         self.full_jsonschema = full_jsonschema and self.model is not None
         self.seen_pointers: set[tuple[int | None, str]] = set()
         # Records the models accepted one by one, not yet checked against the manifest or shown
-        # to the observer: they go as one batch at the end of a chunk, or before the next finding
-        # (so that findings stay in the order of the lines).
+        # to the observer: they go as one batch at the end of each batch of lines, or before the
+        # next finding (so that findings stay in the order of the lines).
         self.pending_records: list[Any] = []
         self.pending_lines: list[int | None] = []
 

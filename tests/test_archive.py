@@ -6,6 +6,7 @@ import gzip
 import io
 import os
 import tarfile
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -127,12 +128,26 @@ def test_a_second_gzip_stream_is_refused_not_skipped(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-def test_a_tar_stream_beyond_the_memory_spool_unpacks_from_disk(tmp_path, monkeypatch):
-    monkeypatch.setattr(archive_module, "SPOOL_IN_MEMORY_BYTES", 4096)
+def test_a_tar_stream_too_big_for_memory_unpacks_from_a_temporary_file(tmp_path, monkeypatch):
+    monkeypatch.setattr(archive_module, "IN_MEMORY_TAR_BYTES", 4096)
+    spills = []
+    real_temporary_file = tempfile.TemporaryFile
+    monkeypatch.setattr(archive_module.tempfile, "TemporaryFile",
+                        lambda **kwargs: spills.append(kwargs) or real_temporary_file(**kwargs))
     payloads = {f"doc{index}.md": os.urandom(3000) for index in range(5)}
     archive = _tar(tmp_path / "big.tar.gz", [_file(name, data) for name, data in payloads.items()])
     extract(archive, tmp_path / "out")
     assert {path.name: path.read_bytes() for path in (tmp_path / "out").iterdir()} == payloads
+    assert len(spills) == 1
+
+
+def test_a_bomb_too_big_for_memory_writes_nothing_before_it_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setattr(archive_module, "IN_MEMORY_TAR_BYTES", 4096)
+    monkeypatch.setattr(archive_module.tempfile, "TemporaryFile",
+                        lambda **kwargs: pytest.fail("a temporary file was written before the size check"))
+    archive = _tar(tmp_path / "bomb.tar.gz", [_file("doc.md", b"\0" * 20_000_000)])
+    with pytest.raises(BundleInvalid, match="unpacks to more than 1000000 bytes"):
+        extract(archive, tmp_path / "out", ArchiveLimits(max_unpacked_bytes=1_000_000))
 
 
 def test_compressed_size_limit(tmp_path):
