@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from sqlalchemy import and_, insert, or_
+from sqlalchemy import and_, insert, or_, text
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
@@ -151,6 +151,11 @@ def _insert_rows(session: Session, table: type, rows: list[dict]) -> None:
     Every row must carry the same keys."""
     if rows:
         session.connection().execute(insert(table.__table__), rows)
+
+
+def _lock_key(fingerprint: str) -> int:
+    """A PostgreSQL advisory lock key (a signed 64-bit integer) from a hex fingerprint."""
+    return int(fingerprint[:16], 16) - (1 << 63)
 
 
 def _missing(report: ScoreReport) -> str:
@@ -375,6 +380,16 @@ class Store:
 
     def _duplicate_runs(self, session: Session, bundle_id: str, rows: list[RunRow]) -> None:
         """Runs submitted before (same trace digests, or same start and values): a finding on both sides."""
+        if not is_sqlite(self.url):
+            # Two transactions with a fingerprint in common would each miss the other's uncommitted
+            # runs: the second waits here until the first commits, then sees its rows (READ
+            # COMMITTED reads each statement afresh). SQLite writers are serialized already.
+            # Locks are taken in one order (unnest keeps the sorted array's order), so they
+            # cannot deadlock.
+            keys = sorted({_lock_key(fingerprint) for row in rows
+                           for fingerprint in (row.value_fingerprint, row.trace_fingerprint) if fingerprint})
+            session.connection().execute(
+                text("SELECT pg_advisory_xact_lock(key) FROM unnest(CAST(:keys AS bigint[])) AS key"), {"keys": keys})
         findings = []
         for row in rows:
             conditions = [RunRow.value_fingerprint == row.value_fingerprint]

@@ -198,6 +198,35 @@ def test_a_cursor_the_registry_did_not_give_out_is_refused(store, cursor):
         store.leaderboard(BoardQuery(cursor=cursor))
 
 
+def test_runs_submitted_at_the_same_moment_still_find_each_other(store, archives):
+    # The first writer is held between its duplicate check and its commit while the second
+    # submits a bundle with the same runs; the second must still see the first's runs.
+    inside, release = threading.Event(), threading.Event()
+    audit = store.audit
+
+    def held_audit(session, action, key_id, submission_id, detail=None):
+        if not inside.is_set():
+            inside.set()
+            assert release.wait(timeout=60)
+        audit(session, action, key_id, submission_id, detail)
+
+    store.audit = held_audit
+    outcomes, errors = [], []
+    first = threading.Thread(target=_submit_in_thread, args=(store, archives["cpu"], outcomes, errors))
+    first.start()
+    assert inside.wait(timeout=120)
+    second = threading.Thread(target=_submit_in_thread, args=(store, archives["cpu-two-runs"], outcomes, errors))
+    second.start()
+    second.join(timeout=2)  # long enough to reach its duplicate check, or to wait on the first
+    release.set()
+    first.join()
+    second.join()
+    assert errors == [] and len(outcomes) == 2
+    findings = {submission: store.get(submission)["registry_findings"] for submission in outcomes}
+    assert [len(found) for found in findings.values()] == [2, 2]
+    assert all(f["code"] == "duplicate-run" for found in findings.values() for f in found)
+
+
 def test_quotes_in_a_filter_are_data_not_sql(store, archives, tmp_path):
     name = "O'Brien & Co. (lab #2)"
     store.submit(archive(variant(CPU, tmp_path / "quote", submitter=name), tmp_path / "quote.tar.gz"), None)
