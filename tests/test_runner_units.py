@@ -241,11 +241,11 @@ def test_runconfig_json_round_trip():
 
 
 def test_an_interrupted_run_that_does_not_stop_is_terminated_then_killed(monkeypatch):
-    import signal
     import subprocess
     import sys
 
     from reference_runner import launch
+    from tests.processes import default_sigint
 
     monkeypatch.setattr(launch, "INTERRUPT_GRACE_S", 0.6)
     stubborn = subprocess.Popen([sys.executable, "-c", "import signal, time\n"
@@ -255,10 +255,8 @@ def test_an_interrupted_run_that_does_not_stop_is_terminated_then_killed(monkeyp
     assert stubborn.stdout.readline().strip() == "ready"
     launch._stop(stubborn)
     assert stubborn.returncode == -9  # neither SIGINT nor SIGTERM ended it
-    # Ctrl-C's default action even if this suite runs with SIGINT ignored (a background job).
     polite = subprocess.Popen([sys.executable, "-c", "print('ready', flush=True)\nimport time\ntime.sleep(60)"],
-                              stdout=subprocess.PIPE, text=True,
-                              preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+                              stdout=subprocess.PIPE, text=True, preexec_fn=default_sigint)
     assert polite.stdout.readline().strip() == "ready"
     launch._stop(polite)
     assert polite.returncode == -2  # ended by its KeyboardInterrupt (Python exits as if by SIGINT)

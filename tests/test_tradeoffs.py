@@ -26,6 +26,7 @@ from scorer.score import score_bundle
 from spec.bundle import read_manifest
 from spec.validate import validate_bundle
 from tests.bundles import EXAMPLES
+from tests.processes import default_sigint
 
 SWEEP_KNOBS = ["--set", "max_steps=20", "--set", "idle_seconds=1", "--repeats", "2"]
 POINTS = ("precision=fp32", "precision=bf16_autocast")
@@ -42,10 +43,8 @@ def sweep(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("sweep") / "precision"
     command = [sys.executable, "-m", "trainmark", "sweep", "--preset", "tiny", "--vary",
                "precision=fp32,bf16_autocast", *SWEEP_KNOBS, "--out", str(out)]
-    # Ctrl-C's default action, even when the suite itself was started with SIGINT ignored (a
-    # background job of a non-interactive shell): Python then never turns SIGINT into KeyboardInterrupt.
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+                               preexec_fn=default_sigint)
     deadline = time.monotonic() + 600
     index = out / "sweep.json"
     while time.monotonic() < deadline and process.poll() is None:
