@@ -643,6 +643,7 @@ def leaderboard(
 
     Example: trainmark leaderboard --metric flops_per_joule
     """
+    from rich import box
     from rich.table import Table
 
     from registry.store import BoardQuery
@@ -659,19 +660,34 @@ def leaderboard(
     bound = "high" if metric == "energy_per_step" else "low"
     console = _console()
     wide = console.width >= 150
-    columns = ["#", "submitter", "model", "hardware", "precision"] if wide else ["#", "submitter", "configuration"]
     short = {"steps_per_second": "steps/s", "flops_per_joule": "FLOP/J", "energy_per_step": "J/step"}.get(metric, metric)
-    table = Table(*columns, "score", f"{short} (95 % {bound})", "badges", "missing", title="trainmark leaderboard")
+    # A narrow terminal gets fewer, wider columns (configuration in one, badges and what is
+    # missing in another), no vertical rules and a blank line between entries, so that nothing
+    # is cut short.
+    if wide:
+        columns = ["#", "submitter", "model", "hardware", "precision", "score", f"{short} (95 % {bound})", "badges",
+                   "missing"]
+    else:
+        columns = ["#", "submitter", "configuration", "score", f"{short} (95 % {bound})", "badges; missing"]
+    table = Table(title="trainmark leaderboard", box=box.HEAVY_HEAD if wide else box.SIMPLE_HEAD,
+                  leading=0 if wide else 1, pad_edge=wide)
+    for name in columns:  # a name longer than its column folds onto the next line, whole
+        table.add_column(name, overflow="fold")
     for position, row in enumerate(page.rows, start=1):
         value, limit_value = row[metric], row[f"{metric}_{bound}"]
         shown = "not measured" if value is None else _number(value) + (
             "" if limit_value is None else f" ({_number(limit_value)})")
         hardware = f"{row['device_count']} x {row['device_model']}"
-        described = [_plain(row["model_name"]), _plain(hardware), row["precision"]] if wide else \
-            [_plain(f"{row['model_name']}, {row['precision']}\n{hardware}")]
+        badges = ", ".join(row["badges"])
+        if wide:
+            described = [_plain(row["model_name"]), _plain(hardware), row["precision"]]
+            notes = [_plain(badges), _plain(row["missing"])]
+        else:
+            described = [_plain(f"{row['model_name']}, {row['precision']}\n{hardware}")]
+            notes = [_plain("\n".join(filter(None, [badges, row["missing"] and f"missing {row['missing']}"])))]
         table.add_row(str(position) if row["ranked"] else "-", _plain(row["submitter"]), *described,
-                      f"{row['score']:.3f}", shown, _plain(", ".join(row["badges"])), _plain(row["missing"]))
-    console.print(table)
+                      f"{row['score']:.3f}", shown, *notes)
+    console.print(table, soft_wrap=False)  # soft wrapping would let the table run past the width
     if not page.rows:
         console.print("no entries yet: trainmark submit BUNDLE --db ... adds one")
 
