@@ -35,31 +35,31 @@ class BlobStore:
     def put_file(self, source: Path, digest: str) -> None:
         """Store a file whose sha256 is already known (and verified by the caller)."""
         target = self.path(digest)
-        if target.is_file():
-            return
-        target.parent.mkdir(parents=True, exist_ok=True)
-        descriptor, temporary = tempfile.mkstemp(prefix=".incoming-", dir=target.parent)
-        try:
-            with os.fdopen(descriptor, "wb") as out, source.open("rb") as handle:
-                shutil.copyfileobj(handle, out, CHUNK)
-            os.chmod(temporary, 0o444)
-            os.replace(temporary, target)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
+        if not target.is_file():
+            with source.open("rb") as handle:
+                self._install(target, lambda out: shutil.copyfileobj(handle, out, CHUNK))
 
     def put_bytes(self, data: bytes) -> str:
         """Store bytes; return their sha256."""
         digest = hashlib.sha256(data).hexdigest()
         target = self.path(digest)
         if not target.is_file():
-            target.parent.mkdir(parents=True, exist_ok=True)
-            descriptor, temporary = tempfile.mkstemp(prefix=".incoming-", dir=target.parent)
+            self._install(target, lambda out: out.write(data))
+        return digest
+
+    @staticmethod
+    def _install(target: Path, write) -> None:
+        """Write a blob beside its place and rename it in, so that it appears whole or not at all."""
+        target.parent.mkdir(parents=True, exist_ok=True)
+        descriptor, temporary = tempfile.mkstemp(prefix=".incoming-", dir=target.parent)
+        try:
             with os.fdopen(descriptor, "wb") as out:
-                out.write(data)
+                write(out)
             os.chmod(temporary, 0o444)
             os.replace(temporary, target)
-        return digest
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
 
     def orphans(self, referenced: set[str]) -> list[str]:
         """Digests of stored blobs no submission references."""
