@@ -14,8 +14,6 @@ import io
 import json
 import math
 import tempfile
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
@@ -51,27 +49,6 @@ EXPORT_COLUMNS = ("id", "submitter", "model_name", "parameters", "device_model",
 METRIC_LABELS = {"steps_per_second": ("steps/s", "{step}/s", "low"),
                  "flops_per_joule": ("FLOP per joule", "{flop}/J", "low"),
                  "energy_per_step": ("energy per step", "J/{step}", "high")}
-
-
-class RateLimiter:
-    """A token bucket per key: `per_minute` submissions, refilled continuously."""
-
-    def __init__(self, per_minute: float) -> None:
-        self.per_minute = per_minute
-        self.buckets: dict[int, tuple[float, float]] = {}
-        self.lock = threading.Lock()
-
-    def wait_time(self, key_id: int) -> float:
-        """0 and a token taken, or the seconds until one is free."""
-        now = time.monotonic()
-        with self.lock:
-            tokens, then = self.buckets.get(key_id, (self.per_minute, now))
-            tokens = min(self.per_minute, tokens + (now - then) * self.per_minute / 60.0)
-            if tokens >= 1.0:
-                self.buckets[key_id] = (tokens - 1.0, now)
-                return 0.0
-            self.buckets[key_id] = (tokens, now)
-            return (1.0 - tokens) * 60.0 / self.per_minute
 
 
 def _error(status: int, message: str, findings: list | None = None, headers: dict | None = None) -> JSONResponse:
@@ -125,7 +102,6 @@ def create_app(store: Store, *, submissions_per_minute: float = 60.0) -> FastAPI
                               "Reading is public; submitting needs an API key (trainmark keys create).")
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     templates = _templates()
-    limiter = RateLimiter(submissions_per_minute)
 
     @app.middleware("http")
     async def _security_headers(request: Request, call_next):
@@ -162,9 +138,9 @@ def create_app(store: Store, *, submissions_per_minute: float = 60.0) -> FastAPI
             return _error(401, "submitting needs a valid API key: Authorization: Bearer KEY "
                                "(the registry's operator creates one with trainmark keys create)",
                           headers={"WWW-Authenticate": "Bearer"})
-        wait = limiter.wait_time(key_id)
+        wait = await run_in_threadpool(store.take_submission, key_id, submissions_per_minute)
         if wait > 0:
-            return _error(429, f"this key may submit {limiter.per_minute:g} bundles a minute; try again in "
+            return _error(429, f"this key may submit {submissions_per_minute:g} bundles a minute; try again in "
                                f"{math.ceil(wait)} s", headers={"Retry-After": str(math.ceil(wait))})
         limit = store.limits.max_upload_bytes
         declared = request.headers.get("content-length")

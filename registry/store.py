@@ -19,6 +19,7 @@ import re
 import secrets
 import shutil
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -31,8 +32,8 @@ from sqlmodel import Session, select
 from registry.blobs import BlobStore
 from registry.database import engine_for, is_sqlite, normalize_url, require_current
 from scorer.series import SeriesCollector
-from registry.tables import (MISSING_LOW, ApiKey, AuditEvent, FileBlob, RegistryFinding, RunMetric, RunRow,
-                             ScoreRecord, Series, Submission)
+from registry.tables import (MISSING_LOW, ApiKey, AuditEvent, FileBlob, RateBucket, RegistryFinding, RunMetric,
+                             RunRow, ScoreRecord, Series, Submission)
 from scorer.score import ScoreReport, score_bundle
 from spec import models
 from spec.archive import ArchiveLimits, is_archive, open_bundle, pack
@@ -219,6 +220,31 @@ class Store:
             if hmac.compare_digest(candidate.key_hash, digest) and not candidate.revoked:
                 return candidate.id
         return None
+
+    def take_submission(self, key_id: int, per_minute: float, now: float | None = None) -> float:
+        """Take one submission from the key's allowance: 0.0 when taken, else the seconds until
+        one is free. A token bucket of `per_minute` tokens, refilled continuously, kept in the
+        database so that every server process shares it; the read and the write are one
+        transaction that holds the key's row (BEGIN IMMEDIATE on SQLite, FOR UPDATE on PostgreSQL)."""
+        now = time.time() if now is None else now
+        for attempt in range(2):
+            try:
+                with self._write_lock, Session(self.write_engine) as session:
+                    bucket = session.get(RateBucket, key_id, with_for_update=True)
+                    if bucket is None:
+                        bucket = RateBucket(key_id=key_id, tokens=per_minute, updated_at=now)
+                    elapsed = max(0.0, now - bucket.updated_at)  # a clock set back refills nothing
+                    tokens = min(per_minute, bucket.tokens + elapsed * per_minute / 60.0)
+                    wait = 0.0 if tokens >= 1.0 else (1.0 - tokens) * 60.0 / per_minute
+                    bucket.tokens = tokens - 1.0 if wait == 0.0 else tokens
+                    bucket.updated_at = max(now, bucket.updated_at)
+                    session.add(bucket)
+                    session.commit()
+                    return wait
+            except IntegrityError:
+                if attempt:  # another process made the key's bucket first: it is there to lock now
+                    raise
+        raise AssertionError("unreachable")
 
     def _key_name(self, key_id: int | None) -> str:
         """Who submitted, for a bundle that does not say: the key's name, or "anonymous" (local)."""

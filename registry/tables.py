@@ -175,3 +175,14 @@ class AuditEvent(SQLModel, table=True):
     action: str = Field(max_length=32)
     submission_id: str | None = Field(default=None, max_length=64)
     detail: str | None = Field(default=None, sa_column=Column(Text))
+
+
+class RateBucket(SQLModel, table=True):
+    """A key's submission allowance (a token bucket), kept in the database so that every server
+    process in front of it shares one limit per key."""
+
+    __tablename__ = "rate_bucket"
+
+    key_id: int = Field(primary_key=True, foreign_key="api_key.id")
+    tokens: float
+    updated_at: float = Field(description="Unix seconds of the last refill (wall clock: shared between processes)")

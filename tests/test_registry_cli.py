@@ -30,7 +30,7 @@ def registry(tmp_path) -> dict:
     """TRAINMARK_DB / TRAINMARK_BLOBS of an initialized SQLite registry."""
     env = {"TRAINMARK_DB": f"sqlite:///{tmp_path / 'reg' / 'registry.db'}", "TRAINMARK_BLOBS": str(tmp_path / 'blobs')}
     out = trainmark("registry", "init", env=env)
-    assert "at schema revision 0001" in out.stdout
+    assert "at schema revision 0002" in out.stdout
     assert trainmark("registry", "upgrade", env=env).returncode == 0  # safe to run again
     return env
 

@@ -227,6 +227,45 @@ def test_runs_submitted_at_the_same_moment_still_find_each_other(store, archives
     assert all(f["code"] == "duplicate-run" for found in findings.values() for f in found)
 
 
+def test_every_store_on_one_database_shares_a_key_s_allowance(registry_url, tmp_path):
+    # Two stores on one database stand for two server processes behind one proxy.
+    upgrade(registry_url)
+    first, second = Store(registry_url, tmp_path / "blobs"), Store(registry_url, tmp_path / "blobs")
+    key_id, other_id = first.verify_key(first.create_key("lab")), first.verify_key(first.create_key("other"))
+    start = 1_800_000_000.0
+    assert [store.take_submission(key_id, 2, now=start) for store in (first, second)] == [0.0, 0.0]
+    assert first.take_submission(key_id, 2, now=start) == pytest.approx(30.0)  # one token refills in 30 s
+    assert second.take_submission(other_id, 2, now=start) == 0.0  # each key has its own
+    assert second.take_submission(key_id, 2, now=start + 15) == pytest.approx(15.0)
+    assert first.take_submission(key_id, 2, now=start + 30) == 0.0
+    assert first.take_submission(key_id, 2, now=start - 3600) > 0  # a clock set back refills nothing
+    first.close()
+    second.close()
+
+
+def _take_in_process(url: str, blobs: str, key_id: int, now: float, queue) -> None:
+    store = Store(url, Path(blobs))
+    queue.put(store.take_submission(key_id, 5, now=now))
+    store.close()
+
+
+def test_simultaneous_processes_never_take_more_than_the_allowance(registry_url, tmp_path):
+    upgrade(registry_url)
+    store = Store(registry_url, tmp_path / "blobs")
+    key_id = store.verify_key(store.create_key("busy"))
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    arguments = (registry_url, str(tmp_path / "blobs"), key_id, 1_800_000_000.0, queue)
+    workers = [context.Process(target=_take_in_process, args=arguments) for _ in range(8)]
+    for worker in workers:
+        worker.start()
+    waits = [queue.get(timeout=120) for _ in workers]
+    for worker in workers:
+        worker.join(timeout=60)
+    assert sorted(waits)[:5] == [0.0] * 5 and all(wait > 0 for wait in sorted(waits)[5:])
+    store.close()
+
+
 def test_quotes_in_a_filter_are_data_not_sql(store, archives, tmp_path):
     name = "O'Brien & Co. (lab #2)"
     store.submit(archive(variant(CPU, tmp_path / "quote", submitter=name), tmp_path / "quote.tar.gz"), None)
