@@ -20,9 +20,9 @@ import tarfile
 import tempfile
 import zlib
 from collections.abc import Iterator
-from typing import BinaryIO
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from spec.errors import BundleInvalid, BundleUnreadable
 from spec.layout import MANIFEST_NAME
