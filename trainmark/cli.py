@@ -672,7 +672,7 @@ def leaderboard(
     table = Table(title="trainmark leaderboard", box=box.HEAVY_HEAD if wide else box.SIMPLE_HEAD,
                   leading=0 if wide else 1, pad_edge=wide)
     for name in columns:  # a name longer than its column folds onto the next line, whole
-        table.add_column(name, overflow="fold")
+        table.add_column(name, overflow="fold", max_width=None if wide or name != "submitter" else 12)
     for position, row in enumerate(page.rows, start=1):
         value, limit_value = row[metric], row[f"{metric}_{bound}"]
         shown = "not measured" if value is None else _number(value) + (
