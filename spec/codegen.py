@@ -1,7 +1,7 @@
 """`make spec`: generate the pydantic models, the constraint tables and the JSON Schemas.
 
 Everything written here comes from spec/schema/trainmark.yaml through LinkML's own generators;
-nothing is hand-edited afterwards. Three things are adjusted, each for a stated reason:
+nothing is hand-edited afterwards. These things are adjusted, each for a stated reason:
 
 1. The pydantic base model is strict, forbids extra fields and rejects NaN/Infinity
    (templates/base_model.py.jinja).
@@ -14,6 +14,9 @@ nothing is hand-edited afterwards. Three things are adjusted, each for a stated 
    schemas use no keyword whose meaning differs between the two (checked in tests with the
    2020-12 meta-schema).
 4. Each published schema keeps only the definitions reachable from its root class.
+5. The models read an enum field as a literal of its values (templates/enum.py.jinja and the
+   ValueEnum base): the same strings, checked in pydantic's native code rather than through a
+   Python call per value.
 
 The generators need the `dev` extra (linkml); nothing at run time imports this module.
 """

@@ -37,6 +37,17 @@ metamodel_version = "1.12.0"
 version = "1.1.0"
 
 
+class ValueEnum(Enum):
+    # The models read an enum field as its plain string value. pydantic checks it as a literal,
+    # in its native code; as an Enum with use_enum_values it would call Python's Enum.value for
+    # every record (a fifth of reading an allocator event; docs/performance.md).
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source, handler):
+        from pydantic_core import core_schema
+
+        return core_schema.literal_schema([member.value for member in cls])
+
+
 class ConfiguredBaseModel(BaseModel):
     # Strict: a string is never silently turned into a number or a date; allow_inf_nan=False:
     # the standard has no NaN or Infinity (a missing reading is null with a reason).
@@ -140,7 +151,7 @@ linkml_meta = LinkMLMeta({'default_prefix': 'tm',
                                'pattern': '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]{1,9})?(Z|[+-][0-9]{2}:[0-9]{2})$',
                                'typeof': 'datetime'}}} )
 
-class MetricMethod(str, Enum):
+class MetricMethod(str, ValueEnum):
     """
     How a number was obtained. The scorer ranks them (counter highest, declared lowest).
     """
@@ -174,7 +185,7 @@ class MetricMethod(str, Enum):
     """
 
 
-class MetricScope(str, Enum):
+class MetricScope(str, ValueEnum):
     """
     What a metric covers.
     """
@@ -200,7 +211,7 @@ class MetricScope(str, Enum):
     """
 
 
-class UcumUnit(str, Enum):
+class UcumUnit(str, ValueEnum):
     """
     The UCUM codes (https://ucum.org) the standard uses. Curly braces are UCUM annotations: they count things and carry no dimension.
     """
@@ -298,7 +309,7 @@ class UcumUnit(str, Enum):
     """
 
 
-class MetricName(str, Enum):
+class MetricName(str, ValueEnum):
     """
     The catalog of run-level metrics, after the reporting framework trainmark implements. Each name has exactly one unit (the rules of class Metric bind them). A "step" is one optimizer step over one global batch; throughput statistics leave out steps flagged `warmup` or `profiled`.
     """
@@ -540,7 +551,7 @@ class MetricName(str, Enum):
     """
 
 
-class DeviceKind(str, Enum):
+class DeviceKind(str, ValueEnum):
     """
     What kind of processor a device is.
     """
@@ -570,7 +581,7 @@ class DeviceKind(str, Enum):
     """
 
 
-class NumericFormat(str, Enum):
+class NumericFormat(str, ValueEnum):
     """
     A number format that a device's peak throughput is quoted for.
     """
@@ -583,7 +594,7 @@ class NumericFormat(str, Enum):
     int8 = "int8"
 
 
-class PrecisionPolicy(str, Enum):
+class PrecisionPolicy(str, ValueEnum):
     """
     How numbers are represented during training.
     """
@@ -625,7 +636,7 @@ class PrecisionPolicy(str, Enum):
     """
 
 
-class ArchitectureFamily(str, Enum):
+class ArchitectureFamily(str, ValueEnum):
     """
     The model's architecture family.
     """
@@ -640,7 +651,7 @@ class ArchitectureFamily(str, Enum):
     other = "other"
 
 
-class RunStatus(str, Enum):
+class RunStatus(str, ValueEnum):
     """
     How a run ended.
     """
@@ -658,7 +669,7 @@ class RunStatus(str, Enum):
     """
 
 
-class CoolingMethod(str, Enum):
+class CoolingMethod(str, ValueEnum):
     """
     How the devices were cooled.
     """
@@ -674,7 +685,7 @@ class CoolingMethod(str, Enum):
     """
 
 
-class RecordType(str, Enum):
+class RecordType(str, ValueEnum):
     """
     What a bundle file holds.
     """
@@ -708,7 +719,7 @@ class RecordType(str, Enum):
     """
 
 
-class Phase(str, Enum):
+class Phase(str, ValueEnum):
     """
     What the training loop was doing when a sample was taken.
     """
@@ -725,7 +736,7 @@ class Phase(str, Enum):
     other = "other"
 
 
-class PowerDomain(str, Enum):
+class PowerDomain(str, ValueEnum):
     """
     What a power or energy channel measures.
     """
@@ -747,7 +758,7 @@ class PowerDomain(str, Enum):
     """
 
 
-class CurrentType(str, Enum):
+class CurrentType(str, ValueEnum):
     """
     Where a node-level power meter sits.
     """
@@ -761,7 +772,7 @@ class CurrentType(str, Enum):
     """
 
 
-class IdleSubtractionMethod(str, Enum):
+class IdleSubtractionMethod(str, ValueEnum):
     """
     How idle power is taken out of net energy.
     """
@@ -779,7 +790,7 @@ class IdleSubtractionMethod(str, Enum):
     """
 
 
-class SourceIssueCode(str, Enum):
+class SourceIssueCode(str, ValueEnum):
     """
     Kinds of problems an importer meets in third-party data. Added in 1.1.0.
     """
@@ -817,7 +828,7 @@ class SourceIssueCode(str, Enum):
     """
 
 
-class KernelCategory(str, Enum):
+class KernelCategory(str, ValueEnum):
     """
     Categories of the kernel-level breakdown.
     """
@@ -831,7 +842,7 @@ class KernelCategory(str, Enum):
     other = "other"
 
 
-class KernelTimeBasis(str, Enum):
+class KernelTimeBasis(str, ValueEnum):
     """
     Which clock a kernel breakdown's times come from.
     """
@@ -845,7 +856,7 @@ class KernelTimeBasis(str, Enum):
     """
 
 
-class AllocatorAction(str, Enum):
+class AllocatorAction(str, ValueEnum):
     """
     What happened in an allocator event.
     """
