@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+import re
 import struct
+from decimal import Decimal
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from spec.errors import BundleInvalid
-from spec.jsontext import MAX_DEPTH, canonical_json, load_document, nesting_depth
+from spec.jsontext import _STRING, MAX_DEPTH, canonical_json, load_document, nesting_depth
 
 
 def _double(bits: str) -> float:
@@ -135,3 +137,32 @@ def test_arbitrary_bytes_parse_or_give_bundle_invalid(data):
         load_document(data, file="x.json")
     except BundleInvalid as error:
         assert error.message
+
+
+def _ecmascript_number(number: float) -> str:
+    """ECMAScript Number::toString from the shortest round-trip digits, by the spec's cases."""
+    if number == 0:
+        return "0"
+    sign = "-" if number < 0 else ""
+    _, digit_tuple, exponent = Decimal(repr(abs(number))).as_tuple()
+    digits = "".join(map(str, digit_tuple)).rstrip("0") or "0"
+    exponent += len(digit_tuple) - len(digits)
+    k, n = len(digits), len(digits) + exponent
+    if k <= n <= 21:
+        return sign + digits + "0" * (n - k)
+    if 0 < n <= 21:
+        return sign + digits[:n] + "." + digits[n:]
+    if -6 < n <= 0:
+        return sign + "0." + "0" * (-n) + digits
+    return sign + digits[0] + ("." + digits[1:] if k > 1 else "") + f"e{'+' if n - 1 > 0 else '-'}{abs(n - 1)}"
+
+
+@given(st.floats(allow_nan=False, allow_infinity=False) | st.floats(min_value=1e-7, max_value=1e22))
+def test_canonical_floats_follow_ecmascript(number):
+    assert canonical_json(number).decode() == _ecmascript_number(number)
+
+
+@given(st.text(alphabet='[]{}"\\ab,:\n', max_size=60))
+def test_depth_reads_strings_as_the_plain_pattern_does(text):
+    plain = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)  # the obvious pattern; the module's is unrolled
+    assert _STRING.sub('""', text) == plain.sub('""', text)
