@@ -16,6 +16,7 @@ from typing import Any
 
 from scorer import rubric
 from spec import models
+from spec.rules import RECORD_CLASSES
 from spec.validate import RecordsCallback
 
 NS = 1_000_000_000
@@ -67,13 +68,10 @@ class Stream:
     max_gap_s: float = 0.0
     gaps: GapHistogram = field(default_factory=GapHistogram)
 
-    def add_time(self, time_ns: int, line: int | None) -> None:
-        """Account one timestamp (samples and events by time, steps and epochs by start)."""
-        self.add_times([time_ns], [line])
-
     def add_times(self, times: list[int], lines: list[int | None]) -> None:
-        """Account consecutive timestamps in file order, with their line numbers; each is
-        compared with the one before it (a step back, a repeat, or a gap)."""
+        """Account consecutive timestamps in file order, with their line numbers (samples and
+        events by time, steps and epochs by start); each is compared with the one before it (a
+        step back, a repeat, or a gap)."""
         if not times:
             return
         self.count += len(times)
@@ -180,8 +178,13 @@ class SampleStream(Stream):
     energy_decreases: int = 0
     maxima: dict[str, int] = field(default_factory=dict)
 
-    def add_power(self, record: models.PowerSample, line: int | None) -> None:
-        self.add_time(record.time_unix_ns, line)
+    def add_powers(self, records: list[models.PowerSample], lines: list[int | None]) -> None:
+        """Account consecutive power samples of this stream, in file order."""
+        self.add_times([record.time_unix_ns for record in records], lines)
+        for record in records:
+            self._add_power(record)
+
+    def _add_power(self, record: models.PowerSample) -> None:
         time_ns = record.time_unix_ns
         if record.power_w is not None:
             watts = record.power_w
@@ -208,12 +211,14 @@ class SampleStream(Stream):
             self.energy_first_ns = time_ns if self.energy_first_ns is None else min(self.energy_first_ns, time_ns)
             self.energy_last_ns = time_ns if self.energy_last_ns is None else max(self.energy_last_ns, time_ns)
 
-    def add_memory(self, record: models.MemorySample, line: int | None) -> None:
-        self.add_time(record.time_unix_ns, line)
-        for name in ("allocated_bytes", "reserved_bytes", "used_bytes", "resident_bytes"):
-            value = getattr(record, name)
-            if value is not None and value > self.maxima.get(name, -1):
-                self.maxima[name] = value
+    def add_memories(self, records: list[models.MemorySample], lines: list[int | None]) -> None:
+        """Account consecutive memory samples of this stream, in file order."""
+        self.add_times([record.time_unix_ns for record in records], lines)
+        for record in records:
+            for name in ("allocated_bytes", "reserved_bytes", "used_bytes", "resident_bytes"):
+                value = getattr(record, name)
+                if value is not None and value > self.maxima.get(name, -1):
+                    self.maxima[name] = value
 
     @property
     def mean_power_w(self) -> float | None:
@@ -286,23 +291,32 @@ class TraceDigest:
                     stream.add_steps(rank_records, rank_lines)
             return on_steps
         if kind in ("power_sample", "memory_sample"):
+            fields = RECORD_CLASSES[kind].model_fields  # asking a model for a field it lacks is slow
+            has_node, has_rank = "node" in fields, "rank" in fields
+
             def on_samples(records: list[Any], lines: list[int | None]) -> None:
+                # One file interleaves several streams (channels, devices); each takes its own in order.
+                streams: dict[tuple, tuple[list, list]] = {}
                 for record, line in zip(records, lines):
-                    node = getattr(record, "node", None)
-                    rank = getattr(record, "rank", None)
-                    key = (run_id, record.channel, record.device, node, rank)
+                    key = (run_id, record.channel, record.device, record.node if has_node else None,
+                           record.rank if has_rank else None)
+                    batch = streams.setdefault(key, ([], []))
+                    batch[0].append(record)
+                    batch[1].append(line)
+                for key, (stream_records, stream_lines) in streams.items():
                     stream = self.samples.get(key)
                     if stream is None:
-                        channel = self._channels.get(record.channel)
+                        _, channel_name, device, node, rank = key
+                        channel = self._channels.get(channel_name)
                         threshold = (rubric.GAP_FACTOR / channel.target_rate_hz
                                      if channel is not None and channel.target_rate_hz else None)
                         stream = self.samples[key] = SampleStream(
-                            path, run_id, window, threshold, channel=record.channel, device=record.device,
-                            node=node, rank=rank, power_limit_w=self._power_limits.get(record.device))
+                            path, run_id, window, threshold, channel=channel_name, device=device, node=node,
+                            rank=rank, power_limit_w=self._power_limits.get(device))
                     if kind == "power_sample":
-                        stream.add_power(record, line)
+                        stream.add_powers(stream_records, stream_lines)
                     else:
-                        stream.add_memory(record, line)
+                        stream.add_memories(stream_records, stream_lines)
             return on_samples
         if kind == "kernel_breakdown":
             def on_kernels(records: list[models.KernelBreakdown], lines: list[int | None]) -> None:

@@ -48,7 +48,7 @@ def test_any_split_into_batches_gives_the_same_totals(offsets, cuts, threshold):
     whole, one_by_one, split = _stream(threshold), _stream(threshold), _stream(threshold)
     whole.add_times(times, lines)
     for time_ns, line in zip(times, lines):
-        one_by_one.add_time(time_ns, line)
+        one_by_one.add_times([time_ns], [line])
     bounds = [0, *sorted(cut for cut in cuts if cut <= len(times)), len(times)]
     for begin, end in zip(bounds, bounds[1:]):
         split.add_times(times[begin:end], lines[begin:end])
@@ -70,3 +70,20 @@ def test_steps_of_two_ranks_in_one_batch_go_to_their_own_streams():
     assert sorted(together.steps) == sorted(apart.steps) == [("run-1", 0), ("run-1", 1)]
     for key, stream in apart.steps.items():
         assert dataclasses.replace(together.steps[key], file=stream.file) == stream
+
+
+def test_interleaved_samples_of_one_file_go_to_their_own_streams():
+    # The example's power file interleaves two devices and two channels, line by line.
+    manifest = models.Manifest.model_validate_json((GPU_BUNDLE / "manifest.json").read_bytes())
+    entry = next(entry for entry in manifest.files if entry.path == "runs/run-1/power.rank0.jsonl")
+    samples = [models.PowerSample.model_validate_json(line)
+               for line in (GPU_BUNDLE / entry.path).read_bytes().splitlines()]
+    whole, one_by_one = TraceDigest(), TraceDigest()
+    for digest in (whole, one_by_one):
+        digest.begin(manifest)
+    whole.begin_file(entry)(samples, list(range(1, len(samples) + 1)))
+    observe = one_by_one.begin_file(entry)
+    for line, sample in enumerate(samples, start=1):
+        observe([sample], [line])
+    assert len(whole.samples) == 4 and whole.samples == one_by_one.samples
+    assert all(stream.count == len(samples) // 4 for stream in whole.samples.values())
