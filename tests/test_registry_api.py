@@ -4,6 +4,7 @@ submitting, reading, exports, and hostile input that must get a clear 4xx and ch
 from __future__ import annotations
 
 import csv
+import gc
 import gzip
 import io
 import json
@@ -15,9 +16,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from registry.api import create_app, csv_cell
+from registry.api import create_app, csv_cell, prepare_serving_process
 from registry.database import upgrade
 from registry.store import RegistryLimits, Store
+from spec import conformance
 from tests.bundles import edit_manifest, edit_trace
 from tests.live_server import LiveServer
 from tests.registry_bundles import CPU, archive, member, tar_with, variant
@@ -304,3 +306,21 @@ def test_the_client_reads_an_early_refusal_of_a_large_upload(service, tmp_path):
     huge.write_bytes(b"\x1f\x8b" + os.urandom(LIMITS.max_upload_bytes * 4))
     with pytest.raises(RegistryError, match="answered 413"):
         submit_archive(url, key, huge)
+
+
+def test_a_serving_process_compiles_the_validators_and_freezes_its_startup_heap(registry_url, tmp_path, archives):
+    upgrade(registry_url)
+    store = Store(registry_url, tmp_path / "blobs", LIMITS)
+    conformance.compiled_validator.cache_clear()
+    assert gc.get_freeze_count() == 0
+    try:
+        prepare_serving_process()
+        assert conformance.compiled_validator.cache_info().currsize == 13
+        frozen = gc.get_freeze_count()
+        assert frozen > 10_000
+        assert store.submit(archives["cpu"]).created
+        assert gc.get_freeze_count() <= frozen  # what submissions make is collected as usual
+        assert conformance.compiled_validator.cache_info().misses == 13  # and compiles nothing more
+    finally:
+        gc.unfreeze()
+        store.close()

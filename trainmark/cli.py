@@ -552,12 +552,11 @@ def serve(
     """
     import uvicorn
 
-    from registry.api import create_app
-    from spec.validate import compile_validators
+    from registry.api import create_app, prepare_serving_process
 
     store = _open_store(db, blobs)
     app = create_app(store, submissions_per_minute=rate_limit)
-    compile_validators(full_jsonschema=True)  # now, not in the first submission
+    prepare_serving_process()
     _console(stderr=True).print(f"trainmark registry on http://{host}:{port}/  (API documentation: /docs)")
     try:
         uvicorn.run(app, host=host, port=port, log_level="info")
