@@ -416,13 +416,18 @@ class Store:
                            for fingerprint in (row.value_fingerprint, row.trace_fingerprint) if fingerprint})
             session.connection().execute(
                 text("SELECT pg_advisory_xact_lock(key) FROM unnest(CAST(:keys AS bigint[])) AS key"), {"keys": keys})
+        values = [row.value_fingerprint for row in rows]
+        traces = [row.trace_fingerprint for row in rows if row.trace_fingerprint]
+        earlier_runs = session.exec(
+            select(RunRow.submission_id, RunRow.run_id, RunRow.trace_fingerprint, RunRow.value_fingerprint)
+            .where(or_(RunRow.value_fingerprint.in_(values), RunRow.trace_fingerprint.in_(traces)),
+                   RunRow.submission_id != bundle_id)
+            .order_by(RunRow.id)).all()  # one query for all the runs, in the order they were submitted
         findings = []
         for row in rows:
-            conditions = [RunRow.value_fingerprint == row.value_fingerprint]
-            if row.trace_fingerprint:
-                conditions.append(RunRow.trace_fingerprint == row.trace_fingerprint)
-            earlier = session.exec(select(RunRow.submission_id, RunRow.run_id, RunRow.trace_fingerprint)
-                                   .where(or_(*conditions), RunRow.submission_id != bundle_id)).all()
+            earlier = [(submission, run, other_traces) for submission, run, other_traces, other_values in earlier_runs
+                       if other_values == row.value_fingerprint
+                       or (row.trace_fingerprint and other_traces == row.trace_fingerprint)]
             for other_submission, other_run, other_traces in earlier:
                 what = "identical traces" if row.trace_fingerprint and other_traces == \
                     row.trace_fingerprint else "the same start time and values"

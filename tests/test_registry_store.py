@@ -19,6 +19,7 @@ from registry.database import engine_for, upgrade
 from registry.store import BoardQuery, QueryInvalid, Store, SubmissionRejected
 from scorer.score import score_bundle
 from spec.errors import StoreOutOfDate
+from tests.bundles import reseal
 from tests.registry_bundles import CPU, archive, variant
 
 
@@ -196,6 +197,18 @@ def test_bad_queries_are_refused(change, message):
 def test_a_cursor_the_registry_did_not_give_out_is_refused(store, cursor):
     with pytest.raises(QueryInvalid, match="cursor"):
         store.leaderboard(BoardQuery(cursor=cursor))
+
+
+def test_a_run_with_other_traces_but_the_same_start_and_values_is_a_duplicate(store, archives, tmp_path):
+    relabelled = variant(CPU, tmp_path / "relabelled", submitter="Relabelled")
+    kernels = relabelled / "runs/run-1/kernels.json"
+    kernels.write_text(kernels.read_text().replace('"torch.profiler 2.13.0"', '"torch.profiler 2.13.0 (copied)"'))
+    reseal(relabelled)
+    original = store.submit(archives["cpu"], None)
+    copy = store.submit(archive(relabelled, tmp_path / "relabelled.tar.gz"), None)
+    messages = {f["pointer"]: f["message"] for f in store.get(copy.id)["registry_findings"]}
+    assert "the same start time and values as run run-1 of submission " + original.id in messages["run run-1"]
+    assert "identical traces as run run-2" in messages["run run-2"]
 
 
 def test_runs_submitted_at_the_same_moment_still_find_each_other(store, archives):
