@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -279,12 +280,7 @@ class TraceDigest:
         if kind == "step":
             def on_steps(records: list[models.StepRecord], lines: list[int | None]) -> None:
                 # Files hold one rank's steps each, but the standard does not insist.
-                by_rank: dict[int, tuple[list, list]] = {}
-                for record, line in zip(records, lines):
-                    batch = by_rank.setdefault(record.rank, ([], []))
-                    batch[0].append(record)
-                    batch[1].append(line)
-                for rank, (rank_records, rank_lines) in by_rank.items():
+                for rank, (rank_records, rank_lines) in _by_stream(records, lines, lambda step: step.rank).items():
                     stream = self.steps.get((run_id, rank))
                     if stream is None:
                         stream = self.steps[(run_id, rank)] = StepStream(path, run_id, window)
@@ -294,16 +290,13 @@ class TraceDigest:
             fields = RECORD_CLASSES[kind].model_fields  # asking a model for a field it lacks is slow
             has_node, has_rank = "node" in fields, "rank" in fields
 
+            def stream_key(record: Any) -> tuple:
+                return (run_id, record.channel, record.device, record.node if has_node else None,
+                        record.rank if has_rank else None)
+
             def on_samples(records: list[Any], lines: list[int | None]) -> None:
                 # One file interleaves several streams (channels, devices); each takes its own in order.
-                streams: dict[tuple, tuple[list, list]] = {}
-                for record, line in zip(records, lines):
-                    key = (run_id, record.channel, record.device, record.node if has_node else None,
-                           record.rank if has_rank else None)
-                    batch = streams.setdefault(key, ([], []))
-                    batch[0].append(record)
-                    batch[1].append(line)
-                for key, (stream_records, stream_lines) in streams.items():
+                for key, (stream_records, stream_lines) in _by_stream(records, lines, stream_key).items():
                     stream = self.samples.get(key)
                     if stream is None:
                         _, channel_name, device, node, rank = key
@@ -336,6 +329,17 @@ class TraceDigest:
     def channel(self, name: str) -> models.Channel | None:
         """The methodology channel of that name."""
         return self._channels.get(name)
+
+
+def _by_stream(records: list[Any], lines: list[int | None], key: Callable[[Any], Any]
+               ) -> dict[Any, tuple[list, list[int | None]]]:
+    """Records and their line numbers grouped by `key(record)`, each group in file order."""
+    groups: dict[Any, tuple[list, list[int | None]]] = {}
+    for record, line in zip(records, lines):
+        records_of, lines_of = groups.setdefault(key(record), ([], []))
+        records_of.append(record)
+        lines_of.append(line)
+    return groups
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
