@@ -330,4 +330,4 @@ def _form_float(value: str | None, label: str) -> float | None:
     return number
 
 
-__all__ = ["RateLimiter", "create_app", "csv_cell"]
+__all__ = ["create_app", "csv_cell", "prepare_serving_process"]
