@@ -48,11 +48,11 @@ test: $(STAMP)
 
 ## Regenerate the models, constraint tables, JSON Schemas and the field reference from the schema.
 spec: $(STAMP)
-	$(BIN)/python -m spec.codegen
+	$(BIN)/python -m tools.codegen
 	$(BIN)/trainmark schema --format markdown > docs/reference.md
 
 examples: $(STAMP)
-	$(BIN)/python -m spec.examples.generate
+	$(BIN)/python spec/examples/generate.py
 
 bench: $(STAMP)
 	$(BIN)/python bench/validate.py

@@ -28,18 +28,18 @@ sys.path.insert(0, str(REPO))
 
 import torch  # noqa: E402
 
-from reference_runner.config import build_config  # noqa: E402
-from reference_runner.data import FeedingOrder, load_dataset  # noqa: E402
-from reference_runner.devices import backend_for  # noqa: E402
-from reference_runner.loop import Trainer  # noqa: E402
-from reference_runner.sampler import Phase, Sampler  # noqa: E402
-from spec import models  # noqa: E402
-from spec.bundle import TraceWriter  # noqa: E402
-from spec.errors import SensorUnavailable  # noqa: E402
+from trainmark.reference_runner.config import build_config  # noqa: E402
+from trainmark.reference_runner.data import FeedingOrder, load_dataset  # noqa: E402
+from trainmark.reference_runner.devices import backend_for  # noqa: E402
+from trainmark.reference_runner.loop import Trainer  # noqa: E402
+from trainmark.reference_runner.sampler import Phase, Sampler  # noqa: E402
+from trainmark.spec import models  # noqa: E402
+from trainmark.spec.bundle import TraceWriter  # noqa: E402
+from trainmark.spec.errors import SensorUnavailable  # noqa: E402
 
 
 def student_t_975(df: int) -> float:
-    from spec.statistics import student_t_quantile
+    from trainmark.spec.statistics import student_t_quantile
 
     return student_t_quantile(0.975, df)
 

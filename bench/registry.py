@@ -52,13 +52,13 @@ sys.path.insert(0, str(REPO))  # before bench/, whose registry.py (this file) wo
 import httpx  # noqa: E402
 from sqlalchemy import event, insert, text  # noqa: E402
 
-from registry.api import create_app, prepare_serving_process  # noqa: E402
-from registry.database import engine_for, is_sqlite, normalize_url, upgrade  # noqa: E402
-from registry.store import PRECISIONS, BoardQuery, Store  # noqa: E402
-from registry.tables import MISSING_LOW, Submission  # noqa: E402
-from scorer.rubric import RUBRIC_VERSION  # noqa: E402
-from scorer.score import score_bundle  # noqa: E402
-from spec.archive import open_bundle, pack  # noqa: E402
+from trainmark.registry.api import create_app, prepare_serving_process  # noqa: E402
+from trainmark.registry.database import engine_for, is_sqlite, normalize_url, upgrade  # noqa: E402
+from trainmark.registry.store import PRECISIONS, BoardQuery, Store  # noqa: E402
+from trainmark.registry.tables import MISSING_LOW, Submission  # noqa: E402
+from trainmark.scorer.rubric import RUBRIC_VERSION  # noqa: E402
+from trainmark.scorer.score import score_bundle  # noqa: E402
+from trainmark.spec.archive import open_bundle, pack  # noqa: E402
 from tests.live_server import LiveServer  # noqa: E402
 
 SEED = 2026

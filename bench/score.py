@@ -32,7 +32,7 @@ def timed(function, *args) -> float:
 
 
 def peak_rss_of_scoring(root: Path) -> int:
-    code = ("import sys\nfrom pathlib import Path\nfrom scorer.score import score_bundle\n"
+    code = ("import sys\nfrom pathlib import Path\nfrom trainmark.scorer.score import score_bundle\n"
             "assert score_bundle(Path(sys.argv[1])).ranked\n"
             "print(open('/proc/self/status').read().split('VmHWM:')[1].split()[0])")
     output = subprocess.run([sys.executable, "-c", code, str(root)], cwd=REPO, capture_output=True, text=True,
@@ -49,8 +49,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     options = parser.parse_args()
 
-    from scorer.score import score_bundle
-    from spec.validate import validate_bundle
+    from trainmark.scorer.score import score_bundle
+    from trainmark.spec.validate import validate_bundle
 
     with tempfile.TemporaryDirectory(prefix="trainmark-bench-") as scratch:
         big = build_bundle(Path(scratch) / "big", options.steps)

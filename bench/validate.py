@@ -33,8 +33,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from spec.bundle import BundleWriter  # noqa: E402
-from spec.layout import trace_path  # noqa: E402
+from trainmark.spec.bundle import BundleWriter  # noqa: E402
+from trainmark.spec.layout import trace_path  # noqa: E402
 
 T0 = datetime(2026, 11, 29, 12, 0, tzinfo=timezone.utc)
 
@@ -79,7 +79,7 @@ def time_bare_parse(path: Path) -> float:
 
 
 def time_trainmark(root: Path) -> float:
-    from spec.validate import validate_bundle
+    from trainmark.spec.validate import validate_bundle
 
     started = time.perf_counter()
     report = validate_bundle(root)
@@ -90,7 +90,7 @@ def time_trainmark(root: Path) -> float:
 
 
 def jsonschema_seconds_per_record(path: Path, subset: int) -> float:
-    from spec.conformance import validator_for
+    from trainmark.spec.conformance import validator_for
 
     validator = validator_for("StepRecord")
     with path.open("rb") as handle:
@@ -105,7 +105,7 @@ def jsonschema_seconds_per_record(path: Path, subset: int) -> float:
 def compiled_seconds_per_record(path: Path, subset: int) -> float:
     """The compiled JSON Schema path `validate --jsonschema` takes first: every line parsed on its
     own (orjson), then the batch checked in one jsonschema-rs call."""
-    from spec.conformance import all_conform
+    from trainmark.spec.conformance import all_conform
 
     with path.open("rb") as handle:
         lines = [next(handle) for _ in range(subset)]
@@ -117,7 +117,7 @@ def compiled_seconds_per_record(path: Path, subset: int) -> float:
 
 def peak_rss_of_validation(root: Path) -> int:
     """Peak resident set (bytes) of a fresh process that validates `root`."""
-    code = ("import sys\nfrom pathlib import Path\nfrom spec.validate import validate_bundle\n"
+    code = ("import sys\nfrom pathlib import Path\nfrom trainmark.spec.validate import validate_bundle\n"
             "assert validate_bundle(Path(sys.argv[1])).valid\n"
             "print(open('/proc/self/status').read().split('VmHWM:')[1].split()[0])")
     output = subprocess.run([sys.executable, "-c", code, str(root)], cwd=REPO, capture_output=True, text=True,

@@ -18,11 +18,11 @@ import math
 import time
 from pathlib import Path
 
-from reference_runner.config import RunConfig
-from spec import producer_version
-from spec.errors import TrainmarkError
-from spec.jsontext import canonical_json, load_document
-from spec.statistics import metric_statistics, student_t_quantile
+from trainmark.reference_runner.config import RunConfig
+from trainmark.spec import producer_version
+from trainmark.spec.errors import TrainmarkError
+from trainmark.spec.jsontext import canonical_json, load_document
+from trainmark.spec.statistics import metric_statistics, student_t_quantile
 
 RECORD_KIND = "trainmark-calibration"
 RECORD_VERSION = 1

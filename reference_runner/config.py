@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from spec.errors import TrainmarkError
+from trainmark.spec.errors import TrainmarkError
 
 
 class ConfigInvalid(TrainmarkError):

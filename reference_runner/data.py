@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from spec.errors import TrainmarkError
+from trainmark.spec.errors import TrainmarkError
 
 BUILTIN_NAME = "trainmark-arithmetic"
 BUILTIN_BYTES = 1 << 20

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import torch
 
-from reference_runner.sensors import (CudaMemoryProbe, MemoryProbe, NvmlPowerMeter, PowerMeter, PowerReading,
+from trainmark.reference_runner.sensors import (CudaMemoryProbe, MemoryProbe, NvmlPowerMeter, PowerMeter, PowerReading,
                                       ProcessMemoryProbe, RaplPowerMeter, ReplayMemoryProbe, ReplayPowerMeter,
                                       rapl_packages)
-from spec.errors import SensorUnavailable
+from trainmark.spec.errors import SensorUnavailable
 
 PRECISION_FORMAT = {"fp32": "fp32", "bf16_autocast": "bf16", "fp16_autocast": "fp16"}
 """The number format that dominates matrix-multiply time under each precision policy."""
@@ -198,7 +198,7 @@ class _SummedRapl(PowerMeter):
 
 def nvidia_device(local_index: int, index: int, node: int) -> dict:
     """A system.devices entry for an NVIDIA GPU from NVML alone (no CUDA context is created)."""
-    from reference_runner.sensors import _nvml
+    from trainmark.reference_runner.sensors import _nvml
 
     device: dict = {"index": index, "node": node, "local_index": local_index, "kind": "gpu", "vendor": "NVIDIA",
                     "model": "NVIDIA GPU"}
@@ -269,7 +269,7 @@ class CudaBackend(DeviceBackend):
         if hasattr(torch.cuda, "nccl"):
             fields["nccl_version"] = ".".join(str(part) for part in torch.cuda.nccl.version())
         try:
-            from reference_runner.sensors import _nvml
+            from trainmark.reference_runner.sensors import _nvml
 
             fields["accelerator_driver_version"] = _nvml().nvmlSystemGetDriverVersion()
         except SensorUnavailable:
@@ -378,7 +378,7 @@ def backend_for(device: str, local_rank: int, declared_peak_flops: float, replay
         return ReplayGpuBackend(replay)
     if uses_cuda(device, replay):
         if not torch.cuda.is_available():
-            from spec.errors import TrainmarkError
+            from trainmark.spec.errors import TrainmarkError
 
             raise TrainmarkError("device cuda was asked for but torch sees no CUDA device; use --device cpu")
         return CudaBackend(local_rank % torch.cuda.device_count())

@@ -19,18 +19,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from reference_runner import metadata
-from reference_runner.calibration import check_applicable, compare, load_record, make_record
-from reference_runner.config import RunConfig
-from reference_runner.data import FeedingOrder, load_dataset
-from reference_runner.devices import planned_setup, uses_cuda
-from reference_runner.model import analytical_flops_per_step, counted_flops_per_step
-from reference_runner.readme import bundle_readme
-from reference_runner.summary import RunSummary, iso
-from spec import SCHEMA_VERSION, producer_version
-from spec.bundle import BundleWriter, close_run_from_traces, finalize
-from spec.errors import TrainmarkError
-from spec.layout import trace_path
+from trainmark.reference_runner import metadata
+from trainmark.reference_runner.calibration import check_applicable, compare, load_record, make_record
+from trainmark.reference_runner.config import RunConfig
+from trainmark.reference_runner.data import FeedingOrder, load_dataset
+from trainmark.reference_runner.devices import planned_setup, uses_cuda
+from trainmark.reference_runner.model import analytical_flops_per_step, counted_flops_per_step
+from trainmark.reference_runner.readme import bundle_readme
+from trainmark.reference_runner.summary import RunSummary, iso
+from trainmark.spec import SCHEMA_VERSION, producer_version
+from trainmark.spec.bundle import BundleWriter, close_run_from_traces, finalize
+from trainmark.spec.errors import TrainmarkError
+from trainmark.spec.layout import trace_path
 
 
 @dataclass
@@ -72,14 +72,14 @@ def worker_command(config: RunConfig, topology: Topology, run_id: str, seed: int
     if replay is not None:
         arguments += ["--replay", str(replay)]
     if topology.world_size == 1:
-        return [sys.executable, "-m", "reference_runner.loop", *arguments]
+        return [sys.executable, "-m", "trainmark.reference_runner.loop", *arguments]
     launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(topology.processes_per_node)]
     if topology.nodes == 1:
         launcher += ["--standalone"]
     else:
         launcher += ["--nnodes", str(topology.nodes), "--node-rank", str(topology.node_rank),
                      "--master-addr", topology.master_address, "--master-port", str(topology.master_port)]
-    return [*launcher, "-m", "reference_runner.loop", *arguments]
+    return [*launcher, "-m", "trainmark.reference_runner.loop", *arguments]
 
 
 def _draft(config: RunConfig, topology: Topology, replay: Path | None) -> tuple[dict, float, float]:

@@ -1,6 +1,6 @@
 """The reference training loop: one run in one process (torchrun starts one process per rank).
 
-    python -m reference_runner.loop --config JSON --run-id run-1 --seed 1234 --bundle DIR --result FILE
+    python -m trainmark.reference_runner.loop --config JSON --run-id run-1 --seed 1234 --bundle DIR --result FILE
 
 Reads top to bottom: set up, measure idle power, start the samplers, train with every stage
 timed between synchronization points, evaluate, stop the samplers, gather every rank's
@@ -33,16 +33,16 @@ os.environ.setdefault("KINETO_LOG_LEVEL", "5")  # the profiler's start/stop chat
 import torch  # noqa: E402
 import torch.distributed as dist  # noqa: E402
 
-from reference_runner.config import RunConfig, config_from_json  # noqa: E402
-from reference_runner.data import FeedingOrder, held_out_batches, load_dataset  # noqa: E402
-from reference_runner.devices import backend_for  # noqa: E402
-from reference_runner.measurements import RankMeasurements, StageTotals  # noqa: E402
-from reference_runner.model import TinyGPT  # noqa: E402
-from reference_runner.profiling import AllocationWindow, KernelWindow  # noqa: E402
-from reference_runner.sampler import Phase, Sampler, measure_idle_power  # noqa: E402
-from spec import models  # noqa: E402
-from spec.bundle import BundleWriter  # noqa: E402
-from spec.errors import SensorUnavailable  # noqa: E402
+from trainmark.reference_runner.config import RunConfig, config_from_json  # noqa: E402
+from trainmark.reference_runner.data import FeedingOrder, held_out_batches, load_dataset  # noqa: E402
+from trainmark.reference_runner.devices import backend_for  # noqa: E402
+from trainmark.reference_runner.measurements import RankMeasurements, StageTotals  # noqa: E402
+from trainmark.reference_runner.model import TinyGPT  # noqa: E402
+from trainmark.reference_runner.profiling import AllocationWindow, KernelWindow  # noqa: E402
+from trainmark.reference_runner.sampler import Phase, Sampler, measure_idle_power  # noqa: E402
+from trainmark.spec import models  # noqa: E402
+from trainmark.spec.bundle import BundleWriter  # noqa: E402
+from trainmark.spec.errors import SensorUnavailable  # noqa: E402
 
 EVAL_BATCHES = 8
 
@@ -353,7 +353,7 @@ def main(argv: list[str] | None = None) -> None:
     measurements.add_sampler(sampler, idle, energy_reason, probe, meters)
     measurements.device_block = backend.describe(device_index, node)
     measurements.device_software = backend.software()
-    from reference_runner.metadata import host
+    from trainmark.reference_runner.metadata import host
 
     measurements.host = host(node)
     gathered = [None] * world_size

@@ -9,9 +9,9 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from reference_runner.sampler import Sampler
-from reference_runner.sensors import MemoryProbe, PowerMeter
-from spec import models
+from trainmark.reference_runner.sampler import Sampler
+from trainmark.reference_runner.sensors import MemoryProbe, PowerMeter
+from trainmark.spec import models
 
 STAGES = ("data_loading", "forward", "backward", "optimizer")
 

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import torch
 
-from reference_runner.config import RunConfig
-from reference_runner.data import FeedingOrder, Dataset
-from reference_runner.model import ANALYTICAL_SOURCE, TinyGPT, parameter_counts
-from spec import SCHEMA_VERSION, producer_version
+from trainmark.reference_runner.config import RunConfig
+from trainmark.reference_runner.data import FeedingOrder, Dataset
+from trainmark.reference_runner.model import ANALYTICAL_SOURCE, TinyGPT, parameter_counts
+from trainmark.spec import SCHEMA_VERSION, producer_version
 
 PACKAGES_DIGEST_METHOD = "sha256 of the sorted 'name==version' lines of importlib.metadata.distributions(), one per line"
 MIXED_PRECISION = {"fp32": None, "bf16_autocast": "torch.autocast({device}, dtype=torch.bfloat16)",
@@ -47,7 +47,7 @@ def host(node: int) -> dict:
     """This machine as a system.hosts entry."""
     import psutil
 
-    from reference_runner.devices import cpu_model
+    from trainmark.reference_runner.devices import cpu_model
 
     entry: dict = {"node": node, "hostname": socket.gethostname(), "cpu_model": cpu_model()[1],
                    "cpu_threads": os.cpu_count(), "memory_bytes": psutil.virtual_memory().total}

@@ -16,7 +16,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
-from reference_runner.config import RunConfig
+from trainmark.reference_runner.config import RunConfig
 
 
 class CausalSelfAttention(nn.Module):

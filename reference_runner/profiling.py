@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-from spec import models
+from trainmark.spec import models
 
 # First match wins; the order puts the specific names before the generic ones.
 KERNEL_CATEGORIES: list[tuple[str, re.Pattern]] = [

@@ -14,9 +14,9 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from reference_runner.sensors import MemoryProbe, PowerMeter
-from spec import models
-from spec.bundle import TraceWriter
+from trainmark.reference_runner.sensors import MemoryProbe, PowerMeter
+from trainmark.spec import models
+from trainmark.spec.bundle import TraceWriter
 
 PHASES = {name: models.Phase(name) for name in ("data_loading", "forward", "backward", "optimizer",
                                                 "checkpoint", "evaluation", "idle", "other")}

@@ -17,7 +17,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 
-from spec.errors import SensorUnavailable
+from trainmark.spec.errors import SensorUnavailable
 
 POWERCAP = Path("/sys/class/powercap")
 

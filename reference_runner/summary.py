@@ -12,11 +12,11 @@ from __future__ import annotations
 import statistics
 from datetime import datetime, timezone
 
-from reference_runner.config import RunConfig
-from reference_runner.devices import PRECISION_FORMAT
-from reference_runner.model import ANALYTICAL_SOURCE
-from spec import producer_version
-from spec.metrics import measured, measured_or_unavailable, unavailable
+from trainmark.reference_runner.config import RunConfig
+from trainmark.reference_runner.devices import PRECISION_FORMAT
+from trainmark.reference_runner.model import ANALYTICAL_SOURCE
+from trainmark.spec import producer_version
+from trainmark.spec.metrics import measured, measured_or_unavailable, unavailable
 
 NO_BANDWIDTH = ("no memory-bandwidth counter is read: DRAM traffic needs uncore performance events (root) on "
                 "CPUs, or Nsight Compute / DCGM profiling metrics on NVIDIA GPUs")

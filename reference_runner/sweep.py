@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from reference_runner.calibration import configuration_digest
-from reference_runner.config import ConfigInvalid, RunConfig, build_config
-from reference_runner.launch import run_bundle
-from spec.errors import BundleInvalid, TrainmarkError
+from trainmark.reference_runner.calibration import configuration_digest
+from trainmark.reference_runner.config import ConfigInvalid, RunConfig, build_config
+from trainmark.reference_runner.launch import run_bundle
+from trainmark.spec.errors import BundleInvalid, TrainmarkError
 
 INDEX = "sweep.json"
 POINT_NAME_CHARACTERS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-+=,")
@@ -97,7 +97,7 @@ def grid(preset: str | None, config_file: Path | None, fixed: dict[str, Any],
 
 def point_is_complete(folder: Path, repeats: int) -> bool:
     """Whether `folder` holds a finished bundle with `repeats` runs, every one completed."""
-    from spec.bundle import read_manifest
+    from trainmark.spec.bundle import read_manifest
 
     if not (folder / "manifest.json").is_file():
         return False

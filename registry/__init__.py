@@ -1,4 +1,8 @@
-"""The registry: submissions store, HTTP API and public leaderboard.
+"""The registry (`trainmark.registry`): where bundles are submitted, kept and compared.
 
-Not built yet (issue 6); the package exists so that the distribution's layout is final.
+A SQLModel store (SQLite by default, PostgreSQL by URL) of submissions, runs, summaries, scores,
+API keys and an audit log (`store`, `tables`, `database`, Alembic `migrations`); a
+content-addressed blob store for the bundles' files (`blobs`); the HTTP API and the public
+leaderboard pages (`api`); and the client that submits over HTTP (`client`). docs/registry.md
+describes it.
 """

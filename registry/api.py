@@ -28,10 +28,10 @@ from starlette.background import BackgroundTask
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
 
-from registry.store import (EFFICIENCY_METRICS, MAX_PAGE, PRECISIONS, SORTS, BoardQuery, QueryInvalid, Store,
+from trainmark.registry.store import (EFFICIENCY_METRICS, MAX_PAGE, PRECISIONS, SORTS, BoardQuery, QueryInvalid, Store,
                             SubmissionRejected)
-from spec.plots import human, run_plots
-from spec.validate import compile_validators
+from trainmark.spec.plots import human, run_plots
+from trainmark.spec.validate import compile_validators
 
 HERE = Path(__file__).resolve().parent
 SECURITY_HEADERS = {

@@ -8,7 +8,7 @@ import socket
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from spec.errors import TrainmarkError
+from trainmark.spec.errors import TrainmarkError
 
 CHUNK = 1 << 20
 

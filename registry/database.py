@@ -17,7 +17,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
 
-from spec.errors import StoreOutOfDate, TrainmarkError
+from trainmark.spec.errors import StoreOutOfDate, TrainmarkError
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 DEFAULT_DIRECTORY = Path("trainmark-registry")

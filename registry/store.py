@@ -29,17 +29,17 @@ from sqlalchemy import and_, insert, or_, text
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from registry.blobs import BlobStore
-from registry.database import engine_for, is_sqlite, normalize_url, require_current
-from scorer.series import SeriesCollector
-from registry.tables import (MISSING_LOW, ApiKey, AuditEvent, FileBlob, RateBucket, RegistryFinding, RunMetric,
+from trainmark.registry.blobs import BlobStore
+from trainmark.registry.database import engine_for, is_sqlite, normalize_url, require_current
+from trainmark.scorer.series import SeriesCollector
+from trainmark.registry.tables import (MISSING_LOW, ApiKey, AuditEvent, FileBlob, RateBucket, RegistryFinding, RunMetric,
                              RunRow, ScoreRecord, Series, Submission)
-from scorer.score import ScoreReport, score_bundle
-from spec import models
-from spec.archive import ArchiveLimits, is_archive, open_bundle, pack
-from spec.errors import BundleInvalid, BundleUnreadable, TrainmarkError
-from spec.findings import Finding, Severity
-from spec.jsontext import canonical_json
+from trainmark.scorer.score import ScoreReport, score_bundle
+from trainmark.spec import models
+from trainmark.spec.archive import ArchiveLimits, is_archive, open_bundle, pack
+from trainmark.spec.errors import BundleInvalid, BundleUnreadable, TrainmarkError
+from trainmark.spec.findings import Finding, Severity
+from trainmark.spec.jsontext import canonical_json
 
 KEY_PREFIX = "tmk_"
 EFFICIENCY_METRICS = ("steps_per_second", "flops_per_joule", "energy_per_step")

@@ -17,11 +17,11 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from spec import models
-from spec.archive import open_bundle
-from spec.bundle import bundle_id, read_manifest
-from spec.errors import TrainmarkError
-from spec.statistics import metric_statistics, student_t_quantile
+from trainmark.spec import models
+from trainmark.spec.archive import open_bundle
+from trainmark.spec.bundle import bundle_id, read_manifest
+from trainmark.spec.errors import TrainmarkError
+from trainmark.spec.statistics import metric_statistics, student_t_quantile
 
 # (metric, label, higher is better): the columns, in the order the framework's tables use.
 QUANTITIES = (

@@ -7,11 +7,11 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from scorer import rubric
-from scorer.fidelity import Component
-from scorer.traces import NS, TraceDigest
-from spec import models
-from spec.findings import Finding, Severity
+from trainmark.scorer import rubric
+from trainmark.scorer.fidelity import Component
+from trainmark.scorer.traces import NS, TraceDigest
+from trainmark.spec import models
+from trainmark.spec.findings import Finding, Severity
 
 MANIFEST = "manifest.json"
 TRANSFORMERS = frozenset({"decoder_transformer", "encoder_transformer", "encoder_decoder_transformer",

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 
-from spec.statistics import MetricStatistics
+from trainmark.spec.statistics import MetricStatistics
 
 
 def confidence_of(stats: MetricStatistics, attempted: int, target_half_width: float) -> float:

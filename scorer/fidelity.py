@@ -13,10 +13,10 @@ from typing import Any
 
 import pydantic
 
-from scorer import rubric
-from scorer.traces import NS, SampleStream, Stream, TraceDigest
-from spec import models
-from spec.findings import Finding, Severity, json_pointer
+from trainmark.scorer import rubric
+from trainmark.scorer.traces import NS, SampleStream, Stream, TraceDigest
+from trainmark.spec import models
+from trainmark.spec.findings import Finding, Severity, json_pointer
 
 MANIFEST = "manifest.json"
 

@@ -20,13 +20,13 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
-from scorer.compare import QUANTITIES, Comparison
-from scorer.score import ScoreReport, score_bundle
-from scorer.series import SeriesCollector
-from spec import models
-from spec.archive import open_bundle
-from spec.bundle import read_manifest
-from spec.plots import human, interval_plot, run_plots
+from trainmark.scorer.compare import QUANTITIES, Comparison
+from trainmark.scorer.score import ScoreReport, score_bundle
+from trainmark.scorer.series import SeriesCollector
+from trainmark.spec import models
+from trainmark.spec.archive import open_bundle
+from trainmark.spec.bundle import read_manifest
+from trainmark.spec.plots import human, interval_plot, run_plots
 
 STAGES = (("data_loading", "data loading"), ("forward", "forward"), ("backward", "backward"),
           ("optimizer", "optimizer"))
@@ -57,10 +57,10 @@ def show(value: Any, unit: str = "") -> str:
 
 
 def _environment() -> Environment:
-    environment = Environment(loader=PackageLoader("scorer", "templates"), autoescape=select_autoescape(default=True))
+    environment = Environment(loader=PackageLoader("trainmark.scorer", "templates"), autoescape=select_autoescape(default=True))
     environment.filters["number"] = _number
     environment.filters["show"] = show
-    environment.globals["style"] = Markup(resources.files("scorer").joinpath("templates", "report.css").read_text())
+    environment.globals["style"] = Markup(resources.files("trainmark.scorer").joinpath("templates", "report.css").read_text())
     return environment
 
 
@@ -89,7 +89,7 @@ def _flatten(value: Any, prefix: str = "") -> list[tuple[str, str]]:
 def _stage_value(manifest: models.Manifest, name: str) -> tuple[float | None, str, str | None]:
     """The median over completed runs of a per-stage metric (largest device for memory), its unit,
     or the reason it is missing."""
-    from scorer.compare import run_values
+    from trainmark.scorer.compare import run_values
 
     values, unit, reason = [], "", None
     for run in manifest.runs:

@@ -12,19 +12,19 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from scorer import rubric
-from scorer.completeness import completeness
-from scorer.confidence import confidence_of
-from spec.statistics import MetricStatistics, metric_statistics
-from scorer.fidelity import (Component, clock, consistency, measurement_tier, plausibility, sampling,
+from trainmark.scorer import rubric
+from trainmark.scorer.completeness import completeness
+from trainmark.scorer.confidence import confidence_of
+from trainmark.spec.statistics import MetricStatistics, metric_statistics
+from trainmark.scorer.fidelity import (Component, clock, consistency, measurement_tier, plausibility, sampling,
                              weighted)
-from scorer.summaries import summary_findings
-from scorer.traces import TraceDigest
-from spec import models
-from spec.errors import BundleInvalid, TrainmarkError
-from spec.findings import Finding, Severity
-from spec.archive import ArchiveLimits
-from spec.validate import ObserverGroup, RecordObserver, validate_bundle
+from trainmark.scorer.summaries import summary_findings
+from trainmark.scorer.traces import TraceDigest
+from trainmark.spec import models
+from trainmark.spec.errors import BundleInvalid, TrainmarkError
+from trainmark.spec.findings import Finding, Severity
+from trainmark.spec.archive import ArchiveLimits
+from trainmark.spec.validate import ObserverGroup, RecordObserver, validate_bundle
 
 MANIFEST = "manifest.json"
 MAX_VALIDATION_FINDINGS = 500

@@ -8,9 +8,9 @@ point, so peaks survive and memory stays flat whatever the trace's length. The p
 
 from __future__ import annotations
 
-from scorer.traces import to_unix_ns
-from spec import models
-from spec.validate import RecordsCallback
+from trainmark.scorer.traces import to_unix_ns
+from trainmark.spec import models
+from trainmark.spec.validate import RecordsCallback
 
 BUCKETS = 150
 MEMORY_FIELDS = ("allocated_bytes", "resident_bytes", "used_bytes", "reserved_bytes")

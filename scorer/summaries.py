@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from scorer import rubric
-from scorer.traces import TraceDigest
-from spec import models
-from spec.findings import Finding, Severity
+from trainmark.scorer import rubric
+from trainmark.scorer.traces import TraceDigest
+from trainmark.spec import models
+from trainmark.spec.findings import Finding, Severity
 
 MANIFEST = "manifest.json"
 TargetKey = tuple[str, str, int | None, str | None]  # (name, scope, device, method or None for any)

@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from scorer import rubric
-from spec import models
-from spec.rules import RECORD_CLASSES
-from spec.validate import RecordsCallback
+from trainmark.scorer import rubric
+from trainmark.spec import models
+from trainmark.spec.rules import RECORD_CLASSES
+from trainmark.spec.validate import RecordsCallback
 
 NS = 1_000_000_000
 HISTOGRAM_BINS_PER_OCTAVE = 8

@@ -1,8 +1,8 @@
 """The trainmark artifact-bundle standard: models, validation, reading and writing bundles.
 
-`spec` depends on no other trainmark package. `SCHEMA_VERSION` is the version of the standard
+`trainmark.spec` depends on no other trainmark package. `SCHEMA_VERSION` is the version of the standard
 this code implements, the `schema_version` that bundles carry; it comes from the generated
-models, loaded on first use so that `import spec` stays cheap.
+models, loaded on first use so that `import trainmark.spec` stays cheap.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ def producer_version() -> str:
 
 def __getattr__(name: str):
     if name == "SCHEMA_VERSION":
-        from spec.models import version
+        from trainmark.spec.models import version
 
         return version
-    raise AttributeError(f"module 'spec' has no attribute {name!r}")
+    raise AttributeError(f"module 'trainmark.spec' has no attribute {name!r}")

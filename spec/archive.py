@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from spec.errors import BundleInvalid, BundleUnreadable
-from spec.layout import MANIFEST_NAME
+from trainmark.spec.errors import BundleInvalid, BundleUnreadable
+from trainmark.spec.layout import MANIFEST_NAME
 
 GZIP_MAGIC = b"\x1f\x8b"
 _SEGMENT = r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}"

@@ -20,13 +20,13 @@ from typing import Any, BinaryIO
 
 import pydantic
 
-from spec import SCHEMA_VERSION, models
-from spec.derive import StepStatistics, read_lines, step_metrics, trace_end_unix_ns
-from spec.errors import BundleInvalid, SchemaVersionUnsupported, TrainmarkError
-from spec.findings import Finding, Severity, findings_from_pydantic
-from spec.jsontext import canonical_json, load_document
-from spec.layout import DRAFT_NAME, MANIFEST_NAME, role_of, trace_path
-from spec.rules import JSON_LINES_TYPES, manifest_semantic_findings, schema_rule_findings
+from trainmark.spec import SCHEMA_VERSION, models
+from trainmark.spec.derive import StepStatistics, read_lines, step_metrics, trace_end_unix_ns
+from trainmark.spec.errors import BundleInvalid, SchemaVersionUnsupported, TrainmarkError
+from trainmark.spec.findings import Finding, Severity, findings_from_pydantic
+from trainmark.spec.jsontext import canonical_json, load_document
+from trainmark.spec.layout import DRAFT_NAME, MANIFEST_NAME, role_of, trace_path
+from trainmark.spec.rules import JSON_LINES_TYPES, manifest_semantic_findings, schema_rule_findings
 
 HASH_CHUNK_BYTES = 1 << 20
 

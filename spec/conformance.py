@@ -22,16 +22,16 @@ import orjson
 from jsonschema import Draft202012Validator, FormatChecker
 from jsonschema.exceptions import ValidationError
 
-from spec.findings import Finding, Severity, json_pointer
-from spec.layout import JSON_SCHEMA_FILES
-from spec.rules import ecma_pattern
+from trainmark.spec.findings import Finding, Severity, json_pointer
+from trainmark.spec.layout import JSON_SCHEMA_FILES
+from trainmark.spec.rules import ecma_pattern
 
 SCHEMA_FILES = JSON_SCHEMA_FILES
 
 
 def schema_document(class_name: str) -> dict:
     """The published JSON Schema whose root is `class_name`."""
-    text = resources.files("spec").joinpath("jsonschema", f"{SCHEMA_FILES[class_name]}.schema.json").read_text()
+    text = resources.files("trainmark.spec").joinpath("jsonschema", f"{SCHEMA_FILES[class_name]}.schema.json").read_text()
     return json.loads(text)
 
 

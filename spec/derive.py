@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from spec import producer_version
-from spec.metrics import measured_or_unavailable
+from trainmark.spec import producer_version
+from trainmark.spec.metrics import measured_or_unavailable
 
 STEPS_SOURCE = "runs/{run_id}/steps*.jsonl, rank 0"
 

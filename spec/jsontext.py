@@ -15,8 +15,8 @@ import re
 from decimal import Decimal
 from typing import Any
 
-from spec.errors import BundleInvalid
-from spec.findings import json_pointer
+from trainmark.spec.errors import BundleInvalid
+from trainmark.spec.findings import json_pointer
 
 MAX_DOCUMENT_BYTES = 64 * 1024 * 1024
 """Largest JSON document (manifest.json, kernels.json) read, in bytes."""

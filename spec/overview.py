@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from spec import models
+from trainmark.spec import models
 
 HEADLINE_METRICS = ("steps_per_second", "time_per_step", "tokens_per_second", "compute_utilization",
                     "peak_memory", "total_energy", "energy_per_step", "power_mean", "final_loss")

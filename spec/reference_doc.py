@@ -15,7 +15,7 @@ import yaml
 @cache
 def schema_text() -> str:
     """The LinkML schema as shipped with this trainmark."""
-    return resources.files("spec").joinpath("schema", "trainmark.yaml").read_text(encoding="utf-8")
+    return resources.files("trainmark.spec").joinpath("schema", "trainmark.yaml").read_text(encoding="utf-8")
 
 
 def schema() -> dict:

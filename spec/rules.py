@@ -19,8 +19,8 @@ from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any
 
-from spec import constraints, models
-from spec.findings import Finding, Severity, json_pointer
+from trainmark.spec import constraints, models
+from trainmark.spec.findings import Finding, Severity, json_pointer
 
 Path = tuple  # a path of keys and indices into a JSON document
 

@@ -19,14 +19,14 @@ from typing import Any, Protocol
 
 import pydantic
 
-from spec import models
-from spec.archive import ArchiveLimits, open_bundle
-from spec.bundle import bundle_id, check_schema_version, manifest_findings, walk_bundle
-from spec.errors import BundleInvalid, BundleUnreadable, SchemaVersionUnsupported
-from spec.findings import Finding, Severity, findings_from_pydantic
-from spec.jsontext import MAX_DOCUMENT_BYTES, load_document
-from spec.layout import DRAFT_NAME, JSON_SCHEMA_FILES, MANIFEST_NAME
-from spec.rules import (JSON_LINES_TYPES, RECORD_CLASSES, RecordContext, has_schema_rules,
+from trainmark.spec import models
+from trainmark.spec.archive import ArchiveLimits, open_bundle
+from trainmark.spec.bundle import bundle_id, check_schema_version, manifest_findings, walk_bundle
+from trainmark.spec.errors import BundleInvalid, BundleUnreadable, SchemaVersionUnsupported
+from trainmark.spec.findings import Finding, Severity, findings_from_pydantic
+from trainmark.spec.jsontext import MAX_DOCUMENT_BYTES, load_document
+from trainmark.spec.layout import DRAFT_NAME, JSON_SCHEMA_FILES, MANIFEST_NAME
+from trainmark.spec.rules import (JSON_LINES_TYPES, RECORD_CLASSES, RecordContext, has_schema_rules,
                         schema_rule_findings)
 
 DEFAULT_MAX_FINDINGS = 200
@@ -133,7 +133,7 @@ def compile_validators(*, full_jsonschema: bool) -> None:
     for model in RECORD_CLASSES.values():
         _list_validator(model)
     if full_jsonschema:
-        from spec.conformance import compiled_validator, validator_for
+        from trainmark.spec.conformance import compiled_validator, validator_for
 
         for class_name in JSON_SCHEMA_FILES:
             validator_for(class_name)
@@ -191,7 +191,7 @@ class _FileChecker:
         Anything refused goes record by record, for the findings."""
         conformed = False
         if self.full_jsonschema and texts:
-            from spec.conformance import all_conform  # the JSON Schema libraries load only for the full pass
+            from trainmark.spec.conformance import all_conform  # the JSON Schema libraries load only for the full pass
 
             conformed = all_conform(texts, self.class_name)
             if conformed:
@@ -238,7 +238,7 @@ class _FileChecker:
             self._check_jsonschema(data, line, record is not None)
 
     def _check_jsonschema(self, data: bytes, line: int | None, read_by_models: bool) -> None:
-        from spec.conformance import conforms_text, jsonschema_findings
+        from trainmark.spec.conformance import conforms_text, jsonschema_findings
 
         if read_by_models and conforms_text(data, self.class_name):
             return
@@ -373,7 +373,7 @@ def _validate_directory(root: Path, report: ValidationReport, full_jsonschema: b
         return
     conformed = False
     if full_jsonschema:
-        from spec.conformance import compiled_accepts, jsonschema_findings  # loaded only for the full pass
+        from trainmark.spec.conformance import compiled_accepts, jsonschema_findings  # loaded only for the full pass
 
         conformed = compiled_accepts(document, "Manifest")
     # What the compiled schema accepted has its schema rules checked (they are the schema's if/then).

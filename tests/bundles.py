@@ -8,7 +8,7 @@ import os
 import shutil
 from pathlib import Path
 
-from spec.bundle import describe_file
+from trainmark.spec.bundle import describe_file
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "spec" / "examples"
@@ -86,8 +86,8 @@ def reseal(root: Path) -> None:
 
 def class_of(file: str) -> str:
     """The schema class of a bundle file (by its path)."""
-    from spec.layout import MANIFEST_NAME, role_of
-    from spec.rules import RECORD_CLASSES
+    from trainmark.spec.layout import MANIFEST_NAME, role_of
+    from trainmark.spec.rules import RECORD_CLASSES
 
     if file == MANIFEST_NAME:
         return "Manifest"

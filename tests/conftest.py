@@ -35,8 +35,8 @@ def registry_url(request, tmp_path: Path) -> str:
 
 @pytest.fixture
 def store(registry_url: str, tmp_path: Path):
-    from registry.database import upgrade
-    from registry.store import Store
+    from trainmark.registry.database import upgrade
+    from trainmark.registry.store import Store
 
     upgrade(registry_url)
     opened = Store(registry_url, tmp_path / "blobs")

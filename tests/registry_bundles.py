@@ -8,7 +8,7 @@ import shutil
 import tarfile
 from pathlib import Path
 
-from spec.archive import pack
+from trainmark.spec.archive import pack
 from tests.bundles import EXAMPLES, copy_bundle, edit_manifest
 
 GPU = EXAMPLES / "valid" / "gpu-h100-gpt2"

@@ -13,10 +13,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from spec import archive as archive_module
-from spec.archive import ArchiveLimits, extract, open_bundle, pack
-from spec.errors import BundleInvalid, BundleUnreadable
-from spec.validate import validate_bundle
+from trainmark.spec import archive as archive_module
+from trainmark.spec.archive import ArchiveLimits, extract, open_bundle, pack
+from trainmark.spec.errors import BundleInvalid, BundleUnreadable
+from trainmark.spec.validate import validate_bundle
 from tests.bundles import VALID_BUNDLES
 
 CPU_BUNDLE = next(path for path in VALID_BUNDLES if path.name == "cpu-tiny")

@@ -8,7 +8,7 @@ import stat
 
 import pytest
 
-from registry.blobs import BlobStore
+from trainmark.registry.blobs import BlobStore
 
 
 def _files(store: BlobStore) -> list[str]:

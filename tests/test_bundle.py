@@ -15,11 +15,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from spec import models
-from spec.bundle import BundleWriter, bundle_id, finalize, read_manifest
-from spec.errors import BundleInvalid, TrainmarkError
-from spec.jsontext import canonical_json
-from spec.validate import validate_bundle
+from trainmark.spec import models
+from trainmark.spec.bundle import BundleWriter, bundle_id, finalize, read_manifest
+from trainmark.spec.errors import BundleInvalid, TrainmarkError
+from trainmark.spec.jsontext import canonical_json
+from trainmark.spec.validate import validate_bundle
 from tests.bundles import REPO, VALID_BUNDLES, manifest_blocks
 
 T0 = datetime(2026, 11, 29, 12, 0, tzinfo=timezone.utc)
@@ -122,8 +122,8 @@ def test_records_round_trip_through_disk(tmp_path_factory, records):
 PRODUCER = textwrap.dedent("""
     import json, sys, time
     from pathlib import Path
-    from spec import models
-    from spec.bundle import BundleWriter
+    from trainmark.spec import models
+    from trainmark.spec.bundle import BundleWriter
 
     root, draft_path = Path(sys.argv[1]), Path(sys.argv[2])
     writer = BundleWriter.create(root)

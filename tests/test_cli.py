@@ -130,7 +130,7 @@ def test_finalize_error_is_one_line(tmp_path, capsys, monkeypatch):
 
 def test_the_cli_imports_neither_torch_nor_linkml():
     code = ("import sys, trainmark.cli; from trainmark.cli import app; "
-            "assert not {'torch', 'linkml', 'spec.models'} & set(sys.modules), sorted(sys.modules)")
+            "assert not {'torch', 'linkml', 'trainmark.spec.models'} & set(sys.modules), sorted(sys.modules)")
     subprocess.run([sys.executable, "-c", code], check=True)
 
 

@@ -8,8 +8,9 @@ import jsonschema
 import pytest
 import yaml
 
-from spec import SCHEMA_VERSION, codegen, constraints, models
-from spec.reference_doc import class_fields, metric_units, render_markdown
+from tools import codegen
+from trainmark.spec import SCHEMA_VERSION, constraints, models
+from trainmark.spec.reference_doc import class_fields, metric_units, render_markdown
 from tests.bundles import REPO
 
 SCHEMA = yaml.safe_load(codegen.SCHEMA_PATH.read_text())

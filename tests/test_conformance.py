@@ -12,12 +12,12 @@ from pathlib import Path
 import pydantic
 import pytest
 
-from scorer.score import score_bundle
-from spec import conformance, models
-from spec.conformance import all_conform, compiled_accepts, compiled_validator, conforms_text, validator_for
-from spec.findings import Severity
-from spec.layout import JSON_SCHEMA_FILES
-from spec.validate import compile_validators, validate_bundle
+from trainmark.scorer.score import score_bundle
+from trainmark.spec import conformance, models
+from trainmark.spec.conformance import all_conform, compiled_accepts, compiled_validator, conforms_text, validator_for
+from trainmark.spec.findings import Severity
+from trainmark.spec.layout import JSON_SCHEMA_FILES
+from trainmark.spec.validate import compile_validators, validate_bundle
 from tests.bundles import EXAMPLES, broken_document, class_of, copy_bundle, load_example, reseal
 
 INVALID = sorted((EXAMPLES / "invalid").glob("*.json"))

@@ -9,16 +9,16 @@ import json
 import pydantic
 import pytest
 
-from spec import SCHEMA_VERSION, models
-from spec.bundle import read_manifest
-from spec.conformance import jsonschema_findings
-from spec.errors import BundleInvalid
-from spec.examples.generate import write_examples
-from spec.findings import Severity, findings_from_pydantic
-from spec.jsontext import load_document
-from spec.layout import MANIFEST_NAME, role_of
-from spec.rules import RecordContext, manifest_semantic_findings, schema_rule_findings
-from spec.validate import validate_bundle
+from trainmark.spec import SCHEMA_VERSION, models
+from trainmark.spec.bundle import read_manifest
+from trainmark.spec.conformance import jsonschema_findings
+from trainmark.spec.errors import BundleInvalid
+from trainmark.spec.examples.generate import write_examples
+from trainmark.spec.findings import Severity, findings_from_pydantic
+from trainmark.spec.jsontext import load_document
+from trainmark.spec.layout import MANIFEST_NAME, role_of
+from trainmark.spec.rules import RecordContext, manifest_semantic_findings, schema_rule_findings
+from trainmark.spec.validate import validate_bundle
 from tests.bundles import (EXAMPLES, INVALID_EXAMPLES, VALID_BUNDLES, broken_document, class_of, load_example,
                            materialize)
 
@@ -146,7 +146,7 @@ def test_examples_are_documented():
 
 
 def test_generated_bundle_overview_is_complete():
-    from spec.overview import bundle_overview
+    from trainmark.spec.overview import bundle_overview
 
     document, manifest = read_manifest(EXAMPLES / "valid" / "gpu-h100-gpt2")
     overview = bundle_overview(manifest, "x")

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from spec.errors import BundleInvalid
-from spec.jsontext import _STRING, MAX_DEPTH, canonical_json, load_document, nesting_depth
+from trainmark.spec.errors import BundleInvalid
+from trainmark.spec.jsontext import _STRING, MAX_DEPTH, canonical_json, load_document, nesting_depth
 
 
 def _double(bits: str) -> float:

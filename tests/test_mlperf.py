@@ -12,10 +12,10 @@ from collections import Counter
 
 import pytest
 
-from scorer.score import score_bundle
-from spec.bundle import read_manifest
-from spec.importers.mlperf import import_mlperf
-from spec.validate import validate_bundle
+from trainmark.scorer.score import score_bundle
+from trainmark.spec.bundle import read_manifest
+from trainmark.spec.importers.mlperf import import_mlperf
+from trainmark.spec.validate import validate_bundle
 from tests.bundles import MLPERF_DATA
 
 SETS = ["lenovo_v5.0_llama2_70b_lora", "habana_v3.1_resnet", "google_v3.1_gpt3"]

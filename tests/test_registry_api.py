@@ -16,10 +16,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from registry.api import create_app, csv_cell, prepare_serving_process
-from registry.database import upgrade
-from registry.store import RegistryLimits, Store
-from spec import conformance
+from trainmark.registry.api import create_app, csv_cell, prepare_serving_process
+from trainmark.registry.database import upgrade
+from trainmark.registry.store import RegistryLimits, Store
+from trainmark.spec import conformance
 from tests.bundles import edit_manifest, edit_trace
 from tests.live_server import LiveServer
 from tests.registry_bundles import CPU, archive, member, tar_with, variant
@@ -292,7 +292,7 @@ def test_concurrent_http_submissions(service, archives):
 def test_the_client_reads_an_early_refusal_of_a_large_upload(service, tmp_path):
     """The server answers 401 from the headers and stops reading; the client must report that
     answer, not the broken pipe its unfinished upload runs into."""
-    from registry.client import RegistryError, submit_archive
+    from trainmark.registry.client import RegistryError, submit_archive
 
     url, store, key = service
     large = tmp_path / "large.tar.gz"

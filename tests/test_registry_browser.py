@@ -24,10 +24,10 @@ from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.select import Select
 from selenium.webdriver.support.wait import WebDriverWait
 
-from registry.api import create_app
-from registry.database import upgrade
-from registry.store import BoardQuery, Store
-from spec.plots import PALETTE
+from trainmark.registry.api import create_app
+from trainmark.registry.database import upgrade
+from trainmark.registry.store import BoardQuery, Store
+from trainmark.spec.plots import PALETTE
 from tests.live_server import LiveServer
 
 SCRIPT_SUBMITTER = "<script>alert(1)</script> Lab"

@@ -14,11 +14,11 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import text
 from sqlmodel import SQLModel
 
-import registry.tables  # noqa: F401  (the metadata the migrations must produce)
-from registry.database import engine_for, upgrade
-from registry.store import BoardQuery, QueryInvalid, Store, SubmissionRejected
-from scorer.score import score_bundle
-from spec.errors import StoreOutOfDate
+import trainmark.registry.tables  # noqa: F401  (the metadata the migrations must produce)
+from trainmark.registry.database import engine_for, upgrade
+from trainmark.registry.store import BoardQuery, QueryInvalid, Store, SubmissionRejected
+from trainmark.scorer.score import score_bundle
+from trainmark.spec.errors import StoreOutOfDate
 from tests.bundles import reseal
 from tests.registry_bundles import CPU, archive, variant
 
@@ -37,7 +37,7 @@ def test_migrations_go_down_to_nothing_and_up_again(registry_url):
     from alembic import command
     from sqlalchemy import inspect
 
-    from registry.database import alembic_config
+    from trainmark.registry.database import alembic_config
 
     upgrade(registry_url)
     command.downgrade(alembic_config(registry_url), "base")
@@ -138,7 +138,7 @@ def test_keys_are_stored_hashed_and_checked(store):
     assert store.verify_key(None) is None and store.verify_key("") is None
     from sqlmodel import Session, select
 
-    from registry.tables import ApiKey
+    from trainmark.registry.tables import ApiKey
     with Session(store.engine) as session:
         stored = session.exec(select(ApiKey)).one()
     assert key not in json.dumps(stored.model_dump(), default=str)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from scorer import rubric
+from trainmark.scorer import rubric
 from tests.bundles import REPO
 
 SCORING = (REPO / "docs" / "scoring.md").read_text()

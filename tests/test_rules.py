@@ -9,12 +9,12 @@ import pydantic
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from spec import models
-from spec.conformance import jsonschema_findings
-from spec.findings import findings_from_pydantic
-from spec.rules import (JSON_LINES_TYPES, RECORD_CLASSES, RecordContext, ecma_pattern, has_schema_rules,
+from trainmark.spec import models
+from trainmark.spec.conformance import jsonschema_findings
+from trainmark.spec.findings import findings_from_pydantic
+from trainmark.spec.rules import (JSON_LINES_TYPES, RECORD_CLASSES, RecordContext, ecma_pattern, has_schema_rules,
                         schema_rule_findings)
-from spec.reference_doc import metric_units, schema
+from trainmark.spec.reference_doc import metric_units, schema
 from tests.bundles import EXAMPLES
 
 CATALOG = metric_units(schema())

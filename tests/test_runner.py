@@ -13,11 +13,11 @@ import time
 
 import pytest
 
-from reference_runner.config import build_config
-from reference_runner.launch import Topology, run_bundle
-from scorer.score import score_bundle
-from spec.bundle import finalize, read_manifest
-from spec.validate import validate_bundle
+from trainmark.reference_runner.config import build_config
+from trainmark.reference_runner.launch import Topology, run_bundle
+from trainmark.scorer.score import score_bundle
+from trainmark.spec.bundle import finalize, read_manifest
+from trainmark.spec.validate import validate_bundle
 from tests.bundles import REPO
 from tests.gpu_recording import write_recording
 
@@ -215,7 +215,7 @@ def test_bad_knob_is_refused_before_anything_runs(tmp_path):
 
 
 def test_calibrate_then_compare(tmp_path):
-    from reference_runner.launch import calibrate
+    from trainmark.reference_runner.launch import calibrate
 
     config = build_config("tiny", overrides={"max_steps": 10, "idle_seconds": 0, "profile_steps": 0,
                                              "allocation_steps": 0, "warmup_steps": 2})

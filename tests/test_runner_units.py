@@ -10,13 +10,13 @@ import time
 import pytest
 import torch
 
-from reference_runner.config import PRESETS, ConfigInvalid, RunConfig, build_config
-from reference_runner.data import FeedingOrder, builtin_corpus, load_dataset
-from reference_runner.devices import CpuBackend, nvidia_peaks
-from reference_runner.model import TinyGPT, analytical_flops_per_step, counted_flops_per_step, parameter_counts
-from reference_runner.sensors import (PowerReading, RaplPowerMeter, RecordingPowerMeter, ReplayPowerMeter,
+from trainmark.reference_runner.config import PRESETS, ConfigInvalid, RunConfig, build_config
+from trainmark.reference_runner.data import FeedingOrder, builtin_corpus, load_dataset
+from trainmark.reference_runner.devices import CpuBackend, nvidia_peaks
+from trainmark.reference_runner.model import TinyGPT, analytical_flops_per_step, counted_flops_per_step, parameter_counts
+from trainmark.reference_runner.sensors import (PowerReading, RaplPowerMeter, RecordingPowerMeter, ReplayPowerMeter,
                                       rapl_packages)
-from spec.errors import SensorUnavailable
+from trainmark.spec.errors import SensorUnavailable
 
 
 # ---------------------------------------------------------------- configuration
@@ -244,7 +244,7 @@ def test_an_interrupted_run_that_does_not_stop_is_terminated_then_killed(monkeyp
     import subprocess
     import sys
 
-    from reference_runner import launch
+    from trainmark.reference_runner import launch
     from tests.processes import default_sigint
 
     monkeypatch.setattr(launch, "INTERRUPT_GRACE_S", 0.6)

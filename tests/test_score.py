@@ -10,12 +10,12 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from scorer.completeness import REPORTING_FIELDS, completeness, field_present
-from scorer.score import score_bundle
-from scorer.traces import TraceDigest
-from spec import models
-from spec.archive import pack
-from spec.validate import validate_bundle
+from trainmark.scorer.completeness import REPORTING_FIELDS, completeness, field_present
+from trainmark.scorer.score import score_bundle
+from trainmark.scorer.traces import TraceDigest
+from trainmark.spec import models
+from trainmark.spec.archive import pack
+from trainmark.spec.validate import validate_bundle
 from tests.bundles import EXAMPLES, copy_bundle, edit_manifest, edit_trace, reseal
 
 GPU = EXAMPLES / "valid" / "gpu-h100-gpt2"
@@ -103,7 +103,7 @@ def test_statistics_use_the_olympic_headline(gpu_score):
 
 
 def test_minimal_bundle_with_one_trace_per_run_scores(tmp_path):
-    from spec.bundle import BundleWriter
+    from trainmark.spec.bundle import BundleWriter
     from tests.bundles import manifest_blocks
 
     writer = BundleWriter.create(tmp_path / "b")

@@ -11,8 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from scipy import stats as scipy_stats
 
-from scorer.confidence import confidence_of
-from spec.statistics import metric_statistics, olympic_mean, student_t_cdf, student_t_quantile
+from trainmark.scorer.confidence import confidence_of
+from trainmark.spec.statistics import metric_statistics, olympic_mean, student_t_cdf, student_t_quantile
 
 
 @pytest.mark.parametrize("df", [1, 2, 3, 4, 5, 7, 9, 10, 19, 29, 30, 60, 120, 1000])

@@ -7,9 +7,9 @@ import dataclasses
 from hypothesis import given
 from hypothesis import strategies as st
 
-from scorer import rubric
-from scorer.traces import NS, Stream, TraceDigest
-from spec import models
+from trainmark.scorer import rubric
+from trainmark.scorer.traces import NS, Stream, TraceDigest
+from trainmark.spec import models
 from tests.bundles import EXAMPLES
 
 START_S, END_S = 1_000, 2_000

@@ -19,12 +19,12 @@ from pathlib import Path
 import pytest
 from scipy import stats
 
-from reference_runner.config import ConfigInvalid
-from reference_runner.sweep import grid, parse_vary
-from scorer.compare import Cell, compare, ratio_interval, verdict
-from scorer.score import score_bundle
-from spec.bundle import read_manifest
-from spec.validate import validate_bundle
+from trainmark.reference_runner.config import ConfigInvalid
+from trainmark.reference_runner.sweep import grid, parse_vary
+from trainmark.scorer.compare import Cell, compare, ratio_interval, verdict
+from trainmark.scorer.score import score_bundle
+from trainmark.spec.bundle import read_manifest
+from trainmark.spec.validate import validate_bundle
 from tests.bundles import EXAMPLES
 from tests.processes import default_sigint
 
@@ -282,7 +282,7 @@ def test_different_hardware_is_stated():
 
 
 def test_report_of_an_example_bundle(tmp_path):
-    from scorer.report import bundle_report_html
+    from trainmark.scorer.report import bundle_report_html
 
     html, report = bundle_report_html(EXAMPLES / "valid" / "gpu-h100-gpt2")
     assert report.ranked
@@ -293,7 +293,7 @@ def test_report_of_an_example_bundle(tmp_path):
 
 
 def test_interval_plot_fits_long_configuration_labels():
-    from spec.plots import interval_plot
+    from trainmark.spec.plots import interval_plot
 
     label = "precision bf16_autocast, micro batch 16, accumulation 1"
     svg = interval_plot("steps/s", [(label, 0.07, 0.05, 0.1), ("short", 1.04, 0.78, 1.38)])

@@ -10,9 +10,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from spec.bundle import read_manifest
-from spec.findings import Severity
-from spec.validate import MAX_LINE_BYTES, validate_bundle
+from trainmark.spec.bundle import read_manifest
+from trainmark.spec.findings import Severity
+from trainmark.spec.validate import MAX_LINE_BYTES, validate_bundle
 from tests.bundles import VALID_BUNDLES, copy_bundle, reseal
 
 CPU_BUNDLE = next(path for path in VALID_BUNDLES if path.name == "cpu-tiny")

@@ -87,7 +87,7 @@ def validate(
 
     Example: trainmark validate spec/examples/valid/gpu-h100-gpt2 --json
     """
-    from spec.validate import validate_bundle
+    from trainmark.spec.validate import validate_bundle
 
     report = validate_bundle(path, full_jsonschema=full_jsonschema, max_findings=max_findings)
     if as_json:
@@ -152,8 +152,8 @@ def run(
 
     Example: trainmark run --preset tiny --repeats 3 --out runs/tiny
     """
-    from reference_runner.config import build_config
-    from reference_runner.launch import Topology, run_bundle
+    from trainmark.reference_runner.config import build_config
+    from trainmark.reference_runner.launch import Topology, run_bundle
 
     named = {"max_steps": max_steps, "precision": precision, "device": device, "seed": seed,
              "data": str(data) if data else None}
@@ -188,8 +188,8 @@ def calibrate(
     """
     import torch
 
-    from reference_runner.config import build_config
-    from reference_runner.launch import calibrate as run_calibration
+    from trainmark.reference_runner.config import build_config
+    from trainmark.reference_runner.launch import calibrate as run_calibration
 
     chosen = preset or ("gpt2-125m" if torch.cuda.is_available() and replay is None else "tiny")
     config = build_config(chosen, None, _knobs(knob, {}))
@@ -220,7 +220,7 @@ def score(
 
     Example: trainmark score spec/examples/valid/cpu-tiny --json
     """
-    from scorer.score import score_bundle
+    from trainmark.scorer.score import score_bundle
 
     report = score_bundle(path, rubric.value)
     if as_json:
@@ -281,7 +281,7 @@ def import_mlperf(
 
     Example: trainmark import mlperf ../shared/data/mlperf/lenovo_v5.0_llama2_70b_lora --out lenovo
     """
-    from spec.importers.mlperf import import_mlperf as convert
+    from trainmark.spec.importers.mlperf import import_mlperf as convert
 
     if not result_dir.is_dir():
         raise typer.BadParameter(f"{result_dir} is not a folder")
@@ -319,15 +319,15 @@ def schema(
     Example: trainmark schema --format json-schema --root StepRecord > step_record.schema.json
     """
     if output_format is SchemaFormat.linkml:
-        from spec.reference_doc import schema_text
+        from trainmark.spec.reference_doc import schema_text
 
         typer.echo(schema_text(), nl=False)
     elif output_format is SchemaFormat.json_schema:
-        from spec.conformance import schema_document
+        from trainmark.spec.conformance import schema_document
 
         typer.echo(json.dumps(schema_document(root.value), indent=2))
     else:
-        from spec.reference_doc import render_markdown
+        from trainmark.spec.reference_doc import render_markdown
 
         typer.echo(render_markdown(), nl=False)
 
@@ -354,7 +354,7 @@ def sweep(
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from reference_runner.sweep import grid, parse_vary, run_sweep
+    from trainmark.reference_runner.sweep import grid, parse_vary, run_sweep
 
     points = grid(preset, config_file, _knobs(knob, {}), parse_vary(vary))
     console = _console()
@@ -407,9 +407,9 @@ def compare(
     """
     from rich.table import Table
 
-    from scorer.compare import QUANTITIES
-    from scorer.compare import compare as compare_bundles
-    from scorer.report import comparison_html, show
+    from trainmark.scorer.compare import QUANTITIES
+    from trainmark.scorer.compare import compare as compare_bundles
+    from trainmark.scorer.report import comparison_html, show
 
     comparison = compare_bundles(bundles, baseline)
     if html is not None:
@@ -465,7 +465,7 @@ def report(
 
     Example: trainmark report runs/tiny --html tiny.html
     """
-    from scorer.report import bundle_report_html
+    from trainmark.scorer.report import bundle_report_html
 
     target = html or path.parent / f"{path.name.removesuffix('.tar.gz')}-report.html"
     text, score_report = bundle_report_html(path)
@@ -485,8 +485,8 @@ BlobsOption = Annotated[Optional[Path], typer.Option(
 
 
 def _open_store(db: str | None, blobs: Path | None):
-    from registry.database import default_blobs, default_url
-    from registry.store import Store
+    from trainmark.registry.database import default_blobs, default_url
+    from trainmark.registry.store import Store
 
     return Store(db or default_url(), blobs or default_blobs())
 
@@ -510,8 +510,8 @@ def registry_upgrade(db: DbOption = None, blobs: BlobsOption = None) -> None:
 
 
 def _migrate(db: str | None, blobs: Path | None) -> None:
-    from registry.blobs import BlobStore
-    from registry.database import default_blobs, default_url, upgrade
+    from trainmark.registry.blobs import BlobStore
+    from trainmark.registry.database import default_blobs, default_url, upgrade
 
     url, folder = db or default_url(), blobs or default_blobs()
     revision = upgrade(url)
@@ -552,7 +552,7 @@ def serve(
     """
     import uvicorn
 
-    from registry.api import create_app, prepare_serving_process
+    from trainmark.registry.api import create_app, prepare_serving_process
 
     store = _open_store(db, blobs)
     app = create_app(store, submissions_per_minute=rate_limit)
@@ -582,9 +582,9 @@ def submit(
     """
     import tempfile
 
-    from registry.client import RegistryError, submit_archive
-    from registry.store import SubmissionRejected
-    from spec.archive import pack
+    from trainmark.registry.client import RegistryError, submit_archive
+    from trainmark.registry.store import SubmissionRejected
+    from trainmark.spec.archive import pack
 
     if to is not None and key is None:
         raise typer.BadParameter("--to needs --key (or TRAINMARK_KEY)")
@@ -645,7 +645,7 @@ def leaderboard(
     from rich import box
     from rich.table import Table
 
-    from registry.store import BoardQuery
+    from trainmark.registry.store import BoardQuery
 
     store = _open_store(db, blobs)
     try:
@@ -704,9 +704,9 @@ def bundle_pack(
 
     Example: trainmark bundle pack runs/tiny -o tiny.tar.gz
     """
-    from spec.archive import pack
-    from spec.errors import TrainmarkError
-    from spec.validate import validate_bundle
+    from trainmark.spec.archive import pack
+    from trainmark.spec.errors import TrainmarkError
+    from trainmark.spec.validate import validate_bundle
 
     if not directory.is_dir():
         raise typer.BadParameter(f"{directory} is not a directory")
@@ -728,7 +728,7 @@ def bundle_finalize(
 
     Example: trainmark bundle finalize out/tiny
     """
-    from spec.bundle import finalize
+    from trainmark.spec.bundle import finalize
 
     report = finalize(directory)
     console = _console()
@@ -748,9 +748,9 @@ def bundle_show(
 
     Example: trainmark bundle show spec/examples/valid/cpu-tiny
     """
-    from spec.archive import open_bundle
-    from spec.bundle import bundle_id, read_manifest
-    from spec.overview import bundle_overview
+    from trainmark.spec.archive import open_bundle
+    from trainmark.spec.bundle import bundle_id, read_manifest
+    from trainmark.spec.overview import bundle_overview
 
     with open_bundle(path) as root:
         document, manifest = read_manifest(root)
@@ -768,7 +768,7 @@ def _number(value: float) -> str:
 def _render_overview(overview: dict) -> None:
     from rich.table import Table
 
-    from spec.overview import HEADLINE_METRICS
+    from trainmark.spec.overview import HEADLINE_METRICS
 
     console = _console()
     system, model, training = overview["system"], overview["model"], overview["training"]
@@ -815,7 +815,7 @@ def _render_overview(overview: dict) -> None:
 
 def main() -> None:
     """Entry point: run the app; turn trainmark's own errors into one line and exit status 1."""
-    from spec.errors import TrainmarkError
+    from trainmark.spec.errors import TrainmarkError
 
     try:
         app()

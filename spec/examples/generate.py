@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from spec import SCHEMA_VERSION, models
-from spec.bundle import BundleWriter
-from spec import metrics as metric_objects
+from trainmark.spec import SCHEMA_VERSION, models
+from trainmark.spec.bundle import BundleWriter
+from trainmark.spec import metrics as metric_objects
 
 VALID_DIR = Path(__file__).resolve().parent / "valid"
 GENERATOR = "spec/examples/generate.py"

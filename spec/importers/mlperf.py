@@ -26,10 +26,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from spec import SCHEMA_VERSION, models, producer_version
-from spec.bundle import BundleWriter
-from spec.errors import TrainmarkError
-from spec.metrics import measured, unavailable
+from trainmark.spec import SCHEMA_VERSION, models, producer_version
+from trainmark.spec.bundle import BundleWriter
+from trainmark.spec.errors import TrainmarkError
+from trainmark.spec.metrics import measured, unavailable
 
 FORMAT = "MLPerf Training result logs (:::MLLOG lines) with MLPerf power logs"
 NOT_LOGGED = "not in MLPerf logs"
