@@ -43,7 +43,10 @@ demo: $(STAMP)
 	@echo "MLPerf result as a bundle; both are in the registry at $(DEMO_OUT)/registry with the synthetic GPU example."
 	@echo "See the leaderboard in a browser:  $(BIN)/trainmark serve $(DEMO_REGISTRY)   then open http://127.0.0.1:8000/"
 
+## Installs what the tests need beyond pip (PostgreSQL server, Chromium and its driver) when it is
+## missing: as root from Debian's packages; otherwise it names the command and stops.
 test: $(STAMP)
+	tools/test-prerequisites
 	$(BIN)/python -m pytest
 
 ## Regenerate the models, constraint tables, JSON Schemas and the field reference from the schema.
