@@ -66,8 +66,8 @@ class BundleImport:
         return path
 
     def issue(self, code: str, file: str, message: str, *, line: int | None = None, pointer: str | None = None,
-              repeated: str | None = None) -> None:
-        """Record a problem met in the original `file` (a bundle path under source/).
+              repeated: str | None = None, count: int = 1) -> None:
+        """Record a problem met `count` times in the original `file` (a bundle path under source/).
 
         Problems with the same `repeated` key in one file are one issue: the first occurrence's line
         and message, and a count. Without `repeated`, the message itself is the key.
@@ -75,9 +75,10 @@ class BundleImport:
         key = (file, code, repeated or message, None if repeated else line)
         found = self._issues.get(key)
         if found is None:
-            self._issues[key] = models.SourceIssue(code=code, file=file, message=message, line=line, pointer=pointer)
+            self._issues[key] = models.SourceIssue(code=code, file=file, message=message, line=line, pointer=pointer,
+                                                   count=count if count > 1 else None)
         else:
-            found.count = (found.count or 1) + 1
+            found.count = (found.count or 1) + count
 
     @property
     def issues(self) -> list[models.SourceIssue]:

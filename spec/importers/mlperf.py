@@ -102,6 +102,7 @@ class PowerLog:
     host: str | None
     window: summarizer.NodeWindow | None  # nodes only
     current_type: str | None
+    readings: list[tuple[float, float]]  # (time_ms, watts) of every numeric power_reading, in time order
 
 
 def _read_power(file: Path, session: BundleImport, relative: str, position: int, switch: bool) -> PowerLog:
@@ -112,11 +113,16 @@ def _read_power(file: Path, session: BundleImport, relative: str, position: int,
     if len(hosts) > 1:
         log.issue("type-mismatch", f"power readings name {len(hosts)} hosts ({', '.join(hosts[:4])}); one log is one "
                   "node", pointer="/metadata/host")
-    readings = log.all("power_reading")
-    bad = [event for event in readings if number(event.value) is None]
-    if bad:
-        log.issue("type-mismatch", f"power_reading value {bad[0].value!r} is not a number; skipped", line=bad[0].line,
-                  pointer="/value", repeated="reading-type")
+    readings = []
+    for event in log.events:
+        if event.key == "power_reading":
+            watts = number(event.value)
+            if watts is None:
+                log.issue("type-mismatch", f"power_reading value {event.value!r} is not a number; skipped",
+                          line=event.line, pointer="/value", repeated="reading-type")
+            else:
+                readings.append((event.time_ms, watts))
+    readings.sort(key=lambda reading: reading[0])
     window = None
     if not switch:
         window = summarizer.node_window(log)
@@ -128,22 +134,23 @@ def _read_power(file: Path, session: BundleImport, relative: str, position: int,
         elif window.stop_ms == window.start_ms:
             log.issue("undefined-value", "power_measurement_stop is at power_measurement_start's time: the window "
                       "has zero length and MLCommons' energy (which divides by it) is undefined")
-        outside = len([e for e in readings if number(e.value) is not None]) - window.counted
+        outside = len(readings) - window.counted
         if window.start_ms is not None and outside:
             log.issue("excluded-data", f"{outside} power_reading(s) outside power_measurement_start..stop: kept in "
                       "the trace, not counted in the energy (MLCommons counts only readings inside the window)")
         if efficiency is None:
             log.issue("assumed-value", "no conversion_eff: 1.0 is assumed, as MLCommons' summarizer does")
     else:
-        counted = [e for e in readings if number(e.value) is not None]
-        if counted:
-            log.issue("excluded-data", f"{len(counted)} power_reading line(s) in a switch log: kept as their own "
+        if readings:
+            log.issue("excluded-data", f"{len(readings)} power_reading line(s) in a switch log: kept as their own "
                       "channel, never added to the energy (MLCommons counts only a switch's interconnect_power_est)")
         if not log.all("interconnect_power_est"):
             log.issue("missing-event", "no interconnect_power_est: this switch adds no energy, as in MLCommons' "
                       "summarizer")
+    log.flush_issues()
+    log.events = [event for event in log.events if event.key != "power_reading"]  # kept once, in `readings`
     return PowerLog(log, position, switch, hosts[0] if hosts else None, window,
-                    current if current in ("AC", "DC") else None)
+                    current if current in ("AC", "DC") else None, readings)
 
 
 @dataclass
@@ -318,6 +325,7 @@ def _write(session: BundleImport, files: list[ResultFile], system: dict | None, 
             else:
                 run.log.issue("unknown-key", f"{event.key} is not mapped; the original keeps it", line=event.line,
                               repeated=f"unknown:{event.key}")
+        run.log.flush_issues()
     optimizer_name = value_of("opt_name")
     if not isinstance(optimizer_name, str):
         prefixes = {"opt_adamw": "AdamW", "opt_lamb": "LAMB", "lars_": "LARS", "opt_adam": "Adam", "sgd_": "SGD"}
@@ -389,8 +397,8 @@ def _channel(channels: dict[str, models.Channel], power: PowerLog) -> str:
     """The channel of one node's or switch's log: one per node position (or switch), named uniquely."""
     base = f"mlperf_switch_{power.position}_power" if power.switch else f"mlperf_node_{power.position}_power"
     efficiency = power.window.efficiency if power.window else None
-    readings = [e.time_ms for e in power.log.all("power_reading") if number(e.value) is not None]
-    gaps = sorted(b - a for a, b in zip(readings, readings[1:]) if b > a)
+    times = [time_ms for time_ms, _ in power.readings]
+    gaps = sorted(b - a for a, b in zip(times, times[1:]) if b > a)
     rate = 1000 / statistics.median(gaps) if gaps else None
     described = f"{'switch' if power.switch else 'node'} log {Path(power.log.path).name}" + (
         f" (host {power.host})" if power.host else "")
@@ -488,14 +496,13 @@ def _power(run: ResultFile, session: BundleImport, time_to_train_ms: float, samp
         return []
     sampling: list[models.ChannelRate] = []
     total, undefined, modeled = 0.0, None, False
-    with session.writer.open_trace(run.stem, "power_sample") as trace:
+    with session.writer.open_trace(run.stem, "power_sample", flush_each=False) as trace:
         for power in run.power:
             name = _channel(channels, power)
-            readings = sorted((e.time_ms, float(e.value)) for e in power.log.all("power_reading")
-                              if number(e.value) is not None)
+            readings = power.readings
+            node = None if power.switch else power.position
             for time_ms, watts in readings:
-                trace.append(models.PowerSample(time_unix_ns=_ns(time_ms), channel=name,
-                                                node=None if power.switch else power.position, power_w=watts))
+                trace.append(models.PowerSample(time_unix_ns=_ns(time_ms), channel=name, node=node, power_w=watts))
             if readings:
                 span_s = (readings[-1][0] - readings[0][0]) / 1000
                 sampling.append(models.ChannelRate(channel=name, sample_count=len(readings),
