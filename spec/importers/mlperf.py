@@ -501,8 +501,12 @@ def _power(run: ResultFile, session: BundleImport, time_to_train_ms: float, samp
             name = _channel(channels, power)
             readings = power.readings
             node = None if power.switch else power.position
-            for time_ms, watts in readings:
+            if readings:  # the first through the model, which checks the shape; the rest formatted like it
+                time_ms, watts = readings[0]
                 trace.append(models.PowerSample(time_unix_ns=_ns(time_ms), channel=name, node=node, power_w=watts))
+                head = f'{{"time_unix_ns":%d,"channel":"{name}",' + ('' if node is None else f'"node":{node},')
+                trace.append_serialized([head % round(t * 1_000_000) + f'"power_w":{w!r}}}'
+                                         for t, w in readings[1:]])
             if readings:
                 span_s = (readings[-1][0] - readings[0][0]) / 1000
                 sampling.append(models.ChannelRate(channel=name, sample_count=len(readings),

@@ -51,6 +51,14 @@ class Log:
         else:
             self._repeated[repeated] = [code, message, line, pointer, 1]
 
+    def counted_again(self, repeated: str) -> bool:
+        """Count one more occurrence of a repeated problem already met; False when it is the first."""
+        entry = self._repeated.get(repeated)
+        if entry is None:
+            return False
+        entry[-1] += 1
+        return True
+
     def flush_issues(self) -> None:
         """Hand the repeated problems, counted, to the sink."""
         for key, (code, message, line, pointer, count) in self._repeated.items():
@@ -166,9 +174,10 @@ def _parse_line(log: Log, text: str, line: int) -> None:
     if type(metadata) is dict:
         if repeated_key:
             metadata.pop("__duplicate_keys__", None)
-    else:
+    elif not log.counted_again(f"metadata-type:{key}"):  # the message is built once per file
         log.issue("type-mismatch", f"metadata of {key} is {type(metadata).__name__}, not an object; its fields "
                   "(host, status, samples_count, ...) are lost", line=line, pointer="/metadata",
                   repeated=f"metadata-type:{key}")
+    if type(metadata) is not dict:
         metadata = {}
     log.events.append(Event(key, data.get("value"), milliseconds, metadata, line))
