@@ -302,3 +302,15 @@ def test_the_official_figures_say_what_they_are(tmp_path):
         assert metric.method == "derived" and "MLCommons" in metric.tool and metric.note.startswith(
             "what MLCommons reports")
     assert re.search(r"scaling_factor \(1\.0188034188034187\)", reported["time_to_train"].source)
+
+
+def test_a_run_without_node_logs_in_a_power_result_says_so(tmp_path):
+    folder = _copy(LENOVO, tmp_path / "in")
+    shutil.rmtree(folder / "power/result_4")
+    import_mlperf(folder, tmp_path / "out")
+    [energy] = _energy(tmp_path / "out", "result_4")
+    assert energy.value is None and energy.unavailable_reason.startswith("no power/result_4/node_*.txt for this run")
+    official = _reported(tmp_path / "out")  # result_4 is one of the runs the time selection keeps
+    assert "result_4" in official["time_to_train"].note.split("runs kept: ")[1].split(";")[0]
+    assert official["total_energy"].value is None
+    assert official["total_energy"].unavailable_reason.startswith("result_4: no power/result_4/node_*.txt")

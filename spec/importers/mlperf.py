@@ -190,16 +190,16 @@ def _read_result(file: Path, session: BundleImport, result_dir: Path, seen: dict
                               "not read it; kept, not imported")
     ttt_ms, dropped_reason = summarizer.time_to_train(log)
     score = summarizer.RunScore(stem, ttt_ms, dropped_reason)
-    if ttt_ms is not None and (result_dir / "power").is_dir():
-        _official_energy(score, power, ttt_ms)
+    if (result_dir / "power").is_dir():
+        if not any(not p.switch for p in power):
+            score.energy_reason = f"no power/{stem}/node_*.txt for this run, although the result has a power/ folder"
+        elif ttt_ms is not None:
+            _official_energy(score, power, ttt_ms)
     return ResultFile(stem, log, power, duplicate_of, score)
 
 
 def _official_energy(score: summarizer.RunScore, power: list[PowerLog], ttt_ms: float) -> None:
     nodes = [p for p in power if not p.switch]
-    if not nodes:
-        score.energy_reason = f"no power/{score.stem}/node_*.txt although the result has a power/ folder"
-        return
     total = 0.0
     for node in nodes:
         joules, reason = summarizer.node_energy_j(node.window, ttt_ms, node.log.path)
@@ -489,8 +489,8 @@ def _power(run: ResultFile, session: BundleImport, time_to_train_ms: float, samp
            channels: dict[str, models.Channel], metrics: list[models.Metric]) -> list[models.ChannelRate]:
     """The run's power samples (every reading, raw timestamps) and energy metrics (MLCommons' formula)."""
     trainmark = f"trainmark {producer_version()}"
-    if not run.power:
-        reason = "this result has no MLPerf power logs" if not run.score.energy_reason else run.score.energy_reason
+    if not any(not p.switch for p in run.power):  # no node log: no energy (a switch's estimate alone is not one)
+        reason = run.score.energy_reason or "this result has no MLPerf power logs"
         metrics.append(models.Metric(name="total_energy", scope="global", unit="J", value=None,
                                      unavailable_reason=reason))
         return []
