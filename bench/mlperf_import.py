@@ -85,7 +85,8 @@ def main() -> None:
         peak = max(r[2] for r in results)
         print(f"{options.nodes} nodes x 10 runs, {readings} power readings")
         print(f"import: median wall {seconds:.2f} s, CPU {cpu:.2f} s over {options.repeats} (budget {BUDGET_S:g} s), "
-              f"peak RSS {peak / 1e6:.0f} MB (budget {BUDGET_BYTES / 1e6:.0f} MB), manifest {results[0][3] / 1e3:.0f} kB")
+              f"peak RSS {peak / 1e6:.0f} MB (budget {BUDGET_BYTES / 1e6:.0f} MB), "
+              f"manifest {results[0][3] / 1e3:.0f} kB")
         if seconds > BUDGET_S or peak > BUDGET_BYTES:
             raise SystemExit("over budget")
 

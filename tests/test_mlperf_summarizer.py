@@ -24,7 +24,8 @@ from trainmark.spec.validate import validate_bundle
 from tests.bundles import MLPERF_DATA
 
 CORPUS = MLPERF_DATA.parent / "mlperf-corpus.tar.gz"
-OFFICIAL = {entry["set"]: entry for entry in json.loads((MLPERF_DATA.parent / "mlperf-corpus.json").read_text())["sets"]}
+OFFICIAL = {entry["set"]: entry
+            for entry in json.loads((MLPERF_DATA.parent / "mlperf-corpus.json").read_text())["sets"]}
 LENOVO = MLPERF_DATA / "lenovo_v5.0_llama2_70b_lora"
 LENOVO_MINUTES, LENOVO_ENERGY_J, LENOVO_SCALING = 11.324490299145298, 6114237.986822284, 1.0188034188034187
 
@@ -269,8 +270,8 @@ def test_unet3d_drops_four_and_four_and_failed_runs_count_as_slowest(corpus, tmp
     rest = sorted(value for run_id, value in times.items() if run_id not in (fastest, "result_7"))
     reported = _reported(tmp_path / "failed")["time_to_train"]
     assert reported.value / 60 == pytest.approx(sum(rest[4:36]) / 32 * scaling, rel=1e-12)
-    assert f"dropped as not converged or unreadable: {', '.join(sorted([fastest, 'result_7'], key=lambda s: int(s[7:])))}" \
-        in reported.note
+    dropped = ", ".join(sorted([fastest, "result_7"], key=lambda stem: int(stem[7:])))
+    assert f"dropped as not converged or unreadable: {dropped}" in reported.note
     for run_id in ("result_0", "result_1", "result_2"):
         _set_status(folder / f"{run_id}.txt", "aborted")
     import_mlperf(folder, tmp_path / "too-many")

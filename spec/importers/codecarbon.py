@@ -27,7 +27,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from trainmark.spec import models, producer_version
+from trainmark.spec import models
 from trainmark.spec.errors import TrainmarkError
 from trainmark.spec.importers.base import BundleImport
 
@@ -285,7 +285,8 @@ def _blocks(rows: list[Row], runs: list[models.Run], session: BundleImport, path
         if text(column) is None:
             session.issue("placeholder-value", path, f"{column} is empty", line=rows[0].line, pointer=f"/{column}")
     session.issue("assumed-value", path, "the training itself (batch size, processes, optimizer, model, dataset) is "
-                  "not in a CodeCarbon file: global_batch_size 1, world_size 1 and the names 'unknown' are placeholders",
+                  "not in a CodeCarbon file: global_batch_size 1, world_size 1 and the names 'unknown' are "
+                  "placeholders",
                   line=rows[0].line)
     tool = f"CodeCarbon {text('codecarbon_version') or 'version not in the CSV'}"
     pue = text("pue")
