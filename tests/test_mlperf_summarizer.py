@@ -16,6 +16,8 @@ import tarfile
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from trainmark.spec.bundle import read_manifest
 from trainmark.spec.errors import TrainmarkError
@@ -315,3 +317,56 @@ def test_a_run_without_node_logs_in_a_power_result_says_so(tmp_path):
     assert "result_4" in official["time_to_train"].note.split("runs kept: ")[1].split(";")[0]
     assert official["total_energy"].value is None
     assert official["total_energy"].unavailable_reason.startswith("result_4: no power/result_4/node_*.txt")
+
+
+def test_an_output_that_is_not_empty_is_refused_and_left_alone(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    with pytest.raises(TrainmarkError, match="already exists and is not an empty directory"):
+        import_mlperf(LENOVO, out)
+    assert [path.name for path in out.iterdir()] == ["notes.txt"] and len(list(tmp_path.iterdir())) == 1
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(st.text(max_size=80), st.builds(lambda body: ":::MLLOG " + body, st.text(max_size=80)),
+                          st.builds(lambda key, time, metadata: ":::MLLOG " + json.dumps(
+                              {"key": key, "time_ms": time, "value": 1.0, "metadata": metadata}),
+                              st.one_of(st.text(max_size=8), st.integers()),
+                              st.one_of(st.integers(), st.floats(allow_nan=False), st.text(max_size=4)),
+                              st.one_of(st.text(max_size=4), st.dictionaries(st.text(max_size=4), st.integers())))),
+                max_size=20))
+def test_any_lines_read_into_events_and_issues_never_an_exception(lines):
+    import tempfile
+
+    from trainmark.spec.importers.mlperf_log import read_log
+    from trainmark.spec.importers.mlperf_summarizer import node_window, time_to_train
+
+    issues = []
+    with tempfile.TemporaryDirectory() as scratch:
+        file = Path(scratch) / "log.txt"
+        file.write_text("\n".join(lines), encoding="utf-8", errors="surrogatepass")
+        log = read_log(file, "source/log.txt", lambda *args, **kwargs: issues.append((args, kwargs)))
+    time_to_train(log)
+    node_window(log)
+    assert all(isinstance(event.time_ms, float) and isinstance(event.metadata, dict) for event in log.events)
+    assert all(kwargs.get("count", 1) >= 1 for _, kwargs in issues)
+
+
+def test_garbage_numbers_are_issues_and_never_a_crash(tmp_path):
+    folder = _copy(LENOVO, tmp_path / "in")
+    result = folder / "result_1.txt"
+    result.write_text(result.read_text() + ':::MLLOG {"key": "eval_accuracy", "time_ms": 1e300, "value": 1, '
+                      '"metadata": {}}\n:::MLLOG {"key": "seed", "time_ms": -5, "value": 1, "metadata": {}}\n')
+    node = folder / "power/result_2/node_0.txt"
+    lines = node.read_text().splitlines(keepends=True)
+    inside = json.loads(lines[5].partition(":::MLLOG ")[2])["time_ms"] + 500  # between two real readings
+    node.write_text("".join(lines[:6]) + f':::MLLOG {{"key": "power_reading", "time_ms": {inside}, "value": 1e308, '
+                    '"metadata": ""}\n' + "".join(lines[6:]))
+    import_mlperf(folder, tmp_path / "out")
+    assert validate_bundle(tmp_path / "out").valid
+    [energy] = _energy(tmp_path / "out", "result_2")
+    assert energy.value is None and "not a number a bundle can hold" in energy.unavailable_reason
+    messages = [issue.message for issue in _issues(tmp_path / "out", "type-mismatch")]
+    assert any("1e+300, not a Unix time" in message for message in messages)
+    assert any("outside the standard's bounds" in message for message in messages)

@@ -39,6 +39,8 @@ LOGGER = "MLPerf mllog (the logger's version is not in the log)"
 POWER_LOGGER = "MLPerf power logging (the meter and its software are not in the log)"
 RULES_TOOL = "MLCommons' result summarizer rules (mlperf_logging), as reimplemented by trainmark"
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+MAX_POWER_W = 10_000_000  # the standard's bounds of a power sample (PowerSample.power_w, time_unix_ns)
+FIRST_SAMPLE_MS, LAST_SAMPLE_MS = 946_684_800_000, 4_102_444_800_000
 
 # MLPerf benchmark -> (architecture family, dataset); the logs name only the benchmark.
 BENCHMARKS = {
@@ -113,15 +115,21 @@ def _read_power(file: Path, session: BundleImport, relative: str, position: int,
     if len(hosts) > 1:
         log.issue("type-mismatch", f"power readings name {len(hosts)} hosts ({', '.join(hosts[:4])}); one log is one "
                   "node", pointer="/metadata/host")
-    readings = []
+    readings, numeric = [], 0
     for event in log.events:
         if event.key == "power_reading":
             watts = number(event.value)
             if watts is None:
                 log.issue("type-mismatch", f"power_reading value {event.value!r} is not a number; skipped",
                           line=event.line, pointer="/value", repeated="reading-type")
-            else:
-                readings.append((event.time_ms, watts))
+                continue
+            numeric += 1
+            if not 0 <= watts <= MAX_POWER_W or not FIRST_SAMPLE_MS <= event.time_ms <= LAST_SAMPLE_MS:
+                log.issue("type-mismatch", f"power_reading of {watts!r} W at time_ms {event.time_ms!r} is outside "
+                          "the standard's bounds (0 to 10 MW, years 2000 to 2100): not in the trace (MLCommons' "
+                          "formula still counts it)", line=event.line, pointer="/value", repeated="reading-bounds")
+                continue
+            readings.append((event.time_ms, watts))
     readings.sort(key=lambda reading: reading[0])
     window = None
     if not switch:
@@ -134,7 +142,7 @@ def _read_power(file: Path, session: BundleImport, relative: str, position: int,
         elif window.stop_ms == window.start_ms:
             log.issue("undefined-value", "power_measurement_stop is at power_measurement_start's time: the window "
                       "has zero length and MLCommons' energy (which divides by it) is undefined")
-        outside = len(readings) - window.counted
+        outside = numeric - window.counted
         if window.start_ms is not None and outside:
             log.issue("excluded-data", f"{outside} power_reading(s) outside power_measurement_start..stop: kept in "
                       "the trace, not counted in the energy (MLCommons counts only readings inside the window)")
@@ -208,7 +216,11 @@ def _official_energy(score: summarizer.RunScore, power: list[PowerLog], ttt_ms: 
             return
         total += joules
     for switch in (p for p in power if p.switch):
-        total += summarizer.switch_energy_j(switch.log, ttt_ms)
+        joules = summarizer.switch_energy_j(switch.log, ttt_ms)
+        if joules is None:
+            score.energy_reason = f"the interconnect_power_est of {switch.log.path} gives no usable energy"
+            return
+        total += joules
     score.energy_j = total
 
 
@@ -513,8 +525,10 @@ def _power(run: ResultFile, session: BundleImport, time_to_train_ms: float, samp
                                                    achieved_rate_hz=(len(readings) - 1) / span_s if span_s > 0
                                                    else None))
             if power.switch:
-                if power.log.all("interconnect_power_est"):
-                    joules = summarizer.switch_energy_j(power.log, time_to_train_ms)
+                joules = summarizer.switch_energy_j(power.log, time_to_train_ms)
+                if joules is None:
+                    undefined = undefined or f"the interconnect_power_est of {power.log.path} gives no usable energy"
+                elif power.log.all("interconnect_power_est"):
                     total += joules
                     modeled = True
                     metrics.append(models.Metric(

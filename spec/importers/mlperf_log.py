@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 TOKEN = ":::MLLOG "
+LAST_MS = 253402300799999  # 9999-12-31T23:59:59.999Z: later times are not dates a bundle can hold
 
 IssueSink = Callable[..., None]
 """`issue(code, file, message, line=, pointer=, repeated=)`, as `BundleImport.issue`."""
@@ -170,6 +171,11 @@ def _parse_line(log: Log, text: str, line: int) -> None:
         log.unparsed_lines += 1
         log.issue("type-mismatch", f"time_ms of {key} is {type(time_ms).__name__}, not a number; event skipped",
                   line=line, pointer="/time_ms", repeated=f"time-type:{key}")
+        return
+    if not 0 <= milliseconds <= LAST_MS:
+        log.unparsed_lines += 1
+        log.issue("type-mismatch", f"time_ms of {key} is {time_ms}, not a Unix time in milliseconds (1970 to 9999); "
+                  "event skipped", line=line, pointer="/time_ms", repeated=f"time-range:{key}")
         return
     if type(metadata) is dict:
         if repeated_key:

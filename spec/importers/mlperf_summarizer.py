@@ -22,9 +22,13 @@ submitter's habits:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from trainmark.spec.importers.mlperf_log import Log, number
+
+
+MAX_ENERGY_J = 1e30  # the standard's bound of a metric value
 
 
 def max_dropped_scores(benchmark: str | None) -> int:
@@ -112,11 +116,17 @@ def node_energy_j(window: NodeWindow, time_to_train_ms: float, path: str) -> tup
     if length == 0:
         return None, (f"the power measurement window of {path} has zero length (power_measurement_stop at the "
                       "start's time): MLCommons' formula divides by it, so the energy is undefined")
-    return window.efficiency * window.weighted_sum * time_to_train_ms / length / 1000, None
+    joules = window.efficiency * window.weighted_sum * time_to_train_ms / length / 1000
+    if not math.isfinite(joules) or abs(joules) > MAX_ENERGY_J:
+        return None, f"MLCommons' formula gives {joules!r} J for {path}: not a number a bundle can hold"
+    return joules, None
 
 
-def switch_energy_j(log: Log, time_to_train_ms: float) -> float:
-    """A switch's energy by MLCommons' formula: conversion_eff x interconnect_power_est x time to train."""
+def switch_energy_j(log: Log, time_to_train_ms: float) -> float | None:
+    """A switch's energy by MLCommons' formula: conversion_eff x interconnect_power_est x time to train.
+
+    None when it is not a number a bundle can hold (a garbage estimate).
+    """
     efficiency, watts = 1.0, 0.0
     for event in log.events:  # file order; the first interconnect_power_est ends the pass
         if event.key == "conversion_eff" and number(event.value) is not None:
@@ -124,7 +134,8 @@ def switch_energy_j(log: Log, time_to_train_ms: float) -> float:
         if event.key == "interconnect_power_est" and number(event.value) is not None:
             watts = float(event.value)
             break
-    return efficiency * watts * time_to_train_ms / 1000
+    joules = efficiency * watts * time_to_train_ms / 1000
+    return joules if math.isfinite(joules) and abs(joules) <= MAX_ENERGY_J else None
 
 
 @dataclass
