@@ -370,3 +370,15 @@ def test_garbage_numbers_are_issues_and_never_a_crash(tmp_path):
     messages = [issue.message for issue in _issues(tmp_path / "out", "type-mismatch")]
     assert any("1e+300, not a Unix time" in message for message in messages)
     assert any("outside the standard's bounds" in message for message in messages)
+
+
+def test_bundle_show_puts_mlcommons_figures_beside_the_runs(tmp_path):
+    from typer.testing import CliRunner
+
+    from trainmark.cli import app
+
+    import_mlperf(LENOVO, tmp_path / "out")
+    result = CliRunner().invoke(app, ["bundle", "show", str(tmp_path / "out")], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    [line] = [line for line in result.output.splitlines() if line.startswith("reported")]
+    assert "time_to_train 679.5 s" in line and "total_energy 6.114e+06 J" in line

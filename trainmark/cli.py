@@ -807,6 +807,10 @@ def _render_overview(overview: dict) -> None:
         f"training  global batch {training['global_batch_size']}, sequence {training['sequence_length']}, "
         f"world size {training['world_size']}, {training['max_steps']} steps planned",
         f"files     {overview['files']} ({overview['bytes']} bytes)",
+        *([f"reported  by the source's own rules (source.reported): " + "; ".join(
+            f"{name} {_number(view['value'])} {view['unit']}" if view["value"] is not None else f"{name} null "
+            f"({view['unavailable_reason']})" for name, view in overview["reported"].items())]
+          if overview["reported"] else []),
     ]
     for line in lines:
         console.print(line, markup=False)
