@@ -382,3 +382,13 @@ def test_bundle_show_puts_mlcommons_figures_beside_the_runs(tmp_path):
     assert result.exit_code == 0, result.output
     [line] = [line for line in result.output.splitlines() if line.startswith("reported")]
     assert "time_to_train 679.5 s" in line and "total_energy 6.114e+06 J" in line
+
+
+def test_a_link_among_the_originals_is_refused_and_leaves_nothing(tmp_path):
+    folder = _copy(LENOVO, tmp_path / "in")
+    (folder / "power/result_3/node_0.txt").unlink()
+    (folder / "power/result_3/node_0.txt").symlink_to(tmp_path / "elsewhere.txt")
+    (tmp_path / "elsewhere.txt").write_text("not part of the result\n")
+    with pytest.raises(TrainmarkError, match="is a link"):
+        import_mlperf(folder, tmp_path / "place" / "out")
+    assert list((tmp_path / "place").iterdir()) == []

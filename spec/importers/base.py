@@ -57,7 +57,13 @@ class BundleImport:
         return models.NamedVersion(name=self.importer, version=producer_version())
 
     def keep(self, original: Path, relative: str) -> str:
-        """Copy `original` byte for byte to source/`relative`; return its bundle path."""
+        """Copy `original` byte for byte to source/`relative`; return its bundle path.
+
+        A link or anything but a regular file is refused: an import copies what it was given, not what a
+        link points to.
+        """
+        if original.is_symlink() or not original.is_file():
+            raise TrainmarkError(f"{original} is a link or not a regular file; give the importer the file itself")
         path = f"source/{relative}"
         target = self.root / path
         target.parent.mkdir(parents=True, exist_ok=True)

@@ -185,8 +185,8 @@ def _read_result(file: Path, session: BundleImport, result_dir: Path, seen: dict
     power_dir = result_dir / "power" / stem
     power: list[PowerLog] = []
     if power_dir.is_dir():
-        nodes = sorted(power_dir.glob("node_*.txt"), key=_natural)
-        switches = sorted(power_dir.glob("sw_*.txt"), key=_natural)
+        nodes = sorted((p for p in power_dir.glob("node_*.txt") if not p.is_dir()), key=_natural)
+        switches = sorted((p for p in power_dir.glob("sw_*.txt") if not p.is_dir()), key=_natural)
         for position, path in enumerate(nodes):
             power.append(_read_power(path, session, f"power/{stem}/{path.name}", position, False))
         for position, path in enumerate(switches):
