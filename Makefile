@@ -62,6 +62,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/score.py
 	$(BIN)/python bench/overhead.py
 	$(BIN)/python bench/registry.py
+	$(BIN)/python bench/mlperf_import.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache .hypothesis

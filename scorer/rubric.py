@@ -78,7 +78,8 @@ NO_DIRECTION = frozenset({"flops_per_step_analytical", "flops_per_step_counted",
 
 SOURCE_ISSUE_SEVERITY = {"type-mismatch": "warning", "placeholder-value": "warning", "unparseable-line": "warning",
                          "missing-event": "warning", "assumed-value": "warning", "incomplete-source": "warning",
-                         "duplicate-event": "info", "unknown-key": "info"}
+                         "duplicate-event": "info", "unknown-key": "info",
+                         "duplicate-file": "info", "undefined-value": "warning", "excluded-data": "info"}
 """Severity of the finding for each kind of problem an importer recorded (source.issues)."""
 PLAUSIBILITY_SOURCE_ISSUES = frozenset({"type-mismatch", "placeholder-value", "unparseable-line"})
 """Source issues that count as plausibility problems; missing-event counts as a failed consistency check."""

@@ -210,20 +210,34 @@ def to_document(block: Any) -> Any:
 class TraceWriter:
     """Appends records of one type to one JSON Lines file, one flushed line per record."""
 
-    def __init__(self, path: Path, record_class: type[pydantic.BaseModel]) -> None:
+    def __init__(self, path: Path, record_class: type[pydantic.BaseModel], flush_each: bool = True) -> None:
         self.path = path
         self.record_class = record_class
         self.count = 0
+        self.flush_each = flush_each
         path.parent.mkdir(parents=True, exist_ok=True)
         self._file: BinaryIO = path.open("ab")
 
     def append(self, record: pydantic.BaseModel) -> None:
-        """Write one record and flush it to the operating system."""
+        """Write one record and flush it to the operating system (unless `flush_each` is off)."""
         if not isinstance(record, self.record_class):
             raise TypeError(f"{self.path.name} takes {self.record_class.__name__}, not {type(record).__name__}")
         self._file.write(record.model_dump_json(exclude_none=True).encode() + b"\n")
-        self._file.flush()
+        if self.flush_each:
+            self._file.flush()
         self.count += 1
+
+    def append_serialized(self, lines: list[str]) -> None:
+        """Write records already serialized, one JSON object per line (for converters writing millions).
+
+        The caller guarantees that each line is a valid record of this type, as `append` would write
+        it up to number formatting; the validator reads them like any other.
+        """
+        if lines:
+            self._file.write(("\n".join(lines) + "\n").encode())
+            if self.flush_each:
+                self._file.flush()
+            self.count += len(lines)
 
     def close(self) -> None:
         """Close the file; records already appended stay."""
@@ -259,9 +273,14 @@ class BundleWriter:
         root.mkdir(parents=True, exist_ok=True)
         return cls(root)
 
-    def open_trace(self, run_id: str, record_type: str, rank: int | None = None) -> TraceWriter:
-        """A writer for one JSON Lines trace; `rank` when every rank writes its own file."""
-        return TraceWriter(self.root / trace_path(run_id, record_type, rank), _RECORD_CLASSES[record_type])
+    def open_trace(self, run_id: str, record_type: str, rank: int | None = None, *,
+                   flush_each: bool = True) -> TraceWriter:
+        """A writer for one JSON Lines trace; `rank` when every rank writes its own file.
+
+        `flush_each=False` buffers the writes: for converters, whose input survives a crash anyway.
+        """
+        return TraceWriter(self.root / trace_path(run_id, record_type, rank), _RECORD_CLASSES[record_type],
+                           flush_each)
 
     def write_kernel_breakdown(self, run_id: str, breakdown: models.KernelBreakdown, rank: int | None = None) -> None:
         """Write a run's kernels.json."""

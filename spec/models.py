@@ -826,6 +826,18 @@ class SourceIssueCode(str, ValueEnum):
     """
     Part of the description the standard asks for is not in the source at all.
     """
+    duplicate_file = "duplicate-file"
+    """
+    Two originals are byte-identical copies; the source's own rules count both, trainmark's statistics count one. Added in 1.1.0.
+    """
+    undefined_value = "undefined-value"
+    """
+    A figure the source's own rules define is undefined for this data (e.g. a division by a measurement window of zero length); it is null with the reason. Added in 1.1.0.
+    """
+    excluded_data = "excluded-data"
+    """
+    Data the original carries that the source's own official figure leaves out by rule (e.g. power readings of a network switch); kept, and never added to that figure. Added in 1.1.0.
+    """
 
 
 class KernelCategory(str, ValueEnum):
@@ -1286,6 +1298,7 @@ class SourceProvenance(ConfiguredBaseModel):
     origin: Optional[str] = Field(default=None, description="""Where the originals were taken from (repository, commit, path), where known.""", json_schema_extra = { "linkml_meta": {'domain_of': ['SourceProvenance']} })
     files: Optional[list[str]] = Field(default=None, description="""The originals, kept byte for byte under source/.""", json_schema_extra = { "linkml_meta": {'domain_of': ['Manifest', 'SourceProvenance']} })
     parameters: Optional[list[Hyperparameter]] = Field(default=None, description="""Numbers of the original that have no field of their own (e.g. MLPerf's scaling_factor).""", json_schema_extra = { "linkml_meta": {'domain_of': ['SourceProvenance']} })
+    reported: Optional[list[Metric]] = Field(default=None, description="""The figures the source's own authority publishes for this result, computed by its published rules (e.g. MLCommons' olympic time to train and energy, times the scaling factor), kept beside trainmark's own statistics and never replacing them. Each says its rule in `source` and, in `note`, what the figure covers. Added in 1.1.0.""", json_schema_extra = { "linkml_meta": {'domain_of': ['SourceProvenance']} })
     issues: Optional[list[SourceIssue]] = Field(default=None, json_schema_extra = { "linkml_meta": {'domain_of': ['SourceProvenance']} })
 
 
@@ -1299,6 +1312,7 @@ class SourceIssue(ConfiguredBaseModel):
     file: str = Field(default=..., description="""The original (under source/) where the problem is.""", json_schema_extra = { "linkml_meta": {'domain_of': ['SourceIssue']} })
     line: Optional[int] = Field(default=None, description="""The 1-based line of that file, where there is one.""", ge=1, le=9007199254740991, json_schema_extra = { "linkml_meta": {'domain_of': ['SourceIssue'], 'unit': {'ucum_code': '1'}} })
     pointer: Optional[str] = Field(default=None, description="""JSON pointer inside that line's (or file's) JSON, where there is one.""", json_schema_extra = { "linkml_meta": {'domain_of': ['SourceIssue']} })
+    count: Optional[int] = Field(default=None, description="""How many times the problem occurs in that file (`line` is the first occurrence); absent means once. A problem repeated on every line is one issue with a count. Added in 1.1.0.""", ge=1, le=9007199254740991, json_schema_extra = { "linkml_meta": {'domain_of': ['SourceIssue'], 'unit': {'ucum_code': '1'}} })
     message: str = Field(default=..., json_schema_extra = { "linkml_meta": {'domain_of': ['SourceIssue']} })
 
 

@@ -59,6 +59,8 @@ def bundle_overview(manifest: models.Manifest, bundle_id: str) -> dict:
             "max_steps": manifest.training.max_steps,
         },
         "runs": runs,
+        "reported": {metric.name: _metric_view(metric)  # what the source's authority reports (e.g. MLCommons)
+                     for metric in (manifest.source.reported or [] if manifest.source else [])},
         "files": len(manifest.files),
         "bytes": sum(entry.size_bytes for entry in manifest.files),
     }

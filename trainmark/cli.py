@@ -289,6 +289,29 @@ def import_mlperf(
     _console().print(f"imported {_plain(result_dir)} as bundle {bundle_id} in {_plain(out)}")
 
 
+@import_app.command("codecarbon")
+def import_codecarbon(
+    csv_file: Annotated[Path, typer.Argument(help="CodeCarbon's emissions.csv.", callback=_existing)],
+    out: Annotated[Path, typer.Option("--out", help="The bundle directory to create.")],
+    log: Annotated[Optional[Path], typer.Option(help="CodeCarbon's log of the same runs (info level): it names the "
+                                                     "CPU tracking method, which the CSV does not.")] = None,
+    timezone: Annotated[Optional[str], typer.Option(help="IANA zone of the CSV's timestamps (CodeCarbon writes local "
+                                                         "time without one; default: UTC, stated as an assumption).")]
+    = None,
+    origin: Annotated[Optional[str], typer.Option(help="Where the file comes from.")] = None,
+) -> None:
+    """Convert CodeCarbon's emissions.csv into a bundle: one run per run_id, energies with CodeCarbon's method.
+
+    RAPL and NVML counters stay counters; CodeCarbon's TDP-based estimate (no sensor) is `modeled`.
+
+    Example: trainmark import codecarbon emissions.csv --log codecarbon.log --out cc
+    """
+    from trainmark.spec.importers.codecarbon import import_codecarbon as convert
+
+    bundle_id = convert(csv_file, out, log, timezone, origin)
+    _console().print(f"imported {_plain(csv_file)} as bundle {bundle_id} in {_plain(out)}")
+
+
 # ---------------------------------------------------------------- schema
 
 class SchemaFormat(str, Enum):
@@ -784,6 +807,10 @@ def _render_overview(overview: dict) -> None:
         f"training  global batch {training['global_batch_size']}, sequence {training['sequence_length']}, "
         f"world size {training['world_size']}, {training['max_steps']} steps planned",
         f"files     {overview['files']} ({overview['bytes']} bytes)",
+        *([f"reported  by the source's own rules (source.reported): " + "; ".join(
+            f"{name} {_number(view['value'])} {view['unit']}" if view["value"] is not None else f"{name} null "
+            f"({view['unavailable_reason']})" for name, view in overview["reported"].items())]
+          if overview["reported"] else []),
     ]
     for line in lines:
         console.print(line, markup=False)
