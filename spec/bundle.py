@@ -24,7 +24,7 @@ from trainmark.spec import SCHEMA_VERSION, models
 from trainmark.spec.derive import StepStatistics, read_lines, step_metrics, trace_end_unix_ns
 from trainmark.spec.errors import BundleInvalid, SchemaVersionUnsupported, TrainmarkError
 from trainmark.spec.findings import Finding, Severity, findings_from_pydantic
-from trainmark.spec.jsontext import canonical_json, load_document
+from trainmark.spec.jsontext import canonical_json, load_document, read_bounded
 from trainmark.spec.layout import DRAFT_NAME, MANIFEST_NAME, role_of, trace_path
 from trainmark.spec.rules import JSON_LINES_TYPES, manifest_semantic_findings, schema_rule_findings
 
@@ -84,7 +84,7 @@ def read_manifest(root: Path) -> tuple[dict, models.Manifest]:
     if not path.is_file():
         hint = " (a draft is there: run `trainmark bundle finalize`)" if (root / DRAFT_NAME).exists() else ""
         raise BundleInvalid(f"no manifest.json{hint}", file=MANIFEST_NAME, code="file-missing")
-    raw = path.read_bytes()
+    raw = read_bounded(path, file=MANIFEST_NAME)
     document = load_document(raw, file=MANIFEST_NAME)
     check_schema_version(document)
     manifest, found = manifest_findings(document, raw)
@@ -389,7 +389,7 @@ def finalize(root: Path) -> FinalizeReport:
     if not draft_path.is_file():
         raise TrainmarkError(f"{root} has no {DRAFT_NAME}: it was not left by a trainmark-compatible producer, "
                              "so there is nothing to recover the metadata from")
-    draft = load_document(draft_path.read_bytes(), file=DRAFT_NAME)
+    draft = load_document(read_bounded(draft_path, file=DRAFT_NAME), file=DRAFT_NAME)
     if not isinstance(draft, dict) or not isinstance(draft.get("runs"), list):
         raise BundleInvalid("the draft has no runs list", file=DRAFT_NAME, pointer="/runs")
     files = bundle_files(root)
