@@ -30,7 +30,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
 
 from trainmark.registry.store import (EFFICIENCY_METRICS, MAX_PAGE, PRECISIONS, SORTS, BoardQuery, QueryInvalid, Store,
-                            SubmissionRejected)
+                            SubmissionRejected, store_unwritable)
 from trainmark.spec.plots import human, run_plots
 from trainmark.spec.validate import compile_validators
 
@@ -176,8 +176,9 @@ def create_app(store: Store, *, submissions_per_minute: float = 60.0, body_timeo
         try:
             scratch = store.blobs.scratch_folder("upload")
         except OSError as error:
-            return _error(503, f"the registry cannot write its blob store ({error.strerror}); nothing was stored; "
-                               "its operator must make the blob folder writable or free space")
+            rejected = store_unwritable(error)
+            await run_in_threadpool(store.audit_refusal, key_id, rejected)
+            return _error(rejected.status, str(rejected), code=rejected.code)
         with scratch:
             archive = Path(scratch.name) / "upload.tar.gz"
             received = 0

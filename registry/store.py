@@ -66,6 +66,13 @@ class SubmissionRejected(TrainmarkError):
         self.code = code
 
 
+def store_unwritable(error: OSError) -> SubmissionRejected:
+    """The refusal when the registry's own folders cannot be written (its path is not shown)."""
+    return SubmissionRejected(f"the registry cannot write its blob store ({error.strerror or type(error).__name__}); "
+                              "nothing was stored; its operator must make the blob folder writable or free space",
+                              503, code="store-unwritable")
+
+
 class QueryInvalid(TrainmarkError):
     """A leaderboard query with a filter, sort or cursor the registry does not accept."""
 
@@ -304,12 +311,9 @@ class Store:
             try:
                 return self._submit(archive, key_id)
             except OSError as error:  # the store's own folders (scratch, blobs, archives), not the bundle
-                raise SubmissionRejected(
-                    f"the registry cannot write its blob store ({error.strerror or type(error).__name__}); "
-                    "nothing was stored; its operator must make the blob folder writable or free space",
-                    503, code="store-unwritable") from None
+                raise store_unwritable(error) from None
         except SubmissionRejected as rejected:
-            self._audit_refusal(key_id, rejected)
+            self.audit_refusal(key_id, rejected)
             raise
 
     def _submit(self, archive: Path, key_id: int | None) -> SubmitOutcome:
@@ -374,7 +378,7 @@ class Store:
         if archive_of is not None and not landed:
             self.blobs.remove_archive(archive_of)
 
-    def _audit_refusal(self, key_id: int | None, rejected: SubmissionRejected) -> None:
+    def audit_refusal(self, key_id: int | None, rejected: SubmissionRejected) -> None:
         """Every refusal leaves an audit record (its status, code and message)."""
         detail = f"{rejected.status} {rejected.code}: {rejected}"[:2000]
         try:
@@ -791,4 +795,4 @@ def _row_dict(row: Submission) -> dict:
 
 
 __all__ = ["BoardPage", "BoardQuery", "QueryInvalid", "RegistryLimits", "Store", "SubmissionRejected",
-           "SubmitOutcome"]
+           "SubmitOutcome", "store_unwritable"]
