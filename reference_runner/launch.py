@@ -9,13 +9,18 @@ whose process fails is kept, with status `failed` and the metrics its traces sup
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import functools
 import json
+import os
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -146,6 +151,39 @@ def _stop(process: subprocess.Popen) -> None:
             continue
 
 
+PR_SET_PDEATHSIG = 1
+"""prctl(2) option: the signal the kernel sends a process when its parent dies."""
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """A `preexec_fn`: the run gets SIGTERM when the launcher dies, however it dies (SIGKILL
+    included), so a killed `trainmark run` never leaves a run training on its own. torchrun
+    passes SIGTERM on to its ranks."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
+        os._exit(126)
+    if os.getppid() != parent_pid:  # the launcher died before the request took effect
+        os._exit(1)
+
+
+def _terminate_as_interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def _sigterm_as_sigint() -> Iterator[None]:
+    """SIGTERM (kill, a batch scheduler's stop) stops `trainmark run` the way Ctrl-C does: the run
+    is interrupted and the bundle closed. Only the main thread can set a handler."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _terminate_as_interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def run_bundle(config: RunConfig, repeats: int, out: Path, topology: Topology = Topology(),
                replay: Path | None = None, calibration: Path | None = None, *,
                on_run: Callable[[str, str, float], None] | None = None, quiet_workers: bool = False) -> RunOutcome:
@@ -174,7 +212,7 @@ def run_bundle(config: RunConfig, repeats: int, out: Path, topology: Topology = 
     per_rank = 0 if topology.world_size > 1 else None
     steps_file = trace_path("run-X", "step", per_rank).replace("run-X", "{run}")
     kernels_file = trace_path("run-X", "kernel_breakdown", per_rank).replace("run-X", "{run}")
-    with tempfile.TemporaryDirectory(prefix="trainmark-run-") as scratch:
+    with tempfile.TemporaryDirectory(prefix="trainmark-run-") as scratch, _sigterm_as_sigint():
         for index in range(repeats):
             run_id, seed = f"run-{index + 1}", config.seed + index
             draft["runs"].append({"run_id": run_id, "seed": seed, "started_at": iso(time.time_ns())})
@@ -182,12 +220,16 @@ def run_bundle(config: RunConfig, repeats: int, out: Path, topology: Topology = 
             result_path, log_path = Path(scratch) / f"{run_id}.json", Path(scratch) / f"{run_id}.log"
             command = worker_command(config, topology, run_id, seed, out, result_path, replay)
             run_began = time.monotonic()
+            process = None
             try:
                 with log_path.open("w") as log:
-                    process = subprocess.Popen(command, stderr=log, stdout=log if quiet_workers else None)
+                    process = subprocess.Popen(command, stderr=log, stdout=log if quiet_workers else None,
+                                               preexec_fn=functools.partial(_die_with_parent, os.getpid()))
                     code = process.wait()
             except KeyboardInterrupt:
-                _stop(process)
+                if process is not None:
+                    _stop(process)
+                writer.release()  # finalize takes the bundle only once no writer holds it
                 report = finalize(out)
                 raise TrainmarkError(f"interrupted; the bundle was closed with run(s) {', '.join(report.closed_runs)} "
                                      f"marked interrupted: {out} (bundle {report.bundle_id})") from None
@@ -212,6 +254,7 @@ def run_bundle(config: RunConfig, repeats: int, out: Path, topology: Topology = 
     draft["created_at"] = iso(time.time_ns())
     writer.write_document("README.md", bundle_readme(draft))
     _, outcome.bundle_id = writer.finish(draft)
+    writer.release()
     outcome.seconds = time.monotonic() - began
     return outcome
 

@@ -9,12 +9,12 @@ per key (429 with Retry-After).
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import gc
 import io
 import json
 import math
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
@@ -24,12 +24,13 @@ from fastapi import FastAPI, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
-from starlette.background import BackgroundTask
+from starlette.requests import ClientDisconnect
+from uvicorn.protocols.http.h11_impl import H11Protocol
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
 
 from trainmark.registry.store import (EFFICIENCY_METRICS, MAX_PAGE, PRECISIONS, SORTS, BoardQuery, QueryInvalid, Store,
-                            SubmissionRejected)
+                            SubmissionRejected, store_unwritable)
 from trainmark.spec.plots import human, run_plots
 from trainmark.spec.validate import compile_validators
 
@@ -65,8 +66,11 @@ def prepare_serving_process() -> None:
     gc.freeze()
 
 
-def _error(status: int, message: str, findings: list | None = None, headers: dict | None = None) -> JSONResponse:
+def _error(status: int, message: str, findings: list | None = None, headers: dict | None = None,
+           code: str | None = None) -> JSONResponse:
     body: dict[str, Any] = {"error": message}
+    if code is not None:
+        body["code"] = code
     if findings is not None:
         body["findings"] = findings
     return JSONResponse(body, status_code=status, headers=headers)
@@ -109,8 +113,17 @@ def _plots(series: list[dict]) -> dict[str, list[Markup]]:
     return {run_id: [Markup(svg) for svg in svgs] for run_id, svgs in run_plots(series).items()}
 
 
-def create_app(store: Store, *, submissions_per_minute: float = 60.0) -> FastAPI:
-    """The registry service over `store`."""
+BOARD_PARAMETERS = {"metric", "sort", "device_model", "device_count", "precision", "parameters_min",
+                    "parameters_max", "submitter", "include_unranked", "limit", "cursor"}
+HEADER_TIMEOUT_S = 10.0
+"""How long a connection may take to send a request's headers, or stay idle between requests."""
+BODY_TIMEOUT_S = 60.0
+"""How long an upload may send nothing before it is dropped (408)."""
+
+
+def create_app(store: Store, *, submissions_per_minute: float = 60.0, body_timeout_s: float = BODY_TIMEOUT_S
+               ) -> FastAPI:
+    """The registry service over `store`. `body_timeout_s`: how long an upload may stall."""
     app = FastAPI(title="trainmark registry", version="1",
                   description="Submit trainmark bundles, read scores, and browse the transparency leaderboard. "
                               "Reading is public; submitting needs an API key (trainmark keys create).")
@@ -160,11 +173,26 @@ def create_app(store: Store, *, submissions_per_minute: float = 60.0) -> FastAPI
         declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
             return _error(413, f"the upload is {declared} bytes; the limit is {limit}")
-        with tempfile.TemporaryDirectory(prefix="trainmark-upload-") as scratch:
-            archive = Path(scratch) / "upload.tar.gz"
+        try:
+            scratch = store.blobs.scratch_folder("upload")
+        except OSError as error:
+            rejected = store_unwritable(error)
+            await run_in_threadpool(store.audit_refusal, key_id, rejected)
+            return _error(rejected.status, str(rejected), code=rejected.code)
+        with scratch:
+            archive = Path(scratch.name) / "upload.tar.gz"
             received = 0
             with archive.open("wb") as handle:
-                async for chunk in request.stream():
+                stream = request.stream().__aiter__()
+                while True:
+                    try:
+                        chunk = await asyncio.wait_for(stream.__anext__(), body_timeout_s)
+                    except StopAsyncIteration:
+                        break
+                    except asyncio.TimeoutError:
+                        return _error(408, f"the upload sent nothing for {body_timeout_s:g} s; send it again")
+                    except ClientDisconnect:
+                        return Response(status_code=400)  # nobody is listening for the answer
                     received += len(chunk)
                     if received > limit:
                         return _error(413, f"the upload is over the limit of {limit} bytes")
@@ -174,7 +202,8 @@ def create_app(store: Store, *, submissions_per_minute: float = 60.0) -> FastAPI
             try:
                 outcome = await run_in_threadpool(store.submit, archive, key_id)
             except SubmissionRejected as rejected:
-                return _error(rejected.status, str(rejected), [finding.as_dict() for finding in rejected.findings])
+                return _error(rejected.status, str(rejected), [finding.as_dict() for finding in rejected.findings],
+                              code=rejected.code)
         body = outcome.as_dict() | {"url": f"/api/v1/submissions/{outcome.id}", "page": f"/submissions/{outcome.id}"}
         return JSONResponse(body, status_code=201 if outcome.created else 200)
 
@@ -187,16 +216,17 @@ def create_app(store: Store, *, submissions_per_minute: float = 60.0) -> FastAPI
 
     @app.get("/api/v1/submissions/{bundle_id}/bundle", summary="The submitted bundle as .tar.gz",
              response_class=FileResponse)
-    def bundle(bundle_id: str):
-        # The archive is rebuilt in a scratch folder that lives until the response has been sent.
-        scratch = tempfile.TemporaryDirectory(prefix="trainmark-download-")
+    def bundle(bundle_id: str, request: Request):
+        # Packed once at ingest and named by the bundle id, which fixes every byte of it: the id is
+        # a strong ETag and the archive never changes, so caches may keep it for good.
         try:
-            path = store.rebuild_archive(bundle_id, Path(scratch.name))
-        except KeyError:
-            scratch.cleanup()
+            path = store.archive_for(bundle_id)
+        except (KeyError, ValueError):
             return _error(404, f"no submission {bundle_id[:80]!r}")
-        return FileResponse(path, media_type="application/gzip", filename=f"{bundle_id}.tar.gz",
-                            background=BackgroundTask(scratch.cleanup))
+        headers = {"ETag": f'"{bundle_id}"', "Cache-Control": "public, max-age=31536000, immutable"}
+        if _etag_matches(request.headers.get("if-none-match"), bundle_id):
+            return Response(status_code=304, headers=headers)
+        return FileResponse(path, media_type="application/gzip", filename=f"{bundle_id}.tar.gz", headers=headers)
 
     @app.get("/api/v1/leaderboard", summary="One page of the leaderboard")
     async def leaderboard(
@@ -208,7 +238,11 @@ def create_app(store: Store, *, submissions_per_minute: float = 60.0) -> FastAPI
         parameters_min: float | None = None, parameters_max: float | None = None, submitter: str | None = None,
         include_unranked: bool = False,
         limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 20, cursor: str | None = None,
+        *, request: Request,
     ):
+        unknown = _unknown_parameters(request, BOARD_PARAMETERS)
+        if unknown:
+            return _error(400, unknown)
         try:
             query = board_query(metric, sort, device_model, device_count, precision, parameters_min,
                                 parameters_max, submitter, include_unranked, limit, cursor)
@@ -253,6 +287,9 @@ def create_app(store: Store, *, submissions_per_minute: float = 60.0) -> FastAPI
     ):
         form = dict(request.query_params)
         try:
+            unknown = _unknown_parameters(request, BOARD_PARAMETERS | {"first"})
+            if unknown:
+                raise QueryInvalid(unknown)
             query = board_query(metric, sort, device_model, _form_int(device_count, "device count"), precision,
                                 _form_float(parameters_min, "parameters from"),
                                 _form_float(parameters_max, "parameters to"), submitter, include_unranked,
@@ -284,6 +321,68 @@ def create_app(store: Store, *, submissions_per_minute: float = 60.0) -> FastAPI
                     plots=_plots(record["series"]), metric_labels=METRIC_LABELS)
 
     return app
+
+
+class _HeaderTimeoutProtocol(H11Protocol):
+    """uvicorn's HTTP/1.1 protocol with a deadline for each request's headers: a client that
+    opens a connection and then trickles (or withholds) its request line and headers is cut off
+    after `header_timeout_s`, instead of holding a connection and a file open for good."""
+
+    header_timeout_s = 10.0
+
+    def connection_made(self, transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._waiting_cycle = self.cycle
+        self._header_timer = self.loop.call_later(self.header_timeout_s, self._headers_overdue)
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if self._header_timer is not None and self.cycle is not self._waiting_cycle:
+            self._header_timer.cancel()  # the headers are in; the body has its own timeout
+            self._header_timer = None
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if not self.transport.is_closing() and self._header_timer is None:
+            self._waiting_cycle = self.cycle
+            self._header_timer = self.loop.call_later(self.header_timeout_s, self._headers_overdue)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
+        super().connection_lost(exc)
+
+    def _headers_overdue(self) -> None:
+        self._header_timer = None
+        if self.cycle is self._waiting_cycle and not self.transport.is_closing():
+            self.transport.close()
+
+
+def serving_options(header_timeout_s: float = HEADER_TIMEOUT_S) -> dict:
+    """uvicorn settings for `trainmark serve`: a request's headers must arrive within
+    `header_timeout_s`, and an idle keep-alive connection is closed after as long."""
+    if header_timeout_s <= 0:
+        raise ValueError("header_timeout_s must be positive")
+    protocol = type("HeaderTimeoutProtocol", (_HeaderTimeoutProtocol,), {"header_timeout_s": header_timeout_s})
+    return {"http": protocol, "timeout_keep_alive": header_timeout_s}
+
+
+def _etag_matches(header: str | None, bundle_id: str) -> bool:
+    """Whether an If-None-Match header names the archive's ETag (or is *)."""
+    if not header:
+        return False
+    tags = {tag.strip().removeprefix("W/") for tag in header.split(",")}
+    return "*" in tags or f'"{bundle_id}"' in tags
+
+
+def _unknown_parameters(request: Request, known: set[str]) -> str | None:
+    """A refusal naming the query parameters an endpoint does not take (a typo filters nothing)."""
+    unknown = sorted({name for name in request.query_params if name not in known})
+    if not unknown:
+        return None
+    named = ", ".join(repr(name[:40]) for name in unknown[:5])
+    return f"unknown parameter(s) {named}; this endpoint takes {', '.join(sorted(known))}"
 
 
 def _ranks(rows: list[dict], query: BoardQuery, first: int) -> list[str]:
@@ -330,4 +429,4 @@ def _form_float(value: str | None, label: str) -> float | None:
     return number
 
 
-__all__ = ["create_app", "csv_cell", "prepare_serving_process"]
+__all__ = ["create_app", "csv_cell", "prepare_serving_process", "serving_options"]

@@ -14,7 +14,9 @@ import contextlib
 import hashlib
 import hmac
 import json
+import logging
 import math
+import os
 import re
 import secrets
 import shutil
@@ -26,7 +28,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from sqlalchemy import and_, insert, or_, text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlmodel import Session, select
 
 from trainmark.registry.blobs import BlobStore
@@ -47,15 +49,28 @@ SORTS = ("rank", "score", "created_at", "submitter")
 PRECISIONS = tuple(models.PrecisionPolicy.__members__)
 FILTER_TEXT = re.compile(r"^[\w .,()+/:&'@#-]{1,256}\Z")
 MAX_PAGE = 100
+MAX_DEVICE_COUNT = 1_048_576
+"""The most devices a board filter names (the standard numbers devices below 2**20)."""
+MAX_CURSOR_CHARS = 1024
 
 
 class SubmissionRejected(TrainmarkError):
-    """A submission the registry will not store; `status` is the HTTP status that says why."""
+    """A submission the registry will not store; `status` is the HTTP status that says why and
+    `code` the finding code (or refusal code) behind it."""
 
-    def __init__(self, message: str, status: int, findings: list[Finding] | None = None) -> None:
+    def __init__(self, message: str, status: int, findings: list[Finding] | None = None,
+                 code: str = "submission-refused") -> None:
         super().__init__(message)
         self.status = status
         self.findings = findings or []
+        self.code = code
+
+
+def store_unwritable(error: OSError) -> SubmissionRejected:
+    """The refusal when the registry's own folders cannot be written (its path is not shown)."""
+    return SubmissionRejected(f"the registry cannot write its blob store ({error.strerror or type(error).__name__}); "
+                              "nothing was stored; its operator must make the blob folder writable or free space",
+                              503, code="store-unwritable")
 
 
 class QueryInvalid(TrainmarkError):
@@ -118,8 +133,8 @@ class BoardQuery:
                                    f"(at most 256), not {value[:40]!r}")
         if not 1 <= self.limit <= MAX_PAGE:
             raise QueryInvalid(f"limit must be between 1 and {MAX_PAGE}")
-        if self.device_count is not None and self.device_count < 1:
-            raise QueryInvalid("device_count must be at least 1")
+        if self.device_count is not None and not 1 <= self.device_count <= MAX_DEVICE_COUNT:
+            raise QueryInvalid(f"device_count must be between 1 and {MAX_DEVICE_COUNT}")
         for name in ("parameters_min", "parameters_max"):
             value = getattr(self, name)
             if value is not None and not math.isfinite(value):
@@ -209,6 +224,32 @@ class Store:
             session.commit()
         return key
 
+    def list_keys(self) -> list[dict]:
+        """Every API key: id, name, prefix (the key's first characters), when made, whether revoked."""
+        with Session(self.engine) as session:
+            keys = session.exec(select(ApiKey).order_by(ApiKey.id)).all()
+        return [{"id": key.id, "name": key.name, "prefix": key.prefix, "created_at": key.created_at.isoformat(),
+                 "revoked": key.revoked} for key in keys]
+
+    def revoke_key(self, which: str) -> dict:
+        """Revoke a key named by its id or its prefix (as `list_keys` shows them); from then on it
+        is refused. Revoking a revoked key changes nothing. Raises TrainmarkError when no key, or
+        more than one, matches."""
+        with self._write_lock, Session(self.write_engine) as session:
+            statement = select(ApiKey).where(ApiKey.id == int(which)) if which.isdigit() and len(which) < 10 \
+                else select(ApiKey).where(ApiKey.prefix == which[:16])
+            matches = session.exec(statement.with_for_update()).all()
+            if len(matches) != 1:
+                raise TrainmarkError(f"{'no key' if not matches else 'more than one key'} matches {which[:40]!r}; "
+                                     "name it by the id `trainmark keys list` shows")
+            key = matches[0]
+            if not key.revoked:
+                key.revoked = True
+                session.add(key)
+                self.audit(session, "key-revoked", key.id, None, key.name)
+                session.commit()
+            return {"id": key.id, "name": key.name, "prefix": key.prefix, "revoked": True}
+
     def verify_key(self, key: str | None) -> int | None:
         """The id of a valid, unrevoked key, compared in constant time; None otherwise."""
         if not key or not key.startswith(KEY_PREFIX) or len(key) > 128:
@@ -261,17 +302,32 @@ class Store:
     # ------------------------------------------------------------ submitting
 
     def submit(self, archive: Path, key_id: int | None = None) -> SubmitOutcome:
-        """Validate, score and store an archived bundle; the same bundle again returns the same id."""
+        """Validate, score and store an archived bundle; the same bundle again returns the same id.
+
+        A refusal leaves the store as it was (blobs are written only once the bundle is accepted,
+        and those written for a submission that then fails are removed) and is audited.
+        """
+        try:
+            try:
+                return self._submit(archive, key_id)
+            except OSError as error:  # the store's own folders (scratch, blobs, archives), not the bundle
+                raise store_unwritable(error) from None
+        except SubmissionRejected as rejected:
+            self.audit_refusal(key_id, rejected)
+            raise
+
+    def _submit(self, archive: Path, key_id: int | None) -> SubmitOutcome:
         size = archive.stat().st_size
         if size > self.limits.max_upload_bytes:
             raise SubmissionRejected(f"the upload is {size} bytes, over the limit of {self.limits.max_upload_bytes}",
-                                     413)
+                                     413, code="upload-limit")
         if not is_archive(archive):
             raise SubmissionRejected("the upload is not a gzip-compressed tar archive; send the .tar.gz that "
-                                     "trainmark bundle pack makes", 422)
+                                     "trainmark bundle pack makes", 422, code="archive-invalid")
         series = SeriesCollector()
         try:
-            with open_bundle(archive, self.limits.archive_limits()) as root:
+            with self.blobs.scratch_folder("bundle") as scratch, \
+                    open_bundle(archive, self.limits.archive_limits(), Path(scratch)) as root:
                 report = score_bundle(root, full_jsonschema=True, observer=series)
                 self._refuse_invalid(report)
                 manifest = report.manifest
@@ -281,18 +337,57 @@ class Store:
                         self.audit(session, "resubmitted", key_id, report.bundle_id)
                         session.commit()
                     return existing
-                for entry in manifest.files:
-                    self.blobs.put_file(root / entry.path, entry.sha256)
-                manifest_bytes = (root / "manifest.json").read_bytes()
-                manifest_digest = self.blobs.put_bytes(manifest_bytes)
+                if manifest.supersedes:
+                    with Session(self.engine) as session:
+                        self._check_supersede(session, manifest.supersedes, key_id)  # again under lock on insert
+                written: list[str] = []
+                archive_written = False
+                try:
+                    for entry in manifest.files:
+                        if self.blobs.put_file(root / entry.path, entry.sha256):
+                            written.append(entry.sha256)
+                    manifest_bytes = (root / "manifest.json").read_bytes()
+                    manifest_digest, created = self.blobs.put_bytes(manifest_bytes)
+                    if created:
+                        written.append(manifest_digest)
+                    archive_written = self.blobs.put_archive(report.bundle_id, root)
+                    return self._insert(report, manifest, (manifest_digest, len(manifest_bytes)), series, key_id)
+                except BaseException:
+                    self._discard(written, report.bundle_id if archive_written else None)
+                    raise
         except BundleUnreadable as error:
-            raise SubmissionRejected(f"not a readable bundle: {error}", 422) from None
+            raise SubmissionRejected(f"not a readable bundle ({error})", 422, code="bundle-unreadable") from None
         except BundleInvalid as error:
             finding = Finding(error.code, Severity.ERROR, error.message, file=error.file, line=error.line,
                               pointer=error.pointer)
-            raise SubmissionRejected(f"not a readable bundle: {finding.location()}: {error.message}", 422,
-                                     [finding]) from None
-        return self._insert(report, manifest, (manifest_digest, len(manifest_bytes)), series, key_id)
+            raise SubmissionRejected(f"{finding.location()}: {error.message}", 422, [finding],
+                                     code=error.code) from None
+
+    def _discard(self, digests: list[str], archive_of: str | None) -> None:
+        """Remove the blobs (and archive) a failed submission wrote, unless a submission that
+        landed meanwhile references them."""
+        if not digests and archive_of is None:
+            return
+        with Session(self.engine) as session:
+            referenced = set(session.exec(select(FileBlob.sha256).where(FileBlob.sha256.in_(digests)))) \
+                if digests else set()
+            landed = archive_of is not None and session.get(Submission, archive_of) is not None
+        for digest in digests:
+            if digest not in referenced:
+                self.blobs.remove(digest)
+        if archive_of is not None and not landed:
+            self.blobs.remove_archive(archive_of)
+
+    def audit_refusal(self, key_id: int | None, rejected: SubmissionRejected) -> None:
+        """Every refusal leaves an audit record (its status, code and message)."""
+        detail = f"{rejected.status} {rejected.code}: {rejected}"[:2000]
+        try:
+            with self._write_lock, Session(self.write_engine) as session:
+                self.audit(session, "refused", key_id, None, detail)
+                session.commit()
+        except SQLAlchemyError:
+            # The database itself is failing: the refusal stands; the server's log has it.
+            logging.getLogger(__name__).exception("could not audit a refusal: %s", detail)
 
     @staticmethod
     def _refuse_invalid(report: ScoreReport) -> None:
@@ -301,7 +396,7 @@ class Store:
             errors = [finding for finding in report.findings if finding.severity is Severity.ERROR][:50]
             raise SubmissionRejected("the bundle breaks the standard (" + "; ".join(
                 f"{gate.code}: {gate.message}" for gate in failed) + "); see the findings, or run trainmark validate",
-                422, errors)
+                422, errors, code=errors[0].code if errors else failed[0].code)
 
     def _existing(self, bundle_id: str) -> SubmitOutcome | None:
         with Session(self.engine) as session:
@@ -390,19 +485,29 @@ class Store:
                 existing = self._existing(bundle_id)
                 if existing is None:
                     raise
+                self.audit(session, "resubmitted", key_id, bundle_id)
+                session.commit()
                 return existing
         return SubmitOutcome(bundle_id, True, report.score, report.ranked, report.as_dict()["findings"])
 
     def _supersede(self, session: Session, old_id: str, key_id: int | None) -> None:
-        old = session.get(Submission, old_id, with_for_update=True)
-        if old is None:
-            raise SubmissionRejected(f"the bundle supersedes {old_id}, which this registry does not have", 409)
-        if old.key_id != key_id:
-            raise SubmissionRejected(f"only the key that submitted {old_id} may supersede it", 403)
-        if not old.current:
-            raise SubmissionRejected(f"{old_id} is already superseded; supersede the newest of its chain", 409)
+        old = self._check_supersede(session, old_id, key_id, lock=True)
         old.current = False
         session.add(old)
+
+    @staticmethod
+    def _check_supersede(session: Session, old_id: str, key_id: int | None, lock: bool = False) -> Submission:
+        old = session.get(Submission, old_id, with_for_update=lock)
+        if old is None:
+            raise SubmissionRejected(f"the bundle supersedes {old_id}, which this registry does not have", 409,
+                                     code="supersedes-unknown")
+        if old.key_id != key_id:
+            raise SubmissionRejected(f"only the key that submitted {old_id} may supersede it", 403,
+                                     code="supersedes-foreign")
+        if not old.current:
+            raise SubmissionRejected(f"{old_id} is already superseded; supersede the newest of its chain", 409,
+                                     code="supersedes-superseded")
+        return old
 
     def _duplicate_runs(self, session: Session, bundle_id: str, rows: list[RunRow]) -> None:
         """Runs submitted before (same trace digests, or same start and values): a finding on both sides."""
@@ -513,7 +618,7 @@ class Store:
         if query.parameters_max is not None:
             statement = statement.where(Submission.parameters <= query.parameters_max)
         if query.cursor:
-            statement = statement.where(self._after(keys, self._decode(query.cursor, len(keys))))
+            statement = statement.where(self._after(keys, self._decode(query.cursor, keys)))
         with Session(self.engine) as session:
             rows = session.exec(statement.order_by(*order).limit(query.limit + 1)).all()
         page = rows[:query.limit]
@@ -552,16 +657,19 @@ class Store:
         return base64.urlsafe_b64encode(json.dumps(values).encode()).decode().rstrip("=")
 
     @staticmethod
-    def _decode(cursor: str, length: int) -> list:
-        try:
-            values = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        except (ValueError, TypeError):
-            raise QueryInvalid("the cursor is not one this registry gave out; start from the first page") from None
-        if not isinstance(values, list) or len(values) != length or not all(
-                isinstance(v, (str, int, float)) and not isinstance(v, bool) for v in values):
+    def _decode(cursor: str, keys) -> list:
+        """The cursor's values, each of its sort key's type, or QueryInvalid (a cursor is user input)."""
+        values = None
+        if len(cursor) <= MAX_CURSOR_CHARS:
+            try:
+                values = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+            except (ValueError, TypeError, RecursionError):
+                pass
+        if values is None:
+            raise QueryInvalid("the cursor is not one this registry gave out; start from the first page")
+        if not isinstance(values, list) or len(values) != len(keys):
             raise QueryInvalid("the cursor does not fit this sort; start from the first page")
-        return [datetime.fromisoformat(v) if isinstance(v, str) and re.match(r"^\d{4}-\d\d-\d\dT", v) else v
-                for v in values]
+        return [_cursor_key_value(value, column) for value, (column, _) in zip(values, keys)]
 
     def export(self) -> Iterator[dict]:
         """Every current submission (ranked or not), best first, a page at a time."""
@@ -573,6 +681,70 @@ class Store:
             if cursor is None:
                 return
 
+    def archive_for(self, bundle_id: str) -> Path:
+        """The submission's .tar.gz, packed once at ingest (one accepted before archives were kept
+        is packed now, once); raises KeyError when there is no such submission."""
+        path = self.blobs.archive_path(bundle_id)
+        if path.is_file():
+            return path
+        with Session(self.engine) as session:
+            if session.get(Submission, bundle_id) is None:
+                raise KeyError(bundle_id)
+        with self.blobs.scratch_folder("download") as scratch:
+            built = self.rebuild_archive(bundle_id, Path(scratch))
+            path.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(built, path)  # same file system: the scratch folder is beside the archives
+        return path
+
+    def sweep(self, grace_s: float = 3600.0) -> dict:
+        """Find and remove what failed or killed writers left: partial blobs, archives and scratch
+        folders of processes that are gone, and blobs and archives no submission references.
+        Unreferenced blobs younger than `grace_s` are kept: another server process may be about
+        to commit the submission that wrote them. Returns what was removed (counts, bytes) and
+        what could not be (`errors`)."""
+        removed = {"temporaries": 0, "orphan_blobs": 0, "orphan_archives": 0, "bytes": 0, "errors": []}
+
+        def delete(path: Path) -> bool:
+            try:
+                size = sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() \
+                    else path.stat().st_size
+                if path.is_dir():
+                    shutil.rmtree(path)
+                else:
+                    path.unlink()
+            except OSError as error:
+                removed["errors"].append(f"{path.relative_to(self.blobs.root)}: {error.strerror}")
+                return False
+            removed["bytes"] += size
+            return True
+
+        for path in self.blobs.stale_temporaries(grace_s):
+            removed["temporaries"] += delete(path)
+        now = time.time()
+        sha_root = self.blobs.root / "sha256"
+        for directory in sorted(sha_root.iterdir()):
+            names = [blob.name for blob in directory.iterdir() if not blob.name.startswith(".")]
+            if not names:
+                continue
+            referenced: set[str] = set()
+            with Session(self.engine) as session:
+                for begin in range(0, len(names), 500):
+                    referenced.update(session.exec(select(FileBlob.sha256).where(FileBlob.sha256.in_(
+                        [directory.name + name for name in names[begin:begin + 500]])).distinct()))
+            for name in names:
+                blob = directory / name
+                if directory.name + name not in referenced and now - blob.stat().st_mtime > grace_s:
+                    removed["orphan_blobs"] += delete(blob)
+        archived = self.blobs.archive_ids()
+        if archived:
+            with Session(self.engine) as session:
+                known = set(session.exec(select(Submission.id).where(Submission.id.in_(archived))))
+            for bundle_id in archived:
+                path = self.blobs.archive_path(bundle_id)
+                if bundle_id not in known and now - path.stat().st_mtime > grace_s:
+                    removed["orphan_archives"] += delete(path)
+        return removed
+
     def counts(self) -> dict[str, int]:
         """Rows per table (tests use it to prove nothing was half-written)."""
         from sqlalchemy import func
@@ -580,6 +752,33 @@ class Store:
         with Session(self.engine) as session:
             return {table.__tablename__: session.exec(select(func.count()).select_from(table)).one()
                     for table in (Submission, RunRow, RunMetric, ScoreRecord, Series, FileBlob, RegistryFinding)}
+
+
+def _cursor_key_value(value, column):
+    """A cursor value as its column's type: a finite float, an aware datetime, or a short string."""
+    kind = datetime if column.key == "created_at" else column.type.python_type
+    problem = "the cursor does not fit this sort; start from the first page"
+    if kind is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise QueryInvalid(problem)
+        try:
+            number = float(value)
+        except OverflowError:
+            raise QueryInvalid(problem) from None
+        if not math.isfinite(number):
+            raise QueryInvalid(problem)
+        return number
+    if not isinstance(value, str) or len(value) > 512 or "\x00" in value:
+        raise QueryInvalid(problem)
+    if kind is datetime:
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            raise QueryInvalid(problem) from None
+        if moment.utcoffset() is None:
+            raise QueryInvalid(problem)  # every time the registry gives out carries its offset
+        return moment
+    return value
 
 
 def _cursor_value(value):
@@ -596,4 +795,4 @@ def _row_dict(row: Submission) -> dict:
 
 
 __all__ = ["BoardPage", "BoardQuery", "QueryInvalid", "RegistryLimits", "Store", "SubmissionRejected",
-           "SubmitOutcome"]
+           "SubmitOutcome", "store_unwritable"]

@@ -268,9 +268,11 @@ def score_bundle(path: Path, rubric_version: str = rubric.RUBRIC_VERSION, *, ful
     manifest, document = validation.manifest, validation.manifest_document
     if manifest is None:
         first = validation.findings[0] if validation.findings else None
-        detail = f"{first.location()}: {first.message}" if first else "no manifest"
-        raise BundleInvalid(f"not a readable bundle ({detail}); run trainmark validate for every finding",
-                            code="bundle-unreadable")
+        if first is None:
+            raise BundleInvalid("not a readable bundle (no manifest); run trainmark validate", code="bundle-unreadable")
+        # The first finding's own code and place, so that a refusal says exactly what is wrong.
+        raise BundleInvalid(f"not a readable bundle: {first.message}; run trainmark validate for every finding",
+                            file=first.file, line=first.line, pointer=first.pointer or "", code=first.code)
 
     summaries = list(summary_findings(manifest, digest))
     gate_list = gates(dict(validation.error_counts),

@@ -145,8 +145,85 @@ def _common_prefix(names: list[str]) -> str:
     return ""
 
 
+def _copy_counted(source: BinaryIO, out: BinaryIO, budget: int, where: str, archive: Path) -> int:
+    """Copy one member, counting the bytes written: a member that expands beyond what it
+    declared (or beyond what is left of the limit) stops there."""
+    written = 0
+    while chunk := source.read(1 << 20):
+        written += len(chunk)
+        if written > budget:
+            raise BundleInvalid(f"{where} unpacks to more bytes than the archive's limit allows; split the bundle "
+                                "or raise the limit", file=archive.name, code="archive-limit")
+        out.write(chunk)
+    return written
+
+
+def _checked_members(tar: tarfile.TarFile, archive: Path, destination: Path,
+                     limits: ArchiveLimits) -> list[tuple[str, tarfile.TarInfo]]:
+    """Every member that will be written, as (bundle-relative name, member), after checking them
+    all: nothing is written until the whole archive has passed. The sizes counted are what the
+    members expand to (a sparse member declares its full size), not their bytes in the stream."""
+    members: list[tarfile.TarInfo] = []
+    for member in tar:
+        members.append(member)
+        if len(members) > limits.max_members:
+            raise BundleInvalid(f"the archive has more than {limits.max_members} members",
+                                file=archive.name, code="archive-limit")
+    prefix = _common_prefix([_without_dot_prefix(m.name) for m in members])
+    seen: set[str] = set()
+    folders: set[str] = set()
+    files: set[str] = set()
+    accepted: list[tuple[str, tarfile.TarInfo]] = []
+    expanded = 0
+    for member in members:
+        name = _member_name(member, prefix)
+        where = f"archive member {member.name[:200]!r}"
+        if name in ("", ".") or name == prefix.rstrip("/"):
+            if member.isdir():
+                continue
+            raise BundleInvalid(f"{where} has an empty name", file=archive.name, code="archive-invalid")
+        if not (member.isreg() or member.isdir()):
+            raise BundleInvalid(f"{where} is a link or device; bundles hold only regular files",
+                                file=archive.name, code="archive-unsafe")
+        try:
+            tarfile.data_filter(member, str(destination))
+        except tarfile.FilterError as error:
+            reason = str(error).replace(str(destination), "the bundle folder")
+            raise BundleInvalid(f"{where} is unsafe: {reason}", file=archive.name, code="archive-unsafe") from None
+        if not _MEMBER_PATH.match(name):
+            raise BundleInvalid(f"{where} is not a plain relative path (letters, digits, '.', '_', '-'; "
+                                "at most four levels; no '..', no leading '/' or '.')",
+                                file=archive.name, code="archive-unsafe")
+        if name in seen:
+            raise BundleInvalid(f"{where} appears twice", file=archive.name, code="archive-unsafe")
+        seen.add(name)
+        parents = name.split("/")[:-1]
+        enclosing = {"/".join(parents[:depth]) for depth in range(1, len(parents) + 1)}
+        if enclosing & files or (member.isreg() and name in folders):
+            raise BundleInvalid(f"{where}: the archive uses one name both for a file and for a folder",
+                                file=archive.name, code="archive-invalid")
+        folders |= enclosing
+        if member.isdir():
+            folders.add(name)
+        else:
+            files.add(name)
+            expanded += member.size
+            if expanded > limits.max_unpacked_bytes:
+                raise BundleInvalid(f"the archive's files expand to more than {limits.max_unpacked_bytes} bytes "
+                                    f"({where} passes it); split the bundle or raise the limit",
+                                    file=archive.name, code="archive-limit")
+        accepted.append((name, member))
+    return accepted
+
+
 def extract(archive: Path, destination: Path, limits: ArchiveLimits = ArchiveLimits()) -> None:
-    """Unpack an untrusted bundle archive into an empty directory, or raise `BundleInvalid`."""
+    """Unpack an untrusted bundle archive into an empty directory, or raise `BundleInvalid`.
+
+    Every member is checked before the first byte is written; while writing, the bytes written
+    are counted against `limits.max_unpacked_bytes` (what the files expand to, sparse members
+    included), so a refused archive leaves at most what was written up to the limit, and the
+    caller's scratch folder is removed with it.
+    """
     size = archive.stat().st_size
     if size > limits.max_archive_bytes:
         raise BundleInvalid(f"the archive is {size} bytes, over the limit of {limits.max_archive_bytes}",
@@ -154,55 +231,27 @@ def extract(archive: Path, destination: Path, limits: ArchiveLimits = ArchiveLim
     try:
         with _tar_stream(archive, limits.max_unpacked_bytes) as stream, \
                 tarfile.open(fileobj=stream, mode="r:") as tar:
-            members: list[tarfile.TarInfo] = []
-            for member in tar:
-                members.append(member)
-                if len(members) > limits.max_members:
-                    raise BundleInvalid(f"the archive has more than {limits.max_members} members",
-                                        file=archive.name, code="archive-limit")
-            prefix = _common_prefix([_without_dot_prefix(m.name) for m in members])
-            seen: set[str] = set()
-            for member in members:
-                name = _member_name(member, prefix)
-                where = f"archive member {member.name!r}"
-                if name in ("", ".") or name == prefix.rstrip("/"):
-                    if member.isdir():
-                        continue
-                    raise BundleInvalid(f"{where} has an empty name", file=archive.name, code="archive-invalid")
-                if not (member.isreg() or member.isdir()):
-                    raise BundleInvalid(f"{where} is a link or device; bundles hold only regular files",
-                                        file=archive.name, code="archive-unsafe")
-                try:
-                    tarfile.data_filter(member, str(destination))
-                except tarfile.FilterError as error:
-                    raise BundleInvalid(f"{where} is unsafe: {error}", file=archive.name,
-                                        code="archive-unsafe") from None
-                if not _MEMBER_PATH.match(name):
-                    raise BundleInvalid(f"{where} is not a plain relative path (letters, digits, '.', '_', '-'; "
-                                        "at most four levels; no '..', no leading '/' or '.')",
-                                        file=archive.name, code="archive-unsafe")
-                if name in seen:
-                    raise BundleInvalid(f"{where} appears twice", file=archive.name, code="archive-unsafe")
-                seen.add(name)
+            budget = limits.max_unpacked_bytes
+            for name, member in _checked_members(tar, archive, destination, limits):
                 target = destination / name
                 if member.isdir():
                     target.mkdir(parents=True, exist_ok=True)
                     continue
                 target.parent.mkdir(parents=True, exist_ok=True)
                 source = tar.extractfile(member)
-                with source, target.open("wb") as out:
-                    shutil.copyfileobj(source, out, 1 << 20)
+                with source, target.open("xb") as out:
+                    budget -= _copy_counted(source, out, min(budget, member.size),
+                                            f"archive member {member.name[:200]!r}", archive)
     except (tarfile.TarError, EOFError) as error:
         raise BundleInvalid(f"not a readable tar.gz archive ({error}); pack the bundle again",
-                            file=archive.name, code="archive-invalid") from None
-    except NotADirectoryError:
-        raise BundleInvalid("the archive uses a file name also as a folder name",
                             file=archive.name, code="archive-invalid") from None
 
 
 @contextlib.contextmanager
-def open_bundle(path: Path, limits: ArchiveLimits = ArchiveLimits()) -> Iterator[Path]:
-    """Yield a directory holding the bundle at `path` (a directory, or a .tar.gz unpacked safely)."""
+def open_bundle(path: Path, limits: ArchiveLimits = ArchiveLimits(), scratch_dir: Path | None = None
+                ) -> Iterator[Path]:
+    """Yield a directory holding the bundle at `path` (a directory, or a .tar.gz unpacked safely,
+    in a temporary folder under `scratch_dir`, default the system's, removed afterwards)."""
     if path.is_dir():
         yield path
         return
@@ -210,7 +259,8 @@ def open_bundle(path: Path, limits: ArchiveLimits = ArchiveLimits()) -> Iterator
         raise BundleUnreadable(f"{path} does not exist")
     if not is_archive(path):
         raise BundleUnreadable(f"{path} is neither a bundle directory nor a .tar.gz archive")
-    with tempfile.TemporaryDirectory(prefix="trainmark-bundle-") as scratch:
+    with tempfile.TemporaryDirectory(prefix=f"bundle-{os.getpid()}-" if scratch_dir else "trainmark-bundle-",
+                                     dir=scratch_dir) as scratch:
         root = Path(scratch)
         extract(path, root, limits)
         yield root
@@ -226,8 +276,9 @@ def pack(directory: Path, output: Path) -> None:
         raise BundleUnreadable(f"{directory} is not a bundle directory (it has no manifest.json)")
     files = sorted(p for p in directory.rglob("*") if p.is_file() and not p.is_symlink())
     output.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(prefix=".pack-", suffix=".tar.gz", dir=output.parent)
+    descriptor, temporary = tempfile.mkstemp(prefix=f".pack-{os.getpid()}-", suffix=".tar.gz", dir=output.parent)
     try:
+        os.fchmod(descriptor, 0o644)  # a file to share, not mkstemp's private 0600
         with os.fdopen(descriptor, "wb") as raw, \
                 gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as compressed, \
                 tarfile.open(fileobj=compressed, mode="w", format=tarfile.PAX_FORMAT) as tar:

@@ -5,14 +5,20 @@ moment leaves every completed record on disk (the operating system holds what wa
 a power cut can still lose the last second). `manifest.draft.json` holds everything known when
 a run starts; `finalize` turns a directory left by a killed producer into a valid bundle whose
 unfinished runs have status `interrupted`.
+
+Every live `BundleWriter` holds a shared lock (flock) on the bundle directory, released when it
+is closed or its process ends, however it ends; `finalize` takes the lock exclusively, so it
+refuses while any writer (the launcher, a training process) is still alive.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
 import tempfile
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -24,7 +30,7 @@ from trainmark.spec import SCHEMA_VERSION, models
 from trainmark.spec.derive import StepStatistics, read_lines, step_metrics, trace_end_unix_ns
 from trainmark.spec.errors import BundleInvalid, SchemaVersionUnsupported, TrainmarkError
 from trainmark.spec.findings import Finding, Severity, findings_from_pydantic
-from trainmark.spec.jsontext import canonical_json, load_document
+from trainmark.spec.jsontext import canonical_json, load_document, read_bounded
 from trainmark.spec.layout import DRAFT_NAME, MANIFEST_NAME, role_of, trace_path
 from trainmark.spec.rules import JSON_LINES_TYPES, manifest_semantic_findings, schema_rule_findings
 
@@ -84,7 +90,7 @@ def read_manifest(root: Path) -> tuple[dict, models.Manifest]:
     if not path.is_file():
         hint = " (a draft is there: run `trainmark bundle finalize`)" if (root / DRAFT_NAME).exists() else ""
         raise BundleInvalid(f"no manifest.json{hint}", file=MANIFEST_NAME, code="file-missing")
-    raw = path.read_bytes()
+    raw = read_bounded(path, file=MANIFEST_NAME)
     document = load_document(raw, file=MANIFEST_NAME)
     check_schema_version(document)
     manifest, found = manifest_findings(document, raw)
@@ -259,11 +265,54 @@ _RECORD_CLASSES = {
 }
 
 
-class BundleWriter:
-    """Writes a bundle directory: traces as they come, a draft manifest, then the manifest."""
+FINALIZE_WAIT_S = 3.0
+"""How long finalize waits for a writer to let go: a process that was just killed takes a moment
+to close its files (its threads end one by one)."""
 
-    def __init__(self, root: Path) -> None:
+
+def _directory_lock(root: Path, exclusive: bool, wait_s: float = 0.0) -> int:
+    """An open descriptor of `root` holding a flock on it: shared (writers; waits as long as an
+    exclusive holder does), or exclusive (finalize: tries for `wait_s`, then raises
+    BlockingIOError while a writer holds it)."""
+    descriptor = os.open(root, os.O_RDONLY | os.O_DIRECTORY)  # not inherited by child processes
+    try:
+        if not exclusive:
+            fcntl.flock(descriptor, fcntl.LOCK_SH)
+            return descriptor
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return descriptor
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.05)
+    except BaseException:
+        os.close(descriptor)
+        raise
+
+
+class BundleWriter:
+    """Writes a bundle directory: traces as they come, a draft manifest, then the manifest.
+
+    While it is open it holds a shared lock on the directory, so that `finalize` can tell a
+    bundle still being written from one whose producer died; `release` (or the end of the
+    process) lets go of it. `hold=False` for a writer that must not take it (finalize's own).
+    """
+
+    def __init__(self, root: Path, *, hold: bool = True) -> None:
         self.root = root
+        self._lock: int | None = _directory_lock(root, exclusive=False) if hold else None
+
+    def release(self) -> None:
+        """Let go of the directory's lock (this writer writes nothing more)."""
+        if self._lock is not None:
+            os.close(self._lock)
+            self._lock = None
+
+    def __del__(self) -> None:
+        self.release()
 
     @classmethod
     def create(cls, root: Path) -> BundleWriter:
@@ -396,19 +445,57 @@ def close_run_from_traces(root: Path, run: dict, status: str, reason: str) -> di
             "status_reason": reason, "metrics": existing + derived}
 
 
+FINALIZE_REASON = "the producer stopped before closing the run; closed by trainmark bundle finalize"
+
+
+def _reopened_draft(root: Path) -> dict:
+    """The draft behind a manifest that `finalize` wrote, with the runs it closed open again, so
+    that finalize can run again (after a training process outlived the first one, say). A
+    manifest its producer wrote is final and is refused."""
+    manifest = load_document(read_bounded(root / MANIFEST_NAME, file=MANIFEST_NAME), file=MANIFEST_NAME)
+    runs = manifest.get("runs") if isinstance(manifest, dict) else None
+    closed_here = [run for run in runs or [] if isinstance(run, dict) and run.get("status") == "interrupted"
+                   and str(run.get("status_reason", "")).startswith(FINALIZE_REASON)]
+    if not closed_here:
+        raise TrainmarkError(f"{root} already has a manifest.json that its producer wrote; it is final "
+                             "(check it with trainmark validate)")
+    for run in closed_here:
+        for name in ("ended_at", "status", "status_reason", "metrics"):
+            run.pop(name, None)
+    manifest.pop("files", None)
+    return manifest
+
+
 def finalize(root: Path) -> FinalizeReport:
     """Turn what a killed producer left in `root` into a valid bundle.
 
     Runs the draft lists without a status become `interrupted`, end at their last logged
     instant, and get the metrics their traces support; a record cut off mid-write is dropped.
+    Refuses while a writer still holds the bundle. May be run again on a bundle it finalized:
+    the runs it closed are closed again from their traces as they are now.
     """
-    if (root / MANIFEST_NAME).exists():
-        raise TrainmarkError(f"{root} already has a manifest.json; it is final (check it with trainmark validate)")
+    try:
+        lock = _directory_lock(root, exclusive=True, wait_s=FINALIZE_WAIT_S)
+    except BlockingIOError:
+        raise TrainmarkError(f"{root} is still being written (a trainmark process holds it); stop that process "
+                             "or wait for it to end, then finalize") from None
+    except (FileNotFoundError, NotADirectoryError):
+        raise TrainmarkError(f"{root} is not a bundle directory") from None
+    try:
+        return _finalize(root)
+    finally:
+        os.close(lock)
+
+
+def _finalize(root: Path) -> FinalizeReport:
     draft_path = root / DRAFT_NAME
-    if not draft_path.is_file():
+    if draft_path.is_file():
+        draft = load_document(read_bounded(draft_path, file=DRAFT_NAME), file=DRAFT_NAME)
+    elif (root / MANIFEST_NAME).exists():
+        draft = _reopened_draft(root)
+    else:
         raise TrainmarkError(f"{root} has no {DRAFT_NAME}: it was not left by a trainmark-compatible producer, "
                              "so there is nothing to recover the metadata from")
-    draft = load_document(draft_path.read_bytes(), file=DRAFT_NAME)
     if not isinstance(draft, dict) or not isinstance(draft.get("runs"), list):
         raise BundleInvalid("the draft has no runs list", file=DRAFT_NAME, pointer="/runs")
     files = bundle_files(root)
@@ -427,7 +514,7 @@ def finalize(root: Path) -> FinalizeReport:
     for index, run in enumerate(draft["runs"]):
         if not isinstance(run, dict) or run.get("status"):
             continue
-        reason = "the producer stopped before closing the run; closed by trainmark bundle finalize"
+        reason = FINALIZE_REASON
         dropped = [path for path in report.dropped_partial_lines if path.startswith(f"runs/{run['run_id']}/")]
         if dropped:
             reason += f" (dropped an incomplete last line in {', '.join(dropped)})"
@@ -435,5 +522,5 @@ def finalize(root: Path) -> FinalizeReport:
         report.closed_runs.append(run["run_id"])
 
     draft["created_at"] = datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
-    _, report.bundle_id = BundleWriter(root).finish(draft)
+    _, report.bundle_id = BundleWriter(root, hold=False).finish(draft)
     return report

@@ -13,6 +13,7 @@ import json
 import math
 import re
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 from trainmark.spec.errors import BundleInvalid
@@ -52,7 +53,7 @@ def _non_finite_float(text: str) -> float | _NonFinite:
     return value if math.isfinite(value) else _NonFinite(text)
 
 
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     result: dict[str, Any] = {}
     for key, value in pairs:
         if key in result:
@@ -77,6 +78,69 @@ def _first_non_finite(node: Any, path: tuple = ()) -> tuple[tuple, str] | None:
     return None
 
 
+_SUSPECT_ESCAPE = re.compile(r"\\u(?:0000|[dD][89a-fA-F])")
+"""An escape that may stand for U+0000 or for half of a surrogate pair: only then are the
+strings walked (the walk is the slow part, and real documents almost never need it)."""
+
+
+def _bad_text(value: str) -> str | None:
+    if "\x00" in value:
+        return "holds the character U+0000 (NUL), which text in a bundle may not hold; remove it"
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return "holds a lone UTF-16 surrogate (an escape such as \\ud800 without its pair); text must be valid Unicode"
+    return None
+
+
+def _first_bad_text(node: Any, path: tuple = ()) -> tuple[tuple, str] | None:
+    if isinstance(node, str):
+        problem = _bad_text(node)
+        return (path, "a string " + problem) if problem else None
+    if isinstance(node, dict):
+        for key, value in node.items():
+            problem = _bad_text(key)
+            if problem:
+                return path, "a member name " + problem  # the pointer stops at its object
+            found = _first_bad_text(value, path + (key,))
+            if found:
+                return found
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            found = _first_bad_text(value, path + (index,))
+            if found:
+                return found
+    return None
+
+
+def check_text(document: Any, text: str | bytes, *, file: str, line: int | None = None) -> None:
+    """Refuse a parsed document whose strings hold U+0000 or a lone surrogate (JSON lets an escape
+    write either; neither can be stored as text by PostgreSQL or encoded as UTF-8)."""
+    if isinstance(text, bytes):
+        if _SUSPECT_ESCAPE.search(text.decode("utf-8", "replace")) is None:
+            return
+    elif _SUSPECT_ESCAPE.search(text) is None:
+        return
+    found = _first_bad_text(document)
+    if found:
+        path, problem = found
+        raise BundleInvalid(problem, file=file, line=line, pointer=json_pointer(path),
+                            code="text-invalid")
+
+
+def read_bounded(path: Path, *, file: str, max_bytes: int = MAX_DOCUMENT_BYTES) -> bytes:
+    """The bytes of a JSON document on disk, refused before it is read when it is over
+    `max_bytes` (and never more than `max_bytes` + 1 bytes read, should it grow meanwhile)."""
+    size = path.stat().st_size
+    if size > max_bytes:
+        raise BundleInvalid(f"document is {size} bytes, over the limit of {max_bytes}", file=file, code="json-limit")
+    with path.open("rb") as handle:
+        data = handle.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise BundleInvalid(f"document is over the limit of {max_bytes} bytes", file=file, code="json-limit")
+    return data
+
+
 def load_document(data: bytes, *, file: str, max_bytes: int = MAX_DOCUMENT_BYTES,
                   max_depth: int = MAX_DEPTH) -> Any:
     """Parse one untrusted JSON document, or raise `BundleInvalid` saying where and why."""
@@ -94,12 +158,18 @@ def load_document(data: bytes, *, file: str, max_bytes: int = MAX_DOCUMENT_BYTES
                             file=file, code="json-limit")
     try:
         document = json.loads(text, parse_constant=_NonFinite, parse_float=_non_finite_float,
-                              object_pairs_hook=_unique_keys)
+                              object_pairs_hook=unique_keys)
     except json.JSONDecodeError as error:
         raise BundleInvalid(f"not valid JSON at line {error.lineno} column {error.colno}: {error.msg}",
                             file=file, code="json-invalid") from None
     except ValueError as error:
-        raise BundleInvalid(str(error), file=file, code="json-invalid") from None
+        message = str(error)
+        if "integer string conversion" in message:
+            message = "an integer with more than 4300 digits; numbers in a bundle fit in 64 bits"
+        raise BundleInvalid(message, file=file, code="json-invalid") from None
+    except RecursionError:
+        raise BundleInvalid("nested too deeply to read", file=file, code="json-limit") from None
+    check_text(document, text, file=file)
     non_finite = _first_non_finite(document)
     if non_finite:
         path, literal = non_finite

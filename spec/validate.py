@@ -24,7 +24,7 @@ from trainmark.spec.archive import ArchiveLimits, open_bundle
 from trainmark.spec.bundle import bundle_id, check_schema_version, manifest_findings, walk_bundle
 from trainmark.spec.errors import BundleInvalid, BundleUnreadable, SchemaVersionUnsupported
 from trainmark.spec.findings import Finding, Severity, findings_from_pydantic
-from trainmark.spec.jsontext import MAX_DOCUMENT_BYTES, load_document
+from trainmark.spec.jsontext import MAX_DOCUMENT_BYTES, load_document, read_bounded
 from trainmark.spec.layout import DRAFT_NAME, JSON_SCHEMA_FILES, MANIFEST_NAME
 from trainmark.spec.rules import (JSON_LINES_TYPES, RECORD_CLASSES, RecordContext, has_schema_rules,
                         schema_rule_findings)
@@ -200,6 +200,8 @@ class _FileChecker:
                 except pydantic.ValidationError:
                     records = None  # one the models refuse (1.0 for an integer, say): record by record below
                 if records is not None:
+                    for record, line, data in zip(records, lines, texts):
+                        self._check_members(record, data, line)
                     self._accepted(records, lines)
                     return
         for line, data in zip(lines, texts):
@@ -229,6 +231,8 @@ class _FileChecker:
                 self._add(finding)
             record = None
         if record is not None:
+            if line is not None:
+                self._check_members(record, data, line)
             if self.check_rules and not conformed:
                 for finding in schema_rule_findings(record, self.class_name, file=self.path_text, line=line):
                     self._add(finding)
@@ -236,6 +240,19 @@ class _FileChecker:
             self.pending_lines.append(line)
         if self.full_jsonschema and not (conformed and record is not None):
             self._check_jsonschema(data, line, record is not None)
+
+    def _check_members(self, record: pydantic.BaseModel, data: bytes, line: int) -> None:
+        """A JSON Lines record (flat: one object of plain values) names each member once and holds
+        no U+0000 or lone surrogate: the models would take the last of two values without a word.
+        Cheap on the common path: a flat record with n distinct members has n - 1 commas outside
+        its strings, so only a record whose commas or escapes say otherwise is parsed again."""
+        if b"\\u" not in data and data.count(b",") + 1 == len(record.model_fields_set):
+            return
+        try:
+            load_document(data, file=self.path_text)
+        except BundleInvalid as error:
+            self._add(Finding(error.code, Severity.ERROR, error.message, file=self.path_text, line=line,
+                              pointer=error.pointer))
 
     def _check_jsonschema(self, data: bytes, line: int | None, read_by_models: bool) -> None:
         from trainmark.spec.conformance import conforms_text, jsonschema_findings
@@ -355,8 +372,8 @@ def _validate_directory(root: Path, report: ValidationReport, full_jsonschema: b
         report.add(Finding("file-missing", Severity.ERROR, f"the bundle has no manifest.json{hint}",
                            file=MANIFEST_NAME))
         return
-    raw = manifest_path.read_bytes()
     try:
+        raw = read_bounded(manifest_path, file=MANIFEST_NAME)
         document = load_document(raw, file=MANIFEST_NAME)
     except BundleInvalid as error:
         report.add(_finding_of(error))

@@ -190,6 +190,7 @@ def test_finalize_drops_a_line_cut_off_mid_write(tmp_path):
                                            duration_s=0.1))
     with (root / "runs/run-1/steps.jsonl").open("ab") as handle:
         handle.write(b'{"step":3,"rank":0,"start_unix_ns":17')
+    writer.release()  # the producer is gone
     report = finalize(root)
     assert report.dropped_partial_lines == ["runs/run-1/steps.jsonl"]
     _, manifest = read_manifest(root)
@@ -208,6 +209,7 @@ def test_finalize_keeps_a_complete_record_that_only_lacks_its_newline(tmp_path):
     line = models.StepRecord(step=0, rank=0, start_unix_ns=int(T0.timestamp() * 1e9), duration_s=0.1)
     (root / "runs/run-1").mkdir(parents=True)
     (root / "runs/run-1/steps.jsonl").write_bytes(line.model_dump_json(exclude_none=True).encode())
+    writer.release()  # the producer is gone
     report = finalize(root)
     assert report.dropped_partial_lines == []
     assert validate_bundle(root).valid
@@ -237,6 +239,7 @@ def test_finalize_refuses_traces_of_a_run_the_draft_does_not_know(tmp_path):
     writer.write_draft({**manifest_blocks(), "runs": [{"run_id": "run-1", "started_at": _iso(T0)}]})
     with writer.open_trace("run-7", "step") as trace:
         trace.append(models.StepRecord(step=0, rank=0, start_unix_ns=int(T0.timestamp() * 1e9), duration_s=0.1))
+    writer.release()  # the producer is gone
     with pytest.raises(BundleInvalid, match="run 'run-7'"):
         finalize(root)
     assert not (root / "manifest.json").exists()

@@ -153,7 +153,7 @@ def test_score_json_and_exit_codes(tmp_path):
     process = subprocess.run([sys.executable, "-c", "from trainmark.cli import main; main()", "score",
                               str(tmp_path / "empty")], capture_output=True, text=True)
     assert process.returncode == 1
-    assert process.stderr.startswith("error: not a readable bundle") and "Traceback" not in process.stderr
+    assert process.stderr.startswith("error: manifest.json: not a readable bundle") and "Traceback" not in process.stderr
 
 
 def test_score_human_output_groups_findings(tmp_path):

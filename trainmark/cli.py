@@ -560,11 +560,74 @@ def keys_create(
     _console(stderr=True).print("store this key now: the registry keeps only its hash and cannot show it again")
 
 
+@keys_app.command("list")
+def keys_list(db: DbOption = None, blobs: BlobsOption = None,
+              as_json: Annotated[bool, typer.Option("--json", help="Print the keys as JSON.")] = False) -> None:
+    """List the API keys: id, name, prefix (the key's first characters), created, revoked.
+
+    Example: trainmark keys list
+    """
+    store = _open_store(db, blobs)
+    try:
+        keys = store.list_keys()
+    finally:
+        store.close()
+    if as_json:
+        typer.echo(json.dumps(keys, indent=2))
+        return
+    for key in keys:
+        typer.echo(f"{key['id']}\t{key['prefix']}\t{'revoked' if key['revoked'] else 'active'}\t"
+                   f"{key['created_at']}\t{key['name']}")
+
+
+@keys_app.command("revoke")
+def keys_revoke(which: Annotated[str, typer.Argument(help="The key's id or prefix, as trainmark keys list shows.")],
+                db: DbOption = None, blobs: BlobsOption = None) -> None:
+    """Revoke an API key: from now on the registry refuses it (401). Audited.
+
+    Example: trainmark keys revoke 3
+    """
+    store = _open_store(db, blobs)
+    try:
+        key = store.revoke_key(which)
+    finally:
+        store.close()
+    _console().print(f"revoked key {key['id']} ({_plain(key['prefix'])}..., {_plain(key['name'])})")
+
+
+@registry_app.command("check")
+def registry_check(db: DbOption = None, blobs: BlobsOption = None,
+                   grace: Annotated[float, typer.Option(help="Keep unreferenced blobs younger than this many "
+                                                             "seconds (another server may be committing them).",
+                                                        min=0)] = 3600.0) -> None:
+    """Find and remove what failed or killed writers left in the blob folder: partial blobs and
+    scratch folders of processes that are gone, and blobs and archives no submission references.
+
+    Example: trainmark registry check --grace 0   (with the server stopped)
+    """
+    store = _open_store(db, blobs)
+    try:
+        removed = store.sweep(grace)
+    finally:
+        store.close()
+    _console().print(f"removed {removed['temporaries']} stale temporary file(s) or folder(s), "
+                     f"{removed['orphan_blobs']} orphan blob(s), {removed['orphan_archives']} orphan archive(s): "
+                     f"{removed['bytes']} bytes")
+    for problem in removed["errors"]:
+        _console(stderr=True).print(f"could not remove {_plain(problem)}")
+    if removed["errors"]:
+        raise typer.Exit(1)
+
+
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="The address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="The port to listen on.")] = 8000,
     rate_limit: Annotated[float, typer.Option(help="Submissions a minute per API key.", min=0.1)] = 60.0,
+    header_timeout: Annotated[float, typer.Option(help="Seconds a connection may take to send a request's "
+                                                       "headers (or stay idle between requests).", min=0.1)] = 10.0,
+    body_timeout: Annotated[float, typer.Option(help="Seconds an upload may send nothing before it is dropped "
+                                                     "(408).", min=0.1)] = 60.0,
     db: DbOption = None, blobs: BlobsOption = None,
 ) -> None:
     """Serve the registry: the leaderboard at /, the API under /api/v1, its documentation at /docs.
@@ -575,14 +638,19 @@ def serve(
     """
     import uvicorn
 
-    from trainmark.registry.api import create_app, prepare_serving_process
+    from trainmark.registry.api import create_app, prepare_serving_process, serving_options
 
     store = _open_store(db, blobs)
-    app = create_app(store, submissions_per_minute=rate_limit)
+    removed = store.sweep()
+    if removed["temporaries"] + removed["orphan_blobs"] + removed["orphan_archives"]:
+        _console(stderr=True).print(f"removed what an earlier server left: {removed['temporaries']} temporary "
+                                    f"file(s) or folder(s), {removed['orphan_blobs']} orphan blob(s), "
+                                    f"{removed['orphan_archives']} orphan archive(s) ({removed['bytes']} bytes)")
+    app = create_app(store, submissions_per_minute=rate_limit, body_timeout_s=body_timeout)
     prepare_serving_process()
     _console(stderr=True).print(f"trainmark registry on http://{host}:{port}/  (API documentation: /docs)")
     try:
-        uvicorn.run(app, host=host, port=port, log_level="info")
+        uvicorn.run(app, host=host, port=port, log_level="info", **serving_options(header_timeout))
     finally:
         store.close()
 
