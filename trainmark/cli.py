@@ -53,16 +53,16 @@ def _options(
 
 
 def _console(stderr: bool = False):
-    from rich.console import Console
+    from trainmark.terminal import console
 
-    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+    return console(stderr)
 
 
 def _plain(text: object) -> str:
     """Text from a bundle or an error, escaped so that brackets in it are not read as markup."""
-    from rich.markup import escape
+    from trainmark.terminal import plain
 
-    return escape(str(text))
+    return plain(text)
 
 
 def _existing(path: Path) -> Path:
@@ -230,36 +230,47 @@ def score(
 
 
 def _render_score(report) -> None:
-    from rich.table import Table
+    from trainmark.spec.units import human
+    from trainmark.terminal import Column, field_lines, interval, print_table
 
     console = _console()
     ranked = "[green]ranked[/green]" if report.ranked else "[red]not ranked[/red] (a gate failed)"
-    console.print(f"[bold]score {report.score:.3f}[/bold]  {ranked}  rubric {report.rubric_version}  "
-                  f"bundle {report.bundle_id}")
+    console.print(f"[bold]score {report.score:.3f}[/bold]  {ranked}  rubric {report.rubric_version}")
+    fields = [("bundle", report.bundle_id)]
     for letter, name in (("F", "fidelity"), ("H", "completeness")):
         parts = ", ".join(f"{part} {'n/a' if value is None else f'{value:.3f}'}"
                           for part, value in report.components[name].items())
-        console.print(f"  {letter} {name:13} {getattr(report, name):.3f}   ({_plain(parts)})")
-    console.print(f"  C confidence    {report.confidence:.3f}")
-    console.print(f"  badges: {', '.join(report.badges) or 'none'}")
+        fields.append((f"{letter} {name}", f"{getattr(report, name):.3f}  ({_plain(parts)})"))
+    fields.append(("C confidence", f"{report.confidence:.3f}"))
+    fields.append(("badges", ", ".join(report.badges) or "none"))
     for gate in report.gates:
         mark = "[green]pass[/green]" if gate.passed else "[red]FAIL[/red]"
-        console.print(f"  gate {gate.code:10} {mark}  {_plain(gate.message)}")
-    table = Table("metric", "unit", "n", "mean", "CV", "95 % interval", "headline", "method")
+        fields.append((f"gate {gate.code}", f"{mark}  {_plain(gate.message)}"))
+    field_lines(console, fields, indent=2)
+    methods = {stats.headline_method for stats in report.statistics.values()}
+    rows, shares = [], []
     for name, stats in report.statistics.items():
-        def number(value):
-            return "-" if value is None else f"{value:.4g}"
-        interval = "-" if stats.ci95_low is None else f"{stats.ci95_low:.4g} .. {stats.ci95_high:.4g}"
-        table.add_row(name, _plain(stats.unit), str(stats.n), number(stats.mean),
-                      "-" if stats.cv is None else f"{stats.cv * 100:.2f} %", interval, number(stats.headline),
-                      _plain(stats.headline_method))
-    console.print(table)
+        headline = "-" if stats.headline is None else human(stats.headline, stats.unit)
+        if len(methods) > 1:
+            headline += f" ({stats.headline_method})"
+        row = [_plain(name.removeprefix("kernel_time_share_")), _plain(headline),
+               _plain(interval(stats.ci95_low, stats.ci95_high, stats.unit)),
+               "-" if stats.cv is None else f"{stats.cv * 100:.2f} %", str(stats.n)]
+        (shares if name.startswith("kernel_time_share_") else rows).append(row)
+    title = "statistics over the runs" + (f" (headline: {_plain(next(iter(methods)))})" if len(methods) == 1 else "")
+    print_table(console, ["metric", Column("headline", True), Column("95 % interval", True), Column("CV", True),
+                          Column("n", True)], rows, title=title, inline=True)
+    if shares:
+        print_table(console, ["kernel category", Column("time share", True), Column("95 % interval", True),
+                              Column("CV", True), Column("n", True)], shares,
+                    title="kernel time shares (kernel_time_share_*)", inline=True)
     for severity in ("error", "warning", "info"):
         group = [finding for finding in report.findings if finding.severity.value == severity]
         if group:
             console.print(f"[bold]{severity}s ({len(group)})[/bold]")
             for finding in group:
-                console.print(f"  {finding.code:22} {_plain(finding.location())}  {_plain(finding.message)}")
+                field_lines(console, [(finding.code, _plain(finding.location())), ("", _plain(finding.message))],
+                            indent=2)
 
 
 # ---------------------------------------------------------------- import
@@ -766,31 +777,29 @@ def _number(value: float) -> str:
 
 
 def _render_overview(overview: dict) -> None:
-    from rich.table import Table
-
     from trainmark.spec.overview import HEADLINE_METRICS
+    from trainmark.spec.units import duration, human, iec_bytes
+    from trainmark.terminal import Column, field_lines, print_table
 
     console = _console()
     system, model, training = overview["system"], overview["model"], overview["training"]
     parameters = model["parameters_total"]
-    lines = [
-        f"bundle    {overview['bundle_id']}  schema {overview['schema_version']}",
-        f"producer  {overview['producer']}",
-        *([overview["description"]] if overview["description"] else []),
-        f"system    {system['nodes']} node(s): {', '.join(system['devices'])}; host {system['host_cpu']}",
-        f"software  {overview['software']}",
-        f"model     {model['name']} ({model['architecture_family']}, "
-        f"{_number(parameters) if parameters is not None else 'unknown'} parameters, {model['precision_policy']})",
-        f"training  global batch {training['global_batch_size']}, sequence {training['sequence_length']}, "
-        f"world size {training['world_size']}, {training['max_steps']} steps planned",
-        f"files     {overview['files']} ({overview['bytes']} bytes)",
-    ]
-    for line in lines:
-        console.print(line, markup=False)
+    field_lines(console, [(name, _plain(value)) for name, value in [
+        ("bundle", f"{overview['bundle_id']}  schema {overview['schema_version']}"),
+        ("producer", overview["producer"]),
+        *([("about", overview["description"])] if overview["description"] else []),
+        ("system", f"{system['nodes']} node(s): {', '.join(system['devices'])}; host {system['host_cpu']}"),
+        ("software", overview["software"]),
+        ("model", f"{model['name']} ({model['architecture_family']}, "
+                  f"{human(parameters, '1') + ' parameters' if parameters is not None else 'parameter count not reported'}"
+                  f", {model['precision_policy']})"),
+        ("training", f"global batch {training['global_batch_size']}, sequence {training['sequence_length']}, "
+                     f"world size {training['world_size']}, {training['max_steps']} steps planned"),
+        ("files", f"{overview['files']} ({iec_bytes(overview['bytes'])})"),
+    ]])
     runs = overview["runs"]
-    table = Table("metric (global)", "unit", "method", *[_plain(f"{run['run_id']} ({run['status']}, seed {run['seed']})")
-                                               for run in runs])
     reasons: dict[str, str] = {}
+    rows = []
     for name in HEADLINE_METRICS:
         views = [run["metrics"].get(name) for run in runs]
         present = [view for view in views if view is not None]
@@ -804,11 +813,14 @@ def _render_overview(overview: dict) -> None:
                 cells.append("null")
                 reasons[name] = view["unavailable_reason"]
             else:
-                cells.append(_number(view["value"]))
+                cells.append(human(view["value"], view["unit"]))
         methods = sorted({view["method"] for view in present if view["value"] is not None})
-        table.add_row(name, _plain(present[0]["unit"]), _plain("/".join(methods) or "-"),
-                      *[_plain(cell) for cell in cells])
-    console.print(table)
+        rows.append((name, present[0]["unit"], "/".join(methods) or "-", cells))
+    field_lines(console, [("runs", _plain("; ".join(f"{run['run_id']} {run['status']}, seed {run['seed']}, "
+                                                       f"{duration(run['duration_s'])}" for run in runs)))])
+    wide = [["metric (global), method", *[Column(run["run_id"], True) for run in runs]],
+            *[[_plain(f"{name}\n  {method}"), *[_plain(cell) for cell in cells]] for name, _, method, cells in rows]]
+    print_table(console, wide[0], wide[1:], title="headline metrics per run")
     for name, reason in reasons.items():
         console.print(f"null {name}: {reason}", markup=False)
 

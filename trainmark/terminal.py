@@ -1,0 +1,113 @@
+"""What the `trainmark` command prints for people: tables that are never cut.
+
+A table is printed as a table only when every cell fits the terminal whole (rich measures it
+first); otherwise it is printed stacked, one entry after another with one line per field, so an
+80-column terminal, a log file or a pipe sees every name and every number in full, never an
+ellipsis. Long free text folds onto the next line at a space. Quantities are shown in the units
+people read (trainmark.spec.units); the exact values are what `--json` prints.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from rich import box
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+from rich.text import Text
+
+from trainmark.spec.units import human
+
+MAX_WIDTH = 160
+"""Wider terminals still get lines of at most this many characters: long lines are hard to read."""
+
+
+def console(stderr: bool = False) -> Console:
+    """A console that wraps long lines at spaces (never cuts them) and takes no markup from data."""
+    made = Console(stderr=stderr, highlight=False, soft_wrap=False)
+    if made.width > MAX_WIDTH:
+        made.width = MAX_WIDTH
+    return made
+
+
+def plain(text: object) -> str:
+    """Text from a bundle or an error, escaped so that brackets in it are not read as markup."""
+    return escape(str(text))
+
+
+def bound(value: float | None, unit: str) -> str:
+    """An interval bound of a quantity that cannot be negative (a rate, a time, bytes, joules):
+    a negative bound says only that the interval reaches zero, so it is shown as 0."""
+    if value is None:
+        return "-"
+    return human(max(0.0, value), unit)
+
+
+def interval(low: float | None, high: float | None, unit: str) -> str:
+    """A 95 % interval of a positive quantity as "a to b unit", never with a negative end."""
+    if low is None or high is None:
+        return "-"
+    first, second = bound(low, unit), bound(high, unit)
+    number, _, rest = first.partition(" ")
+    if rest and second.endswith(" " + rest):  # the unit once: "10.5 to 10.8 steps/s"
+        return f"{number} to {second}"
+    return f"{first} to {second}"
+
+
+@dataclass
+class Column:
+    """One column of a table: its header, and whether its cells are numbers (right-aligned, kept
+    on one line) or text (folded at spaces)."""
+
+    header: str
+    numeric: bool = False
+
+
+def print_table(out: Console, columns: Sequence[Column | str], rows: Sequence[Sequence[str]],
+                title: str | None = None, lines: bool = False, inline: bool = False) -> bool:
+    """Print `rows` as a table when it fits `out` whole, else stacked: the first cell as the entry's
+    heading, then its other cells one per line ("header  cell"), or with `inline` on one folded
+    line ("header cell; header cell"). Cells are rich markup. Returns True for a table."""
+    columns = [column if isinstance(column, Column) else Column(column) for column in columns]
+    table = Table(title=title, show_lines=lines, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False,
+                  title_style="bold", padding=(0, 1, 0, 0))
+    for column in columns:
+        table.add_column(column.header, justify="right" if column.numeric else "left",
+                         no_wrap=True, overflow="fold")
+    for row in rows:
+        table.add_row(*row)
+    measured = table.__rich_measure__(out, out.options)
+    if measured.maximum <= out.width:
+        out.print(table)
+        return True
+    if title:
+        out.print(f"[bold]{title}[/bold]")
+    for row in rows:
+        out.print(Text.from_markup(row[0], style="bold"))
+        cells = [(column.header, cell.replace("\n", " ")) for column, cell in zip(columns[1:], row[1:])]
+        if inline:
+            grid = Table.grid(padding=(0, 0))
+            grid.add_column(width=4, no_wrap=True)
+            grid.add_column(overflow="fold")
+            grid.add_row("", Text.from_markup("; ".join(f"{header} {cell}" for header, cell in cells)))
+            out.print(grid)
+        else:
+            field_lines(out, cells, indent=2)
+        if lines:
+            out.print()
+    return False
+
+
+def field_lines(out: Console, fields: Sequence[tuple[str, str]], indent: int = 0) -> None:
+    """Lines of "name  value" (value as rich markup): a long value folds at spaces under itself,
+    never cut."""
+    grid = Table.grid(padding=(0, 2, 0, 0))
+    if indent:
+        grid.add_column(width=indent - 2 if indent > 2 else indent, no_wrap=True)
+    grid.add_column(no_wrap=True)
+    grid.add_column(overflow="fold")
+    for name, value in fields:
+        grid.add_row(*([""] if indent else []), Text(name), Text.from_markup(value))
+    out.print(grid)
