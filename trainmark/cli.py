@@ -667,39 +667,47 @@ def leaderboard(
     if as_json:
         typer.echo(json.dumps(page.rows, indent=2))
         return
-    bound = "high" if metric == "energy_per_step" else "low"
+    _render_board(page.rows, metric)
+
+
+def _render_board(rows: list[dict], metric: str) -> None:
+    """The board as a table when it fits the terminal whole, else one block per entry."""
+    from trainmark.spec.units import human, si
+    from trainmark.terminal import Column, bound, field_lines, print_table, table_fits
+
+    side = "high" if metric == "energy_per_step" else "low"
+    unit, short = {"steps_per_second": ("{step}/s", "steps/s"), "flops_per_joule": ("{flop}/J", "FLOP/J"),
+                   "energy_per_step": ("J/{step}", "J/step")}.get(metric, ("", metric))
     console = _console()
-    wide = console.width >= 150
-    short = {"steps_per_second": "steps/s", "flops_per_joule": "FLOP/J", "energy_per_step": "J/step"}.get(metric, metric)
-    # A narrow terminal gets fewer, wider columns (configuration in one, badges and what is
-    # missing in another), no vertical rules and a blank line between entries, so that nothing
-    # is cut short.
-    if wide:
-        columns = ["#", "submitter", "model", "hardware", "precision", "score", f"{short} (95 % {bound})", "badges",
-                   "missing"]
-    else:
-        columns = ["#", "submitter", "configuration", "score", f"{short} (95 % {bound})", "badges; missing"]
-    table = Table(title="trainmark leaderboard", box=box.HEAVY_HEAD if wide else box.SIMPLE_HEAD,
-                  leading=0 if wide else 1, pad_edge=wide)
-    for name in columns:  # a name longer than its column folds onto the next line, whole
-        table.add_column(name, overflow="fold", max_width=None if wide or name != "submitter" else 12)
-    for position, row in enumerate(page.rows, start=1):
-        value, limit_value = row[metric], row[f"{metric}_{bound}"]
-        shown = "not measured" if value is None else _number(value) + (
-            "" if limit_value is None else f" ({_number(limit_value)})")
-        hardware = f"{row['device_count']} x {row['device_model']}"
-        badges = ", ".join(row["badges"])
-        if wide:
-            described = [_plain(row["model_name"]), _plain(hardware), row["precision"]]
-            notes = [_plain(badges), _plain(row["missing"])]
-        else:
-            described = [_plain(f"{row['model_name']}, {row['precision']}\n{hardware}")]
-            notes = [_plain("\n".join(filter(None, [badges, row["missing"] and f"missing {row['missing']}"])))]
-        table.add_row(str(position) if row["ranked"] else "-", _plain(row["submitter"]), *described,
-                      f"{row['score']:.3f}", shown, *notes)
-    console.print(table, soft_wrap=False)  # soft wrapping would let the table run past the width
-    if not page.rows:
+
+    def shown(row: dict, compact: bool) -> str:
+        value, limit_value = row[metric], row[f"{metric}_{side}"]
+        if value is None:
+            return "not measured"
+        if compact:  # the unit is in the column's header
+            return si(value) + ("" if limit_value is None else f" ({si(max(0.0, limit_value))})")
+        return human(value, unit) + ("" if limit_value is None else f" (95 % {side} {bound(limit_value, unit)})")
+
+    title = f"trainmark leaderboard: {short}, ranked by score, then by the 95 % {side} bound"
+    table_rows = [[str(position) if row["ranked"] else "-", _plain(row["submitter"]), _plain(row["model_name"]),
+                   _plain(f"{row['device_count']} x {row['device_model']}"), _plain(row["precision"]),
+                   f"{row['score']:.3f}", _plain(shown(row, True)), _plain(", ".join(row["badges"]) or "-"),
+                   _plain(row["missing"] or "-")] for position, row in enumerate(rows, start=1)]
+    columns = ["#", "submitter", "model", "hardware", "precision", Column("score", True),
+               Column(f"{short} (95 % {side})", True), "badges", "missing"]
+    if not rows:
         console.print("no entries yet: trainmark submit BUNDLE --db ... adds one")
+        return
+    if table_fits(console, columns, table_rows):
+        print_table(console, columns, table_rows, title=title)
+        return
+    console.print(f"[bold]{_plain(title)}[/bold]")
+    for cells, row in zip(table_rows, rows):
+        position = cells[0] + "." if row["ranked"] else "- (not ranked)"
+        console.print(f"[bold]{position} {cells[2]}, {cells[4]}, on {cells[3]}[/bold]")
+        field_lines(console, [("submitter", cells[1]), ("score", cells[5]), (short, _plain(shown(row, False))),
+                              ("badges", cells[7]),
+                              ("missing", cells[8])], indent=4)
 
 
 # ---------------------------------------------------------------- bundle
@@ -784,8 +792,11 @@ def _render_overview(overview: dict) -> None:
     console = _console()
     system, model, training = overview["system"], overview["model"], overview["training"]
     parameters = model["parameters_total"]
+    planned = training["max_steps"]
+    runs = overview["runs"]
     field_lines(console, [(name, _plain(value)) for name, value in [
-        ("bundle", f"{overview['bundle_id']}  schema {overview['schema_version']}"),
+        ("bundle", overview["bundle_id"]),
+        ("schema", overview["schema_version"]),
         ("producer", overview["producer"]),
         *([("about", overview["description"])] if overview["description"] else []),
         ("system", f"{system['nodes']} node(s): {', '.join(system['devices'])}; host {system['host_cpu']}"),
@@ -793,11 +804,14 @@ def _render_overview(overview: dict) -> None:
         ("model", f"{model['name']} ({model['architecture_family']}, "
                   f"{human(parameters, '1') + ' parameters' if parameters is not None else 'parameter count not reported'}"
                   f", {model['precision_policy']})"),
-        ("training", f"global batch {training['global_batch_size']}, sequence {training['sequence_length']}, "
-                     f"world size {training['world_size']}, {training['max_steps']} steps planned"),
+        ("training", f"global batch {training['global_batch_size']}, "
+                     f"sequence {training['sequence_length'] or 'length not reported'}, "
+                     f"world size {training['world_size']}, "
+                     + (f"{planned} steps planned" if planned is not None else "no step count planned")),
         ("files", f"{overview['files']} ({iec_bytes(overview['bytes'])})"),
+        *[("runs" if index == 0 else "", f"{run['run_id']}  {run['status']}, seed {run['seed']}, "
+                                         f"{duration(run['duration_s'])}") for index, run in enumerate(runs)],
     ]])
-    runs = overview["runs"]
     reasons: dict[str, str] = {}
     rows = []
     for name in HEADLINE_METRICS:
@@ -815,14 +829,15 @@ def _render_overview(overview: dict) -> None:
             else:
                 cells.append(human(view["value"], view["unit"]))
         methods = sorted({view["method"] for view in present if view["value"] is not None})
+        if not methods:  # null in every run: one line below says why
+            continue
         rows.append((name, present[0]["unit"], "/".join(methods) or "-", cells))
-    field_lines(console, [("runs", _plain("; ".join(f"{run['run_id']} {run['status']}, seed {run['seed']}, "
-                                                       f"{duration(run['duration_s'])}" for run in runs)))])
     wide = [["metric (global), method", *[Column(run["run_id"], True) for run in runs]],
             *[[_plain(f"{name}\n  {method}"), *[_plain(cell) for cell in cells]] for name, _, method, cells in rows]]
     print_table(console, wide[0], wide[1:], title="headline metrics per run")
-    for name, reason in reasons.items():
-        console.print(f"null {name}: {reason}", markup=False)
+    if reasons:
+        console.print("[bold]not measured (null)[/bold]")
+        field_lines(console, [(name, _plain(reason)) for name, reason in reasons.items()], indent=2)
 
 
 def main() -> None:

@@ -18,18 +18,11 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from trainmark.spec.units import human
-
-MAX_WIDTH = 160
-"""Wider terminals still get lines of at most this many characters: long lines are hard to read."""
-
+from trainmark.spec.units import human, si
 
 def console(stderr: bool = False) -> Console:
     """A console that wraps long lines at spaces (never cuts them) and takes no markup from data."""
-    made = Console(stderr=stderr, highlight=False, soft_wrap=False)
-    if made.width > MAX_WIDTH:
-        made.width = MAX_WIDTH
-    return made
+    return Console(stderr=stderr, highlight=False, soft_wrap=False)
 
 
 def plain(text: object) -> str:
@@ -42,6 +35,8 @@ def bound(value: float | None, unit: str) -> str:
     a negative bound says only that the interval reaches zero, so it is shown as 0."""
     if value is None:
         return "-"
+    if unit == "J":  # kWh once, beside the headline, not at both ends of every interval
+        return si(max(0.0, value), "J")
     return human(max(0.0, value), unit)
 
 
@@ -65,21 +60,30 @@ class Column:
     numeric: bool = False
 
 
+def _table(columns: Sequence[Column], rows: Sequence[Sequence[str]], title: str | None, lines: bool) -> Table:
+    table = Table(title=title, show_lines=lines, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False,
+                  show_edge=False, title_style="bold", padding=(0, 1, 0, 0))
+    for column in columns:
+        table.add_column(column.header, justify="right" if column.numeric else "left", no_wrap=True, overflow="fold")
+    for row in rows:
+        table.add_row(*row)
+    return table
+
+
+def table_fits(out: Console, columns: Sequence[Column | str], rows: Sequence[Sequence[str]]) -> bool:
+    """Whether the table of `rows` fits `out` with every cell whole on its lines."""
+    columns = [column if isinstance(column, Column) else Column(column) for column in columns]
+    return _table(columns, rows, None, False).__rich_measure__(out, out.options).maximum <= out.width
+
+
 def print_table(out: Console, columns: Sequence[Column | str], rows: Sequence[Sequence[str]],
                 title: str | None = None, lines: bool = False, inline: bool = False) -> bool:
     """Print `rows` as a table when it fits `out` whole, else stacked: the first cell as the entry's
     heading, then its other cells one per line ("header  cell"), or with `inline` on one folded
     line ("header cell; header cell"). Cells are rich markup. Returns True for a table."""
     columns = [column if isinstance(column, Column) else Column(column) for column in columns]
-    table = Table(title=title, show_lines=lines, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False,
-                  title_style="bold", padding=(0, 1, 0, 0))
-    for column in columns:
-        table.add_column(column.header, justify="right" if column.numeric else "left",
-                         no_wrap=True, overflow="fold")
-    for row in rows:
-        table.add_row(*row)
-    measured = table.__rich_measure__(out, out.options)
-    if measured.maximum <= out.width:
+    table = _table(columns, rows, title, lines)
+    if table.__rich_measure__(out, out.options).maximum <= out.width:
         out.print(table)
         return True
     if title:
