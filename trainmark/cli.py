@@ -416,11 +416,8 @@ def compare(
 
     Example: trainmark compare sweeps/precision --baseline precision=fp32
     """
-    from rich.table import Table
-
-    from trainmark.scorer.compare import QUANTITIES
     from trainmark.scorer.compare import compare as compare_bundles
-    from trainmark.scorer.report import comparison_html, show
+    from trainmark.scorer.report import comparison_html
 
     comparison = compare_bundles(bundles, baseline)
     if html is not None:
@@ -428,41 +425,53 @@ def compare(
     if as_json:
         typer.echo(json.dumps(comparison.as_dict(), indent=2))
         return
+    _render_comparison(comparison)
     console = _console()
+    from trainmark.terminal import field_lines
+
+    field_lines(console, [("differs" if index == 0 else "", _plain(line))
+                          for index, line in enumerate(comparison.differences)])
+    field_lines(console, [("[yellow]caveat[/yellow]", _plain(caveat)) for caveat in comparison.caveats])
+    if html is not None:
+        console.print(f"wrote {_plain(html)}")
+
+
+def _render_comparison(comparison) -> None:
+    """One column per bundle (named by its folder) when that fits whole, else one block per quantity."""
+    from trainmark.scorer.compare import QUANTITIES
+    from trainmark.spec.units import human, si
+    from trainmark.terminal import Column, field_lines, interval, print_table
+
+    console = _console()
+    configurations = comparison.configurations
+    names = [Path(configuration.path).name.removesuffix(".tar.gz") for configuration in configurations]
+    if len(set(names)) < len(names):  # two bundles of the same folder name: their labels tell them apart
+        names = [configuration.label for configuration in configurations]
+    console.print(f"[bold]trainmark compare: {len(configurations)} bundles, against "
+                  f"{_plain(names[comparison.baseline])}[/bold]")
+    field_lines(console, [(_plain(name), _plain(f"{configuration.label}; {configuration.runs_completed} of "
+                                                 f"{configuration.runs_total} runs completed"))
+                          for name, configuration in zip(names, configurations)], indent=2)
 
     def cell_text(cell) -> str:
         if cell.headline is None:
             return "[dim]not measured[/dim]"
-        text = show(cell.headline, cell.unit)
+        text = _plain(human(cell.headline, cell.unit))
         if cell.ci95_low is not None:
-            text += f"\n[{show(cell.ci95_low, cell.unit)}, {show(cell.ci95_high, cell.unit)}]"
+            text += f"\n95 %: {_plain(interval(cell.ci95_low, cell.ci95_high, cell.unit))}"
         if cell.ratio is not None:
             colour = "green" if "better" in cell.verdict else "red" if "worse" in cell.verdict else "dim"
-            interval = "" if cell.ratio_low is None else f" [{cell.ratio_low:.3f}, {cell.ratio_high:.3f}]"
-            text += f"\n[{colour}]x{cell.ratio:.3f}{interval}\n{cell.verdict}[/{colour}]"
+            ratio = f"x{si(cell.ratio)}" + ("" if cell.ratio_low is None else
+                                            f" ({si(max(0.0, cell.ratio_low))} to {si(cell.ratio_high)})")
+            text += f"\n[{colour}]{ratio}\n{_plain(cell.verdict)}[/{colour}]"
         elif cell.verdict == "baseline":
             text += "\n[dim]baseline[/dim]"
         return text
 
-    configurations = comparison.configurations
-    if console.width >= 30 + 17 * len(QUANTITIES):  # one row per configuration, as the HTML page has it
-        table = Table("configuration", *[label for _, label, _ in QUANTITIES], title="trainmark compare",
-                      show_lines=True)
-        for configuration in configurations:
-            table.add_row(_plain(configuration.label),
-                          *[cell_text(configuration.cells[name]) for name, _, _ in QUANTITIES])
-    else:  # a narrow terminal: one column per configuration
-        table = Table("quantity", *[_plain(configuration.label) for configuration in configurations],
-                      title="trainmark compare (one column per configuration)", show_lines=True)
-        for name, label, _ in QUANTITIES:
-            table.add_row(label, *[cell_text(configuration.cells[name]) for configuration in configurations])
-    console.print(table)
-    for line in comparison.differences:
-        console.print(f"differs: {_plain(line)}")
-    for caveat in comparison.caveats:
-        console.print(f"[yellow]caveat:[/yellow] {_plain(caveat)}")
-    if html is not None:
-        console.print(f"wrote {_plain(html)}")
+    rows = [[label, *[cell_text(configuration.cells[name]) for configuration in configurations]]
+            for name, label, _ in QUANTITIES]
+    print_table(console, ["quantity", *[Column(_plain(name), True) for name in names]], rows, lines=True,
+                title="headline, its 95 % interval, and the ratio of means to the baseline")
 
 
 @app.command()

@@ -90,7 +90,7 @@ def print_table(out: Console, columns: Sequence[Column | str], rows: Sequence[Se
         out.print(f"[bold]{title}[/bold]")
     for row in rows:
         out.print(Text.from_markup(row[0], style="bold"))
-        cells = [(column.header, cell.replace("\n", " ")) for column, cell in zip(columns[1:], row[1:])]
+        cells = [(column.header, cell.replace("\n", "; ")) for column, cell in zip(columns[1:], row[1:])]
         if inline:
             grid = Table.grid(padding=(0, 0))
             grid.add_column(width=4, no_wrap=True)
@@ -105,7 +105,7 @@ def print_table(out: Console, columns: Sequence[Column | str], rows: Sequence[Se
 
 
 def field_lines(out: Console, fields: Sequence[tuple[str, str]], indent: int = 0) -> None:
-    """Lines of "name  value" (value as rich markup): a long value folds at spaces under itself,
+    """Lines of "name  value" (both rich markup): a long value folds at spaces under itself,
     never cut."""
     grid = Table.grid(padding=(0, 2, 0, 0))
     if indent:
@@ -113,5 +113,5 @@ def field_lines(out: Console, fields: Sequence[tuple[str, str]], indent: int = 0
     grid.add_column(no_wrap=True)
     grid.add_column(overflow="fold")
     for name, value in fields:
-        grid.add_row(*([""] if indent else []), Text(name), Text.from_markup(value))
+        grid.add_row(*([""] if indent else []), Text.from_markup(name), Text.from_markup(value))
     out.print(grid)
