@@ -65,6 +65,9 @@ def _plain(text: object) -> str:
     return plain(text)
 
 
+JsonOption = Annotated[bool, typer.Option("--json", help="Print the outcome as JSON (exact values) for machines.")]
+
+
 def _existing(path: Path) -> Path:
     if not path.exists():
         raise typer.BadParameter(f"{path} does not exist")
@@ -145,6 +148,7 @@ def run(
     calibration: Annotated[Optional[Path], typer.Option(
         help="A calibration record (trainmark calibrate) of this configuration and hardware to compare with.")]
     = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Train for real, measuring compute, memory and energy, and write one bundle of N runs.
 
@@ -160,10 +164,16 @@ def run(
     config = build_config(preset, config_file, _knobs(knob, named))
     topology = Topology(nproc_per_node, nnodes, node_rank, master_addr, master_port)
     outcome = run_bundle(config, repeats, out, topology, replay, calibration)
+    if as_json:
+        typer.echo(json.dumps({"bundle": str(out), "bundle_id": outcome.bundle_id, "runs": outcome.statuses,
+                               "duration_s": outcome.seconds}, indent=2))
+        return
+    from trainmark.spec.units import duration
+
     console = _console()
     statuses = ", ".join(f"{run_id} {status}" for run_id, status in outcome.statuses.items())
     if outcome.bundle_id:
-        console.print(f"wrote bundle {outcome.bundle_id} to {_plain(out)} in {outcome.seconds:.0f} s ({statuses})")
+        console.print(f"wrote bundle {outcome.bundle_id} to {_plain(out)} in {duration(outcome.seconds)} ({statuses})")
     else:
         console.print(f"node {node_rank} ran its ranks ({statuses}); node 0 writes the manifest")
 
@@ -285,6 +295,7 @@ def import_mlperf(
     benchmark: Annotated[Optional[str], typer.Option(help="The benchmark, when the logs do not name it.")] = None,
     origin: Annotated[Optional[str], typer.Option(help="Where the logs come from (repository, commit, path).")]
     = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Convert an MLPerf Training result folder into a bundle: runs, power traces, energy, and the originals.
 
@@ -297,6 +308,9 @@ def import_mlperf(
     if not result_dir.is_dir():
         raise typer.BadParameter(f"{result_dir} is not a folder")
     bundle_id = convert(result_dir, out, system, benchmark, origin)
+    if as_json:
+        typer.echo(json.dumps({"bundle": str(out), "bundle_id": bundle_id, "source": str(result_dir)}, indent=2))
+        return
     _console().print(f"imported {_plain(result_dir)} as bundle {bundle_id} in {_plain(out)}")
 
 
@@ -479,6 +493,7 @@ def report(
     path: Annotated[Path, typer.Argument(help="A bundle directory or .tar.gz archive.", callback=_existing)],
     html: Annotated[Optional[Path], typer.Option("--html", help="Where to write the report (default: "
                                                                 "BUNDLE-report.html beside the bundle).")] = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Write a self-contained HTML report of one bundle: what was run, the score and its findings,
     the per-stage table, the kernel breakdown, and plots of every run.
@@ -490,6 +505,10 @@ def report(
     target = html or path.parent / f"{path.name.removesuffix('.tar.gz')}-report.html"
     text, score_report = bundle_report_html(path)
     target.write_text(text)
+    if as_json:
+        typer.echo(json.dumps({"html": str(target), "bundle_id": score_report.bundle_id, "score": score_report.score,
+                               "ranked": score_report.ranked}, indent=2))
+        return
     _console().print(f"wrote {_plain(target)} (score {score_report.score:.3f}, "
                      f"{'ranked' if score_report.ranked else 'not ranked'})")
 
@@ -725,6 +744,7 @@ def _render_board(rows: list[dict], metric: str) -> None:
 def bundle_pack(
     directory: Annotated[Path, typer.Argument(help="The bundle directory.", callback=_existing)],
     output: Annotated[Path, typer.Option("-o", "--output", help="The .tar.gz to write.")],
+    as_json: JsonOption = False,
 ) -> None:
     """Validate a bundle directory and pack it as a reproducible .tar.gz for transport.
 
@@ -744,6 +764,10 @@ def bundle_pack(
         raise TrainmarkError(f"{directory} is not a valid bundle ({report.error_count} error(s), first: "
                              f"{first.location()} {first.message}); see trainmark validate {directory}")
     pack(directory, output)
+    if as_json:
+        typer.echo(json.dumps({"archive": str(output), "bundle_id": report.bundle_id,
+                               "size_bytes": output.stat().st_size}, indent=2))
+        return
     _console().print(f"packed bundle {report.bundle_id} into {output}")
 
 
@@ -751,6 +775,7 @@ def bundle_pack(
 def bundle_finalize(
     directory: Annotated[Path, typer.Argument(help="What a killed or crashed producer left behind.",
                                               callback=_existing)],
+    as_json: JsonOption = False,
 ) -> None:
     """Close the runs a killed producer left open (status interrupted) and write the manifest.
 
@@ -759,6 +784,11 @@ def bundle_finalize(
     from trainmark.spec.bundle import finalize
 
     report = finalize(directory)
+    if as_json:
+        typer.echo(json.dumps({"bundle_id": report.bundle_id, "closed_runs": list(report.closed_runs),
+                               "dropped_partial_lines": [str(path) for path in report.dropped_partial_lines]},
+                              indent=2))
+        return
     console = _console()
     console.print(f"finalized bundle {report.bundle_id}")
     for run_id in report.closed_runs:
