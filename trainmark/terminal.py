@@ -21,8 +21,9 @@ from rich.text import Text
 from trainmark.spec.units import human, si
 
 def console(stderr: bool = False) -> Console:
-    """A console that wraps long lines at spaces (never cuts them) and takes no markup from data."""
-    return Console(stderr=stderr, highlight=False, soft_wrap=False)
+    """A console that wraps long lines at spaces (never cuts them). On stderr (an error, a notice) a
+    message stays one line, however long, for the terminal to wrap and a log to grep."""
+    return Console(stderr=stderr, highlight=False, soft_wrap=stderr)
 
 
 def plain(text: object) -> str:
