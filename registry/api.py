@@ -21,6 +21,7 @@ from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import FastAPI, Query, Request
+from fastapi_offline import FastAPIOffline
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
@@ -40,8 +41,11 @@ SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "same-origin",
 }
-# The OpenAPI page loads Swagger UI's script; it is the one page that may run one.
+# The API documentation pages run Swagger UI's and ReDoc's scripts (an inline one starts them); they
+# may run scripts, but only this server's: nothing is loaded from anywhere else.
 DOCS_PATHS = ("/docs", "/docs/oauth2-redirect", "/redoc")
+DOCS_POLICY = ("default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+               "img-src 'self' data:; worker-src 'self' blob:; connect-src 'self'; frame-ancestors 'none'")
 CSV_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 EXPORT_COLUMNS = ("id", "submitter", "model_name", "parameters", "device_model", "device_count", "precision",
                   "run_count", "ranked", "score", "fidelity", "completeness", "confidence", "badges", "missing",
@@ -111,7 +115,9 @@ def _plots(series: list[dict]) -> dict[str, list[Markup]]:
 
 def create_app(store: Store, *, submissions_per_minute: float = 60.0) -> FastAPI:
     """The registry service over `store`."""
-    app = FastAPI(title="trainmark registry", version="1",
+    # Swagger UI (/docs) and ReDoc (/redoc) load their scripts and styles from this server, out of
+    # the fastapi-offline package, never from a CDN: the documentation works with no network.
+    app = FastAPIOffline(title="trainmark registry", version="1", static_url="/static-docs",
                   description="Submit trainmark bundles, read scores, and browse the transparency leaderboard. "
                               "Reading is public; submitting needs an API key (trainmark keys create).")
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
@@ -120,9 +126,10 @@ def create_app(store: Store, *, submissions_per_minute: float = 60.0) -> FastAPI
     @app.middleware("http")
     async def _security_headers(request: Request, call_next):
         response = await call_next(request)
-        if request.url.path not in DOCS_PATHS:
-            for name, value in SECURITY_HEADERS.items():
-                response.headers.setdefault(name, value)
+        headers = SECURITY_HEADERS if request.url.path not in DOCS_PATHS else {
+            **SECURITY_HEADERS, "Content-Security-Policy": DOCS_POLICY}
+        for name, value in headers.items():
+            response.headers.setdefault(name, value)
         return response
 
     def page(name: str, status: int = 200, **context) -> HTMLResponse:
