@@ -25,6 +25,7 @@ from trainmark.reference_runner.config import RunConfig
 from trainmark.reference_runner.data import FeedingOrder, load_dataset
 from trainmark.reference_runner.devices import planned_setup, uses_cuda
 from trainmark.reference_runner.model import analytical_flops_per_step, counted_flops_per_step
+from trainmark.reference_runner.progress import JobProgress, ProgressReader
 from trainmark.reference_runner.readme import bundle_readme
 from trainmark.reference_runner.summary import RunSummary, iso
 from trainmark.spec import SCHEMA_VERSION, producer_version
@@ -65,12 +66,14 @@ class RunOutcome:
 
 
 def worker_command(config: RunConfig, topology: Topology, run_id: str, seed: int, bundle: Path, result: Path,
-                   replay: Path | None) -> list[str]:
+                   replay: Path | None, progress: Path | None = None) -> list[str]:
     """The command that starts one run: the loop directly, or through torchrun."""
     arguments = ["--config", json.dumps(config.as_dict()), "--run-id", run_id, "--seed", str(seed),
                  "--bundle", str(bundle), "--result", str(result)]
     if replay is not None:
         arguments += ["--replay", str(replay)]
+    if progress is not None:
+        arguments += ["--progress", str(progress)]
     if topology.world_size == 1:
         return [sys.executable, "-m", "trainmark.reference_runner.loop", *arguments]
     launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(topology.processes_per_node)]
@@ -148,14 +151,19 @@ def _stop(process: subprocess.Popen) -> None:
 
 def run_bundle(config: RunConfig, repeats: int, out: Path, topology: Topology = Topology(),
                replay: Path | None = None, calibration: Path | None = None, *,
-               on_run: Callable[[str, str, float], None] | None = None, quiet_workers: bool = False) -> RunOutcome:
+               on_run: Callable[[str, str, float], None] | None = None, quiet_workers: bool = False,
+               progress: JobProgress | None = None,
+               on_progress: Callable[[JobProgress], None] | None = None) -> RunOutcome:
     """Train `repeats` independent runs of `config` and write them as one bundle in `out`.
 
     With a calibration record, the bundle also reports its deviation from it (same
     configuration and hardware only; checked before anything is trained). `on_run(run_id,
     status, seconds)` hears of each run as it ends; `quiet_workers` sends the runs' own output
-    to their logs (a sweep shows one progress bar for the whole grid instead).
+    to their logs. `on_progress(progress)` hears where the job stands (run k of N, phase, step,
+    loss, rate, time left) about every quarter second while a run goes; `progress` is the job
+    this bundle is part of (a sweep's), by default just this bundle's runs.
     """
+    progress = progress or JobProgress(repeats)
     if repeats < 1:
         raise TrainmarkError("--repeats must be at least 1")
     config = config.for_world(topology.world_size)
@@ -180,12 +188,14 @@ def run_bundle(config: RunConfig, repeats: int, out: Path, topology: Topology = 
             draft["runs"].append({"run_id": run_id, "seed": seed, "started_at": iso(time.time_ns())})
             writer.write_draft(draft)
             result_path, log_path = Path(scratch) / f"{run_id}.json", Path(scratch) / f"{run_id}.log"
-            command = worker_command(config, topology, run_id, seed, out, result_path, replay)
+            progress_path = Path(scratch) / f"{run_id}.progress"
+            command = worker_command(config, topology, run_id, seed, out, result_path, replay, progress_path)
             run_began = time.monotonic()
+            progress.start_run(run_id)
             try:
                 with log_path.open("w") as log:
                     process = subprocess.Popen(command, stderr=log, stdout=log if quiet_workers else None)
-                    code = process.wait()
+                    code = _follow(process, ProgressReader(progress_path), progress, on_progress)
             except KeyboardInterrupt:
                 _stop(process)
                 report = finalize(out)
@@ -204,6 +214,7 @@ def run_bundle(config: RunConfig, repeats: int, out: Path, topology: Topology = 
                 sys.stderr.write(log_path.read_text()[-4000:])
             outcome.statuses[run_id] = draft["runs"][-1]["status"]
             writer.write_draft(draft)
+            progress.end_run()
             if on_run is not None:
                 on_run(run_id, outcome.statuses[run_id], time.monotonic() - run_began)
     if record is not None:
@@ -214,6 +225,21 @@ def run_bundle(config: RunConfig, repeats: int, out: Path, topology: Topology = 
     _, outcome.bundle_id = writer.finish(draft)
     outcome.seconds = time.monotonic() - began
     return outcome
+
+
+def _follow(process: subprocess.Popen, reader: ProgressReader, progress: JobProgress,
+            on_progress: Callable[[JobProgress], None] | None) -> int:
+    """Wait for the run's process, passing on what its progress file says as it goes."""
+    while True:
+        code = process.poll()
+        for event in reader.new_events():
+            progress.observe(event)
+        if on_progress is not None:
+            on_progress(progress)
+        if code is not None:
+            progress.enter("writing")
+            return code
+        time.sleep(0.25)
 
 
 def calibrate(config: RunConfig, repeats: int, record_path: Path, bundle: Path, topology: Topology = Topology(),

@@ -64,9 +64,13 @@ def sweep(tmp_path_factory) -> Path:
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert f"{POINTS[0]}: already complete, skipped" in resumed.stdout
     assert f"{POINTS[1]}: trained" in resumed.stdout
-    # Not a terminal: one plain line per finished run, with the time left, instead of a live bar.
-    assert re.search(rf"^run 2/2  {re.escape(POINTS[1])}: run-2 completed in [0-9a-z ]+ s; about 0 s left$", resumed.stdout,
-                     re.M), resumed.stdout
+    # Not a terminal: plain progress lines (run k of N, the point, phase, step, loss, rate, the time
+    # left) instead of a live line, and one line per finished run.
+    assert re.search(rf"^{re.escape(POINTS[1])}: run-2 completed in [0-9a-z. ]+ s$", resumed.stdout, re.M), \
+        resumed.stdout
+    assert re.search(rf"^run 2 of 2 \({re.escape(POINTS[1])}\) · training · step \d+ of 20 · loss [0-9.]+ · "
+                     r"[0-9.]+ steps/s · about [0-9a-z. ]+ left \(estimate\) · ", resumed.stdout, re.M), resumed.stdout
+    assert re.search(rf"^run 1 of 2 \({re.escape(POINTS[1])}\) · set-up · ", resumed.stdout, re.M)
     assert (out / POINTS[0] / "manifest.json").read_bytes() == first_manifest  # not trained again
     return out
 

@@ -163,7 +163,9 @@ def run(
              "data": str(data) if data else None}
     config = build_config(preset, config_file, _knobs(knob, named))
     topology = Topology(nproc_per_node, nnodes, node_rank, master_addr, master_port)
-    outcome = run_bundle(config, repeats, out, topology, replay, calibration)
+    outcome = _with_progress(as_json, lambda display: run_bundle(
+        config, repeats, out, topology, replay, calibration, on_progress=display.update,
+        on_run=lambda run_id, status, seconds: display.note(f"{run_id} {status} in {_duration(seconds)}")))
     if as_json:
         typer.echo(json.dumps({"bundle": str(out), "bundle_id": outcome.bundle_id, "runs": outcome.statuses,
                                "duration_s": outcome.seconds}, indent=2))
@@ -369,6 +371,7 @@ def sweep(
     knob: Annotated[Optional[list[str]], typer.Option("--set", help="A knob fixed for every point: --set max_steps=40.")]
     = None,
     repeats: Annotated[int, typer.Option(help="Independent runs per point.")] = 3,
+    as_json: JsonOption = False,
 ) -> None:
     """Train a grid of configurations, one bundle of N runs per point; resumable.
 
@@ -377,31 +380,19 @@ def sweep(
 
     Example: trainmark sweep --preset tiny --vary precision=fp32,bf16_autocast --repeats 3 --out sweeps/precision
     """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     from trainmark.reference_runner.sweep import grid, parse_vary, run_sweep
 
     points = grid(preset, config_file, _knobs(knob, {}), parse_vary(vary))
-    console = _console()
+    console = _console(stderr=as_json)
     console.print(f"{len(points)} point(s) x {repeats} run(s) into {_plain(out)}")
-    # A live bar in a terminal; in a log (not a terminal) one plain line per finished run instead.
-    live = console.is_terminal
-    with Progress(TextColumn("[bold]sweep[/bold]"), BarColumn(), MofNCompleteColumn(), TextColumn("runs"),
-                  TimeElapsedColumn(), TextColumn("{task.fields[left]}  {task.fields[status]}"),
-                  console=console, transient=False, disable=not live) as bar:
-        task = bar.add_task("sweep", total=None, left="", status="")
-
-        def progress(state: dict) -> None:
-            done, total = state["runs_done"], state["runs_total"]
-            times = state["run_seconds"]
-            left = f"about {_duration(sum(times) / len(times) * (total - done))} left" if times else ""
-            status = f"{state['point']}: {state['run_id']} {state['status']}" if state.get("run_id") else \
-                f"{state['skipped']} point(s) already complete" if state["skipped"] else ""
-            bar.update(task, total=total, completed=done, left=left, status=_plain(status))
-            if not live and state.get("run_id"):
-                console.print(f"run {done}/{total}  {_plain(status)} in {_duration(times[-1])}; {left}")
-
-        outcome = run_sweep(points, repeats, out, progress)
+    outcome = _with_progress(as_json, lambda display: run_sweep(
+        points, repeats, out, on_progress=display.update,
+        on_run=lambda point, run_id, status, seconds: display.note(f"{point}: {run_id} {status} in "
+                                                                   f"{_duration(seconds)}")))
+    if as_json:
+        typer.echo(json.dumps({"sweep": str(out), "trained": outcome.trained, "skipped": outcome.skipped,
+                               "duration_s": outcome.seconds}, indent=2))
+        return
     for name in outcome.skipped:
         console.print(f"  {_plain(name)}: already complete, skipped")
     for name in outcome.trained:
@@ -410,8 +401,21 @@ def sweep(
 
 
 def _duration(seconds: float) -> str:
-    seconds = max(0, round(seconds))
-    return f"{seconds // 60} min {seconds % 60:02d} s" if seconds >= 60 else f"{seconds} s"
+    from trainmark.spec.units import duration
+
+    return duration(seconds)
+
+
+def _with_progress(to_stderr: bool, job):
+    """Run `job(display)` with a progress display: a live line in a terminal, plain lines in a log
+    (on stderr when stdout carries JSON)."""
+    from trainmark.terminal import ProgressDisplay
+
+    display = ProgressDisplay(_console(stderr=to_stderr))
+    try:
+        return job(display)
+    finally:
+        display.close()
 
 
 @app.command()

@@ -116,3 +116,73 @@ def field_lines(out: Console, fields: Sequence[tuple[str, str]], indent: int = 0
     for name, value in fields:
         grid.add_row(*([""] if indent else []), Text.from_markup(name), Text.from_markup(value))
     out.print(grid)
+
+
+PLAIN_EVERY_S = 30.0
+"""Outside a terminal, a progress line at least this often..."""
+PLAIN_EVERY_FRACTION = 0.10
+"""...and whenever a run has gone another tenth of its steps."""
+
+
+def progress_text(state: dict) -> str:
+    """One progress line: "run 2 of 3 · training · step 40 of 80 · loss 2.31 · 12.3 steps/s · about
+    1 min 05 s left (estimate)"."""
+    from trainmark.spec.units import duration
+
+    parts = [f"run {state['run']} of {state['runs']}" + (f" ({state['label']})" if state["label"] else ""),
+             state["phase"]]
+    if state["phase"] == "training" and state["step"] is not None:
+        parts.append(f"step {state['step']} of {state['steps']}")
+        if state["loss"] is not None:
+            parts.append(f"loss {state['loss']:.3f}")
+        if state["steps_per_second"]:
+            parts.append(human(state["steps_per_second"], "{step}/s"))
+    if state["left_s"] is None:
+        parts.append("time left: known from the first step")
+    else:
+        parts.append(f"about {duration(round(state['left_s']))} left (estimate)")
+    parts.append(f"{duration(round(state['elapsed_s']))} so far")
+    return " · ".join(parts)
+
+
+class ProgressDisplay:
+    """Shows a job's progress: a live line in a terminal; outside one (a log, a pipe) a plain
+    line at every phase change, every tenth of a run's steps, and at least every 30 s."""
+
+    def __init__(self, out: Console) -> None:
+        self.out = out
+        self.live = None
+        self.last_printed = 0.0
+        self.last_key: tuple = ()
+        self.last_tenth = -1
+        if out.is_terminal:
+            from rich.live import Live
+
+            self.live = Live(Text(""), console=out, refresh_per_second=4, transient=True)
+            self.live.start()
+
+    def update(self, progress) -> None:
+        import time
+
+        state = progress.snapshot()
+        text = progress_text(state)
+        if self.live is not None:
+            self.live.update(Text(text))
+            return
+        key = (state["run"], state["phase"])
+        tenth = -1
+        if state["phase"] == "training" and state["step"] is not None and state["steps"]:
+            tenth = int(10 * state["step"] / state["steps"])
+        now = time.monotonic()
+        if key != self.last_key or tenth > self.last_tenth or now - self.last_printed >= PLAIN_EVERY_S:
+            self.out.print(Text(text), soft_wrap=True)  # one line a log can be searched by
+            self.last_key, self.last_tenth, self.last_printed = key, tenth, now
+
+    def note(self, text: str) -> None:
+        """A line that stays (a run ended), above the live line in a terminal."""
+        self.out.print(Text(text), soft_wrap=True)
+
+    def close(self) -> None:
+        if self.live is not None:
+            self.live.stop()
+            self.live = None
