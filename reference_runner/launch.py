@@ -23,7 +23,7 @@ from trainmark.reference_runner import metadata
 from trainmark.reference_runner.calibration import check_applicable, compare, load_record, make_record
 from trainmark.reference_runner.config import RunConfig
 from trainmark.reference_runner.data import FeedingOrder, load_dataset
-from trainmark.reference_runner.devices import planned_setup, uses_cuda
+from trainmark.reference_runner.devices import planned_setup, refuse_unsupported_precision, uses_cuda
 from trainmark.reference_runner.model import analytical_flops_per_step, counted_flops_per_step
 from trainmark.reference_runner.progress import JobProgress, ProgressReader
 from trainmark.reference_runner.readme import bundle_readme
@@ -166,6 +166,7 @@ def run_bundle(config: RunConfig, repeats: int, out: Path, topology: Topology = 
     progress = progress or JobProgress(repeats)
     if repeats < 1:
         raise TrainmarkError("--repeats must be at least 1")
+    refuse_unsupported_precision(config.precision, config.device, replay)
     config = config.for_world(topology.world_size)
     began = time.monotonic()
     if topology.node_rank != 0:

@@ -20,6 +20,7 @@ from typing import Any
 
 from trainmark.reference_runner.calibration import configuration_digest
 from trainmark.reference_runner.config import ConfigInvalid, RunConfig, build_config
+from trainmark.reference_runner.devices import refuse_unsupported_precision
 from trainmark.reference_runner.launch import run_bundle
 from trainmark.reference_runner.progress import JobProgress
 from trainmark.spec.errors import BundleInvalid, TrainmarkError
@@ -82,6 +83,7 @@ def grid(preset: str | None, config_file: Path | None, fixed: dict[str, Any],
         overrides = dict(fixed) | {knob: value for (knob, _), value in zip(varies, combination)}
         try:
             config = build_config(preset, config_file, overrides)
+            refuse_unsupported_precision(config.precision, config.device, None)
         except ConfigInvalid as error:
             problems.append(f"{','.join(f'{k}={v}' for (k, _), v in zip(varies, combination))}: {error}")
             continue
