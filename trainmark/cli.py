@@ -461,10 +461,10 @@ def _render_comparison(comparison) -> None:
     from trainmark.terminal import Column, field_lines, interval, print_table
 
     console = _console()
+    from trainmark.scorer.report import bundle_names
+
     configurations = comparison.configurations
-    names = [Path(configuration.path).name.removesuffix(".tar.gz") for configuration in configurations]
-    if len(set(names)) < len(names):  # two bundles of the same folder name: their labels tell them apart
-        names = [configuration.label for configuration in configurations]
+    names = bundle_names(comparison)
     console.print(f"[bold]trainmark compare: {len(configurations)} bundles, against "
                   f"{_plain(names[comparison.baseline])}[/bold]")
     field_lines(console, [(_plain(name), _plain(f"{configuration.label}; {configuration.runs_completed} of "
