@@ -234,9 +234,12 @@ def score(
     """
     from trainmark.scorer.score import score_bundle
 
+    from trainmark.scorer.advice import score_advice
+
     report = score_bundle(path, rubric.value)
     if as_json:
-        typer.echo(json.dumps(report.as_dict(), indent=2))
+        typer.echo(json.dumps({**report.as_dict(), "advice": [item.as_dict() for item in score_advice(report)]},
+                              indent=2))
     else:
         _render_score(report)
 
@@ -276,6 +279,7 @@ def _render_score(report) -> None:
         print_table(console, ["kernel category", Column("time share", True), Column("95 % interval", True),
                               Column("CV", True), Column("n", True)], shares,
                     title="kernel time shares (kernel_time_share_*)", inline=True)
+    _render_advice(console, report)
     for severity in ("error", "warning", "info"):
         group = [finding for finding in report.findings if finding.severity.value == severity]
         if group:
@@ -283,6 +287,30 @@ def _render_score(report) -> None:
             for finding in group:
                 field_lines(console, [(finding.code, _plain(finding.location())), ("", _plain(finding.message))],
                             indent=2)
+
+
+def _render_advice(console, report) -> None:
+    """What would raise the score: each part below full, its points (of 100), how, and its findings."""
+    from collections import Counter
+
+    from trainmark.scorer.advice import score_advice
+    from trainmark.terminal import field_lines
+
+    advice = score_advice(report)
+    if not advice:
+        return
+    console.print("[bold]what would raise this score[/bold] (points of 100; a finding's share is an even split "
+                  "of its part's points)")
+    rows = []
+    for item in advice:
+        name = item.part if item.part == item.component else f"{item.component} {item.part}"
+        rows.append((f"+{item.points:.1f}", _plain(f"{name} {item.value:.3f}: {item.how}")))
+        codes = Counter(finding["code"] for finding in item.findings)
+        if codes:
+            each = item.points / len(item.findings)
+            rows.append(("", _plain(", ".join(f"{count} x {code}" for code, count in codes.items())
+                                    + f", about {each:.2f} each")))
+    field_lines(console, rows, indent=2)
 
 
 # ---------------------------------------------------------------- import
