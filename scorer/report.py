@@ -26,10 +26,16 @@ from trainmark.scorer.series import SeriesCollector
 from trainmark.spec import models
 from trainmark.spec.archive import open_bundle
 from trainmark.spec.bundle import read_manifest
-from trainmark.spec.plots import human, interval_plot, run_plots
+from trainmark.scorer.advice import score_advice
+from trainmark.spec.plots import human, interval_plot, overlaid_plots
 from trainmark.spec.units import human as human_quantity
 from trainmark.spec.units import si
 
+GLANCE = (("time_to_train", "time to train"), ("steps_per_second", "throughput"), ("time_per_step", "time per step"),
+          ("total_energy", "energy per run"), ("energy_per_sample", "energy per sample"),
+          ("energy_per_step", "energy per step"), ("peak_memory", "peak memory"), ("power_mean", "mean power"),
+          ("final_loss", "final loss"), ("final_quality", "final quality"))
+"""What a reader looks for first, in this order, where the bundle reports it."""
 STAGES = (("data_loading", "data loading"), ("forward", "forward"), ("backward", "backward"),
           ("optimizer", "optimizer"))
 BLOCKS = ("system", "software", "model", "training", "dataset", "code", "environment", "methodology")
@@ -175,11 +181,13 @@ def bundle_report_html(path: Path) -> tuple[str, ScoreReport]:
         document, manifest = read_manifest(root)
         kernels = kernel_view(root, manifest)
     blocks = [(name, _flatten(document.get(name))) for name in BLOCKS if document.get(name) is not None]
-    plots = {run_id: [Markup(svg) for svg in svgs] for run_id, svgs in run_plots(series.results()).items()}
+    plots = [Markup(svg) for svg in overlaid_plots(series.results())]
+    glance = [(name, label, report.statistics[name]) for name, label in GLANCE
+              if name in report.statistics and report.statistics[name].headline is not None]
     html = _environment().get_template("report.html").render(
         manifest=manifest, document=document, score=report, blocks=blocks, stages=stage_rows(manifest, report),
         kernels=kernels, plots=plots, findings=[finding.as_dict() for finding in report.findings],
-        gates=report.gates, statistics=report.statistics)
+        gates=report.gates, statistics=report.statistics, glance=glance, advice=score_advice(report))
     return html, report
 
 
