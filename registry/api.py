@@ -93,8 +93,8 @@ def _templates() -> Environment:
                               autoescape=select_autoescape(["html"], default=True))
     environment.filters["human"] = lambda value, unit: "" if value is None else human(value, unit)
     environment.filters["number"] = _number
-    # Bytes and watts read better with a prefix; other units keep their UCUM code beside the column.
-    environment.filters["show"] = lambda value, unit: human(value, unit) if unit in ("By", "W") and value is not None \
+    # Every quantity in the unit a person reads fastest (trainmark.spec.units); the UCUM code stays beside it.
+    environment.filters["show"] = lambda value, unit: human(value, unit) if value is not None and unit \
         else _number(value)
     return environment
 
