@@ -199,22 +199,22 @@ def test_report_renders_with_visible_plots_in_chromium(sweep, tmp_path):
     try:
         driver.get(page.as_uri())
         assert driver.title.startswith("tiny on 1 × ")
-        runs = driver.find_elements(By.CSS_SELECTOR, "section.run")
-        assert len(runs) == 2
-        for run in runs:
-            plots = run.find_elements(By.CSS_SELECTOR, "svg.plot")
-            assert {plot.get_attribute("aria-label").split(":")[0] for plot in plots} == {"Memory", "Step time"}
-            for plot in plots:
-                assert plot.size["width"] > 300 and plot.size["height"] > 100
-                lines = plot.find_elements(By.CSS_SELECTOR, "polyline.series")
-                assert lines and all(int(line.get_attribute("data-points")) > 2 for line in lines)
-                assert len(line_points(lines[0].get_attribute("points"))) == int(lines[0].get_attribute("data-points"))
-            step_plot = next(plot for plot in plots if plot.get_attribute("aria-label").startswith("Step time"))
-            labels = {band.get_attribute("data-label") for band in step_plot.find_elements(By.CSS_SELECTOR,
-                                                                                            "rect.phase")}
-            assert labels == {"warm-up", "profiled"}
-        shot = tmp_path / "run.png"
-        runs[0].screenshot(str(shot))
+        assert len(driver.find_elements(By.CSS_SELECTOR, "table.runs tbody tr")) == 2
+        plots = driver.find_elements(By.CSS_SELECTOR, "section.traces svg.plot")
+        # one plot per quantity, both runs in it
+        assert [plot.get_attribute("aria-label") for plot in plots] == ["Loss: 2 run(s)", "Step time: 2 run(s)",
+                                                                        "Memory: 2 run(s)"]
+        for plot in plots:
+            assert plot.size["width"] > 300 and plot.size["height"] > 100
+            lines = plot.find_elements(By.CSS_SELECTOR, "polyline.series")
+            assert {line.get_attribute("data-label").split()[0] for line in lines} == {"run-1", "run-2"}
+            assert all(int(line.get_attribute("data-points")) > 2 for line in lines)
+            assert len(line_points(lines[0].get_attribute("points"))) == int(lines[0].get_attribute("data-points"))
+        step_plot = plots[1]
+        labels = {band.get_attribute("data-label") for band in step_plot.find_elements(By.CSS_SELECTOR, "rect.phase")}
+        assert labels == {"warm-up", "profiled"}
+        shot = tmp_path / "traces.png"
+        driver.find_element(By.CSS_SELECTOR, "section.traces").screenshot(str(shot))
         data = shot.read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000
         for selector in ("table.stages", "table.kernel-categories", "table.statistics", "table.block"):
