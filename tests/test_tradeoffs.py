@@ -292,7 +292,7 @@ def test_report_of_an_example_bundle(tmp_path):
 
     html, report = bundle_report_html(EXAMPLES / "valid" / "gpu-h100-gpt2")
     assert report.ranked
-    assert html.count('<svg class="plot"') == 9  # power, memory and step time for each of 3 runs
+    assert html.count('<svg class="plot"') == 4  # loss, step time, power and memory, the 3 runs in each
     assert re.search(r'data-stage="forward".*?\d', html, re.S)
     assert "<script" not in html
     assert score_bundle(EXAMPLES / "valid" / "gpu-h100-gpt2").score == report.score
