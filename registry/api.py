@@ -31,7 +31,7 @@ from markupsafe import Markup
 
 from trainmark.registry.store import (EFFICIENCY_METRICS, MAX_PAGE, PRECISIONS, SORTS, BoardQuery, QueryInvalid, Store,
                             SubmissionRejected)
-from trainmark.spec.plots import human, run_plots
+from trainmark.spec.plots import human, overlaid_plots
 from trainmark.spec.validate import compile_validators
 
 HERE = Path(__file__).resolve().parent
@@ -109,8 +109,8 @@ def _number(value: Any, digits: int = 4) -> str:
     return str(value)
 
 
-def _plots(series: list[dict]) -> dict[str, list[Markup]]:
-    return {run_id: [Markup(svg) for svg in svgs] for run_id, svgs in run_plots(series).items()}
+def _plots(series: list[dict]) -> list[Markup]:
+    return [Markup(svg) for svg in overlaid_plots(series)]
 
 
 def create_app(store: Store, *, submissions_per_minute: float = 60.0) -> FastAPI:

@@ -114,23 +114,6 @@ def line_plot(title: str, series: list[tuple[str, list[list[float]]]], unit: str
     return "\n".join(parts)
 
 
-def run_plots(series: list[dict]) -> dict[str, list[str]]:
-    """SVG plots per run from collected series (scorer.series): one per kind of trace, every
-    label of that kind in it, the run's phases shaded."""
-    by_run: dict[str, dict[str, list[dict]]] = {}
-    for item in series:
-        by_run.setdefault(item["run_id"], {}).setdefault(item["kind"], []).append(item)
-    plots = {}
-    for run_id, kinds in by_run.items():
-        bands = [(item["label"], start, end) for item in kinds.pop("phase", []) for start, end in item["points"]]
-        ordered = sorted(kinds.items(), key=lambda pair: list(PLOT_KINDS).index(pair[0]) if pair[0] in PLOT_KINDS
-                         else len(PLOT_KINDS))
-        plots[run_id] = [line_plot(f"{PLOT_KINDS.get(kind, kind)}: {run_id}",
-                                   [(item["label"], item["points"]) for item in items], items[0]["unit"],
-                                   bands=bands) for kind, items in ordered]
-    return plots
-
-
 def steady_state_ceiling(values: list[float]) -> float | None:
     """Where a step-time axis should end so that the steady state fills it: twice the median, when
     some steps (the warm-up, the profiled ones) run past that; else None (no cut needed)."""
