@@ -69,7 +69,8 @@ def sweep(tmp_path_factory) -> Path:
     assert re.search(rf"^{re.escape(POINTS[1])}: run-2 completed in [0-9a-z. ]+ s$", resumed.stdout, re.M), \
         resumed.stdout
     assert re.search(rf"^run 2 of 2 \({re.escape(POINTS[1])}\) · training · step \d+ of 20 · loss [0-9.]+ · "
-                     r"[0-9.]+ steps/s · about [0-9a-z. ]+ left \(estimate\) · ", resumed.stdout, re.M), resumed.stdout
+                     r"[0-9.]+ steps/s · about [0-9a-z. ]+ left \(estimate\) · ", resumed.stdout, re.M), \
+        resumed.stdout
     assert re.search(rf"^run 1 of 2 \({re.escape(POINTS[1])}\) · set-up · ", resumed.stdout, re.M)
     assert (out / POINTS[0] / "manifest.json").read_bytes() == first_manifest  # not trained again
     return out

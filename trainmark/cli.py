@@ -713,9 +713,6 @@ def leaderboard(
 
     Example: trainmark leaderboard --metric flops_per_joule
     """
-    from rich import box
-    from rich.table import Table
-
     from trainmark.registry.store import BoardQuery
 
     store = _open_store(db, blobs)
@@ -865,6 +862,7 @@ def _render_overview(overview: dict) -> None:
     parameters = model["parameters_total"]
     planned = training["max_steps"]
     runs = overview["runs"]
+    counted = "parameter count not reported" if parameters is None else f"{human(parameters, '1')} parameters"
     field_lines(console, [(name, _plain(value)) for name, value in [
         ("bundle", overview["bundle_id"]),
         ("schema", overview["schema_version"]),
@@ -872,9 +870,7 @@ def _render_overview(overview: dict) -> None:
         *([("about", overview["description"])] if overview["description"] else []),
         ("system", f"{system['nodes']} node(s): {', '.join(system['devices'])}; host {system['host_cpu']}"),
         ("software", overview["software"]),
-        ("model", f"{model['name']} ({model['architecture_family']}, "
-                  f"{human(parameters, '1') + ' parameters' if parameters is not None else 'parameter count not reported'}"
-                  f", {model['precision_policy']})"),
+        ("model", f"{model['name']} ({model['architecture_family']}, {counted}, {model['precision_policy']})"),
         ("training", f"global batch {training['global_batch_size']}, "
                      f"sequence {training['sequence_length'] or 'length not reported'}, "
                      f"world size {training['world_size']}, "
