@@ -244,15 +244,16 @@ def _follow(process: subprocess.Popen, reader: ProgressReader, progress: JobProg
 
 
 def calibrate(config: RunConfig, repeats: int, record_path: Path, bundle: Path, topology: Topology = Topology(),
-              replay: Path | None = None) -> dict:
-    """Train the calibration configuration `repeats` times into `bundle`; write its record to `record_path`."""
+              replay: Path | None = None, on_progress: Callable[[JobProgress], None] | None = None) -> dict:
+    """Train the calibration configuration `repeats` times into `bundle`; write its record to `record_path`.
+    `on_progress` hears where the runs stand, as in run_bundle."""
     if repeats < 3:
         raise TrainmarkError("a calibration needs --repeats 3 or more: its spread is the error margin of every "
                              "later comparison")
     if record_path.exists():
         raise TrainmarkError(f"{record_path} exists; choose a new path for the calibration record")
     config = config.for_world(topology.world_size)  # the record names the accumulation that was trained
-    outcome = run_bundle(config, repeats, bundle, topology, replay)
+    outcome = run_bundle(config, repeats, bundle, topology, replay, on_progress=on_progress)
     manifest = json.loads((bundle / "manifest.json").read_text())
     record = make_record(manifest, config, outcome.bundle_id)
     record_path.parent.mkdir(parents=True, exist_ok=True)

@@ -205,7 +205,8 @@ def calibrate(
 
     chosen = preset or ("gpt2-125m" if torch.cuda.is_available() and replay is None else "tiny")
     config = build_config(chosen, None, _knobs(knob, {}))
-    record = run_calibration(config, repeats, out, bundle or out.with_suffix(".bundle"), replay=replay)
+    record = _with_progress(False, lambda display: run_calibration(
+        config, repeats, out, bundle or out.with_suffix(".bundle"), replay=replay, on_progress=display.update))
     console = _console()
     console.print(f"calibration record {_plain(out)}: {record['hardware']['description']}, {config.name}")
     for name, stats in record["metrics"].items():
