@@ -338,6 +338,19 @@ def uses_cuda(device: str, replay: Path | None) -> bool:
     return replay is None and (device == "cuda" or (device == "auto" and torch.cuda.is_available()))
 
 
+def refuse_unsupported_precision(precision: str, device: str, replay: Path | None) -> None:
+    """fp16 autocast trains only on CUDA (its loss scaling has no CPU path): refuse it before anything
+    is written when the run would train on the CPU, whatever --device says (auto on a machine
+    without CUDA, or a replay, trains on the CPU)."""
+    if precision == "fp16_autocast" and not uses_cuda(device, replay):
+        from trainmark.reference_runner.config import ConfigInvalid
+
+        why = ("a replay trains on the CPU" if replay is not None else
+               "--device auto found no CUDA device" if device == "auto" else f"--device is {device}")
+        raise ConfigInvalid(f"precision fp16_autocast needs a CUDA device and this run would train on the CPU "
+                            f"({why}); use --precision bf16_autocast or fp32")
+
+
 def planned_setup(device: str, replay: Path | None, processes_per_node: int, nodes: int, declared_peak_flops: float,
                   sample_rate_hz: float) -> tuple[list[dict], list[dict], str | None]:
     """(system.devices, methodology.channels, why there is no energy sensor) as the workers will find them.

@@ -28,8 +28,9 @@ from trainmark.reference_runner import metadata
 from trainmark.reference_runner.calibration import check_applicable, compare, load_record, make_record
 from trainmark.reference_runner.config import RunConfig
 from trainmark.reference_runner.data import FeedingOrder, load_dataset
-from trainmark.reference_runner.devices import planned_setup, uses_cuda
+from trainmark.reference_runner.devices import planned_setup, refuse_unsupported_precision, uses_cuda
 from trainmark.reference_runner.model import analytical_flops_per_step, counted_flops_per_step
+from trainmark.reference_runner.progress import JobProgress, ProgressReader
 from trainmark.reference_runner.readme import bundle_readme
 from trainmark.reference_runner.summary import RunSummary, iso
 from trainmark.spec import SCHEMA_VERSION, producer_version
@@ -70,12 +71,14 @@ class RunOutcome:
 
 
 def worker_command(config: RunConfig, topology: Topology, run_id: str, seed: int, bundle: Path, result: Path,
-                   replay: Path | None) -> list[str]:
+                   replay: Path | None, progress: Path | None = None) -> list[str]:
     """The command that starts one run: the loop directly, or through torchrun."""
     arguments = ["--config", json.dumps(config.as_dict()), "--run-id", run_id, "--seed", str(seed),
                  "--bundle", str(bundle), "--result", str(result)]
     if replay is not None:
         arguments += ["--replay", str(replay)]
+    if progress is not None:
+        arguments += ["--progress", str(progress)]
     if topology.world_size == 1:
         return [sys.executable, "-m", "trainmark.reference_runner.loop", *arguments]
     launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(topology.processes_per_node)]
@@ -186,16 +189,22 @@ def _sigterm_as_sigint() -> Iterator[None]:
 
 def run_bundle(config: RunConfig, repeats: int, out: Path, topology: Topology = Topology(),
                replay: Path | None = None, calibration: Path | None = None, *,
-               on_run: Callable[[str, str, float], None] | None = None, quiet_workers: bool = False) -> RunOutcome:
+               on_run: Callable[[str, str, float], None] | None = None, quiet_workers: bool = False,
+               progress: JobProgress | None = None,
+               on_progress: Callable[[JobProgress], None] | None = None) -> RunOutcome:
     """Train `repeats` independent runs of `config` and write them as one bundle in `out`.
 
     With a calibration record, the bundle also reports its deviation from it (same
     configuration and hardware only; checked before anything is trained). `on_run(run_id,
     status, seconds)` hears of each run as it ends; `quiet_workers` sends the runs' own output
-    to their logs (a sweep shows one progress bar for the whole grid instead).
+    to their logs. `on_progress(progress)` hears where the job stands (run k of N, phase, step,
+    loss, rate, time left) about every quarter second while a run goes; `progress` is the job
+    this bundle is part of (a sweep's), by default just this bundle's runs.
     """
+    progress = progress or JobProgress(repeats)
     if repeats < 1:
         raise TrainmarkError("--repeats must be at least 1")
+    refuse_unsupported_precision(config.precision, config.device, replay)
     config = config.for_world(topology.world_size)
     began = time.monotonic()
     if topology.node_rank != 0:
@@ -218,14 +227,16 @@ def run_bundle(config: RunConfig, repeats: int, out: Path, topology: Topology = 
             draft["runs"].append({"run_id": run_id, "seed": seed, "started_at": iso(time.time_ns())})
             writer.write_draft(draft)
             result_path, log_path = Path(scratch) / f"{run_id}.json", Path(scratch) / f"{run_id}.log"
-            command = worker_command(config, topology, run_id, seed, out, result_path, replay)
+            progress_path = Path(scratch) / f"{run_id}.progress"
+            command = worker_command(config, topology, run_id, seed, out, result_path, replay, progress_path)
             run_began = time.monotonic()
+            progress.start_run(run_id)
             process = None
             try:
                 with log_path.open("w") as log:
                     process = subprocess.Popen(command, stderr=log, stdout=log if quiet_workers else None,
                                                preexec_fn=functools.partial(_die_with_parent, os.getpid()))
-                    code = process.wait()
+                    code = _follow(process, ProgressReader(progress_path), progress, on_progress)
             except KeyboardInterrupt:
                 if process is not None:
                     _stop(process)
@@ -246,6 +257,7 @@ def run_bundle(config: RunConfig, repeats: int, out: Path, topology: Topology = 
                 sys.stderr.write(log_path.read_text()[-4000:])
             outcome.statuses[run_id] = draft["runs"][-1]["status"]
             writer.write_draft(draft)
+            progress.end_run()
             if on_run is not None:
                 on_run(run_id, outcome.statuses[run_id], time.monotonic() - run_began)
     if record is not None:
@@ -259,16 +271,32 @@ def run_bundle(config: RunConfig, repeats: int, out: Path, topology: Topology = 
     return outcome
 
 
+def _follow(process: subprocess.Popen, reader: ProgressReader, progress: JobProgress,
+            on_progress: Callable[[JobProgress], None] | None) -> int:
+    """Wait for the run's process, passing on what its progress file says as it goes."""
+    while True:
+        code = process.poll()
+        for event in reader.new_events():
+            progress.observe(event)
+        if on_progress is not None:
+            on_progress(progress)
+        if code is not None:
+            progress.enter("writing")
+            return code
+        time.sleep(0.25)
+
+
 def calibrate(config: RunConfig, repeats: int, record_path: Path, bundle: Path, topology: Topology = Topology(),
-              replay: Path | None = None) -> dict:
-    """Train the calibration configuration `repeats` times into `bundle`; write its record to `record_path`."""
+              replay: Path | None = None, on_progress: Callable[[JobProgress], None] | None = None) -> dict:
+    """Train the calibration configuration `repeats` times into `bundle`; write its record to `record_path`.
+    `on_progress` hears where the runs stand, as in run_bundle."""
     if repeats < 3:
         raise TrainmarkError("a calibration needs --repeats 3 or more: its spread is the error margin of every "
                              "later comparison")
     if record_path.exists():
         raise TrainmarkError(f"{record_path} exists; choose a new path for the calibration record")
     config = config.for_world(topology.world_size)  # the record names the accumulation that was trained
-    outcome = run_bundle(config, repeats, bundle, topology, replay)
+    outcome = run_bundle(config, repeats, bundle, topology, replay, on_progress=on_progress)
     manifest = json.loads((bundle / "manifest.json").read_text())
     record = make_record(manifest, config, outcome.bundle_id)
     record_path.parent.mkdir(parents=True, exist_ok=True)

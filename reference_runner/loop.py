@@ -22,7 +22,6 @@ import contextlib
 import json
 import math
 import os
-import sys
 import tempfile
 import time
 from dataclasses import asdict
@@ -39,6 +38,7 @@ from trainmark.reference_runner.devices import backend_for  # noqa: E402
 from trainmark.reference_runner.measurements import RankMeasurements, StageTotals  # noqa: E402
 from trainmark.reference_runner.model import TinyGPT  # noqa: E402
 from trainmark.reference_runner.profiling import AllocationWindow, KernelWindow  # noqa: E402
+from trainmark.reference_runner.progress import ProgressWriter  # noqa: E402
 from trainmark.reference_runner.sampler import Phase, Sampler, measure_idle_power  # noqa: E402
 from trainmark.spec import models  # noqa: E402
 from trainmark.spec.bundle import BundleWriter  # noqa: E402
@@ -199,6 +199,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--bundle", type=Path, required=True)
     parser.add_argument("--result", type=Path, required=True)
     parser.add_argument("--replay", type=Path, default=None, help="a GPU sensor recording to replay")
+    parser.add_argument("--progress", type=Path, default=None, help="append progress lines here (rank 0)")
     args = parser.parse_args(argv)
 
     # ---------------------------------------------------------------- processes and devices
@@ -206,6 +207,8 @@ def main(argv: list[str] | None = None) -> None:
     config = config_from_json(args.config).for_world(world_size)
     local_rank, local_world = int(os.environ.get("LOCAL_RANK", 0)), int(os.environ.get("LOCAL_WORLD_SIZE", 1))
     node = int(os.environ.get("GROUP_RANK", 0))
+    progress = ProgressWriter(args.progress if rank == 0 else None)
+    progress.phase("set-up")
     if config.deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.use_deterministic_algorithms(True)
@@ -241,6 +244,9 @@ def main(argv: list[str] | None = None) -> None:
         if energy_reason:
             meters = []
     probe = backend.memory_probe(device_index)
+    progress.steps = planned_steps
+    if meters and config.idle_seconds:
+        progress.phase("idle baseline")
     idle = measure_idle_power(meters, config.idle_seconds, config.sample_rate_hz)
     if world_size > 1:
         dist.barrier()
@@ -263,7 +269,6 @@ def main(argv: list[str] | None = None) -> None:
     # ---------------------------------------------------------------- the run
     started_at = time.time_ns()
     sampler.start()
-    progress = _Progress(rank, args.run_id, planned_steps)
     micro_batches = config.gradient_accumulation_steps
     epoch_start_ns, epoch_steps, epoch_losses = time.time_ns(), 0, []
     last_allocations = backend.allocations()
@@ -328,8 +333,9 @@ def main(argv: list[str] | None = None) -> None:
             if complete:
                 measurements.completed_epoch_seconds.append(duration)
             epoch_start_ns, epoch_steps, epoch_losses = time.time_ns(), 0, []
-        progress.advance(step, loss_value, duration_s, sampler)
+        progress.step(step, loss_value, duration_s)
 
+    progress.phase("writing")
     if rank == 0:
         phase.value = "evaluation"
         measurements.final_eval_loss, measurements.final_accuracy = evaluate(trainer.model, dataset, config, device,
@@ -339,7 +345,6 @@ def main(argv: list[str] | None = None) -> None:
         dist.barrier()
     sampler.stop()
     ended_at = time.time_ns()
-    progress.close()
     steps_trace.close()
     epochs_trace.close()
     for trace in (sampler.power_trace, sampler.memory_trace):
@@ -381,45 +386,6 @@ def _save_checkpoint(model, optimizer, step: int, directory: Path, backend) -> d
     size = path.stat().st_size
     path.unlink()
     return {"step": step, "bytes": size, "seconds": seconds}
-
-
-class _Progress:
-    """A rich progress bar on rank 0 in a terminal; one summary line otherwise."""
-
-    def __init__(self, rank: int, run_id: str, total: int) -> None:
-        self.enabled = rank == 0
-        self.run_id = run_id
-        self.total = total
-        self.bar = None
-        self.recent: list[float] = []
-        self.last_loss = float("nan")
-        if self.enabled and sys.stdout.isatty():
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-            self.bar = Progress(TextColumn(f"[bold]{run_id}[/bold]"), BarColumn(), MofNCompleteColumn(),
-                                TextColumn("{task.fields[status]}"), TimeRemainingColumn())
-            self.task = self.bar.add_task(run_id, total=total, status="")
-            self.bar.start()
-
-    def advance(self, step: int, loss: float, duration_s: float, sampler: Sampler) -> None:
-        if not self.enabled:
-            return
-        self.last_loss = loss
-        self.recent = (self.recent + [duration_s])[-20:]
-        if self.bar is not None:
-            status = f"loss {loss:.3f}  {len(self.recent) / sum(self.recent):.2f} steps/s"
-            watts = [device.samples[-1][1] for device in sampler.power.values() if device.samples]
-            if watts:
-                status += f"  {sum(watts):.0f} W"
-            self.bar.update(self.task, completed=step + 1, status=status)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.stop()
-        elif self.enabled:
-            rate = len(self.recent) / sum(self.recent) if self.recent else float("nan")
-            print(f"{self.run_id}: {self.total} steps, final loss {self.last_loss:.3f}, {rate:.2f} steps/s",
-                  flush=True)
 
 
 if __name__ == "__main__":

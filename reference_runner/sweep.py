@@ -20,7 +20,9 @@ from typing import Any
 
 from trainmark.reference_runner.calibration import configuration_digest
 from trainmark.reference_runner.config import ConfigInvalid, RunConfig, build_config
+from trainmark.reference_runner.devices import refuse_unsupported_precision
 from trainmark.reference_runner.launch import run_bundle
+from trainmark.reference_runner.progress import JobProgress
 from trainmark.spec.errors import BundleInvalid, TrainmarkError
 
 INDEX = "sweep.json"
@@ -81,6 +83,7 @@ def grid(preset: str | None, config_file: Path | None, fixed: dict[str, Any],
         overrides = dict(fixed) | {knob: value for (knob, _), value in zip(varies, combination)}
         try:
             config = build_config(preset, config_file, overrides)
+            refuse_unsupported_precision(config.precision, config.device, None)
         except ConfigInvalid as error:
             problems.append(f"{','.join(f'{k}={v}' for (k, _), v in zip(varies, combination))}: {error}")
             continue
@@ -124,8 +127,11 @@ def _write_index(out: Path, index: dict) -> None:
 
 
 def run_sweep(points: list[SweepPoint], repeats: int, out: Path,
-              on_progress: Callable[[dict], None] | None = None) -> SweepOutcome:
-    """Train every point not already complete; `on_progress` hears of each run as it ends."""
+              on_progress: Callable[[JobProgress], None] | None = None,
+              on_run: Callable[[str, str, str, float], None] | None = None) -> SweepOutcome:
+    """Train every point not already complete. `on_progress(progress)` hears where the whole sweep
+    stands (run k of N, the point, phase, step, loss, rate, time left) while runs go;
+    `on_run(point, run_id, status, seconds)` hears of each run as it ends."""
     out.mkdir(parents=True, exist_ok=True)
     began = time.monotonic()
     outcome = SweepOutcome(out)
@@ -140,23 +146,19 @@ def run_sweep(points: list[SweepPoint], repeats: int, out: Path,
                                              else configuration_digest(point.config)} for point in points]}
     _write_index(out, index)
     outcome.skipped = [point.name for point in points if point not in pending]
-    state = {"points": len(points), "runs_total": len(pending) * repeats, "runs_done": 0, "run_seconds": [],
-             "point": None, "skipped": len(outcome.skipped)}
-    if on_progress:
-        on_progress(dict(state))
+    progress = JobProgress(len(pending) * repeats)
     for point in pending:
         folder = out / point.name
         if folder.exists():
             shutil.rmtree(folder)  # half-done: it is trained again from the start
-        state["point"] = point.name
+        progress.label = point.name
 
-        def run_ended(run_id: str, status: str, seconds: float) -> None:
-            state["runs_done"] += 1
-            state["run_seconds"].append(seconds)
-            if on_progress:
-                on_progress(dict(state, run_id=run_id, status=status))
+        def run_ended(run_id: str, status: str, seconds: float, name: str = point.name) -> None:
+            if on_run:
+                on_run(name, run_id, status, seconds)
 
-        result = run_bundle(point.config, repeats, folder, on_run=run_ended, quiet_workers=True)
+        result = run_bundle(point.config, repeats, folder, on_run=run_ended, quiet_workers=True, progress=progress,
+                            on_progress=on_progress)
         finished = all(status == "completed" for status in result.statuses.values())
         (outcome.trained if finished else outcome.incomplete).append(point.name)
         if finished:

@@ -21,6 +21,7 @@ from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import FastAPI, Query, Request
+from fastapi_offline import FastAPIOffline
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
@@ -31,7 +32,7 @@ from markupsafe import Markup
 
 from trainmark.registry.store import (EFFICIENCY_METRICS, MAX_PAGE, PRECISIONS, SORTS, BoardQuery, QueryInvalid, Store,
                             SubmissionRejected, store_unwritable)
-from trainmark.spec.plots import human, run_plots
+from trainmark.spec.plots import human, overlaid_plots
 from trainmark.spec.validate import compile_validators
 
 HERE = Path(__file__).resolve().parent
@@ -41,8 +42,11 @@ SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "same-origin",
 }
-# The OpenAPI page loads Swagger UI's script; it is the one page that may run one.
+# The API documentation pages run Swagger UI's and ReDoc's scripts (an inline one starts them); they
+# may run scripts, but only this server's: nothing is loaded from anywhere else.
 DOCS_PATHS = ("/docs", "/docs/oauth2-redirect", "/redoc")
+DOCS_POLICY = ("default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+               "img-src 'self' data:; worker-src 'self' blob:; connect-src 'self'; frame-ancestors 'none'")
 CSV_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 EXPORT_COLUMNS = ("id", "submitter", "model_name", "parameters", "device_model", "device_count", "precision",
                   "run_count", "ranked", "score", "fidelity", "completeness", "confidence", "badges", "missing",
@@ -93,8 +97,8 @@ def _templates() -> Environment:
                               autoescape=select_autoescape(["html"], default=True))
     environment.filters["human"] = lambda value, unit: "" if value is None else human(value, unit)
     environment.filters["number"] = _number
-    # Bytes and watts read better with a prefix; other units keep their UCUM code beside the column.
-    environment.filters["show"] = lambda value, unit: human(value, unit) if unit in ("By", "W") and value is not None \
+    # Every quantity in the unit a person reads fastest (trainmark.spec.units); the UCUM code stays beside it.
+    environment.filters["show"] = lambda value, unit: human(value, unit) if value is not None and unit \
         else _number(value)
     return environment
 
@@ -109,8 +113,8 @@ def _number(value: Any, digits: int = 4) -> str:
     return str(value)
 
 
-def _plots(series: list[dict]) -> dict[str, list[Markup]]:
-    return {run_id: [Markup(svg) for svg in svgs] for run_id, svgs in run_plots(series).items()}
+def _plots(series: list[dict]) -> list[Markup]:
+    return [Markup(svg) for svg in overlaid_plots(series)]
 
 
 BOARD_PARAMETERS = {"metric", "sort", "device_model", "device_count", "precision", "parameters_min",
@@ -124,7 +128,9 @@ BODY_TIMEOUT_S = 60.0
 def create_app(store: Store, *, submissions_per_minute: float = 60.0, body_timeout_s: float = BODY_TIMEOUT_S
                ) -> FastAPI:
     """The registry service over `store`. `body_timeout_s`: how long an upload may stall."""
-    app = FastAPI(title="trainmark registry", version="1",
+    # Swagger UI (/docs) and ReDoc (/redoc) load their scripts and styles from this server, out of
+    # the fastapi-offline package, never from a CDN: the documentation works with no network.
+    app = FastAPIOffline(title="trainmark registry", version="1", static_url="/static-docs",
                   description="Submit trainmark bundles, read scores, and browse the transparency leaderboard. "
                               "Reading is public; submitting needs an API key (trainmark keys create).")
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
@@ -133,9 +139,10 @@ def create_app(store: Store, *, submissions_per_minute: float = 60.0, body_timeo
     @app.middleware("http")
     async def _security_headers(request: Request, call_next):
         response = await call_next(request)
-        if request.url.path not in DOCS_PATHS:
-            for name, value in SECURITY_HEADERS.items():
-                response.headers.setdefault(name, value)
+        headers = SECURITY_HEADERS if request.url.path not in DOCS_PATHS else {
+            **SECURITY_HEADERS, "Content-Security-Policy": DOCS_POLICY}
+        for name, value in headers.items():
+            response.headers.setdefault(name, value)
         return response
 
     def page(name: str, status: int = 200, **context) -> HTMLResponse:

@@ -26,8 +26,16 @@ from trainmark.scorer.series import SeriesCollector
 from trainmark.spec import models
 from trainmark.spec.archive import open_bundle
 from trainmark.spec.bundle import read_manifest
-from trainmark.spec.plots import human, interval_plot, run_plots
+from trainmark.scorer.advice import score_advice
+from trainmark.spec.plots import human, interval_plot, overlaid_plots
+from trainmark.spec.units import human as human_quantity
+from trainmark.spec.units import si
 
+GLANCE = (("time_to_train", "time to train"), ("steps_per_second", "throughput"), ("time_per_step", "time per step"),
+          ("total_energy", "energy per run"), ("energy_per_sample", "energy per sample"),
+          ("energy_per_step", "energy per step"), ("peak_memory", "peak memory"), ("power_mean", "mean power"),
+          ("final_loss", "final loss"), ("final_quality", "final quality"))
+"""What a reader looks for first, in this order, where the bundle reports it."""
 STAGES = (("data_loading", "data loading"), ("forward", "forward"), ("backward", "backward"),
           ("optimizer", "optimizer"))
 BLOCKS = ("system", "software", "model", "training", "dataset", "code", "environment", "methodology")
@@ -46,20 +54,44 @@ def _number(value: Any, digits: int = 4) -> str:
 
 
 def show(value: Any, unit: str = "") -> str:
-    """A value for a person: binary prefixes for bytes, SI for watts, ms for short times."""
+    """A value for a person (trainmark.spec.units: IEC bytes, SI prefixes, kWh beside J, durations);
+    the exact value goes in the element's data-value."""
     if value is None:
         return "null"
-    if unit in ("By", "W", "s", "By/s") and isinstance(value, (int, float)):
-        if unit == "By/s":
-            return human(value, "By") + "/s"
-        return human(value, unit)
+    if unit and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return human_quantity(value, unit)
     return _number(value)
+
+
+def bound(value: Any, unit: str = "") -> str:
+    """An interval bound of a quantity that cannot be negative: never shown below 0."""
+    if isinstance(value, (int, float)) and value < 0:
+        value = 0.0
+    if unit == "J" and value is not None:
+        return si(value, "J")  # kWh once, beside the headline
+    return show(value, unit)
+
+
+def ratio(value: float | None) -> str:
+    """A ratio of means: three significant figures, SI prefixes past a thousand, never below 0."""
+    return "null" if value is None else si(max(0.0, value))
+
+
+def bundle_names(comparison: Comparison) -> list[str]:
+    """What to call each compared bundle: its folder's name, or its configuration's label where two
+    folders share a name."""
+    names = [Path(configuration.path).name.removesuffix(".tar.gz") for configuration in comparison.configurations]
+    if len(set(names)) < len(names):
+        return [configuration.label for configuration in comparison.configurations]
+    return names
 
 
 def _environment() -> Environment:
     environment = Environment(loader=PackageLoader("trainmark.scorer", "templates"), autoescape=select_autoescape(default=True))
     environment.filters["number"] = _number
     environment.filters["show"] = show
+    environment.filters["bound"] = bound
+    environment.filters["ratio"] = ratio
     environment.globals["style"] = Markup(resources.files("trainmark.scorer").joinpath("templates", "report.css").read_text())
     return environment
 
@@ -149,11 +181,13 @@ def bundle_report_html(path: Path) -> tuple[str, ScoreReport]:
         document, manifest = read_manifest(root)
         kernels = kernel_view(root, manifest)
     blocks = [(name, _flatten(document.get(name))) for name in BLOCKS if document.get(name) is not None]
-    plots = {run_id: [Markup(svg) for svg in svgs] for run_id, svgs in run_plots(series.results()).items()}
+    plots = [Markup(svg) for svg in overlaid_plots(series.results())]
+    glance = [(name, label, report.statistics[name]) for name, label in GLANCE
+              if name in report.statistics and report.statistics[name].headline is not None]
     html = _environment().get_template("report.html").render(
         manifest=manifest, document=document, score=report, blocks=blocks, stages=stage_rows(manifest, report),
         kernels=kernels, plots=plots, findings=[finding.as_dict() for finding in report.findings],
-        gates=report.gates, statistics=report.statistics)
+        gates=report.gates, statistics=report.statistics, glance=glance, advice=score_advice(report))
     return html, report
 
 
@@ -161,13 +195,14 @@ def comparison_html(comparison: Comparison) -> str:
     """The comparison as a self-contained page: the table, and a plot of each quantity's ratio to
     the baseline with its interval."""
     baseline = comparison.configurations[comparison.baseline]
+    names = bundle_names(comparison)
     plots = []
     for name, label, higher in QUANTITIES:
-        rows = [(configuration.label, cell.ratio, cell.ratio_low, cell.ratio_high)
-                for configuration in comparison.configurations
+        rows = [(bundle_name, cell.ratio, cell.ratio_low, cell.ratio_high)
+                for bundle_name, configuration in zip(names, comparison.configurations)
                 if configuration is not baseline and (cell := configuration.cells[name]).ratio is not None]
         if rows:
             direction = "higher is better" if higher else "lower is better"
             plots.append(Markup(interval_plot(f"{label}: ratio to the baseline ({direction})", rows)))
     return _environment().get_template("compare.html").render(
-        comparison=comparison, baseline=baseline, quantities=QUANTITIES, plots=plots)
+        comparison=comparison, baseline=baseline, quantities=QUANTITIES, plots=plots, names=names)

@@ -93,6 +93,8 @@ class SeriesCollector:
                 for record in records:
                     if record.rank == 0:
                         self._bucket(run_id, "step_time", "rank 0", "s").add(record.start_unix_ns, record.duration_s)
+                        if record.loss is not None:
+                            self._bucket(run_id, "loss", "rank 0", "1").add(record.start_unix_ns, record.loss)
                         phases.add(record)
             return on_steps
         if entry.record_type == "power_sample":

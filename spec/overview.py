@@ -6,8 +6,9 @@ from collections import Counter
 
 from trainmark.spec import models
 
-HEADLINE_METRICS = ("steps_per_second", "time_per_step", "tokens_per_second", "compute_utilization",
-                    "peak_memory", "total_energy", "energy_per_step", "power_mean", "final_loss")
+HEADLINE_METRICS = ("steps_per_second", "time_per_step", "tokens_per_second", "samples_per_second",
+                    "time_to_train", "compute_utilization", "peak_memory", "total_energy", "energy_per_step",
+                    "energy_per_sample", "power_mean", "final_loss", "final_quality")
 """Global-scope metrics shown per run, in this order, when a run reports them."""
 
 

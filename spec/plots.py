@@ -6,24 +6,19 @@ from __future__ import annotations
 import html
 import math
 
+from trainmark.spec import units
+
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2")
 BAND_COLOURS = {"warm-up": "#fde7c8", "profiled": "#dcd3f2"}
-PLOT_KINDS = {"power": "Power", "memory": "Memory", "step_time": "Step time"}
-UNIT_STEPS = {"By": (1024.0, ["B", "KiB", "MiB", "GiB", "TiB"]), "W": (1000.0, ["W", "kW", "MW"])}
+PLOT_KINDS = {"loss": "Loss", "step_time": "Step time", "power": "Power", "memory": "Memory"}
+OVERLAY_MAX_SERIES = 8
+"""Runs are drawn in one plot per quantity while that makes at most this many lines; past it, one
+plot per device (or node) with every run in it."""
 
 
 def human(value: float, unit: str) -> str:
-    """A value with a readable unit prefix (bytes in binary steps)."""
-    if unit in UNIT_STEPS:
-        base, names = UNIT_STEPS[unit]
-        index = 0
-        while abs(value) >= base and index < len(names) - 1:
-            value /= base
-            index += 1
-        return f"{value:.3g} {names[index]}"
-    if unit == "s" and 0 < abs(value) < 1:
-        return f"{value * 1000:.3g} ms"
-    return f"{value:.4g} {unit}".strip()
+    """A value with a readable unit prefix (trainmark.spec.units: IEC bytes, SI, durations)."""
+    return units.human(value, unit)
 
 
 def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
@@ -43,12 +38,16 @@ def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
 
 def line_plot(title: str, series: list[tuple[str, list[list[float]]]], unit: str,
               x_label: str = "seconds since the run started", width: int = 680, height: int = 240,
-              bands: list[tuple[str, float, float]] = ()) -> str:
+              bands: list[tuple[str, float, float]] = (), y_max: float | None = None) -> str:
     """An SVG line chart of one or more (label, [[x, y], ...]) series sharing a y unit; `bands`
-    (label, x from, x to) shade phases of the x axis behind the lines."""
+    (label, x from, x to) shade phases of the x axis behind the lines. With `y_max` the axis ends
+    there: higher points are drawn on the top edge and a note says how high they went."""
     points = [point for _, data in series for point in data]
-    legend_rows = (len(series) + 3) // 4
-    # The legend sits between the title and the plot area, never over the data.
+    # The legend sits between the title and the plot area, never over the data; its columns are
+    # as wide as its longest label, so two labels never overlap.
+    column_w = max(120, 7 * max((len(label) for label, _ in series), default=0) + 24)
+    per_row = max(1, (width - 72 - 16) // column_w)
+    legend_rows = (len(series) + per_row - 1) // per_row
     left, right, top, bottom = 72, 16, 28 + 15 * legend_rows, 40
     height += 15 * legend_rows
     plot_w, plot_h = width - left - right, height - top - bottom
@@ -58,7 +57,8 @@ def line_plot(title: str, series: list[tuple[str, list[list[float]]]], unit: str
                 f'aria-label="{title_text}"><text x="8" y="36">{title_text}: no data</text></svg>')
     x_max = max([x for x, _ in points] + [end for _, _, end in bands]) or 1.0
     y_values = [y for _, y in points]
-    y_low, y_high = min(0.0, min(y_values)), max(y_values)
+    off_scale = [y for y in y_values if y_max is not None and y > y_max]
+    y_low, y_high = min(0.0, min(y_values)), max(y_values) if not off_scale else y_max
     # Bytes tick at round binary multiples (1, 2, 4 GiB), not at round decimal byte counts.
     scale = 1024.0 ** max(0, int(math.log(max(abs(y_high), 1.0), 1024))) if unit == "By" else 1.0
     y_ticks = [tick * scale for tick in nice_ticks(y_low / scale, y_high / scale)]
@@ -70,7 +70,7 @@ def line_plot(title: str, series: list[tuple[str, list[list[float]]]], unit: str
         return left + plot_w * x / x_max
 
     def sy(y: float) -> float:
-        return top + plot_h * (1 - (y - y_low) / ((y_high - y_low) or 1.0))
+        return top + plot_h * (1 - (min(y, y_high) - y_low) / ((y_high - y_low) or 1.0))
 
     parts = [f'<svg class="plot" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" role="img" '
              f'aria-label="{title_text}" font-family="sans-serif" font-size="11">',
@@ -93,37 +93,67 @@ def line_plot(title: str, series: list[tuple[str, list[list[float]]]], unit: str
                      f'<title>{html.escape(label)}</title></rect>')
     labelled = []
     for label, start, _ in bands:
-        if label not in labelled:  # one caption per phase kind, at its first span
+        if label not in labelled:  # one caption per phase kind, at its first span, each on its own line
+            parts.append(f'<text class="phase-label" x="{sx(max(0.0, start)) + 2:.1f}" '
+                         f'y="{top + plot_h - 4 - 13 * len(labelled)}" fill="#666">{html.escape(label)}</text>')
             labelled.append(label)
-            parts.append(f'<text x="{sx(max(0.0, start)) + 2:.1f}" y="{top + plot_h - 4}" fill="#666">'
-                         f'{html.escape(label)}</text>')
+    if off_scale:
+        parts.append(f'<text class="off-scale" x="{left + plot_w - 4}" y="{top + 12}" text-anchor="end" fill="#666">'
+                     f'{len(off_scale)} point(s) above, up to {html.escape(human(max(off_scale), unit))} '
+                     f'(scaled to the steady state)</text>')
     for index, (label, data) in enumerate(series):
         colour = PALETTE[index % len(PALETTE)]
         coordinates = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in data)
         parts.append(f'<polyline class="series" data-label="{html.escape(label)}" data-points="{len(data)}" '
                      f'fill="none" stroke="{colour}" stroke-width="1.5" points="{coordinates}"/>')
-        legend_x = left + 150 * (index % 4)
-        legend_y = 36 + 15 * (index // 4)
+        legend_x = left + column_w * (index % per_row)
+        legend_y = 36 + 15 * (index // per_row)
         parts.append(f'<rect x="{legend_x}" y="{legend_y - 8}" width="10" height="3" fill="{colour}"/>')
         parts.append(f'<text x="{legend_x + 14}" y="{legend_y - 4}">{html.escape(label)}</text>')
     parts.append("</svg>")
     return "\n".join(parts)
 
 
-def run_plots(series: list[dict]) -> dict[str, list[str]]:
-    """SVG plots per run from collected series (scorer.series): one per kind of trace, every
-    label of that kind in it, the run's phases shaded."""
-    by_run: dict[str, dict[str, list[dict]]] = {}
+def steady_state_ceiling(values: list[float]) -> float | None:
+    """Where a step-time axis should end so that the steady state fills it: twice the median, when
+    some steps (the warm-up, the profiled ones) run past that; else None (no cut needed)."""
+    if len(values) < 4:
+        return None
+    ordered = sorted(values)
+    ceiling = 2 * ordered[len(ordered) // 2]
+    return ceiling if ordered[-1] > ceiling else None
+
+
+def overlaid_plots(series: list[dict]) -> list[str]:
+    """One plot per quantity (loss, step time, power, memory) with every run in it and a legend;
+    past OVERLAY_MAX_SERIES lines, one plot per device or node, every run in it. Step times end
+    at the steady state (see steady_state_ceiling), and the first run's warm-up and profiled steps
+    are shaded."""
+    kinds: dict[str, list[dict]] = {}
+    bands: list[tuple[str, float, float]] = []
+    first_run = next((item["run_id"] for item in series), None)
     for item in series:
-        by_run.setdefault(item["run_id"], {}).setdefault(item["kind"], []).append(item)
-    plots = {}
-    for run_id, kinds in by_run.items():
-        bands = [(item["label"], start, end) for item in kinds.pop("phase", []) for start, end in item["points"]]
-        ordered = sorted(kinds.items(), key=lambda pair: list(PLOT_KINDS).index(pair[0]) if pair[0] in PLOT_KINDS
-                         else len(PLOT_KINDS))
-        plots[run_id] = [line_plot(f"{PLOT_KINDS.get(kind, kind)}: {run_id}",
-                                   [(item["label"], item["points"]) for item in items], items[0]["unit"],
-                                   bands=bands) for kind, items in ordered]
+        if item["kind"] == "phase":
+            if item["run_id"] == first_run:
+                bands.extend((item["label"], start, end) for start, end in item["points"])
+            continue
+        kinds.setdefault(item["kind"], []).append(item)
+    ordered = sorted(kinds.items(), key=lambda pair: list(PLOT_KINDS).index(pair[0]) if pair[0] in PLOT_KINDS
+                     else len(PLOT_KINDS))
+    plots = []
+    for kind, items in ordered:
+        labels = sorted({item["label"] for item in items})
+        groups = [("", items)] if len(items) <= OVERLAY_MAX_SERIES or len(labels) == 1 else \
+            [(f", {label}", [item for item in items if item["label"] == label]) for label in labels]
+        for suffix, group in groups:
+            single_label = len({item["label"] for item in group}) == 1
+            lines = [(item["run_id"] if single_label else f"{item['run_id']} {item['label']}", item["points"])
+                     for item in group]
+            ceiling = steady_state_ceiling([y for item in group for _, y in item["points"]]) \
+                if kind == "step_time" else None
+            plots.append(line_plot(f"{PLOT_KINDS.get(kind, kind)}{suffix}: {len({i['run_id'] for i in group})} "
+                                   f"run(s)", lines, group[0]["unit"],
+                                   bands=bands if kind in ("step_time", "loss") else (), y_max=ceiling))
     return plots
 
 

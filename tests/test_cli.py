@@ -94,7 +94,8 @@ def test_bundle_show_json_and_text():
     overview = json.loads(runner.invoke(app, ["bundle", "show", str(CPU), "--json"]).output)
     assert overview["runs"][0]["metrics"]["total_energy"]["value"] is None
     text = runner.invoke(app, ["bundle", "show", str(CPU)]).output
-    assert "null total_energy: no energy sensor" in text
+    assert "not measured (null)" in text
+    assert re.search(r"\n +total_energy +no energy sensor", text)
 
 
 def test_pack_refuses_an_invalid_bundle_with_one_line(tmp_path):
@@ -159,7 +160,7 @@ def test_score_json_and_exit_codes(tmp_path):
 def test_score_human_output_groups_findings(tmp_path):
     output = runner.invoke(app, ["score", str(CPU)]).output
     assert output.startswith("score 0.")
-    assert "gate integrity  pass" in output and "badges: Reproduced" in output
+    assert re.search(r"gate integrity +pass", output) and re.search(r"badges +Reproduced", output)
     assert "warnings (" in output and "missing-sensor" in output and "infos (" in output
 
 

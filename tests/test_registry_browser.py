@@ -254,35 +254,36 @@ def test_a_submission_page_shows_its_plots(registry, browser, tmp_path):
 
     sections = browser.find_elements(By.CSS_SELECTOR, "section.run")
     assert [section.get_attribute("id") for section in sections] == [f"run-{run['run_id']}" for run in record["runs"]]
-    for section in sections:
-        run_id = section.get_attribute("id").removeprefix("run-")
-        series = [item for item in record["series"] if item["run_id"] == run_id and item["kind"] != "phase"]
-        phases = [item for item in record["series"] if item["run_id"] == run_id and item["kind"] == "phase"]
-        plots = section.find_elements(By.CSS_SELECTOR, "svg.plot")
-        assert len(plots) == len({item["kind"] for item in series}) >= 1
-        # The warm-up and profiled steps are shaded on every plot of the run.
-        assert {phase["label"] for phase in phases} == {"warm-up", "profiled"}
-        for plot in plots:
-            shaded = plot.find_elements(By.CSS_SELECTOR, "rect.phase")
-            assert len(shaded) == sum(len(phase["points"]) for phase in phases)
-        for plot in plots:
-            assert plot.is_displayed() and plot.size["width"] > 300 and plot.size["height"] > 100, plot.size
-        lines = section.find_elements(By.CSS_SELECTOR, "svg.plot polyline.series")
-        assert sorted(int(line.get_attribute("data-points")) for line in lines) == \
-            sorted(len(item["points"]) for item in series)
-        for line in lines:
-            points = int(line.get_attribute("data-points"))
-            assert points > 0 and len(line.get_attribute("points").split()) == points
-            assert line.size["width"] > 0
+    # Every run in one plot per quantity, with a legend; the first run's phases shaded behind the step times.
+    traces = browser.find_element(By.CSS_SELECTOR, "section.traces")
+    series = [item for item in record["series"] if item["kind"] != "phase"]
+    first_run = record["series"][0]["run_id"]
+    phases = [item for item in record["series"] if item["run_id"] == first_run and item["kind"] == "phase"]
+    plots = traces.find_elements(By.CSS_SELECTOR, "svg.plot")
+    runs = len(record["runs"])
+    assert [plot.get_attribute("aria-label") for plot in plots] == [
+        f"{name}: {runs} run(s)" for name in ("Loss", "Step time", "Power", "Memory")]
+    assert {phase["label"] for phase in phases} == {"warm-up", "profiled"}
+    step_plot = plots[1]
+    assert len(step_plot.find_elements(By.CSS_SELECTOR, "rect.phase")) == sum(len(phase["points"]) for phase in phases)
+    for plot in plots:
+        assert plot.is_displayed() and plot.size["width"] > 300 and plot.size["height"] > 100, plot.size
+    lines = traces.find_elements(By.CSS_SELECTOR, "svg.plot polyline.series")
+    assert sorted(int(line.get_attribute("data-points")) for line in lines) == \
+        sorted(len(item["points"]) for item in series)
+    for line in lines:
+        points = int(line.get_attribute("data-points"))
+        assert points > 0 and len(line.get_attribute("points").split()) == points
+        assert line.size["width"] > 0
 
-    first = sections[0]
-    shot = tmp_path / "run.png"
-    assert first.screenshot(str(shot))
+    power = plots[2]
+    shot = tmp_path / "power.png"
+    assert power.screenshot(str(shot))
     width, height, pixels = png_pixels(shot.read_bytes())
-    assert abs(width - first.size["width"]) <= 2 and abs(height - first.size["height"]) <= 2
+    assert abs(width - power.size["width"]) <= 2 and abs(height - power.size["height"]) <= 2
     assert len(set(pixels)) > 20  # text, grid, and each series' colour, not a blank box
     assert sum(near(pixel, PALETTE[0]) for pixel in pixels) > 200  # the first series is drawn
-    assert sum(near(pixel, PALETTE[1]) for pixel in pixels) > 200  # and the second device's
+    assert sum(near(pixel, PALETTE[1]) for pixel in pixels) > 200  # and the second
     assert [entry for entry in browser.get_log("browser") if entry["level"] == "SEVERE"] == []
 
 

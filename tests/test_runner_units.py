@@ -260,3 +260,21 @@ def test_an_interrupted_run_that_does_not_stop_is_terminated_then_killed(monkeyp
     assert polite.stdout.readline().strip() == "ready"
     launch._stop(polite)
     assert polite.returncode == -2  # ended by its KeyboardInterrupt (Python exits as if by SIGINT)
+
+
+@pytest.mark.parametrize("device", ["auto", "cpu"])
+def test_fp16_is_refused_on_a_cpu_whatever_the_device_says(tmp_path, device):
+    import torch
+
+    from trainmark.reference_runner.config import ConfigInvalid, build_config
+    from trainmark.reference_runner.launch import run_bundle
+    from trainmark.reference_runner.sweep import grid
+
+    if device == "auto" and torch.cuda.is_available():
+        pytest.skip("auto picks the GPU here; the refusal is for machines without one")
+    with pytest.raises(ConfigInvalid, match="fp16_autocast needs a CUDA device"):
+        config = build_config("tiny", None, {"precision": "fp16_autocast", "device": device})
+        run_bundle(config, 1, tmp_path / "out")
+    assert not (tmp_path / "out").exists()  # refused before anything was written
+    with pytest.raises(ConfigInvalid, match="nothing was trained"):
+        grid("tiny", None, {"device": device}, [("precision", ["fp32", "fp16_autocast"])])

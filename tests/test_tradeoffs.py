@@ -64,9 +64,14 @@ def sweep(tmp_path_factory) -> Path:
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert f"{POINTS[0]}: already complete, skipped" in resumed.stdout
     assert f"{POINTS[1]}: trained" in resumed.stdout
-    # Not a terminal: one plain line per finished run, with the time left, instead of a live bar.
-    assert re.search(rf"^run 2/2  {re.escape(POINTS[1])}: run-2 completed in [0-9a-z ]+ s; about 0 s left$", resumed.stdout,
-                     re.M), resumed.stdout
+    # Not a terminal: plain progress lines (run k of N, the point, phase, step, loss, rate, the time
+    # left) instead of a live line, and one line per finished run.
+    assert re.search(rf"^{re.escape(POINTS[1])}: run-2 completed in [0-9a-z. ]+ s$", resumed.stdout, re.M), \
+        resumed.stdout
+    assert re.search(rf"^run 2 of 2 \({re.escape(POINTS[1])}\) · training · step \d+ of 20 · loss [0-9.]+ · "
+                     r"[0-9.]+ steps/s · about [0-9a-z. ]+ left \(estimate\) · ", resumed.stdout, re.M), \
+        resumed.stdout
+    assert re.search(rf"^run 1 of 2 \({re.escape(POINTS[1])}\) · set-up · ", resumed.stdout, re.M)
     assert (out / POINTS[0] / "manifest.json").read_bytes() == first_manifest  # not trained again
     return out
 
@@ -109,9 +114,11 @@ def test_compare_reports_both_with_intervals(sweep, tmp_path):
     assert fp32["cells"]["steps_per_second"]["verdict"] == "baseline"
     text = page.read_text()
     assert "<script" not in text and "precision bf16_autocast" in text and "<svg" in text
-    for columns, layout in (("100", "one column per configuration"), ("260", "configuration")):
+    for columns in ("80", "260"):  # columns named by bundle; nothing cut, nothing past the edge
         printed = trainmark("compare", str(sweep), env={**os.environ, "COLUMNS": columns})
-        assert printed.returncode == 0 and "bf16_autocast" in printed.stdout and layout in printed.stdout
+        assert printed.returncode == 0 and "against precision=fp32" in printed.stdout
+        assert "precision=bf16_autocast" in printed.stdout and "…" not in printed.stdout
+        assert all(len(line) <= int(columns) for line in printed.stdout.splitlines())
 
 
 def test_every_runner_bundle_carries_a_readme(sweep):
@@ -193,22 +200,22 @@ def test_report_renders_with_visible_plots_in_chromium(sweep, tmp_path):
     try:
         driver.get(page.as_uri())
         assert driver.title.startswith("tiny on 1 × ")
-        runs = driver.find_elements(By.CSS_SELECTOR, "section.run")
-        assert len(runs) == 2
-        for run in runs:
-            plots = run.find_elements(By.CSS_SELECTOR, "svg.plot")
-            assert {plot.get_attribute("aria-label").split(":")[0] for plot in plots} == {"Memory", "Step time"}
-            for plot in plots:
-                assert plot.size["width"] > 300 and plot.size["height"] > 100
-                lines = plot.find_elements(By.CSS_SELECTOR, "polyline.series")
-                assert lines and all(int(line.get_attribute("data-points")) > 2 for line in lines)
-                assert len(line_points(lines[0].get_attribute("points"))) == int(lines[0].get_attribute("data-points"))
-            step_plot = next(plot for plot in plots if plot.get_attribute("aria-label").startswith("Step time"))
-            labels = {band.get_attribute("data-label") for band in step_plot.find_elements(By.CSS_SELECTOR,
-                                                                                            "rect.phase")}
-            assert labels == {"warm-up", "profiled"}
-        shot = tmp_path / "run.png"
-        runs[0].screenshot(str(shot))
+        assert len(driver.find_elements(By.CSS_SELECTOR, "table.runs tbody tr")) == 2
+        plots = driver.find_elements(By.CSS_SELECTOR, "section.traces svg.plot")
+        # one plot per quantity, both runs in it
+        assert [plot.get_attribute("aria-label") for plot in plots] == ["Loss: 2 run(s)", "Step time: 2 run(s)",
+                                                                        "Memory: 2 run(s)"]
+        for plot in plots:
+            assert plot.size["width"] > 300 and plot.size["height"] > 100
+            lines = plot.find_elements(By.CSS_SELECTOR, "polyline.series")
+            assert {line.get_attribute("data-label").split()[0] for line in lines} == {"run-1", "run-2"}
+            assert all(int(line.get_attribute("data-points")) > 2 for line in lines)
+            assert len(line_points(lines[0].get_attribute("points"))) == int(lines[0].get_attribute("data-points"))
+        step_plot = plots[1]
+        labels = {band.get_attribute("data-label") for band in step_plot.find_elements(By.CSS_SELECTOR, "rect.phase")}
+        assert labels == {"warm-up", "profiled"}
+        shot = tmp_path / "traces.png"
+        driver.find_element(By.CSS_SELECTOR, "section.traces").screenshot(str(shot))
         data = shot.read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000
         for selector in ("table.stages", "table.kernel-categories", "table.statistics", "table.block"):
@@ -286,7 +293,7 @@ def test_report_of_an_example_bundle(tmp_path):
 
     html, report = bundle_report_html(EXAMPLES / "valid" / "gpu-h100-gpt2")
     assert report.ranked
-    assert html.count('<svg class="plot"') == 9  # power, memory and step time for each of 3 runs
+    assert html.count('<svg class="plot"') == 4  # loss, step time, power and memory, the 3 runs in each
     assert re.search(r'data-stage="forward".*?\d', html, re.S)
     assert "<script" not in html
     assert score_bundle(EXAMPLES / "valid" / "gpu-h100-gpt2").score == report.score

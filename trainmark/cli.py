@@ -53,16 +53,19 @@ def _options(
 
 
 def _console(stderr: bool = False):
-    from rich.console import Console
+    from trainmark.terminal import console
 
-    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+    return console(stderr)
 
 
 def _plain(text: object) -> str:
     """Text from a bundle or an error, escaped so that brackets in it are not read as markup."""
-    from rich.markup import escape
+    from trainmark.terminal import plain
 
-    return escape(str(text))
+    return plain(text)
+
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print the outcome as JSON (exact values) for machines.")]
 
 
 def _existing(path: Path) -> Path:
@@ -145,6 +148,7 @@ def run(
     calibration: Annotated[Optional[Path], typer.Option(
         help="A calibration record (trainmark calibrate) of this configuration and hardware to compare with.")]
     = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Train for real, measuring compute, memory and energy, and write one bundle of N runs.
 
@@ -159,11 +163,19 @@ def run(
              "data": str(data) if data else None}
     config = build_config(preset, config_file, _knobs(knob, named))
     topology = Topology(nproc_per_node, nnodes, node_rank, master_addr, master_port)
-    outcome = run_bundle(config, repeats, out, topology, replay, calibration)
+    outcome = _with_progress(as_json, lambda display: run_bundle(
+        config, repeats, out, topology, replay, calibration, on_progress=display.update,
+        on_run=lambda run_id, status, seconds: display.note(f"{run_id} {status} in {_duration(seconds)}")))
+    if as_json:
+        typer.echo(json.dumps({"bundle": str(out), "bundle_id": outcome.bundle_id, "runs": outcome.statuses,
+                               "duration_s": outcome.seconds}, indent=2))
+        return
+    from trainmark.spec.units import duration
+
     console = _console()
     statuses = ", ".join(f"{run_id} {status}" for run_id, status in outcome.statuses.items())
     if outcome.bundle_id:
-        console.print(f"wrote bundle {outcome.bundle_id} to {_plain(out)} in {outcome.seconds:.0f} s ({statuses})")
+        console.print(f"wrote bundle {outcome.bundle_id} to {_plain(out)} in {duration(outcome.seconds)} ({statuses})")
     else:
         console.print(f"node {node_rank} ran its ranks ({statuses}); node 0 writes the manifest")
 
@@ -193,7 +205,8 @@ def calibrate(
 
     chosen = preset or ("gpt2-125m" if torch.cuda.is_available() and replay is None else "tiny")
     config = build_config(chosen, None, _knobs(knob, {}))
-    record = run_calibration(config, repeats, out, bundle or out.with_suffix(".bundle"), replay=replay)
+    record = _with_progress(False, lambda display: run_calibration(
+        config, repeats, out, bundle or out.with_suffix(".bundle"), replay=replay, on_progress=display.update))
     console = _console()
     console.print(f"calibration record {_plain(out)}: {record['hardware']['description']}, {config.name}")
     for name, stats in record["metrics"].items():
@@ -222,44 +235,83 @@ def score(
     """
     from trainmark.scorer.score import score_bundle
 
+    from trainmark.scorer.advice import score_advice
+
     report = score_bundle(path, rubric.value)
     if as_json:
-        typer.echo(json.dumps(report.as_dict(), indent=2))
+        typer.echo(json.dumps({**report.as_dict(), "advice": [item.as_dict() for item in score_advice(report)]},
+                              indent=2))
     else:
         _render_score(report)
 
 
 def _render_score(report) -> None:
-    from rich.table import Table
+    from trainmark.spec.units import human
+    from trainmark.terminal import Column, field_lines, interval, print_table
 
     console = _console()
     ranked = "[green]ranked[/green]" if report.ranked else "[red]not ranked[/red] (a gate failed)"
-    console.print(f"[bold]score {report.score:.3f}[/bold]  {ranked}  rubric {report.rubric_version}  "
-                  f"bundle {report.bundle_id}")
+    console.print(f"[bold]score {report.score:.3f}[/bold]  {ranked}  rubric {report.rubric_version}")
+    fields = [("bundle", report.bundle_id)]
     for letter, name in (("F", "fidelity"), ("H", "completeness")):
         parts = ", ".join(f"{part} {'n/a' if value is None else f'{value:.3f}'}"
                           for part, value in report.components[name].items())
-        console.print(f"  {letter} {name:13} {getattr(report, name):.3f}   ({_plain(parts)})")
-    console.print(f"  C confidence    {report.confidence:.3f}")
-    console.print(f"  badges: {', '.join(report.badges) or 'none'}")
+        fields.append((f"{letter} {name}", f"{getattr(report, name):.3f}  ({_plain(parts)})"))
+    fields.append(("C confidence", f"{report.confidence:.3f}"))
+    fields.append(("badges", ", ".join(report.badges) or "none"))
     for gate in report.gates:
         mark = "[green]pass[/green]" if gate.passed else "[red]FAIL[/red]"
-        console.print(f"  gate {gate.code:10} {mark}  {_plain(gate.message)}")
-    table = Table("metric", "unit", "n", "mean", "CV", "95 % interval", "headline", "method")
+        fields.append((f"gate {gate.code}", f"{mark}  {_plain(gate.message)}"))
+    field_lines(console, fields, indent=2)
+    methods = {stats.headline_method for stats in report.statistics.values()}
+    rows, shares = [], []
     for name, stats in report.statistics.items():
-        def number(value):
-            return "-" if value is None else f"{value:.4g}"
-        interval = "-" if stats.ci95_low is None else f"{stats.ci95_low:.4g} .. {stats.ci95_high:.4g}"
-        table.add_row(name, _plain(stats.unit), str(stats.n), number(stats.mean),
-                      "-" if stats.cv is None else f"{stats.cv * 100:.2f} %", interval, number(stats.headline),
-                      _plain(stats.headline_method))
-    console.print(table)
+        headline = "-" if stats.headline is None else human(stats.headline, stats.unit)
+        if len(methods) > 1:
+            headline += f" ({stats.headline_method})"
+        row = [_plain(name.removeprefix("kernel_time_share_")), _plain(headline),
+               _plain(interval(stats.ci95_low, stats.ci95_high, stats.unit)),
+               "-" if stats.cv is None else f"{stats.cv * 100:.2f} %", str(stats.n)]
+        (shares if name.startswith("kernel_time_share_") else rows).append(row)
+    title = "statistics over the runs" + (f" (headline: {_plain(next(iter(methods)))})" if len(methods) == 1 else "")
+    print_table(console, ["metric", Column("headline", True), Column("95 % interval", True), Column("CV", True),
+                          Column("n", True)], rows, title=title, inline=True)
+    if shares:
+        print_table(console, ["kernel category", Column("time share", True), Column("95 % interval", True),
+                              Column("CV", True), Column("n", True)], shares,
+                    title="kernel time shares (kernel_time_share_*)", inline=True)
+    _render_advice(console, report)
     for severity in ("error", "warning", "info"):
         group = [finding for finding in report.findings if finding.severity.value == severity]
         if group:
             console.print(f"[bold]{severity}s ({len(group)})[/bold]")
             for finding in group:
-                console.print(f"  {finding.code:22} {_plain(finding.location())}  {_plain(finding.message)}")
+                field_lines(console, [(finding.code, _plain(finding.location())), ("", _plain(finding.message))],
+                            indent=2)
+
+
+def _render_advice(console, report) -> None:
+    """What would raise the score: each part below full, its points (of 100), how, and its findings."""
+    from collections import Counter
+
+    from trainmark.scorer.advice import score_advice
+    from trainmark.terminal import field_lines
+
+    advice = score_advice(report)
+    if not advice:
+        return
+    console.print("[bold]what would raise this score[/bold] (points of 100; a finding's share is an even split "
+                  "of its part's points)")
+    rows = []
+    for item in advice:
+        name = item.part if item.part == item.component else f"{item.component} {item.part}"
+        rows.append((f"+{item.points:.1f}", _plain(f"{name} {item.value:.3f}: {item.how}")))
+        codes = Counter(finding["code"] for finding in item.findings)
+        if codes:
+            each = item.points / len(item.findings)
+            rows.append(("", _plain(", ".join(f"{count} x {code}" for code, count in codes.items())
+                                    + f", about {each:.2f} each")))
+    field_lines(console, rows, indent=2)
 
 
 # ---------------------------------------------------------------- import
@@ -274,6 +326,7 @@ def import_mlperf(
     benchmark: Annotated[Optional[str], typer.Option(help="The benchmark, when the logs do not name it.")] = None,
     origin: Annotated[Optional[str], typer.Option(help="Where the logs come from (repository, commit, path).")]
     = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Convert an MLPerf Training result folder into a bundle: runs, power traces, energy, and the originals.
 
@@ -286,6 +339,9 @@ def import_mlperf(
     if not result_dir.is_dir():
         raise typer.BadParameter(f"{result_dir} is not a folder")
     bundle_id = convert(result_dir, out, system, benchmark, origin)
+    if as_json:
+        typer.echo(json.dumps({"bundle": str(out), "bundle_id": bundle_id, "source": str(result_dir)}, indent=2))
+        return
     _console().print(f"imported {_plain(result_dir)} as bundle {bundle_id} in {_plain(out)}")
 
 
@@ -367,6 +423,7 @@ def sweep(
     knob: Annotated[Optional[list[str]], typer.Option("--set", help="A knob fixed for every point: --set max_steps=40.")]
     = None,
     repeats: Annotated[int, typer.Option(help="Independent runs per point.")] = 3,
+    as_json: JsonOption = False,
 ) -> None:
     """Train a grid of configurations, one bundle of N runs per point; resumable.
 
@@ -375,31 +432,19 @@ def sweep(
 
     Example: trainmark sweep --preset tiny --vary precision=fp32,bf16_autocast --repeats 3 --out sweeps/precision
     """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     from trainmark.reference_runner.sweep import grid, parse_vary, run_sweep
 
     points = grid(preset, config_file, _knobs(knob, {}), parse_vary(vary))
-    console = _console()
+    console = _console(stderr=as_json)
     console.print(f"{len(points)} point(s) x {repeats} run(s) into {_plain(out)}")
-    # A live bar in a terminal; in a log (not a terminal) one plain line per finished run instead.
-    live = console.is_terminal
-    with Progress(TextColumn("[bold]sweep[/bold]"), BarColumn(), MofNCompleteColumn(), TextColumn("runs"),
-                  TimeElapsedColumn(), TextColumn("{task.fields[left]}  {task.fields[status]}"),
-                  console=console, transient=False, disable=not live) as bar:
-        task = bar.add_task("sweep", total=None, left="", status="")
-
-        def progress(state: dict) -> None:
-            done, total = state["runs_done"], state["runs_total"]
-            times = state["run_seconds"]
-            left = f"about {_duration(sum(times) / len(times) * (total - done))} left" if times else ""
-            status = f"{state['point']}: {state['run_id']} {state['status']}" if state.get("run_id") else \
-                f"{state['skipped']} point(s) already complete" if state["skipped"] else ""
-            bar.update(task, total=total, completed=done, left=left, status=_plain(status))
-            if not live and state.get("run_id"):
-                console.print(f"run {done}/{total}  {_plain(status)} in {_duration(times[-1])}; {left}")
-
-        outcome = run_sweep(points, repeats, out, progress)
+    outcome = _with_progress(as_json, lambda display: run_sweep(
+        points, repeats, out, on_progress=display.update,
+        on_run=lambda point, run_id, status, seconds: display.note(f"{point}: {run_id} {status} in "
+                                                                   f"{_duration(seconds)}")))
+    if as_json:
+        typer.echo(json.dumps({"sweep": str(out), "trained": outcome.trained, "skipped": outcome.skipped,
+                               "duration_s": outcome.seconds}, indent=2))
+        return
     for name in outcome.skipped:
         console.print(f"  {_plain(name)}: already complete, skipped")
     for name in outcome.trained:
@@ -408,8 +453,21 @@ def sweep(
 
 
 def _duration(seconds: float) -> str:
-    seconds = max(0, round(seconds))
-    return f"{seconds // 60} min {seconds % 60:02d} s" if seconds >= 60 else f"{seconds} s"
+    from trainmark.spec.units import duration
+
+    return duration(seconds)
+
+
+def _with_progress(to_stderr: bool, job):
+    """Run `job(display)` with a progress display: a live line in a terminal, plain lines in a log
+    (on stderr when stdout carries JSON)."""
+    from trainmark.terminal import ProgressDisplay
+
+    display = ProgressDisplay(_console(stderr=to_stderr))
+    try:
+        return job(display)
+    finally:
+        display.close()
 
 
 @app.command()
@@ -428,11 +486,8 @@ def compare(
 
     Example: trainmark compare sweeps/precision --baseline precision=fp32
     """
-    from rich.table import Table
-
-    from trainmark.scorer.compare import QUANTITIES
     from trainmark.scorer.compare import compare as compare_bundles
-    from trainmark.scorer.report import comparison_html, show
+    from trainmark.scorer.report import comparison_html
 
     comparison = compare_bundles(bundles, baseline)
     if html is not None:
@@ -440,41 +495,53 @@ def compare(
     if as_json:
         typer.echo(json.dumps(comparison.as_dict(), indent=2))
         return
+    _render_comparison(comparison)
     console = _console()
+    from trainmark.terminal import field_lines
+
+    field_lines(console, [("differs" if index == 0 else "", _plain(line))
+                          for index, line in enumerate(comparison.differences)])
+    field_lines(console, [("[yellow]caveat[/yellow]", _plain(caveat)) for caveat in comparison.caveats])
+    if html is not None:
+        console.print(f"wrote {_plain(html)}")
+
+
+def _render_comparison(comparison) -> None:
+    """One column per bundle (named by its folder) when that fits whole, else one block per quantity."""
+    from trainmark.scorer.compare import QUANTITIES
+    from trainmark.spec.units import human, si
+    from trainmark.terminal import Column, field_lines, interval, print_table
+
+    console = _console()
+    from trainmark.scorer.report import bundle_names
+
+    configurations = comparison.configurations
+    names = bundle_names(comparison)
+    console.print(f"[bold]trainmark compare: {len(configurations)} bundles, against "
+                  f"{_plain(names[comparison.baseline])}[/bold]")
+    field_lines(console, [(_plain(name), _plain(f"{configuration.label}; {configuration.runs_completed} of "
+                                                 f"{configuration.runs_total} runs completed"))
+                          for name, configuration in zip(names, configurations)], indent=2)
 
     def cell_text(cell) -> str:
         if cell.headline is None:
             return "[dim]not measured[/dim]"
-        text = show(cell.headline, cell.unit)
+        text = _plain(human(cell.headline, cell.unit))
         if cell.ci95_low is not None:
-            text += f"\n[{show(cell.ci95_low, cell.unit)}, {show(cell.ci95_high, cell.unit)}]"
+            text += f"\n95 %: {_plain(interval(cell.ci95_low, cell.ci95_high, cell.unit))}"
         if cell.ratio is not None:
             colour = "green" if "better" in cell.verdict else "red" if "worse" in cell.verdict else "dim"
-            interval = "" if cell.ratio_low is None else f" [{cell.ratio_low:.3f}, {cell.ratio_high:.3f}]"
-            text += f"\n[{colour}]x{cell.ratio:.3f}{interval}\n{cell.verdict}[/{colour}]"
+            ratio = f"x{si(cell.ratio)}" + ("" if cell.ratio_low is None else
+                                            f" ({si(max(0.0, cell.ratio_low))} to {si(cell.ratio_high)})")
+            text += f"\n[{colour}]{ratio}\n{_plain(cell.verdict)}[/{colour}]"
         elif cell.verdict == "baseline":
             text += "\n[dim]baseline[/dim]"
         return text
 
-    configurations = comparison.configurations
-    if console.width >= 30 + 17 * len(QUANTITIES):  # one row per configuration, as the HTML page has it
-        table = Table("configuration", *[label for _, label, _ in QUANTITIES], title="trainmark compare",
-                      show_lines=True)
-        for configuration in configurations:
-            table.add_row(_plain(configuration.label),
-                          *[cell_text(configuration.cells[name]) for name, _, _ in QUANTITIES])
-    else:  # a narrow terminal: one column per configuration
-        table = Table("quantity", *[_plain(configuration.label) for configuration in configurations],
-                      title="trainmark compare (one column per configuration)", show_lines=True)
-        for name, label, _ in QUANTITIES:
-            table.add_row(label, *[cell_text(configuration.cells[name]) for configuration in configurations])
-    console.print(table)
-    for line in comparison.differences:
-        console.print(f"differs: {_plain(line)}")
-    for caveat in comparison.caveats:
-        console.print(f"[yellow]caveat:[/yellow] {_plain(caveat)}")
-    if html is not None:
-        console.print(f"wrote {_plain(html)}")
+    rows = [[label, *[cell_text(configuration.cells[name]) for configuration in configurations]]
+            for name, label, _ in QUANTITIES]
+    print_table(console, ["quantity", *[Column(_plain(name), True) for name in names]], rows, lines=True,
+                title="headline, its 95 % interval, and the ratio of means to the baseline")
 
 
 @app.command()
@@ -482,6 +549,7 @@ def report(
     path: Annotated[Path, typer.Argument(help="A bundle directory or .tar.gz archive.", callback=_existing)],
     html: Annotated[Optional[Path], typer.Option("--html", help="Where to write the report (default: "
                                                                 "BUNDLE-report.html beside the bundle).")] = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Write a self-contained HTML report of one bundle: what was run, the score and its findings,
     the per-stage table, the kernel breakdown, and plots of every run.
@@ -493,6 +561,10 @@ def report(
     target = html or path.parent / f"{path.name.removesuffix('.tar.gz')}-report.html"
     text, score_report = bundle_report_html(path)
     target.write_text(text)
+    if as_json:
+        typer.echo(json.dumps({"html": str(target), "bundle_id": score_report.bundle_id, "score": score_report.score,
+                               "ranked": score_report.ranked}, indent=2))
+        return
     _console().print(f"wrote {_plain(target)} (score {score_report.score:.3f}, "
                      f"{'ranked' if score_report.ranked else 'not ranked'})")
 
@@ -733,9 +805,6 @@ def leaderboard(
 
     Example: trainmark leaderboard --metric flops_per_joule
     """
-    from rich import box
-    from rich.table import Table
-
     from trainmark.registry.store import BoardQuery
 
     store = _open_store(db, blobs)
@@ -747,39 +816,47 @@ def leaderboard(
     if as_json:
         typer.echo(json.dumps(page.rows, indent=2))
         return
-    bound = "high" if metric == "energy_per_step" else "low"
+    _render_board(page.rows, metric)
+
+
+def _render_board(rows: list[dict], metric: str) -> None:
+    """The board as a table when it fits the terminal whole, else one block per entry."""
+    from trainmark.spec.units import human, si
+    from trainmark.terminal import Column, bound, field_lines, print_table, table_fits
+
+    side = "high" if metric == "energy_per_step" else "low"
+    unit, short = {"steps_per_second": ("{step}/s", "steps/s"), "flops_per_joule": ("{flop}/J", "FLOP/J"),
+                   "energy_per_step": ("J/{step}", "J/step")}.get(metric, ("", metric))
     console = _console()
-    wide = console.width >= 150
-    short = {"steps_per_second": "steps/s", "flops_per_joule": "FLOP/J", "energy_per_step": "J/step"}.get(metric, metric)
-    # A narrow terminal gets fewer, wider columns (configuration in one, badges and what is
-    # missing in another), no vertical rules and a blank line between entries, so that nothing
-    # is cut short.
-    if wide:
-        columns = ["#", "submitter", "model", "hardware", "precision", "score", f"{short} (95 % {bound})", "badges",
-                   "missing"]
-    else:
-        columns = ["#", "submitter", "configuration", "score", f"{short} (95 % {bound})", "badges; missing"]
-    table = Table(title="trainmark leaderboard", box=box.HEAVY_HEAD if wide else box.SIMPLE_HEAD,
-                  leading=0 if wide else 1, pad_edge=wide)
-    for name in columns:  # a name longer than its column folds onto the next line, whole
-        table.add_column(name, overflow="fold", max_width=None if wide or name != "submitter" else 12)
-    for position, row in enumerate(page.rows, start=1):
-        value, limit_value = row[metric], row[f"{metric}_{bound}"]
-        shown = "not measured" if value is None else _number(value) + (
-            "" if limit_value is None else f" ({_number(limit_value)})")
-        hardware = f"{row['device_count']} x {row['device_model']}"
-        badges = ", ".join(row["badges"])
-        if wide:
-            described = [_plain(row["model_name"]), _plain(hardware), row["precision"]]
-            notes = [_plain(badges), _plain(row["missing"])]
-        else:
-            described = [_plain(f"{row['model_name']}, {row['precision']}\n{hardware}")]
-            notes = [_plain("\n".join(filter(None, [badges, row["missing"] and f"missing {row['missing']}"])))]
-        table.add_row(str(position) if row["ranked"] else "-", _plain(row["submitter"]), *described,
-                      f"{row['score']:.3f}", shown, *notes)
-    console.print(table, soft_wrap=False)  # soft wrapping would let the table run past the width
-    if not page.rows:
+
+    def shown(row: dict, compact: bool) -> str:
+        value, limit_value = row[metric], row[f"{metric}_{side}"]
+        if value is None:
+            return "not measured"
+        if compact:  # the unit is in the column's header
+            return si(value) + ("" if limit_value is None else f" ({si(max(0.0, limit_value))})")
+        return human(value, unit) + ("" if limit_value is None else f" (95 % {side} {bound(limit_value, unit)})")
+
+    title = f"trainmark leaderboard: {short}, ranked by score, then by the 95 % {side} bound"
+    table_rows = [[str(position) if row["ranked"] else "-", _plain(row["submitter"]), _plain(row["model_name"]),
+                   _plain(f"{row['device_count']} x {row['device_model']}"), _plain(row["precision"]),
+                   f"{row['score']:.3f}", _plain(shown(row, True)), _plain(", ".join(row["badges"]) or "-"),
+                   _plain(row["missing"] or "-")] for position, row in enumerate(rows, start=1)]
+    columns = ["#", "submitter", "model", "hardware", "precision", Column("score", True),
+               Column(f"{short} (95 % {side})", True), "badges", "missing"]
+    if not rows:
         console.print("no entries yet: trainmark submit BUNDLE --db ... adds one")
+        return
+    if table_fits(console, columns, table_rows):
+        print_table(console, columns, table_rows, title=title)
+        return
+    console.print(f"[bold]{_plain(title)}[/bold]")
+    for cells, row in zip(table_rows, rows):
+        position = cells[0] + "." if row["ranked"] else "- (not ranked)"
+        console.print(f"[bold]{position} {cells[2]}, {cells[4]}, on {cells[3]}[/bold]")
+        field_lines(console, [("submitter", cells[1]), ("score", cells[5]), (short, _plain(shown(row, False))),
+                              ("badges", cells[7]),
+                              ("missing", cells[8])], indent=4)
 
 
 # ---------------------------------------------------------------- bundle
@@ -788,6 +865,7 @@ def leaderboard(
 def bundle_pack(
     directory: Annotated[Path, typer.Argument(help="The bundle directory.", callback=_existing)],
     output: Annotated[Path, typer.Option("-o", "--output", help="The .tar.gz to write.")],
+    as_json: JsonOption = False,
 ) -> None:
     """Validate a bundle directory and pack it as a reproducible .tar.gz for transport.
 
@@ -807,6 +885,10 @@ def bundle_pack(
         raise TrainmarkError(f"{directory} is not a valid bundle ({report.error_count} error(s), first: "
                              f"{first.location()} {first.message}); see trainmark validate {directory}")
     pack(directory, output)
+    if as_json:
+        typer.echo(json.dumps({"archive": str(output), "bundle_id": report.bundle_id,
+                               "size_bytes": output.stat().st_size}, indent=2))
+        return
     _console().print(f"packed bundle {report.bundle_id} into {output}")
 
 
@@ -814,6 +896,7 @@ def bundle_pack(
 def bundle_finalize(
     directory: Annotated[Path, typer.Argument(help="What a killed or crashed producer left behind.",
                                               callback=_existing)],
+    as_json: JsonOption = False,
 ) -> None:
     """Close the runs a killed producer left open (status interrupted) and write the manifest.
 
@@ -822,6 +905,11 @@ def bundle_finalize(
     from trainmark.spec.bundle import finalize
 
     report = finalize(directory)
+    if as_json:
+        typer.echo(json.dumps({"bundle_id": report.bundle_id, "closed_runs": list(report.closed_runs),
+                               "dropped_partial_lines": [str(path) for path in report.dropped_partial_lines]},
+                              indent=2))
+        return
     console = _console()
     console.print(f"finalized bundle {report.bundle_id}")
     for run_id in report.closed_runs:
@@ -852,40 +940,39 @@ def bundle_show(
     _render_overview(overview)
 
 
-def _number(value: float) -> str:
-    return f"{value:.0f}" if float(value).is_integer() and abs(value) < 1e15 else f"{value:.4g}"
-
-
 def _render_overview(overview: dict) -> None:
-    from rich.table import Table
-
     from trainmark.spec.overview import HEADLINE_METRICS
+    from trainmark.spec.units import duration, human, iec_bytes
+    from trainmark.terminal import Column, field_lines, print_table
 
     console = _console()
     system, model, training = overview["system"], overview["model"], overview["training"]
     parameters = model["parameters_total"]
-    lines = [
-        f"bundle    {overview['bundle_id']}  schema {overview['schema_version']}",
-        f"producer  {overview['producer']}",
-        *([overview["description"]] if overview["description"] else []),
-        f"system    {system['nodes']} node(s): {', '.join(system['devices'])}; host {system['host_cpu']}",
-        f"software  {overview['software']}",
-        f"model     {model['name']} ({model['architecture_family']}, "
-        f"{_number(parameters) if parameters is not None else 'unknown'} parameters, {model['precision_policy']})",
-        f"training  global batch {training['global_batch_size']}, sequence {training['sequence_length']}, "
-        f"world size {training['world_size']}, {training['max_steps']} steps planned",
-        f"files     {overview['files']} ({overview['bytes']} bytes)",
-        *([f"reported  by the source's own rules (source.reported): " + "; ".join(
-            f"{name} {_number(view['value'])} {view['unit']}" if view["value"] is not None else f"{name} null "
-            f"({view['unavailable_reason']})" for name, view in overview["reported"].items())]
-          if overview["reported"] else []),
-    ]
-    for line in lines:
-        console.print(line, markup=False)
+    planned = training["max_steps"]
     runs = overview["runs"]
-    table = Table("metric (global)", "unit", "method", *[_plain(f"{run['run_id']} ({run['status']}, seed {run['seed']})")
-                                               for run in runs])
+    counted = "parameter count not reported" if parameters is None else f"{human(parameters, '1')} parameters"
+    field_lines(console, [(name, _plain(value)) for name, value in [
+        ("bundle", overview["bundle_id"]),
+        ("schema", overview["schema_version"]),
+        ("producer", overview["producer"]),
+        *([("about", overview["description"])] if overview["description"] else []),
+        ("system", f"{system['nodes']} node(s): {', '.join(system['devices'])}; host {system['host_cpu']}"),
+        ("software", overview["software"]),
+        ("model", f"{model['name']} ({model['architecture_family']}, {counted}, {model['precision_policy']})"),
+        ("training", f"global batch {training['global_batch_size']}, "
+                     f"sequence {training['sequence_length'] or 'length not reported'}, "
+                     f"world size {training['world_size']}, "
+                     + (f"{planned} steps planned" if planned is not None else "no step count planned")),
+        ("files", f"{overview['files']} ({iec_bytes(overview['bytes'])})"),
+        *([("reported", "by the source's own rules (source.reported): " + "; ".join(
+            f"{name} {human(view['value'], view['unit'])}" if view["value"] is not None
+            else f"{name} null ({view['unavailable_reason']})" for name, view in overview["reported"].items()))]
+          if overview["reported"] else []),
+        *[("runs" if index == 0 else "", f"{run['run_id']}  {run['status']}, seed {run['seed']}, "
+                                         f"{duration(run['duration_s'])}") for index, run in enumerate(runs)],
+    ]])
     reasons: dict[str, str] = {}
+    rows = []
     for name in HEADLINE_METRICS:
         views = [run["metrics"].get(name) for run in runs]
         present = [view for view in views if view is not None]
@@ -899,13 +986,17 @@ def _render_overview(overview: dict) -> None:
                 cells.append("null")
                 reasons[name] = view["unavailable_reason"]
             else:
-                cells.append(_number(view["value"]))
+                cells.append(human(view["value"], view["unit"]))
         methods = sorted({view["method"] for view in present if view["value"] is not None})
-        table.add_row(name, _plain(present[0]["unit"]), _plain("/".join(methods) or "-"),
-                      *[_plain(cell) for cell in cells])
-    console.print(table)
-    for name, reason in reasons.items():
-        console.print(f"null {name}: {reason}", markup=False)
+        if not methods:  # null in every run: one line below says why
+            continue
+        rows.append((name, present[0]["unit"], "/".join(methods) or "-", cells))
+    wide = [["metric (global), method", *[Column(run["run_id"], True) for run in runs]],
+            *[[_plain(f"{name}\n  {method}"), *[_plain(cell) for cell in cells]] for name, _, method, cells in rows]]
+    print_table(console, wide[0], wide[1:], title="headline metrics per run")
+    if reasons:
+        console.print("[bold]not measured (null)[/bold]")
+        field_lines(console, [(name, _plain(reason)) for name, reason in reasons.items()], indent=2)
 
 
 def main() -> None:
