@@ -405,3 +405,20 @@ def test_slow_clients_are_cut_off(registry_url, tmp_path):
         assert audit(store, "refused") == []  # a stalled upload never reached the store
     finally:
         store.close()
+
+
+def test_a_client_that_leaves_mid_upload_costs_no_traceback(service, caplog):
+    url, store, key = service
+    port = int(url.rsplit(":", 1)[1])
+    with caplog.at_level("INFO"):
+        for _ in range(3):
+            leaving = socket.create_connection(("127.0.0.1", port))
+            leaving.sendall(b"POST /api/v1/submissions HTTP/1.1\r\nHost: registry\r\nAuthorization: Bearer " +
+                            key.encode() + b"\r\nContent-Length: 1000000\r\n\r\n" + b"\x1f\x8b" + b"\0" * 5000)
+            time.sleep(0.3)
+            leaving.close()
+        time.sleep(1.0)
+        assert httpx.get(url + "/api/v1/leaderboard").status_code == 200
+    assert not [record for record in caplog.records if record.exc_info or record.levelname == "ERROR"], \
+        [record.getMessage() for record in caplog.records]
+    assert not list(store.blobs.scratch.iterdir())
