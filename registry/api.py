@@ -176,10 +176,17 @@ def create_app(store: Store, *, submissions_per_minute: float = 60.0, body_timeo
         if wait > 0:
             return _error(429, f"this key may submit {submissions_per_minute:g} bundles a minute; try again in "
                                f"{math.ceil(wait)} s", headers={"Retry-After": str(math.ceil(wait))})
+
+        async def refuse(rejected: SubmissionRejected) -> JSONResponse:
+            """A refusal before the store saw the upload: audited like the store's own."""
+            await run_in_threadpool(store.audit_refusal, key_id, rejected)
+            return _error(rejected.status, str(rejected), code=rejected.code)
+
         limit = store.limits.max_upload_bytes
         declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
-            return _error(413, f"the upload is {declared} bytes; the limit is {limit}")
+            return await refuse(SubmissionRejected(f"the upload is {declared} bytes; the limit is {limit}", 413,
+                                                   code="upload-limit"))
         try:
             scratch = store.blobs.scratch_folder("upload")
         except OSError as error:
@@ -197,15 +204,19 @@ def create_app(store: Store, *, submissions_per_minute: float = 60.0, body_timeo
                     except StopAsyncIteration:
                         break
                     except asyncio.TimeoutError:
-                        return _error(408, f"the upload sent nothing for {body_timeout_s:g} s; send it again")
+                        return await refuse(SubmissionRejected(
+                            f"the upload sent nothing for {body_timeout_s:g} s; send it again", 408,
+                            code="upload-timeout"))
                     except ClientDisconnect:
                         return Response(status_code=400)  # nobody is listening for the answer
                     received += len(chunk)
                     if received > limit:
-                        return _error(413, f"the upload is over the limit of {limit} bytes")
+                        return await refuse(SubmissionRejected(f"the upload is over the limit of {limit} bytes",
+                                                               413, code="upload-limit"))
                     handle.write(chunk)
             if received == 0:
-                return _error(400, "the request body is empty; send the bundle's .tar.gz as the body")
+                return await refuse(SubmissionRejected(
+                    "the request body is empty; send the bundle's .tar.gz as the body", 400, code="upload-empty"))
             try:
                 outcome = await run_in_threadpool(store.submit, archive, key_id)
             except SubmissionRejected as rejected:

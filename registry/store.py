@@ -16,7 +16,6 @@ import hmac
 import json
 import logging
 import math
-import os
 import re
 import secrets
 import shutil
@@ -690,10 +689,15 @@ class Store:
         with Session(self.engine) as session:
             if session.get(Submission, bundle_id) is None:
                 raise KeyError(bundle_id)
+        with Session(self.engine) as session:
+            files = session.exec(select(FileBlob).where(FileBlob.submission_id == bundle_id)).all()
         with self.blobs.scratch_folder("download") as scratch:
-            built = self.rebuild_archive(bundle_id, Path(scratch))
-            path.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(built, path)  # same file system: the scratch folder is beside the archives
+            root = Path(scratch) / "bundle"
+            for entry in files:
+                target = root / entry.path
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(self.blobs.path(entry.sha256), target)
+            self.blobs.put_archive(bundle_id, root)  # packed beside its place and renamed in
         return path
 
     def sweep(self, grace_s: float = 3600.0) -> dict:

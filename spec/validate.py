@@ -200,12 +200,16 @@ class _FileChecker:
                 except pydantic.ValidationError:
                     records = None  # one the models refuse (1.0 for an integer, say): record by record below
                 if records is not None:
-                    for record, line, data in zip(records, lines, texts):
-                        self._check_members(record, data, line)
+                    self._check_members(records, texts, lines)
                     self._accepted(records, lines)
                     return
+        accepted = []
         for line, data in zip(lines, texts):
-            self.check_record(data, line, conformed)
+            record = self.check_record(data, line, conformed, members=False)
+            if record is not None:
+                accepted.append((record, data, line))
+        if accepted:
+            self._check_members(*map(list, zip(*accepted)))
         self._flush()
 
     def _accepted(self, records: list[Any], lines: list[int | None]) -> None:
@@ -217,9 +221,10 @@ class _FileChecker:
         if self.observe is not None:
             self.observe(records, lines)
 
-    def check_record(self, data: bytes, line: int | None, conformed: bool = False) -> None:
+    def check_record(self, data: bytes, line: int | None, conformed: bool = False, members: bool = True) -> Any:
         """Validate one record (a JSON Lines line, or a whole JSON document); `conformed`: the
-        compiled JSON Schema already accepted its text."""
+        compiled JSON Schema already accepted its text; `members`: check a JSON Lines record's
+        members here (False: the caller checks its batch). Returns the record the models read."""
         if not data.strip():
             self._add(Finding("json-invalid", Severity.ERROR, "blank line; JSON Lines holds one record per line",
                               file=self.path_text, line=line))
@@ -231,8 +236,8 @@ class _FileChecker:
                 self._add(finding)
             record = None
         if record is not None:
-            if line is not None:
-                self._check_members(record, data, line)
+            if line is not None and members:
+                self._check_members([record], [data], [line])
             if self.check_rules and not conformed:
                 for finding in schema_rule_findings(record, self.class_name, file=self.path_text, line=line):
                     self._add(finding)
@@ -240,19 +245,27 @@ class _FileChecker:
             self.pending_lines.append(line)
         if self.full_jsonschema and not (conformed and record is not None):
             self._check_jsonschema(data, line, record is not None)
+        return record
 
-    def _check_members(self, record: pydantic.BaseModel, data: bytes, line: int) -> None:
-        """A JSON Lines record (flat: one object of plain values) names each member once and holds
-        no U+0000 or lone surrogate: the models would take the last of two values without a word.
-        Cheap on the common path: a flat record with n distinct members has n - 1 commas outside
-        its strings, so only a record whose commas or escapes say otherwise is parsed again."""
-        if b"\\u" not in data and data.count(b",") + 1 == len(record.model_fields_set):
+    def _check_members(self, records: list[pydantic.BaseModel], texts: list[bytes], lines: list[int]) -> None:
+        """JSON Lines records (flat: one object of plain values each) name each member once and
+        hold no U+0000 or lone surrogate: the models would take the last of two values without a
+        word. Cheap on the common path, a batch at a time: a flat record with n distinct members
+        has at least n - 1 commas, exactly n - 1 when no member is repeated and no string holds
+        one, so a batch whose commas add up and that has no escape is clean; otherwise each of its
+        records is counted, and one whose count or escapes say otherwise is parsed again."""
+        joined = b"\n".join(texts)
+        if b"\\u" not in joined and joined.count(b",") + len(records) == \
+                sum(len(record.__pydantic_fields_set__) for record in records):
             return
-        try:
-            load_document(data, file=self.path_text)
-        except BundleInvalid as error:
-            self._add(Finding(error.code, Severity.ERROR, error.message, file=self.path_text, line=line,
-                              pointer=error.pointer))
+        for record, data, line in zip(records, texts, lines):
+            if b"\\u" not in data and data.count(b",") + 1 == len(record.__pydantic_fields_set__):
+                continue
+            try:
+                load_document(data, file=self.path_text)
+            except BundleInvalid as error:
+                self._add(Finding(error.code, Severity.ERROR, error.message, file=self.path_text, line=line,
+                                  pointer=error.pointer))
 
     def _check_jsonschema(self, data: bytes, line: int | None, read_by_models: bool) -> None:
         from trainmark.spec.conformance import conforms_text, jsonschema_findings

@@ -17,12 +17,12 @@ def _files(store: BlobStore) -> list[str]:
 
 def test_the_same_bytes_are_stored_once_under_their_digest(tmp_path):
     store = BlobStore(tmp_path / "blobs")
-    digest = store.put_bytes(b"one trace")
-    assert digest == hashlib.sha256(b"one trace").hexdigest()
-    assert store.put_bytes(b"one trace") == digest
+    digest, written = store.put_bytes(b"one trace")
+    assert digest == hashlib.sha256(b"one trace").hexdigest() and written
+    assert store.put_bytes(b"one trace") == (digest, False)  # stored once: the second call writes nothing
     source = tmp_path / "trace.jsonl"
     source.write_bytes(b"one trace")
-    store.put_file(source, digest)
+    assert store.put_file(source, digest) is False
     assert store.path(digest).read_bytes() == b"one trace" and _files(store) == [digest[2:]]
     assert stat.S_IMODE(store.path(digest).stat().st_mode) == 0o444  # a blob never changes
     assert store.orphans({digest}) == [] and store.orphans(set()) == [digest]

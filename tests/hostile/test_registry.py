@@ -302,6 +302,16 @@ def test_the_bundle_download_is_built_once_and_cached(service, archives, tmp_pat
     assert not list(store.blobs.scratch.iterdir())
 
 
+def test_a_submission_from_before_archives_were_kept_gets_one_built_once(store, archives):
+    outcome = store.submit(archives["cpu"])
+    built = store.blobs.archive_path(outcome.id)
+    built.unlink()  # as a registry that stored no archives at ingest left it
+    assert store.archive_for(outcome.id).read_bytes() == archives["cpu"].read_bytes()
+    assert built.is_file() and not list(store.blobs.scratch.iterdir())
+    with pytest.raises(KeyError):
+        store.archive_for("0" * 64)
+
+
 def test_keys_can_be_listed_and_revoked(tmp_path, archives):
     db = f"sqlite:///{tmp_path / 'registry.db'}"
     upgrade(db)
@@ -335,3 +345,80 @@ def test_pack_writes_a_file_others_may_read(tmp_path):
     output = tmp_path / "cpu.tar.gz"
     pack(CPU, output)
     assert stat.S_IMODE(output.stat().st_mode) == 0o644
+
+
+class TimedServer(LiveServer):
+    """The live server with `trainmark serve`'s protocol settings and short timeouts."""
+
+    def __init__(self, app, header_timeout_s: float) -> None:
+        import threading
+
+        import uvicorn
+
+        from trainmark.registry.api import serving_options
+
+        super().__init__(app)
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
+                                                    **serving_options(header_timeout_s)))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+
+def closed_within(connection: socket.socket, seconds: float) -> tuple[bool, bytes]:
+    """(whether the server closed the connection within `seconds`, what it sent)."""
+    connection.settimeout(seconds)
+    received = b""
+    try:
+        while chunk := connection.recv(65536):
+            received += chunk
+    except TimeoutError:
+        return False, received
+    return True, received
+
+
+def test_slow_clients_are_cut_off(registry_url, tmp_path):
+    upgrade(registry_url)
+    store = Store(registry_url, tmp_path / "blobs", LIMITS)
+    key = store.create_key("lab")
+    try:
+        with TimedServer(create_app(store, body_timeout_s=1.0), header_timeout_s=1.0) as server:
+            # headers that never end: closed after the header timeout
+            trickle = socket.create_connection(("127.0.0.1", server.port))
+            trickle.sendall(b"GET / HTTP/1.1\r\nHost: registry\r\n")
+            began = time.monotonic()
+            closed, _ = closed_within(trickle, 10)
+            assert closed and time.monotonic() - began < 5
+            trickle.close()
+            # an idle connection that never sends a request: closed too
+            idle = socket.create_connection(("127.0.0.1", server.port))
+            assert closed_within(idle, 10)[0]
+            idle.close()
+            # a body that stalls: 408 after the body timeout
+            stall = socket.create_connection(("127.0.0.1", server.port))
+            stall.sendall(b"POST /api/v1/submissions HTTP/1.1\r\nHost: registry\r\nAuthorization: Bearer " +
+                          key.encode() + b"\r\nContent-Length: 100000\r\n\r\n" + b"\x1f\x8b" + b"\0" * 100)
+            closed, answer = closed_within(stall, 15)
+            assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+            stall.close()
+            # a client that keeps its promises is served as before
+            assert httpx.get(server.url + "/api/v1/leaderboard").status_code == 200
+        assert not list(store.blobs.scratch.iterdir())
+        assert [event.detail.split(":")[0] for event in audit(store, "refused")] == ["408 upload-timeout"]
+    finally:
+        store.close()
+
+
+def test_a_client_that_leaves_mid_upload_costs_no_traceback(service, caplog):
+    url, store, key = service
+    port = int(url.rsplit(":", 1)[1])
+    with caplog.at_level("INFO"):
+        for _ in range(3):
+            leaving = socket.create_connection(("127.0.0.1", port))
+            leaving.sendall(b"POST /api/v1/submissions HTTP/1.1\r\nHost: registry\r\nAuthorization: Bearer " +
+                            key.encode() + b"\r\nContent-Length: 1000000\r\n\r\n" + b"\x1f\x8b" + b"\0" * 5000)
+            time.sleep(0.3)
+            leaving.close()
+        time.sleep(1.0)
+        assert httpx.get(url + "/api/v1/leaderboard").status_code == 200
+    assert not [record for record in caplog.records if record.exc_info or record.levelname == "ERROR"], \
+        [record.getMessage() for record in caplog.records]
+    assert not list(store.blobs.scratch.iterdir())
