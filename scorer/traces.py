@@ -8,6 +8,7 @@ a trace in memory; the gap median comes from a log-spaced histogram (bins 2^(1/8
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections import Counter
 from collections.abc import Callable
@@ -45,6 +46,47 @@ class GapHistogram:
             if seen * 2 >= self.count:
                 return 2 ** ((index + 0.5) / HISTOGRAM_BINS_PER_OCTAVE)
         raise AssertionError("unreachable")
+
+
+@dataclass
+class RunningMoments:
+    """Welford's running mean and variance (constant memory, numerically stable)."""
+
+    count: int = 0
+    mean: float = 0.0
+    m2: float = 0.0
+
+    def add(self, value: float) -> None:
+        self.count += 1
+        delta = value - self.mean
+        self.mean += delta / self.count
+        self.m2 += delta * (value - self.mean)
+
+    @property
+    def cv(self) -> float | None:
+        """Sample standard deviation / |mean|; None for fewer than 2 values or a zero mean."""
+        if self.count < 2 or self.mean == 0:
+            return None
+        return math.sqrt(max(self.m2, 0.0) / (self.count - 1)) / abs(self.mean)
+
+
+class ContentFingerprint:
+    """A digest of a stream's values with time offsets removed: two runs whose records are the
+    same apart from a shift in time have the same fingerprint (rubric r2, duplicates by content)."""
+
+    def __init__(self) -> None:
+        self._digest = hashlib.sha256()
+        self._origin_ns: int | None = None
+        self.count = 0
+
+    def add(self, time_ns: int, *values: object) -> None:
+        if self._origin_ns is None:
+            self._origin_ns = time_ns
+        self._digest.update(repr((time_ns - self._origin_ns, values)).encode())
+        self.count += 1
+
+    def hexdigest(self) -> str | None:
+        return self._digest.hexdigest() if self.count else None
 
 
 @dataclass
@@ -132,14 +174,25 @@ class StepStream(Stream):
     step_index_backwards: int = 0
     peak_memory_bytes: int | None = None
     last_end_ns: int | None = None
+    durations: RunningMoments = field(default_factory=RunningMoments)
+    last_duration_s: float = 0.0
+    overlaps: int = 0
+    first_overlap_line: int | None = None
+    content: ContentFingerprint = field(default_factory=ContentFingerprint)
 
     def add_steps(self, records: list[models.StepRecord], lines: list[int | None]) -> None:
         """Account consecutive step records of this rank, in file order."""
         self.add_times([record.start_unix_ns for record in records], lines)
-        for record in records:
+        for record, line in zip(records, lines):
+            self.content.add(record.start_unix_ns, record.step, record.duration_s, record.loss)
+            if self.last_end_ns is not None and record.start_unix_ns < self.last_end_ns - (
+                    rubric.OVERLAP_SLACK_S + rubric.OVERLAP_SLACK_FRACTION * self.last_duration_s) * NS:
+                self.overlaps += 1
+                self.first_overlap_line = self.first_overlap_line or line
             if not record.warmup and not record.profiled:
                 self.measured += 1
                 self.measured_duration_s += record.duration_s
+                self.durations.add(record.duration_s)
             if record.updated is not False:
                 self.updates += 1
             if self.last_step is not None and record.step <= self.last_step:
@@ -153,6 +206,7 @@ class StepStream(Stream):
             end = record.start_unix_ns + round(record.duration_s * NS)
             if self.last_end_ns is None or end > self.last_end_ns:
                 self.last_end_ns = end
+                self.last_duration_s = record.duration_s
 
 
 @dataclass
@@ -178,6 +232,8 @@ class SampleStream(Stream):
     previous_energy: float | None = None
     energy_decreases: int = 0
     maxima: dict[str, int] = field(default_factory=dict)
+    powers: RunningMoments = field(default_factory=RunningMoments)
+    content: ContentFingerprint = field(default_factory=ContentFingerprint)
 
     def add_powers(self, records: list[models.PowerSample], lines: list[int | None]) -> None:
         """Account consecutive power samples of this stream, in file order."""
@@ -190,6 +246,8 @@ class SampleStream(Stream):
         if record.power_w is not None:
             watts = record.power_w
             self.power_count += 1
+            self.powers.add(watts)
+            self.content.add(time_ns, watts)
             if self.previous_power is not None and time_ns > self.previous_power[0]:
                 self.power_integral_j += 0.5 * (watts + self.previous_power[1]) * (time_ns - self.previous_power[0]) / NS
             self.previous_power = (time_ns, watts)
