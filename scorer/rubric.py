@@ -171,8 +171,8 @@ POWER_CV_FLOOR = 7.5e-4
 """A device's power readings over a run with a CV below this (constant power: 0) are too regular."""
 RUN_TO_RUN_CV_FLOOR = 1.5e-5
 """A key quantity that varies less than this between three or more runs is too regular."""
-TOO_REGULAR_MIN_RECORDS = 10
-"""The jitter floors apply to streams of at least 10 values."""
+TOO_REGULAR_MIN_RECORDS = 5
+"""The jitter floors, and duplicates by content, apply to streams of at least 5 values."""
 TOO_GOOD_SCORE_FACTOR = 0.5
 """A bundle with a too-good-to-be-true finding (including a duplicate run) has C = 0 and its R halved:
 fabricated regularity must never outscore honest noise."""

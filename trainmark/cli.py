@@ -205,13 +205,15 @@ def calibrate(
 
 class Rubric(str, Enum):
     r1 = "r1"
+    r2 = "r2"
 
 
 @app.command()
 def score(
     path: Annotated[Path, typer.Argument(help="A bundle directory or .tar.gz archive.", callback=_existing)],
     as_json: Annotated[bool, typer.Option("--json", help="Print the score report as JSON.")] = False,
-    rubric: Annotated[Rubric, typer.Option(help="The rubric version to score with.")] = Rubric.r1,
+    rubric: Annotated[Rubric, typer.Option(help="The rubric version to score with (r2, the current one, by "
+                                                "default; r1 reproduces earlier scores).")] = Rubric.r2,
 ) -> None:
     """Compute the reproducibility score: gates, fidelity F, completeness H, confidence C, badges.
 
@@ -235,7 +237,10 @@ def _render_score(report) -> None:
     console = _console()
     ranked = "[green]ranked[/green]" if report.ranked else "[red]not ranked[/red] (a gate failed)"
     console.print(f"[bold]score {report.score:.3f}[/bold]  {ranked}  rubric {report.rubric_version}  "
-                  f"bundle {report.bundle_id}")
+                  f"bundle {report.bundle_id}" + (f"  provenance {report.provenance}" if report.provenance else ""))
+    for gate in report.gates:
+        if not gate.passed:
+            console.print(f"  [red]not ranked because[/red] {_plain(gate.message)}")
     for letter, name in (("F", "fidelity"), ("H", "completeness")):
         parts = ", ".join(f"{part} {'n/a' if value is None else f'{value:.3f}'}"
                           for part, value in report.components[name].items())
