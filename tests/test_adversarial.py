@@ -404,3 +404,28 @@ def test_the_log_scale_interval_is_geometric():
     stats = _on_log_scale(metric_statistics(values, "1"), values)
     assert math.sqrt(stats.ci95_low * stats.ci95_high) == pytest.approx(2.0)
     assert stats.log_half_width == pytest.approx(4.302653 * math.log(2) / math.sqrt(3), rel=1e-6)
+
+
+def test_a_bundles_own_calibration_earns_nothing_under_r2(tmp_path):
+    from tests.test_score import _calibration
+
+    root = _submitted(tmp_path)
+    edit_manifest(root, lambda m: m.update(calibration=_calibration(True)))
+    r1, r2 = score_bundle(root, "r1"), score_bundle(root, "r2")
+    assert "Calibrated" in r1.badges and "Calibrated" not in r2.badges
+    assert [f.location() for f in r2.findings if f.code == "calibration-unverified"] == ["manifest.json#/calibration"]
+
+
+def test_r2_constants_are_quoted_in_the_docs():
+    from trainmark.scorer import rubric
+
+    text = (Path(__file__).resolve().parent.parent / "docs" / "scoring.md").read_text().split("# Part II")[1]
+    for value in (rubric.DERIVED_RELATIVE_TOLERANCE, rubric.SAMPLED_ENERGY_TOLERANCE,
+                  rubric.COUNTER_POLLED_TOLERANCE):
+        assert f"**{value * 100:g} %**" in text, value
+    for value in (rubric.STEP_DURATION_CV_FLOOR, rubric.POWER_CV_FLOOR, rubric.RUN_TO_RUN_CV_FLOOR):
+        assert f"**{value:g}**" in text, value
+    assert f"**{rubric.PHYSICS_POWER_LIMIT_FACTOR:g} x**" in text and f"at least **{rubric.TOO_REGULAR_MIN_RECORDS}**" in text
+    assert f"1 - h / {rubric.R2_TARGET_RELATIVE_HALF_WIDTH:.2f}" in text
+    for alternatives in rubric.R2.key_quantities:
+        assert all(f"{name}" in text.split("## II.6 C")[1] for name in alternatives)
