@@ -18,6 +18,7 @@ import math
 import re
 import secrets
 import shutil
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -470,6 +471,57 @@ class Store:
                 "series": [{"run_id": s.run_id, "kind": s.kind, "label": s.label, "unit": s.unit,
                             "points": json.loads(s.points)} for s in series],
             }
+
+    def rescore(self, rubric_version: str | None = None) -> list[dict]:
+        """Score every submission again under `rubric_version` (the current rubric when None) from its
+        stored blobs; each keeps the reports of every rubric it was scored under (scores table), and
+        its board row takes the new one. Returns, per submission, its id and old and new score."""
+        from trainmark.scorer import rubric as rubrics
+
+        version = rubric_version or rubrics.RUBRIC_VERSION
+        rubrics.rubric_of(version)  # a clear error for an unknown version, before any work
+        with Session(self.engine) as session:
+            ids = list(session.exec(select(Submission.id).order_by(Submission.id)).all())
+        changes = []
+        for bundle_id in ids:
+            with tempfile.TemporaryDirectory() as scratch:
+                archive = self.rebuild_archive(bundle_id, Path(scratch))
+                with open_bundle(archive, self.limits.archive_limits()) as root:
+                    report = score_bundle(root, version, full_jsonschema=True)
+            statistics = report.statistics
+
+            def bound(name: str, attribute: str) -> float | None:
+                return getattr(statistics[name], attribute) if name in statistics else None
+
+            sps_low, fpj_low, eps_high = (bound("steps_per_second", "ci95_low"), bound("flops_per_joule", "ci95_low"),
+                                          bound("energy_per_step", "ci95_high"))
+            with self._write_lock, Session(self.write_engine) as session:
+                row = session.get(Submission, bundle_id)
+                old = {"rubric_version": row.rubric_version, "score": row.score, "ranked": row.ranked}
+                row.rubric_version, row.ranked, row.score = report.rubric_version, report.ranked, report.score
+                row.fidelity, row.completeness, row.confidence = report.fidelity, report.completeness, report.confidence
+                row.badges, row.missing = ",".join(report.badges), _missing(report)
+                row.steps_per_second, row.steps_per_second_low = bound("steps_per_second", "headline"), sps_low
+                row.steps_per_second_sort = sps_low if sps_low is not None else MISSING_LOW
+                row.flops_per_joule, row.flops_per_joule_low = bound("flops_per_joule", "headline"), fpj_low
+                row.flops_per_joule_sort = fpj_low if fpj_low is not None else MISSING_LOW
+                row.energy_per_step, row.energy_per_step_high = bound("energy_per_step", "headline"), eps_high
+                row.energy_per_step_sort = -eps_high if eps_high is not None else MISSING_LOW
+                session.add(row)
+                record = session.get(ScoreRecord, (bundle_id, report.rubric_version))
+                report_json = json.dumps(report.as_dict())
+                if record is None:
+                    session.add(ScoreRecord(submission_id=bundle_id, rubric_version=report.rubric_version,
+                                            report=report_json))
+                else:
+                    record.report = report_json
+                    session.add(record)
+                self.audit(session, "rescored", None, bundle_id,
+                           f"{old['rubric_version']} {old['score']} -> {report.rubric_version} {report.score}")
+                session.commit()
+            changes.append({"id": bundle_id, "old": old, "new": {"rubric_version": report.rubric_version,
+                                                                 "score": report.score, "ranked": report.ranked}})
+        return changes
 
     def rebuild_archive(self, bundle_id: str, folder: Path) -> Path:
         """The submission as `folder/<id>.tar.gz`, rebuilt from its blobs (pack is reproducible, so

@@ -514,6 +514,30 @@ def registry_upgrade(db: DbOption = None, blobs: BlobsOption = None) -> None:
     _migrate(db, blobs)
 
 
+@registry_app.command("rescore")
+def registry_rescore(
+    db: DbOption = None, blobs: BlobsOption = None,
+    rubric: Annotated[Rubric, typer.Option(help="The rubric to score every submission under.")] = Rubric.r2,
+) -> None:
+    """Score every submission again under the current rubric (or the one named) from its stored
+    bundle; the reports under earlier rubrics are kept, the board shows the new scores.
+
+    Example: trainmark registry rescore --db sqlite:///registry/registry.db --blobs registry/blobs
+    """
+    store = _open_store(db, blobs)
+    try:
+        changes = store.rescore(rubric.value)
+    finally:
+        store.close()
+    console = _console()
+    for change in changes:
+        old, new = change["old"], change["new"]
+        console.print(f"{change['id'][:12]}  {old['rubric_version']} {old['score']:.3f}"
+                      f"{'' if old['ranked'] else ' (not ranked)'} -> {new['rubric_version']} {new['score']:.3f}"
+                      f"{'' if new['ranked'] else ' (not ranked)'}")
+    console.print(f"{len(changes)} submission(s) scored under {rubric.value}")
+
+
 def _migrate(db: str | None, blobs: Path | None) -> None:
     from trainmark.registry.blobs import BlobStore
     from trainmark.registry.database import default_blobs, default_url, upgrade
