@@ -297,7 +297,9 @@ class Store:
 
     @staticmethod
     def _refuse_invalid(report: ScoreReport) -> None:
-        failed = [gate for gate in report.gates if not gate.passed and gate.code != "summary"]
+        # A bundle that breaks the standard is refused; one that follows it but fails a scoring gate
+        # (summary; r2's physics and provenance) is stored, shown, and not ranked.
+        failed = [gate for gate in report.gates if not gate.passed and gate.code in ("integrity", "validity", "finite")]
         if failed:
             errors = [finding for finding in report.findings if finding.severity is Severity.ERROR][:50]
             raise SubmissionRejected("the bundle breaks the standard (" + "; ".join(

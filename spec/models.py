@@ -34,7 +34,7 @@ from pydantic import (
 
 
 metamodel_version = "1.12.0"
-version = "1.1.0"
+version = "1.2.0"
 
 
 class ValueEnum(Enum):
@@ -790,6 +790,28 @@ class IdleSubtractionMethod(str, ValueEnum):
     """
 
 
+class BundleProvenance(str, ValueEnum):
+    """
+    What a bundle says of its own origin. Added in 1.2.0. A bundle can always say less of itself: `synthetic` is acted on (never ranked); the scorer derives measured, imported or declared from the bundle's contents and does not take the bundle's word for them.
+    """
+    synthetic = "synthetic"
+    """
+    Made up, not measured: the standard's examples, test fixtures, demonstrations. Never ranked by a registry.
+    """
+    measured = "measured"
+    """
+    Written by a measuring tool (trainmark's runner or trainmark.track) while training ran.
+    """
+    imported = "imported"
+    """
+    Converted from third-party logs kept under source/.
+    """
+    declared = "declared"
+    """
+    Typed in or produced by other means.
+    """
+
+
 class SourceIssueCode(str, ValueEnum):
     """
     Kinds of problems an importer meets in third-party data. Added in 1.1.0.
@@ -1231,6 +1253,7 @@ class Manifest(ConfiguredBaseModel):
     runs: list[Run] = Field(default=..., description="""The independent runs of this configuration (at least three for statistics).""", min_length=1, json_schema_extra = { "linkml_meta": {'domain_of': ['Manifest']} })
     calibration: Optional[CalibrationComparison] = Field(default=None, description="""How this bundle's runs compare with a calibration record made earlier on the same hardware with the same configuration (trainmark calibrate). Added in 1.1.0.""", json_schema_extra = { "linkml_meta": {'domain_of': ['Manifest', 'Methodology']} })
     source: Optional[SourceProvenance] = Field(default=None, description="""For a bundle converted from another format (trainmark import): what it came from, the originals kept under source/, and every problem the conversion met. Added in 1.1.0.""", json_schema_extra = { "linkml_meta": {'domain_of': ['Measurement', 'Manifest', 'PeakFlops', 'Dataset', 'Channel']} })
+    provenance: Optional[BundleProvenance] = Field(default=None, description="""What the bundle says of its own origin; `synthetic` for made-up bundles such as the standard's examples, which are never ranked. Added in 1.2.0.""", json_schema_extra = { "linkml_meta": {'domain_of': ['Manifest']} })
     files: list[FileEntry] = Field(default=..., description="""Every file of the bundle except manifest.json, with its digest.""", json_schema_extra = { "linkml_meta": {'domain_of': ['Manifest', 'SourceProvenance']} })
 
 

@@ -31,3 +31,15 @@ def test_rescore_moves_every_submission_to_the_current_rubric_and_keeps_the_old_
             select(ScoreRecord).where(ScoreRecord.submission_id == outcome.id)).all())
         row = session.get(Submission, outcome.id)
     assert versions == ["r1", "r2"] and (row.rubric_version, row.score) == ("r2", r2.score)
+
+
+def test_a_synthetic_bundle_is_stored_but_never_ranked(store, archives):
+    from trainmark.registry.store import BoardQuery
+
+    outcome = store.submit(archives["gpu-synthetic"])
+    assert outcome.ranked is False
+    assert outcome.id not in {row["id"] for row in store.leaderboard(BoardQuery()).rows}
+    document = store.get(outcome.id)["score"]
+    assert document["rubric_version"] == "r2" and store.get(outcome.id)["submission"]["rubric_version"] == "r2"
+    assert document["provenance"] == "synthetic" and document["badges"] == []
+    assert any("synthetic" in reason for reason in document["not_ranked_because"])
