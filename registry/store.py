@@ -44,7 +44,7 @@ from trainmark.spec.jsontext import canonical_json
 
 KEY_PREFIX = "tmk_"
 EFFICIENCY_METRICS = ("steps_per_second", "flops_per_joule", "energy_per_step")
-SORTS = ("rank", "score", "created_at", "submitter")
+SORTS = ("rank", "score", "trust", "created_at", "submitter")
 PRECISIONS = tuple(models.PrecisionPolicy.__members__)
 FILTER_TEXT = re.compile(r"^[\w .,()+/:&'@#-]{1,256}\Z")
 MAX_PAGE = 100
@@ -158,6 +158,30 @@ def _insert_rows(session: Session, table: type, rows: list[dict]) -> None:
 def _lock_key(fingerprint: str) -> int:
     """A PostgreSQL advisory lock key (a signed 64-bit integer) from a hex fingerprint."""
     return int(fingerprint[:16], 16) - (1 << 63)
+
+
+TRUST_SORT = {"measured": 3, "imported": 2, "declared": 1, "synthetic": 0}
+"""Trust tiers in the order the board's `trust` sort shows them."""
+
+
+def workload_of(manifest: models.Manifest) -> str:
+    """What the board ranks within: model (or MLPerf benchmark) / dataset / precision."""
+    precision = manifest.model.precision_policy
+    return " / ".join((manifest.model.name, manifest.dataset.name or "dataset not named",
+                       str(getattr(precision, "value", precision))))
+
+
+def board_fields(report: ScoreReport, manifest: models.Manifest) -> dict:
+    """The submission columns the workload board needs, from a score report and its manifest."""
+    from trainmark.scorer.provenance import provenance_of
+
+    provenance = report.provenance or provenance_of(manifest)
+    statistics = report.statistics
+    time_to_train = statistics["time_to_train"].headline if "time_to_train" in statistics else None
+    energy = statistics["total_energy"].headline if time_to_train is not None and "total_energy" in statistics \
+        else None
+    return {"workload": workload_of(manifest)[:800], "provenance": provenance, "trust_sort": TRUST_SORT[provenance],
+            "time_to_train": time_to_train, "energy_to_train": energy}
 
 
 def _missing(report: ScoreReport) -> str:
@@ -344,7 +368,8 @@ class Store:
             flops_per_joule=headline("flops_per_joule"), flops_per_joule_low=fpj_low,
             flops_per_joule_sort=fpj_low if fpj_low is not None else MISSING_LOW,
             energy_per_step=headline("energy_per_step"), energy_per_step_high=eps_high,
-            energy_per_step_sort=-eps_high if eps_high is not None else MISSING_LOW)
+            energy_per_step_sort=-eps_high if eps_high is not None else MISSING_LOW,
+            **board_fields(report, manifest))
         trace_digests: dict[str, list[str]] = {}
         for entry in manifest.files:
             if entry.run_id is not None and entry.record_type != "document":
@@ -509,6 +534,8 @@ class Store:
                 row.flops_per_joule_sort = fpj_low if fpj_low is not None else MISSING_LOW
                 row.energy_per_step, row.energy_per_step_high = bound("energy_per_step", "headline"), eps_high
                 row.energy_per_step_sort = -eps_high if eps_high is not None else MISSING_LOW
+                for name, value in board_fields(report, report.manifest).items():
+                    setattr(row, name, value)
                 session.add(row)
                 record = session.get(ScoreRecord, (bundle_id, report.rubric_version))
                 report_json = json.dumps(report.as_dict())
@@ -579,9 +606,14 @@ class Store:
 
     @staticmethod
     def _order(query: BoardQuery):
-        """(ORDER BY clauses, [(column, descending)]) for a sort; the id last breaks every tie."""
+        """(ORDER BY clauses, [(column, descending)]) for a sort; the id last breaks every tie.
+
+        `rank` (rubric r2) ranks within a workload: workloads in name order, and within one, the
+        efficiency metric's conservative 95 % bound first, the transparency score breaking ties;
+        a tiny CPU model is never ranked against a 70B fine-tune on steps/s."""
         bound = getattr(Submission, f"{query.metric}_sort")
-        keys = {"rank": [(Submission.score, True), (bound, True)], "score": [(Submission.score, True)],
+        keys = {"rank": [(Submission.workload, False), (bound, True), (Submission.score, True)],
+                "score": [(Submission.score, True)], "trust": [(Submission.trust_sort, True), (Submission.score, True)],
                 "created_at": [(Submission.created_at, True)], "submitter": [(Submission.submitter, False)]}[query.sort]
         keys = keys + [(Submission.id, False)]
         return [column.desc() if descending else column.asc() for column, descending in keys], keys
@@ -644,7 +676,7 @@ def _row_dict(row: Submission) -> dict:
     data = row.model_dump()
     data["created_at"] = row.created_at.isoformat()
     data["badges"] = [badge for badge in row.badges.split(",") if badge]
-    for name in ("steps_per_second_sort", "flops_per_joule_sort", "energy_per_step_sort", "key_id"):
+    for name in ("steps_per_second_sort", "flops_per_joule_sort", "energy_per_step_sort", "trust_sort", "key_id"):
         data.pop(name, None)
     return data
 

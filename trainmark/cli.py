@@ -667,7 +667,8 @@ def leaderboard(
     limit: Annotated[int, typer.Option(min=1, max=100, help="How many entries.")] = 20,
     as_json: Annotated[bool, typer.Option("--json", help="Print the entries as JSON.")] = False,
 ) -> None:
-    """Print the leaderboard: ranked by score, then by the 95 % bound of the efficiency metric.
+    """Print the leaderboard, one table per workload (model, dataset or benchmark, precision), ranked
+    within it by the 95 % bound of the efficiency metric; trust tier and score in their own columns.
 
     Example: trainmark leaderboard --metric flops_per_joule
     """
@@ -693,29 +694,41 @@ def leaderboard(
     # missing in another), no vertical rules and a blank line between entries, so that nothing
     # is cut short.
     if wide:
-        columns = ["#", "submitter", "model", "hardware", "precision", "score", f"{short} (95 % {bound})", "badges",
-                   "missing"]
+        columns = ["#", "submitter", "model", "hardware", "precision", "trust", "score", f"{short} (95 % {bound})",
+                   "badges", "missing"]
     else:
         columns = ["#", "submitter", "configuration", "score", f"{short} (95 % {bound})", "badges; missing"]
-    table = Table(title="trainmark leaderboard", box=box.HEAVY_HEAD if wide else box.SIMPLE_HEAD,
-                  leading=0 if wide else 1, pad_edge=wide)
-    for name in columns:  # a name longer than its column folds onto the next line, whole
-        table.add_column(name, overflow="fold", max_width=None if wide or name != "submitter" else 12)
-    for position, row in enumerate(page.rows, start=1):
-        value, limit_value = row[metric], row[f"{metric}_{bound}"]
-        shown = "not measured" if value is None else _number(value) + (
-            "" if limit_value is None else f" ({_number(limit_value)})")
-        hardware = f"{row['device_count']} x {row['device_model']}"
-        badges = ", ".join(row["badges"])
-        if wide:
-            described = [_plain(row["model_name"]), _plain(hardware), row["precision"]]
-            notes = [_plain(badges), _plain(row["missing"])]
-        else:
-            described = [_plain(f"{row['model_name']}, {row['precision']}\n{hardware}")]
-            notes = [_plain("\n".join(filter(None, [badges, row["missing"] and f"missing {row['missing']}"])))]
-        table.add_row(str(position) if row["ranked"] else "-", _plain(row["submitter"]), *described,
-                      f"{row['score']:.3f}", shown, *notes)
-    console.print(table, soft_wrap=False)  # soft wrapping would let the table run past the width
+    console.print(f"trainmark leaderboard: ranked within each workload by {short} (95 % {bound})")
+    workloads: dict[str, list[dict]] = {}
+    for row in page.rows:  # the board ranks within a workload; rows come workload by workload
+        workloads.setdefault(row["workload"], []).append(row)
+    for workload, rows in workloads.items():
+        table = Table(title=_plain(f"workload: {workload or 'not recorded (run trainmark registry rescore)'}"),
+                      box=box.HEAVY_HEAD if wide else box.SIMPLE_HEAD, leading=0 if wide else 1, pad_edge=wide)
+        for name in columns:  # a name longer than its column folds onto the next line, whole
+            table.add_column(name, overflow="fold", max_width=None if wide or name != "submitter" else 12)
+        position = 0
+        for row in rows:
+            value, limit_value = row[metric], row[f"{metric}_{bound}"]
+            shown = "not measured" if value is None else _number(value) + (
+                "" if limit_value is None else f" ({_number(limit_value)})")
+            if row.get("time_to_train") is not None:
+                shown += f"\ntime to train {_number(row['time_to_train'])} s" + (
+                    "" if row.get("energy_to_train") is None else f", energy {_number(row['energy_to_train'])} J")
+            hardware = f"{row['device_count']} x {row['device_model']}"
+            badges = ", ".join(row["badges"])
+            if wide:
+                described = [_plain(row["model_name"]), _plain(hardware), row["precision"], row["provenance"]]
+                scored = [f"{row['score']:.3f}"]
+                notes = [_plain(badges), _plain(row["missing"])]
+            else:
+                described = [_plain(f"{row['model_name']}, {row['precision']}\n{hardware}\n{row['provenance']}")]
+                scored = [f"{row['score']:.3f}"]
+                notes = [_plain("\n".join(filter(None, [badges, row["missing"] and f"missing {row['missing']}"])))]
+            position += row["ranked"]
+            table.add_row(str(position) if row["ranked"] else "-", _plain(row["submitter"]), *described,
+                          *scored, _plain(shown), *notes)
+        console.print(table, soft_wrap=False)  # soft wrapping would let the table run past the width
     if not page.rows:
         console.print("no entries yet: trainmark submit BUNDLE --db ... adds one")
 
