@@ -383,7 +383,8 @@ class Store:
                 submission_id=bundle_id, run_id=run.run_id, seed=run.seed, status=run.status,
                 started_at=run.started_at, ended_at=run.ended_at,
                 trace_fingerprint=_fingerprint(traces) if traces else None,
-                value_fingerprint=_fingerprint(run.started_at.isoformat(), values))))
+                value_fingerprint=_fingerprint(run.started_at.isoformat(), values),
+                content_fingerprint=report.run_fingerprints.get(run.run_id))))
         report_json = json.dumps(report.as_dict())
         with self._write_lock, Session(self.write_engine) as session:
             try:
@@ -433,7 +434,8 @@ class Store:
         session.add(old)
 
     def _duplicate_runs(self, session: Session, bundle_id: str, rows: list[RunRow]) -> None:
-        """Runs submitted before (same trace digests, or same start and values): a finding on both sides."""
+        """Runs submitted before (same trace digests, same start and values, or the same trace content
+        once time offsets are removed): a finding on both sides."""
         if not is_sqlite(self.url):
             # Two transactions with a fingerprint in common would each miss the other's uncommitted
             # runs: the second waits here until the first commits, then sees its rows (READ
@@ -441,24 +443,31 @@ class Store:
             # Locks are taken in one order (unnest keeps the sorted array's order), so they
             # cannot deadlock.
             keys = sorted({_lock_key(fingerprint) for row in rows
-                           for fingerprint in (row.value_fingerprint, row.trace_fingerprint) if fingerprint})
+                           for fingerprint in (row.value_fingerprint, row.trace_fingerprint, row.content_fingerprint)
+                           if fingerprint})
             session.connection().execute(
                 text("SELECT pg_advisory_xact_lock(key) FROM unnest(CAST(:keys AS bigint[])) AS key"), {"keys": keys})
         values = [row.value_fingerprint for row in rows]
         traces = [row.trace_fingerprint for row in rows if row.trace_fingerprint]
+        contents = [row.content_fingerprint for row in rows if row.content_fingerprint]
         earlier_runs = session.exec(
-            select(RunRow.submission_id, RunRow.run_id, RunRow.trace_fingerprint, RunRow.value_fingerprint)
-            .where(or_(RunRow.value_fingerprint.in_(values), RunRow.trace_fingerprint.in_(traces)),
+            select(RunRow.submission_id, RunRow.run_id, RunRow.trace_fingerprint, RunRow.value_fingerprint,
+                   RunRow.content_fingerprint)
+            .where(or_(RunRow.value_fingerprint.in_(values), RunRow.trace_fingerprint.in_(traces),
+                       RunRow.content_fingerprint.in_(contents)),
                    RunRow.submission_id != bundle_id)
             .order_by(RunRow.id)).all()  # one query for all the runs, in the order they were submitted
         findings = []
         for row in rows:
-            earlier = [(submission, run, other_traces) for submission, run, other_traces, other_values in earlier_runs
+            earlier = [(submission, run, other_traces, other_values)
+                       for submission, run, other_traces, other_values, other_content in earlier_runs
                        if other_values == row.value_fingerprint
-                       or (row.trace_fingerprint and other_traces == row.trace_fingerprint)]
-            for other_submission, other_run, other_traces in earlier:
-                what = "identical traces" if row.trace_fingerprint and other_traces == \
-                    row.trace_fingerprint else "the same start time and values"
+                       or (row.trace_fingerprint and other_traces == row.trace_fingerprint)
+                       or (row.content_fingerprint and other_content == row.content_fingerprint)]
+            for other_submission, other_run, other_traces, other_values in earlier:
+                what = ("identical traces" if row.trace_fingerprint and other_traces == row.trace_fingerprint
+                        else "the same start time and values" if other_values == row.value_fingerprint
+                        else "the same trace content once time offsets are removed")
                 findings.append(dict(
                     submission_id=bundle_id, code="duplicate-run", severity="warning", pointer=f"run {row.run_id}",
                     message=f"run {row.run_id} has {what} as run {other_run} of submission {other_submission}"))

@@ -92,6 +92,8 @@ class RunRow(SQLModel, table=True):
                                           description="sha256 over the run's trace digests")
     value_fingerprint: str = Field(index=True, max_length=64,
                                    description="sha256 over the run's start time and global metric values")
+    content_fingerprint: str | None = Field(default=None, index=True, max_length=64,
+                                            description="sha256 over the run's trace content, time offsets removed")
 
 
 class RunMetric(SQLModel, table=True):

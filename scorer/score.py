@@ -8,6 +8,7 @@ totals. The result is a pure function of the bundle's bytes and the rubric versi
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import math
 from datetime import datetime
 from dataclasses import dataclass, field
@@ -68,6 +69,9 @@ class ScoreReport:
     components: dict[str, dict[str, float | None]] = field(default_factory=dict)
     provenance: str | None = None
     """r2: measured, imported, declared or synthetic (docs/scoring.md, r2 section 8); None under r1."""
+    run_fingerprints: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
+    """Per run, a digest of its traces' content with time offsets removed (the registry compares runs
+    across submissions with it); not part of the report."""
     manifest: models.Manifest | None = field(default=None, repr=False, compare=False)
     """The manifest the models read (not part of the report; the registry stores from it)."""
 
@@ -387,8 +391,23 @@ def score_bundle(path: Path, rubric_version: str = rubric.RUBRIC_VERSION, *, ful
                     "completeness": {k: None if v is None else round(v, SCORE_DECIMALS)
                                      for k, v in completeness_values.items()}},
         provenance=provenance,
+        run_fingerprints=run_content_fingerprints(digest),
         manifest=manifest,
     )
+
+
+def run_content_fingerprints(digest: TraceDigest) -> dict[str, str]:
+    """Per run: sha256 over its streams' content fingerprints (steps per rank, power per channel and
+    device), each with its time offset removed; runs without such streams are left out."""
+    parts: dict[str, list[str]] = {}
+    for (run_id, rank), stream in digest.steps.items():
+        if stream.content.count >= rubric.TOO_REGULAR_MIN_RECORDS:
+            parts.setdefault(run_id, []).append(f"steps {rank} {stream.content.hexdigest()}")
+    for stream in digest.samples.values():
+        if stream.content.count >= rubric.TOO_REGULAR_MIN_RECORDS:
+            parts.setdefault(stream.run_id, []).append(
+                f"power {stream.channel} {stream.device} {stream.node} {stream.content.hexdigest()}")
+    return {run_id: hashlib.sha256("\n".join(sorted(lines)).encode()).hexdigest() for run_id, lines in parts.items()}
 
 
 # ---------------------------------------------------------------- rubric r2

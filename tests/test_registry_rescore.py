@@ -43,3 +43,41 @@ def test_a_synthetic_bundle_is_stored_but_never_ranked(store, archives):
     assert document["rubric_version"] == "r2" and store.get(outcome.id)["submission"]["rubric_version"] == "r2"
     assert document["provenance"] == "synthetic" and document["badges"] == []
     assert any("synthetic" in reason for reason in document["not_ranked_because"])
+
+
+def test_a_run_resubmitted_shifted_in_time_is_a_duplicate_across_the_registry(store, archives, tmp_path):
+    from datetime import datetime, timedelta
+
+    from tests.bundles import edit_manifest, reseal
+    from tests.registry_bundles import GPU, archive, variant
+
+    day_ns = 86_400 * 10**9
+    root = variant(GPU, tmp_path / "shifted", submitter="Another Lab")
+    for path in sorted(root.glob("runs/*/*.jsonl")):
+        lines = []
+        for line in path.read_text().splitlines():
+            record = json.loads(line)
+            for key in ("time_unix_ns", "start_unix_ns"):
+                if key in record:
+                    record[key] += day_ns
+            lines.append(json.dumps(record, separators=(",", ":")))
+        path.write_text("\n".join(lines) + "\n")
+
+    def later(text: str) -> str:
+        return (datetime.fromisoformat(text.replace("Z", "+00:00")) + timedelta(days=1)).strftime(
+            "%Y-%m-%dT%H:%M:%S.%fZ")
+
+    def shift(manifest):
+        manifest["created_at"] = later(manifest["created_at"])
+        for run in manifest["runs"]:
+            run.update(started_at=later(run["started_at"]), ended_at=later(run["ended_at"]))
+
+    edit_manifest(root, shift)
+    reseal(root)
+    original = store.submit(archives["gpu"])
+    copy = store.submit(archive(root, tmp_path / "shifted.tar.gz"))
+    assert copy.id != original.id and copy.ranked
+    for bundle_id in (original.id, copy.id):
+        messages = [f["message"] for f in store.get(bundle_id)["registry_findings"] if f["code"] == "duplicate-run"]
+        assert len(messages) == 3 and all("the same trace content once time offsets are removed" in m
+                                          for m in messages), messages

@@ -1,4 +1,4 @@
-"""The board by workload, trust tier and time/energy to train (rubric r2), revision 3.
+"""The board by workload, trust tier, time/energy to train, and runs compared by content (rubric r2), revision 3.
 
 Existing rows get an empty workload and the `declared` tier: run `trainmark registry rescore`
 after upgrading to fill them from the stored bundles.
@@ -29,9 +29,15 @@ def upgrade() -> None:
         batch.add_column(sa.Column('energy_to_train', sa.Float(), nullable=True))
         batch.create_index('ix_board_workload', ['current', 'ranked', 'workload', 'steps_per_second_sort', 'id'],
                            unique=False)
+    with op.batch_alter_table('run') as batch:
+        batch.add_column(sa.Column('content_fingerprint', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True))
+        batch.create_index('ix_run_content_fingerprint', ['content_fingerprint'], unique=False)
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('run') as batch:
+        batch.drop_index('ix_run_content_fingerprint')
+        batch.drop_column('content_fingerprint')
     with op.batch_alter_table('submission') as batch:
         batch.drop_index('ix_board_workload')
         for column in ('energy_to_train', 'time_to_train', 'trust_sort', 'provenance', 'workload'):
