@@ -35,6 +35,7 @@ from trainmark.registry.database import engine_for, is_sqlite, normalize_url, re
 from trainmark.scorer.series import SeriesCollector
 from trainmark.registry.tables import (MISSING_LOW, ApiKey, AuditEvent, FileBlob, RateBucket, RegistryFinding, RunMetric,
                              RunRow, ScoreRecord, Series, Submission)
+from trainmark.registry.imports import verify_import
 from trainmark.scorer.score import ScoreReport, score_bundle
 from trainmark.spec import models
 from trainmark.spec.archive import ArchiveLimits, is_archive, open_bundle, pack
@@ -171,11 +172,14 @@ def workload_of(manifest: models.Manifest) -> str:
                        str(getattr(precision, "value", precision))))
 
 
-def board_fields(report: ScoreReport, manifest: models.Manifest) -> dict:
-    """The submission columns the workload board needs, from a score report and its manifest."""
+def board_fields(report: ScoreReport, manifest: models.Manifest, verified: bool | None = None) -> dict:
+    """The submission columns the workload board needs, from a score report and its manifest. An
+    import whose importer the registry could not run again (`verified` None) counts as declared."""
     from trainmark.scorer.provenance import provenance_of
 
     provenance = report.provenance or provenance_of(manifest)
+    if provenance == "imported" and verified is not True:
+        provenance = "declared"
     statistics = report.statistics
     time_to_train = statistics["time_to_train"].headline if "time_to_train" in statistics else None
     energy = statistics["total_energy"].headline if time_to_train is not None and "total_energy" in statistics \
@@ -300,6 +304,9 @@ class Store:
                 report = score_bundle(root, full_jsonschema=True, observer=series)
                 self._refuse_invalid(report)
                 manifest = report.manifest
+                verified, how = verify_import(root, manifest)
+                if verified is False:
+                    raise SubmissionRejected(how, 422)
                 existing = self._existing(report.bundle_id)
                 if existing is not None:
                     with self._write_lock, Session(self.write_engine) as session:
@@ -317,7 +324,7 @@ class Store:
                               pointer=error.pointer)
             raise SubmissionRejected(f"not a readable bundle: {finding.location()}: {error.message}", 422,
                                      [finding]) from None
-        return self._insert(report, manifest, (manifest_digest, len(manifest_bytes)), series, key_id)
+        return self._insert(report, manifest, (manifest_digest, len(manifest_bytes)), series, key_id, verified)
 
     @staticmethod
     def _refuse_invalid(report: ScoreReport) -> None:
@@ -340,7 +347,7 @@ class Store:
             return SubmitOutcome(bundle_id, False, row.score, row.ranked, findings)
 
     def _insert(self, report: ScoreReport, manifest: models.Manifest, manifest_blob: tuple[str, int],
-                series: SeriesCollector, key_id: int | None) -> SubmitOutcome:
+                series: SeriesCollector, key_id: int | None, verified: bool | None = None) -> SubmitOutcome:
         bundle_id = report.bundle_id
         statistics = report.statistics
         devices = manifest.system.devices
@@ -369,7 +376,7 @@ class Store:
             flops_per_joule_sort=fpj_low if fpj_low is not None else MISSING_LOW,
             energy_per_step=headline("energy_per_step"), energy_per_step_high=eps_high,
             energy_per_step_sort=-eps_high if eps_high is not None else MISSING_LOW,
-            **board_fields(report, manifest))
+            **board_fields(report, manifest, verified))
         trace_digests: dict[str, list[str]] = {}
         for entry in manifest.files:
             if entry.run_id is not None and entry.record_type != "document":
@@ -524,6 +531,7 @@ class Store:
                 archive = self.rebuild_archive(bundle_id, Path(scratch))
                 with open_bundle(archive, self.limits.archive_limits()) as root:
                     report = score_bundle(root, version, full_jsonschema=True)
+                    verified, _ = verify_import(root, report.manifest)
             statistics = report.statistics
 
             def bound(name: str, attribute: str) -> float | None:
@@ -543,7 +551,7 @@ class Store:
                 row.flops_per_joule_sort = fpj_low if fpj_low is not None else MISSING_LOW
                 row.energy_per_step, row.energy_per_step_high = bound("energy_per_step", "headline"), eps_high
                 row.energy_per_step_sort = -eps_high if eps_high is not None else MISSING_LOW
-                for name, value in board_fields(report, report.manifest).items():
+                for name, value in board_fields(report, report.manifest, verified).items():
                     setattr(row, name, value)
                 session.add(row)
                 record = session.get(ScoreRecord, (bundle_id, report.rubric_version))

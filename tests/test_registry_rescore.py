@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from sqlmodel import Session, select
 
+from trainmark.registry.store import SubmissionRejected
 from trainmark.registry.tables import ScoreRecord, Submission
 from trainmark.scorer.score import score_bundle
 
@@ -81,3 +83,30 @@ def test_a_run_resubmitted_shifted_in_time_is_a_duplicate_across_the_registry(st
         messages = [f["message"] for f in store.get(bundle_id)["registry_findings"] if f["code"] == "duplicate-run"]
         assert len(messages) == 3 and all("the same trace content once time offsets are removed" in m
                                           for m in messages), messages
+
+
+@pytest.fixture(scope="module")
+def lenovo(tmp_path_factory):
+    """The real Lenovo MLPerf set, imported as a bundle."""
+    from trainmark.spec.importers.mlperf import import_mlperf
+    from tests.bundles import MLPERF_DATA
+
+    out = tmp_path_factory.mktemp("mlperf") / "lenovo"
+    import_mlperf(MLPERF_DATA / "lenovo_v5.0_llama2_70b_lora", out)
+    return out
+
+
+def test_an_import_is_verified_against_its_kept_sources(store, lenovo, tmp_path):
+    from tests.bundles import copy_bundle, edit_manifest
+    from tests.registry_bundles import archive
+
+    outcome = store.submit(archive(lenovo, tmp_path / "lenovo.tar.gz"))
+    row = store.get(outcome.id)["submission"]
+    assert outcome.ranked and row["provenance"] == "imported"
+    assert row["workload"] == "llama2_70b_lora / " + row["workload"].split(" / ")[1] + " / undeclared"
+    assert row["time_to_train"] > 0 and row["energy_to_train"] > 0
+
+    forged = copy_bundle(lenovo, tmp_path / "forged")
+    edit_manifest(forged, lambda m: m["system"].update(system_name="a faster system"))
+    with pytest.raises(SubmissionRejected, match=r"differs from what trainmark import mlperf gives .* in /system"):
+        store.submit(archive(forged, tmp_path / "forged.tar.gz"))
