@@ -75,7 +75,7 @@ def mlperf_set(folder: Path) -> dict:
 
 def trainmark_bundle(folder: Path) -> dict:
     step_cvs = []
-    for path in sorted(folder.glob("runs/*/steps.*.jsonl")):
+    for path in sorted(folder.glob("runs/*/steps*.jsonl")):
         durations = [record["duration_s"] for record in map(json.loads, path.read_text().splitlines())
                      if not record.get("warmup") and not record.get("profiled")]
         cv = _cv(durations)
