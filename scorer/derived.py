@@ -142,15 +142,21 @@ def _candidates(inputs: RunInputs) -> dict[tuple[str, str, int | None], list[flo
                     put("net_energy", energy - math.fsum(idle[d] * windows[d] for d in idle))
     for device, joules in inputs.sampled_energy.items():
         put("total_energy", joules, "device", device)
-    # Node energy is not recomputed here: imported node energy follows its source's published rule
-    # (MLPerf: conversion efficiency x a left-rectangle sum, rescaled to time to train), which the
-    # importer applies to the kept originals.
+    # Imported node energy is not recomputed here: it follows its source's published rule (MLPerf:
+    # conversion efficiency x a left-rectangle sum, rescaled to time to train), which the registry
+    # checks by importing the kept originals again.
+    node_energy: dict[int, float] = {}
     for stream in inputs.digest.samples.values():
-        if stream.run_id != run.run_id or stream.power_count < 2 or stream.device is None:
+        if stream.run_id != run.run_id or stream.power_count < 2:
             continue
-        put("power_mean", stream.mean_power_w, "device", stream.device)
-        put("power_mean", stream.powers.mean, "device", stream.device)
-        put("power_peak", stream.max_power_w, "device", stream.device)
+        if stream.device is not None:
+            put("power_mean", stream.mean_power_w, "device", stream.device)
+            put("power_mean", stream.powers.mean, "device", stream.device)
+            put("power_peak", stream.max_power_w, "device", stream.device)
+        elif stream.node is not None and manifest.source is None:
+            node_energy[stream.node] = node_energy.get(stream.node, 0.0) + stream.power_integral_j
+    for node, joules in node_energy.items():
+        put("total_energy", joules, "node", node)
     return out
 
 

@@ -429,3 +429,25 @@ def test_r2_constants_are_quoted_in_the_docs():
     assert f"1 - h / {rubric.R2_TARGET_RELATIVE_HALF_WIDTH:.2f}" in text
     for alternatives in rubric.R2.key_quantities:
         assert all(f"{name}" in text.split("## II.6 C")[1] for name in alternatives)
+
+
+def test_node_energy_is_integrated_from_its_power_trace(tmp_path):
+    root = _submitted(tmp_path)
+
+    def node_meter(manifest):
+        manifest["methodology"]["channels"].append(
+            {"name": "psu_ac", "record_type": "power_sample", "fields": ["power_w"], "method": "sampled",
+             "source": "BMC", "tool": "ipmitool 1.8", "target_rate_hz": 1.0, "domain": "node", "current_type": "AC"})
+
+    edit_manifest(root, node_meter)
+    start = json.loads((root / "runs/run-1/steps.rank0.jsonl").read_text().splitlines()[0])["start_unix_ns"]
+    edit_trace(root, "runs/run-1/power.rank0.jsonl", lambda records: records + [
+        {"time_unix_ns": start + i * NS, "channel": "psu_ac", "node": 0, "power_w": 2500.0} for i in range(5)])
+    claimed = {"name": "total_energy", "scope": "node", "node": 0, "unit": "J", "method": "sampled",
+               "source": "trapezoid integral of psu_ac", "tool": "ipmitool 1.8"}
+    edit_manifest(root, lambda m: m["runs"][0]["metrics"].append({**claimed, "value": 10000.0}))
+    assert score_bundle(root, "r2").ranked  # 4 s x 2500 W
+    edit_manifest(root, lambda m: m["runs"][0]["metrics"][-1].update(value=12000.0))
+    report = score_bundle(root, "r2")
+    assert not report.ranked and any("total_energy (node 0)" in f.message for f in report.findings
+                                     if f.code == "summary-mismatch")
