@@ -35,10 +35,11 @@ def test_rescore_moves_every_submission_to_the_current_rubric_and_keeps_the_old_
     assert versions == ["r1", "r2"] and (row.rubric_version, row.score) == ("r2", r2.score)
 
 
-def test_a_synthetic_bundle_is_stored_but_never_ranked(store, archives):
+def test_a_synthetic_bundle_is_stored_but_never_ranked(store, tmp_path):
     from trainmark.registry.store import BoardQuery
+    from tests.registry_bundles import GPU, archive
 
-    outcome = store.submit(archives["gpu-synthetic"])
+    outcome = store.submit(archive(GPU, tmp_path / "gpu-synthetic.tar.gz"))  # the example as it is
     assert outcome.ranked is False
     assert outcome.id not in {row["id"] for row in store.leaderboard(BoardQuery()).rows}
     document = store.get(outcome.id)["score"]
@@ -110,3 +111,16 @@ def test_an_import_is_verified_against_its_kept_sources(store, lenovo, tmp_path)
     edit_manifest(forged, lambda m: m["system"].update(system_name="a faster system"))
     with pytest.raises(SubmissionRejected, match=r"differs from what trainmark import mlperf gives .* in /system"):
         store.submit(archive(forged, tmp_path / "forged.tar.gz"))
+
+
+def test_page_ranks_start_again_with_each_workload_and_carry_over_pages():
+    from trainmark.registry.api import _ranks
+    from trainmark.registry.store import BoardQuery
+
+    def row(workload, low, score=0.5, ranked=True):
+        return {"workload": workload, "steps_per_second_low": low, "score": score, "ranked": ranked}
+
+    page = [row("a", 3.0), row("a", 2.0), row("a", 2.0), row("b", 9.0), row("b", 1.0, ranked=False)]
+    assert _ranks(page, BoardQuery(), 1) == (["1", "2=", "2=", "1", "–"], 2)
+    # a page that starts in the middle of workload b goes on from where the last page stopped
+    assert _ranks([row("b", 0.5), row("c", 4.0)], BoardQuery(), 2) == (["2", "1"], 2)
