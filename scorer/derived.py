@@ -119,18 +119,22 @@ def _candidates(inputs: RunInputs) -> dict[tuple[str, str, int | None], list[flo
                 put("flops_per_joule", flops * inputs.steps_completed / energy)
     world = training.world_size or len(run.ranks or []) or 1
     devices = used_devices(manifest, run)
+    # A device does the work of every rank placed on it (several processes may share one CPU).
+    ranks_on = {device.index: sum(1 for placement in run.ranks or [] if placement.device == device.index) or 1
+                for device in devices}
     for flops in inputs.flops_per_step():
         if sps is None:
             continue
         put("flops_per_second", flops * sps)
         for device in devices:
-            put("flops_per_second", flops / world * sps, "device", device.index)
+            put("flops_per_second", flops / world * ranks_on[device.index] * sps, "device", device.index)
         if all(precision_peaks(manifest, device) for device in devices):
             total_peak = math.fsum(max(precision_peaks(manifest, device)) for device in devices)
             put("compute_utilization", flops * sps / total_peak * 100)
             for device in devices:
                 for peak in precision_peaks(manifest, device):
-                    put("compute_utilization", flops / world * sps / peak * 100, "device", device.index)
+                    put("compute_utilization", flops / world * ranks_on[device.index] * sps / peak * 100, "device",
+                        device.index)
     # idle subtraction: idle power x the window the energy was measured over (counter, polled or run)
     idle = {device.index: _reported(run, "idle_power", "device", device.index) for device in devices}
     if all(value is not None for value in idle.values()) and idle:

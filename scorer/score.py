@@ -419,12 +419,13 @@ def content_duplicates(manifest: models.Manifest, digest: TraceDigest, known: se
     seen: dict[tuple, str] = {}
     duplicates: set[int] = set()
     findings: list[Finding] = []
-    streams: list[tuple[str, tuple, object]] = [
-        (run_id, ("steps of rank", rank), stream) for (run_id, rank), stream in sorted(digest.steps.items())]
-    streams += [(stream.run_id, ("power of", stream.channel, stream.device, stream.node), stream)
+    streams: list[tuple[str, str, object]] = [
+        (run_id, f"step records of rank {rank}", stream) for (run_id, rank), stream in sorted(digest.steps.items())]
+    streams += [(stream.run_id, f"{stream.channel} readings of "
+                 + (f"device {stream.device}" if stream.device is not None else f"node {stream.node}"), stream)
                 for _, stream in sorted(digest.samples.items(), key=lambda item: repr(item[0]))
                 if stream.content.count]
-    for run_id, identity, stream in sorted(streams, key=lambda item: (index_of.get(item[0], -1), repr(item[1]))):
+    for run_id, identity, stream in sorted(streams, key=lambda item: (index_of.get(item[0], -1), item[1])):
         index = index_of.get(run_id)
         fingerprint = stream.content.hexdigest()
         if index is None or fingerprint is None or stream.content.count < rubric.TOO_REGULAR_MIN_RECORDS:
@@ -433,11 +434,10 @@ def content_duplicates(manifest: models.Manifest, digest: TraceDigest, known: se
         if earlier is not None and earlier != run_id and index not in duplicates:
             duplicates.add(index)
             if index not in known:
-                what = " ".join(str(part) for part in identity if part is not None)
                 findings.append(Finding("duplicate-run", Severity.WARNING,
-                                        f"run {run_id} repeats run {earlier}'s {what} record for record once the "
+                                        f"run {run_id} repeats run {earlier}'s {identity} record for record once the "
                                         "time offset is removed; it is a copy, not an independent run",
-                                        file=stream.file, pointer=f""))
+                                        file=stream.file))
         seen.setdefault((identity, fingerprint), run_id)
     return duplicates, findings
 
