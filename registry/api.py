@@ -47,7 +47,8 @@ EXPORT_COLUMNS = ("id", "submitter", "model_name", "parameters", "device_model",
                   "run_count", "ranked", "score", "fidelity", "completeness", "confidence", "badges", "missing",
                   "steps_per_second", "steps_per_second_low", "flops_per_joule", "flops_per_joule_low",
                   "energy_per_step", "energy_per_step_high", "created_at", "supersedes", "schema_version",
-                  "producer", "workload", "provenance", "rubric_version", "time_to_train", "energy_to_train")
+                  "producer", "workload", "provenance", "rubric_version", "time_to_train", "energy_to_train",
+                  "not_ranked_because")
 METRIC_LABELS = {"steps_per_second": ("steps/s", "{step}/s", "low"),
                  "flops_per_joule": ("FLOP per joule", "{flop}/J", "low"),
                  "energy_per_step": ("energy per step", "J/{step}", "high")}

@@ -185,7 +185,8 @@ def board_fields(report: ScoreReport, manifest: models.Manifest, verified: bool 
     energy = statistics["total_energy"].headline if time_to_train is not None and "total_energy" in statistics \
         else None
     return {"workload": workload_of(manifest)[:800], "provenance": provenance, "trust_sort": TRUST_SORT[provenance],
-            "time_to_train": time_to_train, "energy_to_train": energy}
+            "time_to_train": time_to_train, "energy_to_train": energy,
+            "not_ranked_because": "; ".join(f"{gate.code}: {gate.message}" for gate in report.gates if not gate.passed)}
 
 
 def _missing(report: ScoreReport) -> str:

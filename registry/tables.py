@@ -73,6 +73,8 @@ class Submission(SQLModel, table=True):
     trust_sort: int = Field(default=1, description="measured 3, imported 2, declared 1, synthetic 0")
     time_to_train: float | None = Field(default=None, description="headline time to train, s (MLPerf imports)")
     energy_to_train: float | None = Field(default=None, description="headline total energy, J (MLPerf imports)")
+    not_ranked_because: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""),
+                                    description="the messages of the gates it failed; empty when ranked")
 
 
 class RunRow(SQLModel, table=True):

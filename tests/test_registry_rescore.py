@@ -46,6 +46,8 @@ def test_a_synthetic_bundle_is_stored_but_never_ranked(store, tmp_path):
     assert document["rubric_version"] == "r2" and store.get(outcome.id)["submission"]["rubric_version"] == "r2"
     assert document["provenance"] == "synthetic" and document["badges"] == []
     assert any("synthetic" in reason for reason in document["not_ranked_because"])
+    [row] = [row for row in store.export() if row["id"] == outcome.id]  # what the CSV and JSON Lines export
+    assert row["ranked"] is False and row["not_ranked_because"].startswith("provenance: the bundle says it is synthetic")
 
 
 def test_a_run_resubmitted_shifted_in_time_is_a_duplicate_across_the_registry(store, archives, tmp_path):

@@ -27,6 +27,7 @@ def upgrade() -> None:
         batch.add_column(sa.Column('trust_sort', sa.Integer(), nullable=False, server_default='1'))
         batch.add_column(sa.Column('time_to_train', sa.Float(), nullable=True))
         batch.add_column(sa.Column('energy_to_train', sa.Float(), nullable=True))
+        batch.add_column(sa.Column('not_ranked_because', sa.Text(), nullable=False, server_default=''))
         batch.create_index('ix_board_workload', ['current', 'ranked', 'workload', 'steps_per_second_sort', 'id'],
                            unique=False)
     with op.batch_alter_table('run') as batch:
@@ -40,5 +41,6 @@ def downgrade() -> None:
         batch.drop_column('content_fingerprint')
     with op.batch_alter_table('submission') as batch:
         batch.drop_index('ix_board_workload')
-        for column in ('energy_to_train', 'time_to_train', 'trust_sort', 'provenance', 'workload'):
+        for column in ('not_ranked_because', 'energy_to_train', 'time_to_train', 'trust_sort', 'provenance',
+                       'workload'):
             batch.drop_column(column)
