@@ -40,8 +40,10 @@ T0 = datetime(2026, 11, 29, 12, 0, tzinfo=timezone.utc)
 
 
 def _manifest_blocks() -> dict:
+    """The CPU example's blocks, without its `synthetic` marker (a synthetic bundle is never ranked,
+    and scoring is measured on a bundle that passes every gate)."""
     manifest = json.loads((REPO / "spec/examples/valid/cpu-tiny/manifest.json").read_text())
-    return {key: value for key, value in manifest.items() if key not in ("runs", "files")}
+    return {key: value for key, value in manifest.items() if key not in ("runs", "files", "provenance")}
 
 
 def build_bundle(root: Path, steps: int) -> Path:
@@ -66,7 +68,8 @@ def build_bundle(root: Path, steps: int) -> Path:
            "ended_at": ended.isoformat().replace("+00:00", "Z"), "status": "completed",
            "metrics": [{"name": "steps_completed", "scope": "global", "value": float(steps), "unit": "{step}",
                         "method": "derived", "source": "count of step records", "tool": "bench/validate.py"}]}
-    writer.finish({**_manifest_blocks(), "runs": [run]})
+    created = (ended + timedelta(seconds=1)).isoformat().replace("+00:00", "Z")  # written after the run ended
+    writer.finish({**_manifest_blocks(), "created_at": created, "runs": [run]})
     return root
 
 

@@ -56,7 +56,7 @@ def bundle_readme(manifest: dict) -> str:
         f"optimizer {training['optimizer']['name']}; the first {training.get('warmup_steps_excluded', 0)} steps "
         "are warm-up and left out of throughput statistics.",
         f"- Data: {manifest['dataset']['name']} (snapshot {manifest['dataset'].get('snapshot_id', 'not recorded')}).",
-        f"- Runs: " + ", ".join(f"{run['run_id']} (seed {run['seed']}, {run['status']})" for run in runs) + ".",
+        "- Runs: " + ", ".join(f"{run['run_id']} (seed {run['seed']}, {run['status']})" for run in runs) + ".",
         "",
         "## On what",
         "",

@@ -52,7 +52,8 @@ EXPORT_COLUMNS = ("id", "submitter", "model_name", "parameters", "device_model",
                   "run_count", "ranked", "score", "fidelity", "completeness", "confidence", "badges", "missing",
                   "steps_per_second", "steps_per_second_low", "flops_per_joule", "flops_per_joule_low",
                   "energy_per_step", "energy_per_step_high", "created_at", "supersedes", "schema_version",
-                  "producer")
+                  "producer", "workload", "provenance", "rubric_version", "time_to_train", "energy_to_train",
+                  "not_ranked_because")
 METRIC_LABELS = {"steps_per_second": ("steps/s", "{step}/s", "low"),
                  "flops_per_joule": ("FLOP per joule", "{flop}/J", "low"),
                  "energy_per_step": ("energy per step", "J/{step}", "high")}
@@ -319,12 +320,11 @@ def create_app(store: Store, *, submissions_per_minute: float = 60.0, body_timeo
                         metrics=METRIC_LABELS, sorts=SORTS, precisions=PRECISIONS, next_link=None, first=1,
                         metric=METRIC_LABELS["steps_per_second"], metric_name="steps_per_second")
         first = max(1, first)
-        ranks = _ranks(board.rows, query, first)
+        ranks, next_first = _ranks(board.rows, query, first)
         next_link = None
         if board.next_cursor:
-            numbered = sum(1 for label in ranks if label != "–")
             next_form = {k: v for k, v in form.items() if k not in ("cursor", "first") and v}
-            next_link = "/?" + urlencode(next_form | {"cursor": board.next_cursor, "first": first + numbered})
+            next_link = "/?" + urlencode(next_form | {"cursor": board.next_cursor, "first": next_first})
         return page("board.html", rows=board.rows, ranks=ranks, error=None, form=form,
                     facets=await run_in_threadpool(store.facets), metrics=METRIC_LABELS, sorts=SORTS,
                     precisions=PRECISIONS, next_link=next_link, first=first, metric=METRIC_LABELS[query.metric],
@@ -403,15 +403,19 @@ def _unknown_parameters(request: Request, known: set[str]) -> str | None:
     return f"unknown parameter(s) {named}; this endpoint takes {', '.join(sorted(known))}"
 
 
-def _ranks(rows: list[dict], query: BoardQuery, first: int) -> list[str]:
-    """Rank labels for a page of the board: entries tied on score and bound share a rank ("2="),
-    unranked entries get none."""
+def _ranks(rows: list[dict], query: BoardQuery, first: int) -> tuple[list[str], int]:
+    """Rank labels for a page of the board, and the rank the next page starts at. Under the `rank`
+    sort the board ranks within a workload (rubric r2): numbering starts again at 1 with each
+    workload; entries tied on bound and score share a rank ("2="); unranked entries get none."""
     if query.sort != "rank":
-        return [str(first + index) for index in range(len(rows))]
+        return [str(first + index) for index in range(len(rows))], first + len(rows)
     bound = f"{query.metric}_{METRIC_LABELS[query.metric][2]}"
     labels: list[str] = []
-    previous_key, previous_index, ranked_before = None, None, 0
+    previous_key, previous_index, ranked_before = None, None, first - 1
+    workload = rows[0]["workload"] if rows else None
     for index, row in enumerate(rows):
+        if row["workload"] != workload:
+            workload, previous_key, ranked_before = row["workload"], None, 0
         if not row["ranked"]:
             labels.append("–")
             continue
@@ -420,10 +424,10 @@ def _ranks(rows: list[dict], query: BoardQuery, first: int) -> list[str]:
             labels[previous_index] = labels[previous_index].rstrip("=") + "="
             labels.append(labels[previous_index])
         else:
-            labels.append(str(first + ranked_before))
+            labels.append(str(1 + ranked_before))
         previous_key, previous_index = key, index
         ranked_before += 1
-    return labels
+    return labels, ranked_before + 1
 
 
 def _form_int(value: str | None, label: str) -> int | None:

@@ -19,6 +19,7 @@ import math
 import re
 import secrets
 import shutil
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -35,6 +36,7 @@ from trainmark.registry.database import engine_for, is_sqlite, normalize_url, re
 from trainmark.scorer.series import SeriesCollector
 from trainmark.registry.tables import (MISSING_LOW, ApiKey, AuditEvent, FileBlob, RateBucket, RegistryFinding, RunMetric,
                              RunRow, ScoreRecord, Series, Submission)
+from trainmark.registry.imports import verify_import
 from trainmark.scorer.score import ScoreReport, score_bundle
 from trainmark.spec import models
 from trainmark.spec.archive import ArchiveLimits, is_archive, open_bundle, pack
@@ -44,7 +46,7 @@ from trainmark.spec.jsontext import canonical_json
 
 KEY_PREFIX = "tmk_"
 EFFICIENCY_METRICS = ("steps_per_second", "flops_per_joule", "energy_per_step")
-SORTS = ("rank", "score", "created_at", "submitter")
+SORTS = ("rank", "score", "trust", "created_at", "submitter")
 PRECISIONS = tuple(models.PrecisionPolicy.__members__)
 FILTER_TEXT = re.compile(r"^[\w .,()+/:&'@#-]{1,256}\Z")
 MAX_PAGE = 100
@@ -171,6 +173,34 @@ def _insert_rows(session: Session, table: type, rows: list[dict]) -> None:
 def _lock_key(fingerprint: str) -> int:
     """A PostgreSQL advisory lock key (a signed 64-bit integer) from a hex fingerprint."""
     return int(fingerprint[:16], 16) - (1 << 63)
+
+
+TRUST_SORT = {"measured": 3, "imported": 2, "declared": 1, "synthetic": 0}
+"""Trust tiers in the order the board's `trust` sort shows them."""
+
+
+def workload_of(manifest: models.Manifest) -> str:
+    """What the board ranks within: model (or MLPerf benchmark) / dataset / precision."""
+    precision = manifest.model.precision_policy
+    return " / ".join((manifest.model.name, manifest.dataset.name or "dataset not named",
+                       str(getattr(precision, "value", precision))))
+
+
+def board_fields(report: ScoreReport, manifest: models.Manifest, verified: bool | None = None) -> dict:
+    """The submission columns the workload board needs, from a score report and its manifest. An
+    import whose importer the registry could not run again (`verified` None) counts as declared."""
+    from trainmark.scorer.provenance import provenance_of
+
+    provenance = report.provenance or provenance_of(manifest)
+    if provenance == "imported" and verified is not True:
+        provenance = "declared"
+    statistics = report.statistics
+    time_to_train = statistics["time_to_train"].headline if "time_to_train" in statistics else None
+    energy = statistics["total_energy"].headline if time_to_train is not None and "total_energy" in statistics \
+        else None
+    return {"workload": workload_of(manifest)[:800], "provenance": provenance, "trust_sort": TRUST_SORT[provenance],
+            "time_to_train": time_to_train, "energy_to_train": energy,
+            "not_ranked_because": "; ".join(f"{gate.code}: {gate.message}" for gate in report.gates if not gate.passed)}
 
 
 def _missing(report: ScoreReport) -> str:
@@ -330,6 +360,9 @@ class Store:
                 report = score_bundle(root, full_jsonschema=True, observer=series)
                 self._refuse_invalid(report)
                 manifest = report.manifest
+                verified, how = verify_import(root, manifest)
+                if verified is False:
+                    raise SubmissionRejected(how, 422, code="import-unverified")
                 existing = self._existing(report.bundle_id)
                 if existing is not None:
                     with self._write_lock, Session(self.write_engine) as session:
@@ -350,7 +383,8 @@ class Store:
                     if created:
                         written.append(manifest_digest)
                     archive_written = self.blobs.put_archive(report.bundle_id, root)
-                    return self._insert(report, manifest, (manifest_digest, len(manifest_bytes)), series, key_id)
+                    return self._insert(report, manifest, (manifest_digest, len(manifest_bytes)), series, key_id,
+                                        verified)
                 except BaseException:
                     self._discard(written, report.bundle_id if archive_written else None)
                     raise
@@ -390,7 +424,9 @@ class Store:
 
     @staticmethod
     def _refuse_invalid(report: ScoreReport) -> None:
-        failed = [gate for gate in report.gates if not gate.passed and gate.code != "summary"]
+        # A bundle that breaks the standard is refused; one that follows it but fails a scoring gate
+        # (summary; r2's physics and provenance) is stored, shown, and not ranked.
+        failed = [gate for gate in report.gates if not gate.passed and gate.code in ("integrity", "validity", "finite")]
         if failed:
             errors = [finding for finding in report.findings if finding.severity is Severity.ERROR][:50]
             raise SubmissionRejected("the bundle breaks the standard (" + "; ".join(
@@ -407,7 +443,7 @@ class Store:
             return SubmitOutcome(bundle_id, False, row.score, row.ranked, findings)
 
     def _insert(self, report: ScoreReport, manifest: models.Manifest, manifest_blob: tuple[str, int],
-                series: SeriesCollector, key_id: int | None) -> SubmitOutcome:
+                series: SeriesCollector, key_id: int | None, verified: bool | None = None) -> SubmitOutcome:
         bundle_id = report.bundle_id
         statistics = report.statistics
         devices = manifest.system.devices
@@ -435,7 +471,8 @@ class Store:
             flops_per_joule=headline("flops_per_joule"), flops_per_joule_low=fpj_low,
             flops_per_joule_sort=fpj_low if fpj_low is not None else MISSING_LOW,
             energy_per_step=headline("energy_per_step"), energy_per_step_high=eps_high,
-            energy_per_step_sort=-eps_high if eps_high is not None else MISSING_LOW)
+            energy_per_step_sort=-eps_high if eps_high is not None else MISSING_LOW,
+            **board_fields(report, manifest, verified))
         trace_digests: dict[str, list[str]] = {}
         for entry in manifest.files:
             if entry.run_id is not None and entry.record_type != "document":
@@ -449,7 +486,8 @@ class Store:
                 submission_id=bundle_id, run_id=run.run_id, seed=run.seed, status=run.status,
                 started_at=run.started_at, ended_at=run.ended_at,
                 trace_fingerprint=_fingerprint(traces) if traces else None,
-                value_fingerprint=_fingerprint(run.started_at.isoformat(), values))))
+                value_fingerprint=_fingerprint(run.started_at.isoformat(), values),
+                content_fingerprint=report.run_fingerprints.get(run.run_id))))
         report_json = json.dumps(report.as_dict())
         with self._write_lock, Session(self.write_engine) as session:
             try:
@@ -509,7 +547,8 @@ class Store:
         return old
 
     def _duplicate_runs(self, session: Session, bundle_id: str, rows: list[RunRow]) -> None:
-        """Runs submitted before (same trace digests, or same start and values): a finding on both sides."""
+        """Runs submitted before (same trace digests, same start and values, or the same trace content
+        once time offsets are removed): a finding on both sides."""
         if not is_sqlite(self.url):
             # Two transactions with a fingerprint in common would each miss the other's uncommitted
             # runs: the second waits here until the first commits, then sees its rows (READ
@@ -517,24 +556,31 @@ class Store:
             # Locks are taken in one order (unnest keeps the sorted array's order), so they
             # cannot deadlock.
             keys = sorted({_lock_key(fingerprint) for row in rows
-                           for fingerprint in (row.value_fingerprint, row.trace_fingerprint) if fingerprint})
+                           for fingerprint in (row.value_fingerprint, row.trace_fingerprint, row.content_fingerprint)
+                           if fingerprint})
             session.connection().execute(
                 text("SELECT pg_advisory_xact_lock(key) FROM unnest(CAST(:keys AS bigint[])) AS key"), {"keys": keys})
         values = [row.value_fingerprint for row in rows]
         traces = [row.trace_fingerprint for row in rows if row.trace_fingerprint]
+        contents = [row.content_fingerprint for row in rows if row.content_fingerprint]
         earlier_runs = session.exec(
-            select(RunRow.submission_id, RunRow.run_id, RunRow.trace_fingerprint, RunRow.value_fingerprint)
-            .where(or_(RunRow.value_fingerprint.in_(values), RunRow.trace_fingerprint.in_(traces)),
+            select(RunRow.submission_id, RunRow.run_id, RunRow.trace_fingerprint, RunRow.value_fingerprint,
+                   RunRow.content_fingerprint)
+            .where(or_(RunRow.value_fingerprint.in_(values), RunRow.trace_fingerprint.in_(traces),
+                       RunRow.content_fingerprint.in_(contents)),
                    RunRow.submission_id != bundle_id)
             .order_by(RunRow.id)).all()  # one query for all the runs, in the order they were submitted
         findings = []
         for row in rows:
-            earlier = [(submission, run, other_traces) for submission, run, other_traces, other_values in earlier_runs
+            earlier = [(submission, run, other_traces, other_values)
+                       for submission, run, other_traces, other_values, other_content in earlier_runs
                        if other_values == row.value_fingerprint
-                       or (row.trace_fingerprint and other_traces == row.trace_fingerprint)]
-            for other_submission, other_run, other_traces in earlier:
-                what = "identical traces" if row.trace_fingerprint and other_traces == \
-                    row.trace_fingerprint else "the same start time and values"
+                       or (row.trace_fingerprint and other_traces == row.trace_fingerprint)
+                       or (row.content_fingerprint and other_content == row.content_fingerprint)]
+            for other_submission, other_run, other_traces, other_values in earlier:
+                what = ("identical traces" if row.trace_fingerprint and other_traces == row.trace_fingerprint
+                        else "the same start time and values" if other_values == row.value_fingerprint
+                        else "the same trace content once time offsets are removed")
                 findings.append(dict(
                     submission_id=bundle_id, code="duplicate-run", severity="warning", pointer=f"run {row.run_id}",
                     message=f"run {row.run_id} has {what} as run {other_run} of submission {other_submission}"))
@@ -574,6 +620,60 @@ class Store:
                 "series": [{"run_id": s.run_id, "kind": s.kind, "label": s.label, "unit": s.unit,
                             "points": json.loads(s.points)} for s in series],
             }
+
+    def rescore(self, rubric_version: str | None = None) -> list[dict]:
+        """Score every submission again under `rubric_version` (the current rubric when None) from its
+        stored blobs; each keeps the reports of every rubric it was scored under (scores table), and
+        its board row takes the new one. Returns, per submission, its id and old and new score."""
+        from trainmark.scorer import rubric as rubrics
+
+        version = rubric_version or rubrics.RUBRIC_VERSION
+        rubrics.rubric_of(version)  # a clear error for an unknown version, before any work
+        with Session(self.engine) as session:
+            ids = list(session.exec(select(Submission.id).order_by(Submission.id)).all())
+        changes = []
+        for bundle_id in ids:
+            with tempfile.TemporaryDirectory() as scratch:
+                archive = self.rebuild_archive(bundle_id, Path(scratch))
+                with open_bundle(archive, self.limits.archive_limits()) as root:
+                    report = score_bundle(root, version, full_jsonschema=True)
+                    verified, _ = verify_import(root, report.manifest)
+            statistics = report.statistics
+
+            def bound(name: str, attribute: str) -> float | None:
+                return getattr(statistics[name], attribute) if name in statistics else None
+
+            sps_low, fpj_low, eps_high = (bound("steps_per_second", "ci95_low"), bound("flops_per_joule", "ci95_low"),
+                                          bound("energy_per_step", "ci95_high"))
+            with self._write_lock, Session(self.write_engine) as session:
+                row = session.get(Submission, bundle_id)
+                old = {"rubric_version": row.rubric_version, "score": row.score, "ranked": row.ranked}
+                row.rubric_version, row.ranked, row.score = report.rubric_version, report.ranked, report.score
+                row.fidelity, row.completeness, row.confidence = report.fidelity, report.completeness, report.confidence
+                row.badges, row.missing = ",".join(report.badges), _missing(report)
+                row.steps_per_second, row.steps_per_second_low = bound("steps_per_second", "headline"), sps_low
+                row.steps_per_second_sort = sps_low if sps_low is not None else MISSING_LOW
+                row.flops_per_joule, row.flops_per_joule_low = bound("flops_per_joule", "headline"), fpj_low
+                row.flops_per_joule_sort = fpj_low if fpj_low is not None else MISSING_LOW
+                row.energy_per_step, row.energy_per_step_high = bound("energy_per_step", "headline"), eps_high
+                row.energy_per_step_sort = -eps_high if eps_high is not None else MISSING_LOW
+                for name, value in board_fields(report, report.manifest, verified).items():
+                    setattr(row, name, value)
+                session.add(row)
+                record = session.get(ScoreRecord, (bundle_id, report.rubric_version))
+                report_json = json.dumps(report.as_dict())
+                if record is None:
+                    session.add(ScoreRecord(submission_id=bundle_id, rubric_version=report.rubric_version,
+                                            report=report_json))
+                else:
+                    record.report = report_json
+                    session.add(record)
+                self.audit(session, "rescored", None, bundle_id,
+                           f"{old['rubric_version']} {old['score']} -> {report.rubric_version} {report.score}")
+                session.commit()
+            changes.append({"id": bundle_id, "old": old, "new": {"rubric_version": report.rubric_version,
+                                                                 "score": report.score, "ranked": report.ranked}})
+        return changes
 
     def rebuild_archive(self, bundle_id: str, folder: Path) -> Path:
         """The submission as `folder/<id>.tar.gz`, rebuilt from its blobs (pack is reproducible, so
@@ -629,9 +729,14 @@ class Store:
 
     @staticmethod
     def _order(query: BoardQuery):
-        """(ORDER BY clauses, [(column, descending)]) for a sort; the id last breaks every tie."""
+        """(ORDER BY clauses, [(column, descending)]) for a sort; the id last breaks every tie.
+
+        `rank` (rubric r2) ranks within a workload: workloads in name order, and within one, the
+        efficiency metric's conservative 95 % bound first, the transparency score breaking ties;
+        a tiny CPU model is never ranked against a 70B fine-tune on steps/s."""
         bound = getattr(Submission, f"{query.metric}_sort")
-        keys = {"rank": [(Submission.score, True), (bound, True)], "score": [(Submission.score, True)],
+        keys = {"rank": [(Submission.workload, False), (bound, True), (Submission.score, True)],
+                "score": [(Submission.score, True)], "trust": [(Submission.trust_sort, True), (Submission.score, True)],
                 "created_at": [(Submission.created_at, True)], "submitter": [(Submission.submitter, False)]}[query.sort]
         keys = keys + [(Submission.id, False)]
         return [column.desc() if descending else column.asc() for column, descending in keys], keys
@@ -793,7 +898,7 @@ def _row_dict(row: Submission) -> dict:
     data = row.model_dump()
     data["created_at"] = row.created_at.isoformat()
     data["badges"] = [badge for badge in row.badges.split(",") if badge]
-    for name in ("steps_per_second_sort", "flops_per_joule_sort", "energy_per_step_sort", "key_id"):
+    for name in ("steps_per_second_sort", "flops_per_joule_sort", "energy_per_step_sort", "trust_sort", "key_id"):
         data.pop(name, None)
     return data
 

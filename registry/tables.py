@@ -28,6 +28,8 @@ class Submission(SQLModel, table=True):
         Index("ix_board_created", "current", "ranked", "created_at", "id"),
         # A filter on device or submitter, then the default ranking, without reading other rows.
         Index("ix_board_device", "device_model", "current", "ranked", "score", "steps_per_second_sort", "id"),
+        # The board ranks within a workload (rubric r2): workload, then the metric's bound.
+        Index("ix_board_workload", "current", "ranked", "workload", "steps_per_second_sort", "id"),
         Index("ix_board_submitter", "submitter", "current", "ranked", "score", "steps_per_second_sort", "id"),
     )
 
@@ -64,6 +66,15 @@ class Submission(SQLModel, table=True):
     energy_per_step: float | None = None
     energy_per_step_high: float | None = None
     energy_per_step_sort: float = MISSING_LOW  # the negated upper bound: higher sorts first
+    workload: str = Field(default="", max_length=800,
+                          description="model / dataset or benchmark / precision: what the board ranks within")
+    provenance: str = Field(default="declared", max_length=16,
+                            description="trust tier: measured, imported, declared or synthetic (rubric r2)")
+    trust_sort: int = Field(default=1, description="measured 3, imported 2, declared 1, synthetic 0")
+    time_to_train: float | None = Field(default=None, description="headline time to train, s (MLPerf imports)")
+    energy_to_train: float | None = Field(default=None, description="headline total energy, J (MLPerf imports)")
+    not_ranked_because: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""),
+                                    description="the messages of the gates it failed; empty when ranked")
 
 
 class RunRow(SQLModel, table=True):
@@ -83,6 +94,8 @@ class RunRow(SQLModel, table=True):
                                           description="sha256 over the run's trace digests")
     value_fingerprint: str = Field(index=True, max_length=64,
                                    description="sha256 over the run's start time and global metric values")
+    content_fingerprint: str | None = Field(default=None, index=True, max_length=64,
+                                            description="sha256 over the run's trace content, time offsets removed")
 
 
 class RunMetric(SQLModel, table=True):

@@ -27,7 +27,7 @@ from trainmark.spec import models
 from trainmark.spec.archive import open_bundle
 from trainmark.spec.bundle import read_manifest
 from trainmark.scorer.advice import score_advice
-from trainmark.spec.plots import human, interval_plot, overlaid_plots
+from trainmark.spec.plots import interval_plot, overlaid_plots
 from trainmark.spec.units import human as human_quantity
 from trainmark.spec.units import si
 

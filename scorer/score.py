@@ -1,4 +1,4 @@
-"""`trainmark score`: the reproducibility score of a bundle under rubric r1 (docs/scoring.md).
+"""`trainmark score`: the reproducibility score of a bundle under rubric r1 or r2 (docs/scoring.md).
 
 One pass over the bundle: the validator streams every record once and hands each valid one to
 a `TraceDigest`; gates, F, H and C are then computed from the manifest and those running
@@ -8,20 +8,25 @@ totals. The result is a pure function of the bundle's bytes and the rubric versi
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import math
+from datetime import datetime
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from trainmark.scorer import rubric
 from trainmark.scorer.completeness import completeness
+from trainmark.scorer.derived import derived_findings
+from trainmark.scorer.physics import physics_findings
+from trainmark.scorer.provenance import provenance_of
 from trainmark.scorer.confidence import confidence_of
-from trainmark.spec.statistics import MetricStatistics, metric_statistics
+from trainmark.spec.statistics import MetricStatistics, metric_statistics, student_t_quantile
 from trainmark.scorer.fidelity import (Component, clock, consistency, measurement_tier, plausibility, sampling,
                              weighted)
 from trainmark.scorer.summaries import summary_findings
 from trainmark.scorer.traces import TraceDigest
 from trainmark.spec import models
-from trainmark.spec.errors import BundleInvalid, TrainmarkError
+from trainmark.spec.errors import BundleInvalid
 from trainmark.spec.findings import Finding, Severity
 from trainmark.spec.archive import ArchiveLimits
 from trainmark.spec.validate import ObserverGroup, RecordObserver, validate_bundle
@@ -62,12 +67,17 @@ class ScoreReport:
     statistics: dict[str, MetricStatistics]
     findings: list[Finding]
     components: dict[str, dict[str, float | None]] = field(default_factory=dict)
+    provenance: str | None = None
+    """r2: measured, imported, declared or synthetic (docs/scoring.md, r2 section 8); None under r1."""
+    run_fingerprints: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
+    """Per run, a digest of its traces' content with time offsets removed (the registry compares runs
+    across submissions with it); not part of the report."""
     manifest: models.Manifest | None = field(default=None, repr=False, compare=False)
     """The manifest the models read (not part of the report; the registry stores from it)."""
 
     def as_dict(self) -> dict:
         """The `trainmark score --json` document."""
-        return {
+        document = {
             "bundle_id": self.bundle_id,
             "rubric_version": self.rubric_version,
             "ranked": self.ranked,
@@ -81,6 +91,10 @@ class ScoreReport:
             "findings": [{"code": finding.code, "severity": finding.severity.value, "pointer": finding.location(),
                           "message": finding.message} for finding in self.findings],
         }
+        if self.provenance is not None:
+            document["provenance"] = self.provenance
+            document["not_ranked_because"] = [gate.message for gate in self.gates if not gate.passed]
+        return document
 
 
 def _gate(code: str, counts: dict[str, int], ok: str, broken: str) -> Gate:
@@ -163,7 +177,8 @@ def _global_value(run: models.Run, name: str) -> float | None:
     return next((m.value for m in run.metrics if m.name == name and m.scope == "global" and m.value is not None), None)
 
 
-def run_statistics(manifest: models.Manifest, excluded: set[int]) -> dict[str, MetricStatistics]:
+def run_statistics(manifest: models.Manifest, excluded: set[int], *, log_scale: bool = False
+                   ) -> dict[str, MetricStatistics]:
     """Statistics of every global run-level metric over the completed, independent runs.
 
     When the bundle reports time_to_train, the other metrics' headlines are means over the runs
@@ -180,6 +195,8 @@ def run_statistics(manifest: models.Manifest, excluded: set[int]) -> dict[str, M
     for name, unit in names.items():
         values = [value for value in (_global_value(run, name) for run in kept) if value is not None]
         result[name] = metric_statistics(values, unit, failed_runs=failed, lower_is_better=rubric.lower_is_better(name))
+        if log_scale:
+            result[name] = _on_log_scale(result[name], values)
     selection = _time_selection(kept, failed)
     if selection is not None:
         for name, stats in result.items():
@@ -189,6 +206,26 @@ def run_statistics(manifest: models.Manifest, excluded: set[int]) -> dict[str, M
                     stats, headline=math.fsum(chosen) / len(chosen),
                     headline_method="mean of the runs the time_to_train olympic selection keeps (MLPerf)")
     return result
+
+
+@dataclass(frozen=True)
+class LogScaleStatistics(MetricStatistics):
+    """r2: the statistics of a positive quantity, its 95 % interval computed on the logs of the values
+    (exp(mean of logs +- t x std of logs / sqrt(n))), so it never reaches zero or below."""
+
+    log_half_width: float | None = None
+
+
+def _on_log_scale(stats: MetricStatistics, values: list[float]) -> MetricStatistics:
+    if len(values) < 2 or any(value <= 0 for value in values):
+        return stats
+    logs = [math.log(value) for value in values]
+    centre = math.fsum(logs) / len(logs)
+    spread = math.sqrt(math.fsum((x - centre) ** 2 for x in logs) / (len(logs) - 1))
+    half = student_t_quantile(0.975, len(logs) - 1) * spread / math.sqrt(len(logs))
+    fields = {f.name: getattr(stats, f.name) for f in dataclasses.fields(stats)}
+    fields.update(ci95_low=math.exp(centre - half), ci95_high=math.exp(centre + half), log_half_width=half)
+    return LogScaleStatistics(**fields)
 
 
 def _time_selection(kept: list[models.Run], failed: int) -> list[models.Run] | None:
@@ -251,16 +288,17 @@ def badges(manifest: models.Manifest, completeness_value: float, statistics: dic
 
 
 def score_bundle(path: Path, rubric_version: str = rubric.RUBRIC_VERSION, *, full_jsonschema: bool = False,
-                 limits: ArchiveLimits = ArchiveLimits(), observer: RecordObserver | None = None) -> ScoreReport:
-    """Score the bundle at `path` (directory or .tar.gz).
+                 limits: ArchiveLimits = ArchiveLimits(), observer: RecordObserver | None = None,
+                 now: datetime | None = None) -> ScoreReport:
+    """Score the bundle at `path` (directory or .tar.gz) under the rubric of that version.
 
     Raises `BundleInvalid` when the input is not a readable bundle (no manifest the models
     accept); a bundle that is readable but fails a gate is scored and marked not ranked.
     `full_jsonschema` adds JSON Schema conformance to the validation (findings fail the validity
-    gate); `observer` also watches the single pass (the registry collects plot series with it).
+    gate); `observer` also watches the single pass (the registry collects plot series with it);
+    `now` is the clock r2's created_at check compares with (the current time when None).
     """
-    if rubric_version != rubric.RUBRIC_VERSION:
-        raise TrainmarkError(f"unknown rubric {rubric_version!r}; this trainmark implements {rubric.RUBRIC_VERSION}")
+    chosen = rubric.rubric_of(rubric_version)
     digest = TraceDigest()
     watchers = ObserverGroup(digest, observer) if observer is not None else digest
     validation = validate_bundle(path, observer=watchers, max_findings=MAX_VALIDATION_FINDINGS,
@@ -275,8 +313,24 @@ def score_bundle(path: Path, rubric_version: str = rubric.RUBRIC_VERSION, *, ful
                             file=first.file, line=first.line, pointer=first.pointer or "", code=first.code)
 
     summaries = list(summary_findings(manifest, digest))
+    if chosen.strict:
+        summaries += list(derived_findings(manifest, digest))
     gate_list = gates(dict(validation.error_counts),
                       sum(1 for finding in summaries if finding.code == "summary-mismatch"))
+    physics: list[Finding] = []
+    provenance = None
+    if chosen.strict:
+        physics = physics_findings(manifest, digest, now)
+        provenance = provenance_of(manifest)
+        gate_list += [
+            _gate("physics", {code: sum(1 for f in physics if f.code == code) for code in {f.code for f in physics}},
+                  "nothing physically impossible: FLOP/s within the peaks, idle below training power, net energy "
+                  "within total, counter and polled energy agree, power within its limit, no overlapping steps or "
+                  "runs, created_at after the runs, one hardware", "physically impossible"),
+            Gate("provenance", provenance != "synthetic",
+                 f"the bundle's numbers are {provenance}" if provenance != "synthetic" else
+                 "the bundle says it is synthetic (made up, e.g. an example of the standard): never ranked"),
+        ]
 
     fidelity_parts: dict[str, Component] = {
         "consistency": consistency(manifest, digest),
@@ -289,30 +343,195 @@ def score_bundle(path: Path, rubric_version: str = rubric.RUBRIC_VERSION, *, ful
     fidelity_value = weighted(fidelity_values, rubric.FIDELITY_WEIGHTS)
     completeness_value, completeness_values, completeness_findings = completeness(manifest, document, digest)
     duplicates, independence_findings = independence(manifest)
-    statistics = run_statistics(manifest, duplicates)
-    confidence_value, confidence_findings = confidence(manifest, statistics)
+    too_good: list[Finding] = []
+    if chosen.strict:
+        content, content_findings = content_duplicates(manifest, digest, duplicates)
+        duplicates |= content
+        independence_findings += content_findings
+    statistics = run_statistics(manifest, duplicates, log_scale=chosen.strict)
+    if chosen.strict:
+        too_good = too_good_findings(digest, statistics, chosen)
+        confidence_value, confidence_findings = confidence_r2(manifest, statistics, chosen)
+    else:
+        confidence_value, confidence_findings = confidence(manifest, statistics)
 
-    findings = list(validation.findings) + summaries + source_findings(manifest)
+    findings = list(validation.findings) + summaries + physics + source_findings(manifest)
     for part in fidelity_parts.values():
         findings += part.findings
-    findings += completeness_findings + independence_findings + confidence_findings
+    findings += completeness_findings + independence_findings + too_good + confidence_findings
+    fabricated = chosen.strict and (too_good or any(f.code == "duplicate-run" for f in findings))
+    if fabricated:
+        confidence_value = 0.0
     weights = rubric.SCORE_WEIGHTS
     total = (weights["fidelity"] * fidelity_value + weights["completeness"] * completeness_value
              + weights["confidence"] * confidence_value)
+    if fabricated:
+        total *= rubric.TOO_GOOD_SCORE_FACTOR
+    ranked = all(gate.passed for gate in gate_list)
+    if chosen.strict:
+        earned = badges_r2(manifest, completeness_value, statistics, findings, chosen) if ranked else []
+        if manifest.calibration is not None:
+            findings.append(Finding("calibration-unverified", Severity.INFO,
+                                    "the bundle's own calibration comparison is shown but earns nothing: Calibrated "
+                                    "comes only from a calibration record the registry holds and recomputes",
+                                    file=MANIFEST, pointer="/calibration"))
+    else:
+        earned = badges(manifest, completeness_value, statistics, findings)
     return ScoreReport(
         bundle_id=validation.bundle_id,
-        rubric_version=rubric.RUBRIC_VERSION,
-        ranked=all(gate.passed for gate in gate_list),
+        rubric_version=chosen.version,
+        ranked=ranked,
         score=round(total, SCORE_DECIMALS),
         fidelity=round(fidelity_value, SCORE_DECIMALS),
         completeness=round(completeness_value, SCORE_DECIMALS),
         confidence=round(confidence_value, SCORE_DECIMALS),
-        badges=badges(manifest, completeness_value, statistics, findings),
+        badges=earned,
         gates=gate_list,
         statistics=statistics,
         findings=findings,
         components={"fidelity": {k: None if v is None else round(v, SCORE_DECIMALS) for k, v in fidelity_values.items()},
                     "completeness": {k: None if v is None else round(v, SCORE_DECIMALS)
                                      for k, v in completeness_values.items()}},
+        provenance=provenance,
+        run_fingerprints=run_content_fingerprints(digest),
         manifest=manifest,
     )
+
+
+def run_content_fingerprints(digest: TraceDigest) -> dict[str, str]:
+    """Per run: sha256 over its streams' content fingerprints (steps per rank, power per channel and
+    device), each with its time offset removed; runs without such streams are left out."""
+    parts: dict[str, list[str]] = {}
+    for (run_id, rank), stream in digest.steps.items():
+        if stream.content.count >= rubric.TOO_REGULAR_MIN_RECORDS:
+            parts.setdefault(run_id, []).append(f"steps {rank} {stream.content.hexdigest()}")
+    for stream in digest.samples.values():
+        if stream.content.count >= rubric.TOO_REGULAR_MIN_RECORDS:
+            parts.setdefault(stream.run_id, []).append(
+                f"power {stream.channel} {stream.device} {stream.node} {stream.content.hexdigest()}")
+    return {run_id: hashlib.sha256("\n".join(sorted(lines)).encode()).hexdigest() for run_id, lines in parts.items()}
+
+
+# ---------------------------------------------------------------- rubric r2
+
+def content_duplicates(manifest: models.Manifest, digest: TraceDigest, known: set[int]
+                       ) -> tuple[set[int], list[Finding]]:
+    """Runs whose step or power sequences equal an earlier run's once time offsets are removed."""
+    index_of = {run.run_id: index for index, run in enumerate(manifest.runs)}
+    seen: dict[tuple, str] = {}
+    duplicates: set[int] = set()
+    findings: list[Finding] = []
+    streams: list[tuple[str, str, object]] = [
+        (run_id, f"step records of rank {rank}", stream) for (run_id, rank), stream in sorted(digest.steps.items())]
+    streams += [(stream.run_id, f"{stream.channel} readings of "
+                 + (f"device {stream.device}" if stream.device is not None else f"node {stream.node}"), stream)
+                for _, stream in sorted(digest.samples.items(), key=lambda item: repr(item[0]))
+                if stream.content.count]
+    for run_id, identity, stream in sorted(streams, key=lambda item: (index_of.get(item[0], -1), item[1])):
+        index = index_of.get(run_id)
+        fingerprint = stream.content.hexdigest()
+        if index is None or fingerprint is None or stream.content.count < rubric.TOO_REGULAR_MIN_RECORDS:
+            continue
+        earlier = seen.get((identity, fingerprint))
+        if earlier is not None and earlier != run_id and index not in duplicates:
+            duplicates.add(index)
+            if index not in known:
+                findings.append(Finding("duplicate-run", Severity.WARNING,
+                                        f"run {run_id} repeats run {earlier}'s {identity} record for record once the "
+                                        "time offset is removed; it is a copy, not an independent run",
+                                        file=stream.file))
+        seen.setdefault((identity, fingerprint), run_id)
+    return duplicates, findings
+
+
+def too_good_findings(digest: TraceDigest, statistics: dict[str, MetricStatistics],
+                      chosen: rubric.Rubric) -> list[Finding]:
+    """Jitter below anything real hardware shows (floors in rubric.py, from tools/derive_floors.py)."""
+    findings = []
+    for (run_id, rank), stream in sorted(digest.steps.items()):
+        cv = stream.durations.cv
+        if stream.durations.count >= rubric.TOO_REGULAR_MIN_RECORDS and cv is not None \
+                and cv < rubric.STEP_DURATION_CV_FLOOR:
+            findings.append(Finding("too-regular", Severity.WARNING,
+                                    f"rank {rank} in run {run_id}: {stream.durations.count} measured step durations "
+                                    f"vary by {cv:.2g} (CV); real hardware shows at least "
+                                    f"{rubric.STEP_DURATION_CV_FLOOR * 10:.2g}, the floor is {rubric.STEP_DURATION_CV_FLOOR:g}",
+                                    file=stream.file, pointer="/duration_s"))
+    for _, stream in sorted(digest.samples.items(), key=lambda item: repr(item[0])):
+        cv = stream.powers.cv
+        if stream.powers.count >= rubric.TOO_REGULAR_MIN_RECORDS and cv is not None and cv < rubric.POWER_CV_FLOOR:
+            where = f"device {stream.device}" if stream.device is not None else f"node {stream.node}"
+            findings.append(Finding("too-regular", Severity.WARNING,
+                                    f"channel {stream.channel} ({where}) in run {stream.run_id}: "
+                                    f"{stream.powers.count} power readings vary by {cv:.2g} (CV); real training "
+                                    f"power varies by at least {rubric.POWER_CV_FLOOR * 10:.2g}, the floor is "
+                                    f"{rubric.POWER_CV_FLOOR:g}", file=stream.file, pointer="/power_w"))
+    for name in filter(None, key_metrics_r2(statistics, chosen)):
+        stats = statistics[name]
+        if stats.n >= rubric.MIN_RUNS and stats.cv is not None and stats.cv < rubric.RUN_TO_RUN_CV_FLOOR:
+            findings.append(Finding("too-regular", Severity.WARNING,
+                                    f"{name} varies by {stats.cv:.2g} (CV) over {stats.n} runs; independent runs on "
+                                    f"real hardware vary by at least {rubric.RUN_TO_RUN_CV_FLOOR * 10:.2g}",
+                                    file=MANIFEST, pointer="/runs"))
+    return findings
+
+
+def key_metrics_r2(statistics: dict[str, MetricStatistics], chosen: rubric.Rubric) -> list[str | None]:
+    """For each key quantity, the first of its metrics the bundle reports, or None (which counts as 0)."""
+    return [next((name for name in alternatives if name in statistics and statistics[name].n), None)
+            for alternatives in chosen.key_quantities]
+
+
+def log_half_width(stats: MetricStatistics) -> float | None:
+    """r2's relative half-width: t(0.975, n-1) x (std of the logs) / sqrt(n), the interval's half-width on a
+    log scale (about CV-sized for small spreads); None when undefined (n < 2 or a value not positive)."""
+    return getattr(stats, "log_half_width", None)
+
+
+def confidence_r2(manifest: models.Manifest, statistics: dict[str, MetricStatistics], chosen: rubric.Rubric
+                  ) -> tuple[float, list[Finding]]:
+    """C: the mean of C_m over every key quantity, one the bundle does not report counting as 0."""
+    findings: list[Finding] = []
+    attempted = len(manifest.runs)
+    per_metric = []
+    for alternatives, name in zip(chosen.key_quantities, key_metrics_r2(statistics, chosen)):
+        if name is None:
+            per_metric.append(0.0)
+            findings.append(Finding("key-quantity-absent", Severity.WARNING,
+                                    f"no run reports {' or '.join(alternatives)}: this key quantity counts as 0 in C",
+                                    file=MANIFEST, pointer="/runs"))
+            continue
+        stats = statistics[name]
+        half = log_half_width(stats)
+        value = 0.0
+        if stats.n >= rubric.MIN_RUNS and attempted and half is not None:
+            value = max(0.0, min(1.0, 1.0 - half / rubric.R2_TARGET_RELATIVE_HALF_WIDTH)) * math.sqrt(stats.n / attempted)
+        per_metric.append(value)
+        if stats.cv is not None and stats.cv > rubric.HIGH_VARIANCE_CV:
+            findings.append(Finding("high-variance", Severity.WARNING,
+                                    f"{name} varies by {stats.cv * 100:.1f} % between runs (CV; over "
+                                    f"{rubric.HIGH_VARIANCE_CV * 100:g} % cannot support a comparison); 95 % "
+                                    f"interval {stats.ci95_low:.6g} .. {stats.ci95_high:.6g} {stats.unit}",
+                                    file=MANIFEST, pointer="/runs"))
+    kept = max((statistics[name].n for name in key_metrics_r2(statistics, chosen) if name), default=0)
+    if kept < rubric.MIN_RUNS:
+        findings.append(Finding("too-few-runs", Severity.WARNING,
+                                f"{kept} completed independent run(s) report the key metrics; statistics need at "
+                                f"least {rubric.MIN_RUNS} ({attempted} attempted), so their confidence is 0",
+                                file=MANIFEST, pointer="/runs"))
+    return (math.fsum(per_metric) / len(per_metric) if per_metric else 0.0), findings
+
+
+def badges_r2(manifest: models.Manifest, completeness_value: float, statistics: dict[str, MetricStatistics],
+              findings: list[Finding], chosen: rubric.Rubric) -> list[str]:
+    """Complete and Reproduced under r2 (a ranked bundle only); Calibrated comes from the registry."""
+    earned = []
+    if completeness_value >= rubric.COMPLETE_MIN_COMPLETENESS:
+        earned.append("Complete")
+    names = key_metrics_r2(statistics, chosen)
+    doubtful = any(finding.code in ("seed-reuse", "duplicate-run", "too-regular") for finding in findings)
+    widths = [log_half_width(statistics[name]) if name else None for name in names]
+    if names and not doubtful and all(name and statistics[name].n >= rubric.MIN_RUNS for name in names) and \
+            all(width is not None and width <= rubric.R2_TARGET_RELATIVE_HALF_WIDTH for width in widths):
+        earned.append("Reproduced")
+    return earned

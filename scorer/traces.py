@@ -8,7 +8,9 @@ a trace in memory; the gap median comes from a log-spaced histogram (bins 2^(1/8
 
 from __future__ import annotations
 
+import hashlib
 import math
+from array import array
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -45,6 +47,77 @@ class GapHistogram:
             if seen * 2 >= self.count:
                 return 2 ** ((index + 0.5) / HISTOGRAM_BINS_PER_OCTAVE)
         raise AssertionError("unreachable")
+
+
+@dataclass(eq=False)
+class RunningMoments:
+    """Welford's running mean and variance (constant memory, numerically stable); two are equal when
+    they agree to 1e-12 (batching changes the last bits)."""
+
+    count: int = 0
+    mean: float = 0.0
+    m2: float = 0.0
+
+    def add(self, value: float) -> None:
+        self.count += 1
+        delta = value - self.mean
+        self.mean += delta / self.count
+        self.m2 += delta * (value - self.mean)
+
+    def add_many(self, values: list[float]) -> None:
+        """A batch at once: its own two-pass mean and M2, merged (Chan et al. 1979), as exact as one by one."""
+        if not values:
+            return
+        count = len(values)
+        mean = math.fsum(values) / count
+        m2 = math.fsum((value - mean) ** 2 for value in values)
+        total = self.count + count
+        delta = mean - self.mean
+        self.m2 += m2 + delta * delta * self.count * count / total
+        self.mean += delta * count / total
+        self.count = total
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, RunningMoments) and self.count == other.count and all(
+            math.isclose(a, b, rel_tol=1e-12, abs_tol=1e-300) for a, b in ((self.mean, other.mean), (self.m2, other.m2)))
+
+    @property
+    def cv(self) -> float | None:
+        """Sample standard deviation / |mean|; None for fewer than 2 values or a zero mean."""
+        if self.count < 2 or self.mean == 0:
+            return None
+        return math.sqrt(max(self.m2, 0.0) / (self.count - 1)) / abs(self.mean)
+
+
+class ContentFingerprint:
+    """A digest of a stream's values with time offsets removed: two runs whose records are the
+    same apart from a shift in time have the same fingerprint (rubric r2, duplicates by content).
+    Each record is its time since the stream's first and its values, as float64 in record order,
+    so the digest does not depend on how the records were batched; a missing value is NaN."""
+
+    def __init__(self) -> None:
+        self._digest = hashlib.sha256()
+        self._origin_ns: int | None = None
+        self.count = 0
+
+    def add_many(self, times: list[int], *columns: list) -> None:
+        """A batch of records: their times and, per column, their values (None allowed)."""
+        if not times:
+            return
+        if self._origin_ns is None:
+            self._origin_ns = times[0]
+        origin = self._origin_ns
+        flat = array("d", [math.nan if value is None else value
+                           for row in zip([time_ns - origin for time_ns in times], *columns) for value in row])
+        self._digest.update(flat.tobytes())
+        self.count += len(times)
+
+    def hexdigest(self) -> str | None:
+        return self._digest.hexdigest() if self.count else None
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ContentFingerprint) and (self.count, self.hexdigest()) == (
+            other.count, other.hexdigest())
 
 
 @dataclass
@@ -132,11 +205,25 @@ class StepStream(Stream):
     step_index_backwards: int = 0
     peak_memory_bytes: int | None = None
     last_end_ns: int | None = None
+    durations: RunningMoments = field(default_factory=RunningMoments)
+    last_duration_s: float = 0.0
+    overlaps: int = 0
+    first_overlap_line: int | None = None
+    content: ContentFingerprint = field(default_factory=ContentFingerprint)
 
     def add_steps(self, records: list[models.StepRecord], lines: list[int | None]) -> None:
         """Account consecutive step records of this rank, in file order."""
-        self.add_times([record.start_unix_ns for record in records], lines)
-        for record in records:
+        starts = [record.start_unix_ns for record in records]
+        self.add_times(starts, lines)
+        self.content.add_many(starts, [record.step for record in records], [record.duration_s for record in records],
+                              [record.loss for record in records])
+        self.durations.add_many([record.duration_s for record in records if not record.warmup and not record.profiled])
+        slack_ns, slack_per_s = rubric.OVERLAP_SLACK_S * NS, rubric.OVERLAP_SLACK_FRACTION * NS
+        for record, line in zip(records, lines):
+            if self.last_end_ns is not None and \
+                    record.start_unix_ns < self.last_end_ns - slack_ns - slack_per_s * self.last_duration_s:
+                self.overlaps += 1
+                self.first_overlap_line = self.first_overlap_line or line
             if not record.warmup and not record.profiled:
                 self.measured += 1
                 self.measured_duration_s += record.duration_s
@@ -153,6 +240,7 @@ class StepStream(Stream):
             end = record.start_unix_ns + round(record.duration_s * NS)
             if self.last_end_ns is None or end > self.last_end_ns:
                 self.last_end_ns = end
+                self.last_duration_s = record.duration_s
 
 
 @dataclass
@@ -178,10 +266,16 @@ class SampleStream(Stream):
     previous_energy: float | None = None
     energy_decreases: int = 0
     maxima: dict[str, int] = field(default_factory=dict)
+    powers: RunningMoments = field(default_factory=RunningMoments)
+    content: ContentFingerprint = field(default_factory=ContentFingerprint)
 
     def add_powers(self, records: list[models.PowerSample], lines: list[int | None]) -> None:
         """Account consecutive power samples of this stream, in file order."""
         self.add_times([record.time_unix_ns for record in records], lines)
+        powered = [record for record in records if record.power_w is not None]
+        watts = [record.power_w for record in powered]
+        self.powers.add_many(watts)
+        self.content.add_many([record.time_unix_ns for record in powered], watts)
         for record in records:
             self._add_power(record)
 

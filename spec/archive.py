@@ -15,7 +15,6 @@ import gzip
 import io
 import os
 import re
-import shutil
 import tarfile
 import tempfile
 import zlib

@@ -34,7 +34,7 @@ from pydantic import (
 
 
 metamodel_version = "1.12.0"
-version = "1.1.0"
+version = "1.2.0"
 
 
 class ValueEnum(Enum):
@@ -790,6 +790,28 @@ class IdleSubtractionMethod(str, ValueEnum):
     """
 
 
+class BundleProvenance(str, ValueEnum):
+    """
+    What a bundle says of its own origin. Added in 1.2.0. A bundle can always say less of itself: `synthetic` is acted on (never ranked); the scorer derives measured, imported or declared from the bundle's contents and does not take the bundle's word for them.
+    """
+    synthetic = "synthetic"
+    """
+    Made up, not measured: the standard's examples, test fixtures, demonstrations. Never ranked by a registry.
+    """
+    measured = "measured"
+    """
+    Written by a measuring tool (trainmark's runner or trainmark.track) while training ran.
+    """
+    imported = "imported"
+    """
+    Converted from third-party logs kept under source/.
+    """
+    declared = "declared"
+    """
+    Typed in or produced by other means.
+    """
+
+
 class SourceIssueCode(str, ValueEnum):
     """
     Kinds of problems an importer meets in third-party data. Added in 1.1.0.
@@ -828,15 +850,15 @@ class SourceIssueCode(str, ValueEnum):
     """
     duplicate_file = "duplicate-file"
     """
-    Two originals are byte-identical copies; the source's own rules count both, trainmark's statistics count one. Added in 1.1.0.
+    Two originals are byte-identical copies; the source's own rules count both, trainmark's statistics count one. Added in 1.2.0.
     """
     undefined_value = "undefined-value"
     """
-    A figure the source's own rules define is undefined for this data (e.g. a division by a measurement window of zero length); it is null with the reason. Added in 1.1.0.
+    A figure the source's own rules define is undefined for this data (e.g. a division by a measurement window of zero length); it is null with the reason. Added in 1.2.0.
     """
     excluded_data = "excluded-data"
     """
-    Data the original carries that the source's own official figure leaves out by rule (e.g. power readings of a network switch); kept, and never added to that figure. Added in 1.1.0.
+    Data the original carries that the source's own official figure leaves out by rule (e.g. power readings of a network switch); kept, and never added to that figure. Added in 1.2.0.
     """
 
 
@@ -1243,6 +1265,7 @@ class Manifest(ConfiguredBaseModel):
     runs: list[Run] = Field(default=..., description="""The independent runs of this configuration (at least three for statistics).""", min_length=1, json_schema_extra = { "linkml_meta": {'domain_of': ['Manifest']} })
     calibration: Optional[CalibrationComparison] = Field(default=None, description="""How this bundle's runs compare with a calibration record made earlier on the same hardware with the same configuration (trainmark calibrate). Added in 1.1.0.""", json_schema_extra = { "linkml_meta": {'domain_of': ['Manifest', 'Methodology']} })
     source: Optional[SourceProvenance] = Field(default=None, description="""For a bundle converted from another format (trainmark import): what it came from, the originals kept under source/, and every problem the conversion met. Added in 1.1.0.""", json_schema_extra = { "linkml_meta": {'domain_of': ['Measurement', 'Manifest', 'PeakFlops', 'Dataset', 'Channel']} })
+    provenance: Optional[BundleProvenance] = Field(default=None, description="""What the bundle says of its own origin; `synthetic` for made-up bundles such as the standard's examples, which are never ranked. Added in 1.2.0.""", json_schema_extra = { "linkml_meta": {'domain_of': ['Manifest']} })
     files: list[FileEntry] = Field(default=..., description="""Every file of the bundle except manifest.json, with its digest.""", json_schema_extra = { "linkml_meta": {'domain_of': ['Manifest', 'SourceProvenance']} })
 
 
@@ -1298,7 +1321,7 @@ class SourceProvenance(ConfiguredBaseModel):
     origin: Optional[str] = Field(default=None, description="""Where the originals were taken from (repository, commit, path), where known.""", json_schema_extra = { "linkml_meta": {'domain_of': ['SourceProvenance']} })
     files: Optional[list[str]] = Field(default=None, description="""The originals, kept byte for byte under source/.""", json_schema_extra = { "linkml_meta": {'domain_of': ['Manifest', 'SourceProvenance']} })
     parameters: Optional[list[Hyperparameter]] = Field(default=None, description="""Numbers of the original that have no field of their own (e.g. MLPerf's scaling_factor).""", json_schema_extra = { "linkml_meta": {'domain_of': ['SourceProvenance']} })
-    reported: Optional[list[Metric]] = Field(default=None, description="""The figures the source's own authority publishes for this result, computed by its published rules (e.g. MLCommons' olympic time to train and energy, times the scaling factor), kept beside trainmark's own statistics and never replacing them. Each says its rule in `source` and, in `note`, what the figure covers. Added in 1.1.0.""", json_schema_extra = { "linkml_meta": {'domain_of': ['SourceProvenance']} })
+    reported: Optional[list[Metric]] = Field(default=None, description="""The figures the source's own authority publishes for this result, computed by its published rules (e.g. MLCommons' olympic time to train and energy, times the scaling factor), kept beside trainmark's own statistics and never replacing them. Each says its rule in `source` and, in `note`, what the figure covers. Added in 1.2.0.""", json_schema_extra = { "linkml_meta": {'domain_of': ['SourceProvenance']} })
     issues: Optional[list[SourceIssue]] = Field(default=None, json_schema_extra = { "linkml_meta": {'domain_of': ['SourceProvenance']} })
 
 
@@ -1312,7 +1335,7 @@ class SourceIssue(ConfiguredBaseModel):
     file: str = Field(default=..., description="""The original (under source/) where the problem is.""", json_schema_extra = { "linkml_meta": {'domain_of': ['SourceIssue']} })
     line: Optional[int] = Field(default=None, description="""The 1-based line of that file, where there is one.""", ge=1, le=9007199254740991, json_schema_extra = { "linkml_meta": {'domain_of': ['SourceIssue'], 'unit': {'ucum_code': '1'}} })
     pointer: Optional[str] = Field(default=None, description="""JSON pointer inside that line's (or file's) JSON, where there is one.""", json_schema_extra = { "linkml_meta": {'domain_of': ['SourceIssue']} })
-    count: Optional[int] = Field(default=None, description="""How many times the problem occurs in that file (`line` is the first occurrence); absent means once. A problem repeated on every line is one issue with a count. Added in 1.1.0.""", ge=1, le=9007199254740991, json_schema_extra = { "linkml_meta": {'domain_of': ['SourceIssue'], 'unit': {'ucum_code': '1'}} })
+    count: Optional[int] = Field(default=None, description="""How many times the problem occurs in that file (`line` is the first occurrence); absent means once. A problem repeated on every line is one issue with a count. Added in 1.2.0.""", ge=1, le=9007199254740991, json_schema_extra = { "linkml_meta": {'domain_of': ['SourceIssue'], 'unit': {'ucum_code': '1'}} })
     message: str = Field(default=..., json_schema_extra = { "linkml_meta": {'domain_of': ['SourceIssue']} })
 
 

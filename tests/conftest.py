@@ -46,11 +46,13 @@ def store(registry_url: str, tmp_path: Path):
 
 @pytest.fixture(scope="session")
 def archives(tmp_path_factory) -> dict[str, Path]:
-    """Archived bundles: the two examples and variants of the CPU one (other submitters, fewer runs)."""
+    """Archived bundles: the two examples as a submitter would send them (without the synthetic marker)
+    and variants of the CPU one (other submitters, fewer runs)."""
     from tests.registry_bundles import CPU, GPU, archive, variant
 
     folder = tmp_path_factory.mktemp("archives")
-    made = {"gpu": archive(GPU, folder / "gpu.tar.gz"), "cpu": archive(CPU, folder / "cpu.tar.gz")}
+    made = {"gpu": archive(variant(GPU, folder / "gpu"), folder / "gpu.tar.gz"),
+            "cpu": archive(variant(CPU, folder / "cpu"), folder / "cpu.tar.gz")}
     made["cpu-two-runs"] = archive(variant(CPU, folder / "two", submitter="Lab Two", keep_runs=2),
                                    folder / "two.tar.gz")
     made["cpu-script"] = archive(variant(CPU, folder / "script", submitter="<script>alert(1)</script> Lab",

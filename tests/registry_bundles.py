@@ -16,11 +16,15 @@ CPU = EXAMPLES / "valid" / "cpu-tiny"
 
 
 def variant(source: Path, destination: Path, *, submitter: str | None = None, description: str | None = None,
-            keep_runs: int | None = None, supersedes: str | None = None) -> Path:
-    """A copy of a bundle with another submitter, description or fewer runs; the id changes with it."""
+            keep_runs: int | None = None, supersedes: str | None = None, synthetic: bool = False) -> Path:
+    """A copy of a bundle with another submitter, description or fewer runs; the id changes with it.
+    Unless `synthetic`, the copy drops the examples' `provenance: synthetic` marker, as a submitter's
+    bundle would not have it (a synthetic bundle is never ranked)."""
     root = copy_bundle(source, destination)
 
     def change(manifest: dict) -> None:
+        if not synthetic:
+            manifest.pop("provenance", None)
         if submitter is not None:
             manifest["submitter"] = {**manifest.get("submitter", {}), "name": submitter}
         if description is not None:

@@ -147,7 +147,8 @@ def test_score_json_and_exit_codes(tmp_path):
     result = runner.invoke(app, ["score", str(CPU), "--json"])
     assert result.exit_code == 0
     report = json.loads(result.output)
-    assert report["rubric_version"] == "r1" and report["ranked"] is True
+    assert report["rubric_version"] == "r2" and report["provenance"] in ("declared", "synthetic")
+    assert json.loads(runner.invoke(app, ["score", str(CPU), "--json", "--rubric", "r1"]).output)["ranked"] is True
     assert 0 <= report["score"] <= 1
     assert runner.invoke(app, ["score", str(CPU), "--rubric", "r9"]).exit_code == 2
     (tmp_path / "empty").mkdir()
@@ -158,7 +159,7 @@ def test_score_json_and_exit_codes(tmp_path):
 
 
 def test_score_human_output_groups_findings(tmp_path):
-    output = runner.invoke(app, ["score", str(CPU)]).output
+    output = runner.invoke(app, ["score", str(CPU), "--rubric", "r1"]).output
     assert output.startswith("score 0.")
     assert re.search(r"gate integrity +pass", output) and re.search(r"badges +Reproduced", output)
     assert "warnings (" in output and "missing-sensor" in output and "infos (" in output

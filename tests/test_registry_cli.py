@@ -14,7 +14,7 @@ import time
 import httpx
 import pytest
 
-from tests.registry_bundles import CPU, GPU
+from tests.registry_bundles import CPU, GPU, variant
 
 
 def trainmark(*arguments: str, env: dict | None = None, check: bool = True) -> subprocess.CompletedProcess:
@@ -30,21 +30,27 @@ def registry(tmp_path) -> dict:
     """TRAINMARK_DB / TRAINMARK_BLOBS of an initialized SQLite registry."""
     env = {"TRAINMARK_DB": f"sqlite:///{tmp_path / 'reg' / 'registry.db'}", "TRAINMARK_BLOBS": str(tmp_path / 'blobs')}
     out = trainmark("registry", "init", env=env)
-    assert "at schema revision 0002" in out.stdout
+    assert "at schema revision 0003" in out.stdout
     assert trainmark("registry", "upgrade", env=env).returncode == 0  # safe to run again
     return env
 
 
-def test_submit_into_a_database_and_print_the_board(registry):
-    first = json.loads(trainmark("submit", str(CPU), "--json", env=registry).stdout)
+def test_submit_into_a_database_and_print_the_board(registry, tmp_path):
+    cpu, gpu = variant(CPU, tmp_path / "cpu"), variant(GPU, tmp_path / "gpu")  # without the synthetic marker
+    first = json.loads(trainmark("submit", str(cpu), "--json", env=registry).stdout)
     assert set(first) == {"id", "score", "ranked", "findings"}
-    again = trainmark("submit", str(CPU), env=registry).stdout
+    again = trainmark("submit", str(cpu), env=registry).stdout
     assert "already in the registry" in again and first["id"] in again
-    trainmark("submit", str(GPU), env=registry)
+    trainmark("submit", str(gpu), env=registry)
+    synthetic = json.loads(trainmark("submit", str(GPU), "--json", env=registry).stdout)
+    assert synthetic["ranked"] is False  # the example as it is says synthetic
     board = json.loads(trainmark("leaderboard", "--json", env=registry).stdout)
     assert [row["device_model"] for row in board] == ["NVIDIA H100 80GB HBM3", "AMD EPYC 7B13"]
+    assert [row["workload"] for row in board] == ["gpt2-124m / openwebtext-10k / bf16_autocast",
+                                                  "tiny / trainmark-sample-text / fp32"]
     printed = trainmark("leaderboard", env={**registry, "COLUMNS": "200"}).stdout
     assert "trainmark leaderboard" in printed and "NVIDIA H100" in printed
+    assert "workload: gpt2-124m / openwebtext-10k / bf16_autocast" in printed and "declared" in printed
     assert "hardware" in printed and "steps/s (95 % low)" in printed  # a table: every cell fits whole
     for width in (100, 80):  # a terminal's usual width: one block per entry, nothing cut off or past the edge
         narrow = trainmark("leaderboard", env={**registry, "COLUMNS": str(width)}).stdout

@@ -144,11 +144,16 @@ def test_keys_are_stored_hashed_and_checked(store):
     assert key not in json.dumps(stored.model_dump(), default=str)
 
 
-def test_the_board_ranks_by_score_then_bound_and_filters(store, archives):
+def test_the_board_ranks_within_a_workload_by_bound_and_filters(store, archives):
     ids = {name: store.submit(archives[name], None).id for name in ("gpu", "cpu", "cpu-two-runs", "cpu-script")}
     board = store.leaderboard(BoardQuery(include_unranked=True)).rows
-    keys = [(row["score"], row["steps_per_second_low"] or -1e300) for row in board]
-    assert keys == sorted(keys, reverse=True)
+    keys = [(row["workload"], -(row["steps_per_second_low"] or -1e300), -row["score"]) for row in board]
+    assert keys == sorted(keys)
+    assert [row["workload"] for row in board] == ["gpt2-124m / openwebtext-10k / bf16_autocast"] + [
+        "tiny / trainmark-sample-text / fp32"] * 3
+    assert {row["provenance"] for row in board} == {"declared"}
+    trust = store.leaderboard(BoardQuery(sort="trust", include_unranked=True)).rows
+    assert [(row["trust_sort"] if "trust_sort" in row else 1) for row in trust] == [1] * 4
     assert {row["id"] for row in board} == set(ids.values())
     gpu_only = store.leaderboard(BoardQuery(device_model="NVIDIA H100 80GB HBM3", include_unranked=True)).rows
     assert [row["id"] for row in gpu_only] == [ids["gpu"]]
@@ -164,7 +169,7 @@ def test_the_board_ranks_by_score_then_bound_and_filters(store, archives):
     assert energy[0]["energy_per_step"] is not None or energy[0]["score"] > energy[1]["score"]
 
 
-@pytest.mark.parametrize("sort", ["rank", "score", "created_at", "submitter"])
+@pytest.mark.parametrize("sort", ["rank", "score", "trust", "created_at", "submitter"])
 def test_cursor_pages_cover_the_board_once(store, archives, sort):
     for name in ("gpu", "cpu", "cpu-two-runs", "cpu-script"):
         store.submit(archives[name], None)

@@ -230,8 +230,10 @@ def test_calibrate_then_compare(tmp_path):
     steps = deviations["steps_per_second"]
     assert steps.within_margin == (abs(steps.deviation_percent) <= steps.margin_percent)
     assert steps.margin_percent > 0
-    score = score_bundle(tmp_path / "checked")
+    score = score_bundle(tmp_path / "checked", "r1")  # r1 trusts the bundle's own comparison
     assert ("Calibrated" in score.badges) == all(d.within_margin for d in manifest.calibration.deviations)
+    current = score_bundle(tmp_path / "checked")  # r2: only a calibration the registry holds counts
+    assert "Calibrated" not in current.badges and "calibration-unverified" in {f.code for f in current.findings}
 
     other = build_config("tiny", overrides={**config.as_dict(), "learning_rate": 1e-3})
     with pytest.raises(Exception, match="configuration differs"):

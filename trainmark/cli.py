@@ -218,13 +218,15 @@ def calibrate(
 
 class Rubric(str, Enum):
     r1 = "r1"
+    r2 = "r2"
 
 
 @app.command()
 def score(
     path: Annotated[Path, typer.Argument(help="A bundle directory or .tar.gz archive.", callback=_existing)],
     as_json: Annotated[bool, typer.Option("--json", help="Print the score report as JSON.")] = False,
-    rubric: Annotated[Rubric, typer.Option(help="The rubric version to score with.")] = Rubric.r1,
+    rubric: Annotated[Rubric, typer.Option(help="The rubric version to score with (r2, the current one, by "
+                                                "default; r1 reproduces earlier scores).")] = Rubric.r2,
 ) -> None:
     """Compute the reproducibility score: gates, fidelity F, completeness H, confidence C, badges.
 
@@ -253,6 +255,9 @@ def _render_score(report) -> None:
     ranked = "[green]ranked[/green]" if report.ranked else "[red]not ranked[/red] (a gate failed)"
     console.print(f"[bold]score {report.score:.3f}[/bold]  {ranked}  rubric {report.rubric_version}")
     fields = [("bundle", report.bundle_id)]
+    if report.provenance:
+        fields.append(("provenance", _plain(report.provenance)))
+    fields += [("not ranked because", _plain(gate.message)) for gate in report.gates if not gate.passed]
     for letter, name in (("F", "fidelity"), ("H", "completeness")):
         parts = ", ".join(f"{part} {'n/a' if value is None else f'{value:.3f}'}"
                           for part, value in report.components[name].items())
@@ -604,6 +609,30 @@ def registry_upgrade(db: DbOption = None, blobs: BlobsOption = None) -> None:
     _migrate(db, blobs)
 
 
+@registry_app.command("rescore")
+def registry_rescore(
+    db: DbOption = None, blobs: BlobsOption = None,
+    rubric: Annotated[Rubric, typer.Option(help="The rubric to score every submission under.")] = Rubric.r2,
+) -> None:
+    """Score every submission again under the current rubric (or the one named) from its stored
+    bundle; the reports under earlier rubrics are kept, the board shows the new scores.
+
+    Example: trainmark registry rescore --db sqlite:///registry/registry.db --blobs registry/blobs
+    """
+    store = _open_store(db, blobs)
+    try:
+        changes = store.rescore(rubric.value)
+    finally:
+        store.close()
+    console = _console()
+    for change in changes:
+        old, new = change["old"], change["new"]
+        console.print(f"{change['id'][:12]}  {old['rubric_version']} {old['score']:.3f}"
+                      f"{'' if old['ranked'] else ' (not ranked)'} -> {new['rubric_version']} {new['score']:.3f}"
+                      f"{'' if new['ranked'] else ' (not ranked)'}")
+    console.print(f"{len(changes)} submission(s) scored under {rubric.value}")
+
+
 def _migrate(db: str | None, blobs: Path | None) -> None:
     from trainmark.registry.blobs import BlobStore
     from trainmark.registry.database import default_blobs, default_url, upgrade
@@ -801,7 +830,8 @@ def leaderboard(
     limit: Annotated[int, typer.Option(min=1, max=100, help="How many entries.")] = 20,
     as_json: Annotated[bool, typer.Option("--json", help="Print the entries as JSON.")] = False,
 ) -> None:
-    """Print the leaderboard: ranked by score, then by the 95 % bound of the efficiency metric.
+    """Print the leaderboard, one table per workload (model, dataset or benchmark, precision), ranked
+    within it by the 95 % bound of the efficiency metric; trust tier and score in their own columns.
 
     Example: trainmark leaderboard --metric flops_per_joule
     """
@@ -820,7 +850,8 @@ def leaderboard(
 
 
 def _render_board(rows: list[dict], metric: str) -> None:
-    """The board as a table when it fits the terminal whole, else one block per entry."""
+    """The board, one table per workload (rows come workload by workload, ranked within it): a
+    table when it fits the terminal whole, else one block per entry."""
     from trainmark.spec.units import human, si
     from trainmark.terminal import Column, bound, field_lines, print_table, table_fits
 
@@ -831,32 +862,44 @@ def _render_board(rows: list[dict], metric: str) -> None:
 
     def shown(row: dict, compact: bool) -> str:
         value, limit_value = row[metric], row[f"{metric}_{side}"]
-        if value is None:
-            return "not measured"
-        if compact:  # the unit is in the column's header
-            return si(value) + ("" if limit_value is None else f" ({si(max(0.0, limit_value))})")
-        return human(value, unit) + ("" if limit_value is None else f" (95 % {side} {bound(limit_value, unit)})")
+        text = "not measured" if value is None else (
+            si(value) + ("" if limit_value is None else f" ({si(max(0.0, limit_value))})") if compact  # unit in header
+            else human(value, unit) + ("" if limit_value is None else f" (95 % {side} {bound(limit_value, unit)})"))
+        if row.get("time_to_train") is not None:  # an MLPerf result: what it is judged by
+            text += f"; time to train {human(row['time_to_train'], 's')}" + (
+                "" if row.get("energy_to_train") is None else f", energy {human(row['energy_to_train'], 'J')}")
+        return text
 
-    title = f"trainmark leaderboard: {short}, ranked by score, then by the 95 % {side} bound"
-    table_rows = [[str(position) if row["ranked"] else "-", _plain(row["submitter"]), _plain(row["model_name"]),
-                   _plain(f"{row['device_count']} x {row['device_model']}"), _plain(row["precision"]),
-                   f"{row['score']:.3f}", _plain(shown(row, True)), _plain(", ".join(row["badges"]) or "-"),
-                   _plain(row["missing"] or "-")] for position, row in enumerate(rows, start=1)]
-    columns = ["#", "submitter", "model", "hardware", "precision", Column("score", True),
-               Column(f"{short} (95 % {side})", True), "badges", "missing"]
+    console.print(_plain(f"trainmark leaderboard: ranked within each workload by {short} (95 % {side} bound)"))
     if not rows:
         console.print("no entries yet: trainmark submit BUNDLE --db ... adds one")
         return
-    if table_fits(console, columns, table_rows):
-        print_table(console, columns, table_rows, title=title)
-        return
-    console.print(f"[bold]{_plain(title)}[/bold]")
-    for cells, row in zip(table_rows, rows):
-        position = cells[0] + "." if row["ranked"] else "- (not ranked)"
-        console.print(f"[bold]{position} {cells[2]}, {cells[4]}, on {cells[3]}[/bold]")
-        field_lines(console, [("submitter", cells[1]), ("score", cells[5]), (short, _plain(shown(row, False))),
-                              ("badges", cells[7]),
-                              ("missing", cells[8])], indent=4)
+    workloads: dict[str, list[dict]] = {}
+    for row in rows:
+        workloads.setdefault(row["workload"], []).append(row)
+    columns = ["#", "submitter", "model", "hardware", "precision", "trust", Column("score", True),
+               Column(f"{short} (95 % {side})", True), "badges", "missing"]
+    for workload, entries in workloads.items():
+        title = f"workload: {workload or 'not recorded (run trainmark registry rescore)'}"
+        positions, position = [], 0
+        for row in entries:
+            position += row["ranked"]
+            positions.append(str(position) if row["ranked"] else "-")
+        table_rows = [[number, _plain(row["submitter"]), _plain(row["model_name"]),
+                       _plain(f"{row['device_count']} x {row['device_model']}"), _plain(row["precision"]),
+                       _plain(row["provenance"] or "-"), f"{row['score']:.3f}", _plain(shown(row, True)),
+                       _plain(", ".join(row["badges"]) or "-"), _plain(row["missing"] or "-")]
+                      for number, row in zip(positions, entries)]
+        if table_fits(console, columns, table_rows):
+            print_table(console, columns, table_rows, title=_plain(title))
+            continue
+        console.print(f"[bold]{_plain(title)}[/bold]")
+        for cells, row in zip(table_rows, entries):
+            heading = cells[0] + "." if row["ranked"] else "- (not ranked)"
+            console.print(f"[bold]{heading} {cells[2]}, {cells[4]}, on {cells[3]}[/bold]")
+            field_lines(console, [("submitter", cells[1]), ("trust", cells[5]), ("score", cells[6]),
+                                  (short, _plain(shown(row, False))), ("badges", cells[8]),
+                                  ("missing", cells[9])], indent=4)
 
 
 # ---------------------------------------------------------------- bundle

@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import shutil
 import signal
 import socket
 import stat
@@ -24,7 +23,7 @@ from trainmark.registry.database import upgrade
 from trainmark.registry.store import RegistryLimits, Store, SubmissionRejected
 from trainmark.registry.tables import AuditEvent
 from trainmark.spec.archive import pack
-from tests.bundles import copy_bundle, edit_manifest, reseal
+from tests.bundles import copy_bundle, edit_manifest
 from tests.live_server import LiveServer
 from tests.registry_bundles import CPU, archive, variant
 

@@ -4,8 +4,6 @@ refuses while anything still writes the bundle and can be run again."""
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
 import time
