@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_OUT := demo-output
 
-.PHONY: setup demo test spec examples bench clean
+.PHONY: setup demo test test-fast spec examples bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit("trainmark needs Python >= 3.11.4, found " + sys.version.split()[0]) if sys.version_info < (3, 11, 4) else None'
@@ -49,6 +49,11 @@ demo: $(STAMP)
 test: $(STAMP)
 	tools/test-prerequisites
 	$(BIN)/python -m pytest
+
+## Everything but the tests that train a model for real (pytest -m "not training").
+test-fast: $(STAMP)
+	tools/test-prerequisites
+	$(BIN)/python -m pytest -m "not training"
 
 ## Regenerate the models, constraint tables, JSON Schemas and the field reference from the schema.
 spec: $(STAMP)

@@ -25,6 +25,8 @@ import pytest
 
 from tests.bundles import MLPERF_DATA, REPO
 
+pytestmark = pytest.mark.training  # trains for real: left out of make test-fast
+
 SHORT_TRAINING = ["--set", "max_steps=3", "--set", "idle_seconds=0", "--repeats", "2"]
 
 

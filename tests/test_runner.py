@@ -21,6 +21,8 @@ from trainmark.spec.validate import validate_bundle
 from tests.bundles import REPO
 from tests.gpu_recording import write_recording
 
+pytestmark = pytest.mark.training  # trains for real: left out of make test-fast
+
 SHORT = {"max_steps": 24, "idle_seconds": 1.0}
 
 # Every metric DESIGN section 1 names; each must be reported, measured or null with a reason.

@@ -28,6 +28,8 @@ from trainmark.spec.validate import validate_bundle
 from tests.bundles import EXAMPLES
 from tests.processes import default_sigint
 
+pytestmark = pytest.mark.training  # trains for real: left out of make test-fast
+
 SWEEP_KNOBS = ["--set", "max_steps=20", "--set", "idle_seconds=1", "--repeats", "2"]
 POINTS = ("precision=fp32", "precision=bf16_autocast")
 

@@ -16,6 +16,8 @@ from trainmark.spec.errors import TrainmarkError
 from trainmark.spec.validate import validate_bundle
 from tests.bundles import REPO
 
+pytestmark = pytest.mark.training  # trains for real: left out of make test-fast
+
 RUN = [sys.executable, "-m", "trainmark", "run", "--preset", "tiny", "--repeats", "2", "--set", "max_steps=2000",
        "--set", "idle_seconds=0"]
 
