@@ -864,7 +864,7 @@ class Store:
 
 
 def _cursor_key_value(value, column):
-    """A cursor value as its column's type: a finite float, an aware datetime, or a short string."""
+    """A cursor value as its column's type: a finite float, a 64-bit integer, an aware datetime, or a short string."""
     kind = datetime if column.key == "created_at" else column.type.python_type
     problem = "the cursor does not fit this sort; start from the first page"
     if kind is float:
@@ -877,6 +877,10 @@ def _cursor_key_value(value, column):
         if not math.isfinite(number):
             raise QueryInvalid(problem)
         return number
+    if kind is int:
+        if isinstance(value, bool) or not isinstance(value, int) or not -(1 << 63) <= value < (1 << 63):
+            raise QueryInvalid(problem)
+        return value
     if not isinstance(value, str) or len(value) > 512 or "\x00" in value:
         raise QueryInvalid(problem)
     if kind is datetime:

@@ -35,8 +35,8 @@ def test_the_cpu_example_loses_its_tier_points_to_the_missing_energy_sensor():
     expected = 100 * rubric.SCORE_WEIGHTS["fidelity"] * rubric.FIDELITY_WEIGHTS["tier"]  # tier is 0: all of it
     assert tier.value == 0 and tier.points == pytest.approx(expected)
     assert {finding["code"] for finding in tier.findings} == {"missing-sensor"} and len(tier.findings) == 3
-    result = CliRunner().invoke(app, ["score", str(cpu), "--json"])
+    result = CliRunner().invoke(app, ["score", str(cpu), "--rubric", "r1", "--json"])
     assert json.loads(result.output)["advice"][0]["part"] == "tier"
-    text = CliRunner().invoke(app, ["score", str(cpu)]).output
+    text = CliRunner().invoke(app, ["score", str(cpu), "--rubric", "r1"]).output
     assert "what would raise this score" in text and f"+{expected:.1f}" in text
     assert "3 x missing-sensor, about 2.33 each" in text

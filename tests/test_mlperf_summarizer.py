@@ -381,7 +381,11 @@ def test_bundle_show_puts_mlcommons_figures_beside_the_runs(tmp_path):
     result = CliRunner().invoke(app, ["bundle", "show", str(tmp_path / "out")], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     [line] = [line for line in result.output.splitlines() if line.startswith("reported")]
-    assert "time_to_train 679.5 s" in line and "total_energy 6.114e+06 J" in line
+    assert "time_to_train 11 min 19 s" in line and "total_energy 6.11 MJ (1.7 kWh)" in line  # human units
+    shown = json.loads(CliRunner().invoke(app, ["bundle", "show", str(tmp_path / "out"), "--json"]).output)
+    reported = shown["reported"]  # the exact figures are in --json
+    assert reported["time_to_train"]["value"] == pytest.approx(679.5, rel=1e-3)
+    assert reported["total_energy"]["value"] == pytest.approx(6.114e6, rel=1e-3)
 
 
 def test_a_link_among_the_originals_is_refused_and_leaves_nothing(tmp_path):

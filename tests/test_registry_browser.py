@@ -101,7 +101,7 @@ def browser_without_javascript():
 def board_rows(driver: WebDriver) -> list[dict]:
     """The board's rows as the page shows them: bundle id (from the link), rank cell, submitter, score."""
     rows = []
-    for row in driver.find_elements(By.CSS_SELECTOR, "table.board tbody tr"):
+    for row in driver.find_elements(By.CSS_SELECTOR, "table.board tbody tr:not(.workload)"):
         link = row.find_element(By.CSS_SELECTOR, "a.entry")
         cells = row.find_elements(By.TAG_NAME, "td")
         rows.append({"id": urlsplit(link.get_attribute("href")).path.removeprefix("/submissions/"),
@@ -211,6 +211,9 @@ def test_the_board_lists_submissions_in_rank_order(registry, browser):
     assert (ranked[1]["score"], ranked[1]["steps_per_second_low"]) == \
         (ranked[2]["score"], ranked[2]["steps_per_second_low"])
     assert [row["rank"] for row in shown] == ["1", "1=", "1=", "3"]
+    headings = [cell.text for cell in browser.find_elements(By.CSS_SELECTOR, "table.board tr.workload th")]
+    assert headings == ["workload: gpt2-124m / openwebtext-10k / bf16_autocast",
+                        "workload: tiny / trainmark-sample-text / fp32"]  # one heading over each workload's rows
     assert all("ranked" in row["classes"] for row in shown)
     assert shown[0]["id"] == ids["gpu"] and shown[0]["hardware"] == "2 × NVIDIA H100 80GB HBM3"
     assert shown[-1]["submitter"] == "Lab Two"

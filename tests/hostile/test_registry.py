@@ -64,7 +64,7 @@ def cursor(values) -> str:
 
 HOSTILE_BOARD_QUERIES = [
     {"device_count": "9" * 26},
-    {"cursor": cursor([10**400, 1.0, "a"])},
+    {"cursor": cursor(["tiny / trainmark-sample-text / fp32", 10**400, 1.0, "a"])},  # the rank sort's four keys
     {"sort": "created_at", "cursor": cursor(["2026-13-45T99:00:00+00:00", "a" * 64])},
     {"sort": "created_at", "cursor": cursor(["2026-01-01T00:00:00", "a" * 64])},
     {"sort": "created_at", "cursor": cursor([0.8341, "a" * 64])},
@@ -94,9 +94,11 @@ def test_hostile_board_queries_get_400_not_500(service, archives, params):
 def test_a_cursor_with_a_huge_integer_is_read_as_a_position(service, archives):
     url, store, key = service
     assert post(url, key, archives["cpu"].read_bytes()).status_code == 201
-    above_all = httpx.get(f"{url}/api/v1/leaderboard", params={"cursor": cursor([10**30, 1.0, "a" * 64])})
+    workload = httpx.get(f"{url}/api/v1/leaderboard").json()["rows"][0]["workload"]
+    # the rank sort's keys: workload, the metric's bound, score, id; the bound is the huge integer
+    above_all = httpx.get(f"{url}/api/v1/leaderboard", params={"cursor": cursor([workload, 10**30, 1.0, "a" * 64])})
     assert above_all.status_code == 200 and len(above_all.json()["rows"]) == 1  # once a 500 (SQL overflow)
-    below_all = httpx.get(f"{url}/api/v1/leaderboard", params={"cursor": cursor([-10**30, 1.0, "a" * 64])})
+    below_all = httpx.get(f"{url}/api/v1/leaderboard", params={"cursor": cursor([workload, -10**30, 1.0, "a" * 64])})
     assert below_all.status_code == 200 and below_all.json()["rows"] == []
 
 
