@@ -23,7 +23,8 @@ from trainmark.reference_runner.sensors import (CudaMemoryProbe, MemoryProbe, Nv
                                       rapl_packages)
 from trainmark.spec.errors import SensorUnavailable
 
-PRECISION_FORMAT = {"fp32": "fp32", "bf16_autocast": "bf16", "fp16_autocast": "fp16"}
+PRECISION_FORMAT = {"fp32": "fp32", "bf16_autocast": "bf16", "fp16_autocast": "fp16", "bf16": "bf16", "fp16": "fp16",
+                    "tf32": "tf32", "fp64": "fp64"}
 """The number format that dominates matrix-multiply time under each precision policy."""
 
 # Dense peak throughput (no sparsity) per number format, from NVIDIA's datasheets and whitepapers.

@@ -33,6 +33,7 @@ if TYPE_CHECKING:  # the names as type checkers and IDEs see them
     from trainmark.spec.bundle import BundleWriter, finalize
     from trainmark.spec.errors import TrainmarkError
     from trainmark.api import score, validate
+    from trainmark.reference_runner.track import track
 
 __version__ = producer_version()
 
@@ -44,6 +45,7 @@ __all__ = [
     "open_bundle",
     "pack",
     "score",
+    "track",
     "validate",
 ]
 
@@ -57,6 +59,7 @@ _HOMES = {
     "pack": "trainmark.api",
     "score": "trainmark.api",
     "validate": "trainmark.api",
+    "track": "trainmark.reference_runner.track",
 }
 
 

@@ -1,0 +1,820 @@
+"""`trainmark.track`: measure your own training loop, by the code that measures the reference runner.
+
+    import trainmark
+
+    with trainmark.track(model=model, batch_size=64, submitter="me", out="bundle/") as run:
+        for inputs, targets in loader:
+            with run.step(samples=64) as step:
+                with step.phase("forward"):
+                    loss = loss_fn(model(inputs), targets)
+                with step.phase("backward"):
+                    loss.backward()
+                with step.phase("optimizer"):
+                    opt.step(); opt.zero_grad()
+                step.loss = loss.item()
+
+The system and software probe (reference_runner/metadata.py), the device backends and sensors
+(devices.py, sensors.py), the sampler thread (sampler.py), the per-stage accounting
+(measurements.py), the profiler and allocator windows (profiling.py), the run summary
+(summary.py) and the bundle README (readme.py) are the reference runner's own; this module only
+drives them from the user's loop. Where the bundle goes: `out=`, else the environment that
+`trainmark repeat` sets (TRAINMARK_BUNDLE, TRAINMARK_RUN_ID, TRAINMARK_SEED); under `repeat` the
+manifest is written by `repeat` after the last run, otherwise by this run when it ends.
+
+Measurement boundaries: a step runs from `run.step()` entering to its exit; each phase from
+`step.phase(name)` entering to its exit. Each boundary synchronizes the device (so a duration is
+the device's work) and resets the peak-memory window. Loss, learning rate and the profiler's
+bookkeeping are read after the step's clock stopped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("KINETO_LOG_LEVEL", "5")  # the profiler's start/stop chatter on stderr
+
+import torch  # noqa: E402
+import torch.distributed as dist  # noqa: E402
+from torch.optim.optimizer import register_optimizer_step_post_hook  # noqa: E402
+
+from trainmark.reference_runner import metadata  # noqa: E402
+from trainmark.reference_runner.devices import CpuBackend, CudaBackend, DeviceBackend  # noqa: E402
+from trainmark.reference_runner.measurements import STAGES, RankMeasurements, StageTotals  # noqa: E402
+from trainmark.reference_runner.model import parameter_counts  # noqa: E402
+from trainmark.reference_runner.profiling import AllocationWindow, KernelWindow  # noqa: E402
+from trainmark.reference_runner.readme import bundle_readme  # noqa: E402
+from trainmark.reference_runner.sampler import Phase, Sampler, measure_idle_power  # noqa: E402
+from trainmark.reference_runner.summary import RunSummary, iso  # noqa: E402
+from trainmark.spec import SCHEMA_VERSION, models, producer_version  # noqa: E402
+from trainmark.spec.bundle import BundleWriter, close_run_from_traces  # noqa: E402
+from trainmark.spec.errors import SensorUnavailable, TrainmarkError  # noqa: E402
+from trainmark.spec.jsontext import load_document  # noqa: E402
+from trainmark.spec.layout import DRAFT_NAME, MANIFEST_NAME, trace_path  # noqa: E402
+
+ENV_BUNDLE, ENV_RUN_ID, ENV_SEED = "TRAINMARK_BUNDLE", "TRAINMARK_RUN_ID", "TRAINMARK_SEED"
+ENV_REFUSAL = "TRAINMARK_REFUSAL_FILE"
+"""Where `trainmark repeat` wants to hear that a run refused to join the bundle (and why)."""
+
+ARCHITECTURES = ("decoder_transformer", "encoder_transformer", "encoder_decoder_transformer", "mixture_of_experts",
+                 "convolutional", "recurrent", "state_space", "diffusion", "other")
+PRECISIONS = ("fp32", "tf32", "bf16_autocast", "fp16_autocast", "bf16", "fp16", "fp64")
+ANALYTICAL_TOKENS = ("6 N FLOPs per token, N the model's trainable parameters (Kaplan et al. 2020, 'Scaling Laws for "
+                     "Neural Language Models', sec. 2.1: forward 2 N, backward 4 N; the attention term is left out "
+                     "because trainmark.track does not know the model's layers and width)")
+ANALYTICAL_SAMPLES = ("6 N FLOPs per sample, N the model's trainable parameters (forward 2 N, backward 4 N; exact for "
+                      "a network whose every weight takes part in one multiply-add per sample, such as an MLP; it "
+                      "undercounts weights reused within a sample, as in convolutions and recurrence)")
+COUNTED_SOURCE = ("torch.utils.flop_counter.FlopCounterMode around one whole step of the training loop (the last "
+                  "warm-up step, so no measured step pays for it), x world size")
+REPEAT_FIELDS = (("model", "name"), ("model", "architecture_family"), ("model", "parameters_total", "value"),
+                 ("training", "global_batch_size"), ("training", "micro_batch_size"),
+                 ("training", "gradient_accumulation_steps"), ("training", "sequence_length"),
+                 ("training", "world_size"), ("system", "node_count"), ("system", "devices", 0, "kind"),
+                 ("system", "devices", 0, "vendor"), ("system", "devices", 0, "model"),
+                 ("system", "hosts", 0, "hostname"), ("system", "hosts", 0, "cpu_model"))
+"""What every run of one bundle must share: the configuration and the hardware."""
+
+
+@dataclass(frozen=True)
+class TrackConfig:
+    """What `trainmark.track` was told, validated when built (field meanings: `track`'s docstring).
+
+    It has the attribute names of the runner's RunConfig that the shared metadata and summary
+    code read (global_batch_size, sequence_length, precision, idle_seconds, ...).
+    """
+
+    batch_size: int
+    world_size: int = 1
+    sequence_length: int | None = None
+    gradient_accumulation_steps: int = 1
+    name: str = "model"
+    architecture_family: str = "other"
+    precision: str = "fp32"
+    dataset: str | None = None
+    submitter: str | None = None
+    description: str | None = None
+    idle_seconds: float = 5.0
+    sample_rate_hz: float = 10.0
+    warmup_steps: int = 5
+    profile_first_step: int = 10
+    profile_steps: int = 3
+    allocation_steps: int = 2
+    peak_flops_per_s: float = 0.0
+    ambient_temperature_c: float | None = None
+    cooling_method: str | None = None
+    checkpoint_every: int = 0  # observed, not declared: set from run.checkpoint() calls at the end
+
+    def __post_init__(self) -> None:
+        problems = []
+        if not isinstance(self.batch_size, int) or isinstance(self.batch_size, bool) or self.batch_size < 1:
+            problems.append(f"batch_size must be a whole number of samples per optimizer step, at least 1 "
+                            f"(got {self.batch_size!r})")
+        if self.sequence_length is not None and (not isinstance(self.sequence_length, int) or self.sequence_length < 1):
+            problems.append(f"sequence_length must be None (no token sequences) or at least 1 "
+                            f"(got {self.sequence_length!r})")
+        if self.gradient_accumulation_steps < 1 or (isinstance(self.batch_size, int)
+                                                    and self.batch_size % self.gradient_accumulation_steps):
+            problems.append(f"gradient_accumulation_steps ({self.gradient_accumulation_steps}) must be at least 1 "
+                            f"and divide batch_size ({self.batch_size})")
+        if self.architecture_family not in ARCHITECTURES:
+            problems.append(f"architecture_family must be one of {', '.join(ARCHITECTURES)} "
+                            f"(got {self.architecture_family!r})")
+        if self.precision not in PRECISIONS:
+            problems.append(f"precision must be one of {', '.join(PRECISIONS)}, or None to detect it "
+                            f"(got {self.precision!r})")
+        if self.idle_seconds < 0:
+            problems.append("idle_seconds must not be negative (0: no idle baseline)")
+        if not 0 < self.sample_rate_hz <= 1000:
+            problems.append(f"sample_rate_hz must be in (0, 1000] (got {self.sample_rate_hz})")
+        if min(self.warmup_steps, self.profile_first_step, self.profile_steps, self.allocation_steps) < 0:
+            problems.append("warmup_steps, profile_first_step, profile_steps and allocation_steps must not be negative")
+        if self.profile_steps and self.profile_first_step < self.warmup_steps:
+            problems.append(f"profile_first_step ({self.profile_first_step}) must come after the warm-up "
+                            f"({self.warmup_steps} steps)")
+        if self.peak_flops_per_s < 0:
+            problems.append("peak_flops_per_s must not be negative (0: unknown)")
+        if self.cooling_method not in (None, "air", "direct_liquid", "immersion", "hybrid"):
+            problems.append(f"cooling_method must be air, direct_liquid, immersion or hybrid "
+                            f"(got {self.cooling_method!r})")
+        if problems:
+            raise TrainmarkError("trainmark.track: " + "; ".join(problems))
+
+    @property
+    def global_batch_size(self) -> int:
+        return self.batch_size * self.world_size
+
+    @property
+    def micro_batch_size(self) -> int:
+        return self.batch_size // self.gradient_accumulation_steps
+
+
+def _environment_int(name: str) -> int | None:
+    text = os.environ.get(name)
+    if text is None or text == "":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise TrainmarkError(f"the environment variable {name}={text!r} must be a whole number") from None
+
+
+def _dig(document: Any, path: tuple) -> Any:
+    for key in path:
+        try:
+            document = document[key]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return document
+
+
+def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    """The module under DDP/FSDP-style wrappers and torch.compile."""
+    while True:
+        inner = getattr(model, "module", None) or getattr(model, "_orig_mod", None)
+        if not isinstance(inner, torch.nn.Module):
+            return model
+        model = inner
+
+
+def optimizer_block(optimizer: torch.optim.Optimizer) -> dict:
+    """training.optimizer: the optimizer's class and its first parameter group's numeric settings."""
+    hyperparameters = []
+    group = optimizer.param_groups[0] if optimizer.param_groups else {}
+    for name, value in group.items():
+        if isinstance(value, torch.Tensor) and value.numel() == 1:
+            value = value.item()
+        if name == "betas" and isinstance(value, (tuple, list)) and len(value) == 2:
+            hyperparameters += [{"name": "beta1", "value": float(value[0])}, {"name": "beta2", "value": float(value[1])}]
+        elif isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+            hyperparameters.append({"name": "learning_rate" if name == "lr" else name, "value": float(value)})
+    return {"name": type(optimizer).__name__, "hyperparameters": hyperparameters}
+
+
+class Step:
+    """One optimizer step of a tracked run: time it with `with run.step(...)`, mark its phases with
+    `step.phase(name)`, and set `step.loss` (a float, or a one-element tensor read after the step)."""
+
+    def __init__(self, run: Run, index: int, samples: int, tokens: int | None) -> None:
+        self.run = run
+        self.index = index
+        self.samples = samples
+        self.tokens = tokens
+        self.loss: float | torch.Tensor | None = None
+        self.stages = StageTotals()
+        self.began_ns = 0
+        self.start_unix_ns = 0
+        self.other_peak: int | None = None
+        self.updated = False
+
+    def _note_peak(self) -> None:
+        peak = self.run.backend.peak_bytes()
+        if peak is not None and (self.other_peak is None or peak > self.other_peak):
+            self.other_peak = peak
+
+    @contextlib.contextmanager
+    def phase(self, name: str):
+        """Time one stage of the step: data_loading, forward, backward or optimizer (repeatable:
+        micro-batches add up). The device is synchronized at both ends."""
+        if name not in STAGES:
+            raise TrainmarkError(f"step.phase({name!r}): a phase is one of {', '.join(STAGES)}")
+        run = self.run
+        run.backend.synchronize()
+        self._note_peak()
+        run.phase.value = name
+        run.backend.reset_peak()
+        mark = time.perf_counter_ns()
+        try:
+            yield self
+        finally:
+            run.backend.synchronize()
+            self.stages.close(name, mark, run.backend.peak_bytes())
+            run.stages_marked.add(name)
+            run.phase.value = "other"
+            run.backend.reset_peak()
+
+    def peak_bytes(self) -> int | None:
+        values = [value for value in (self.stages.step_peak(), self.other_peak) if value is not None]
+        return max(values) if values else None
+
+
+class Run:
+    """A tracked training run (what `trainmark.track` returns): a context manager around the loop."""
+
+    def __init__(self, model: torch.nn.Module, config: TrackConfig, out: Path | None, seed: int | None,
+                 optimizer: torch.optim.Optimizer | None, precision_declared: bool, counts_flops: bool,
+                 activation_checkpointing: bool | None) -> None:
+        self.model = model
+        self.config = config
+        self.out_argument = out
+        self.seed_argument = seed
+        self.optimizer = optimizer
+        self.precision_declared = precision_declared
+        self.counts_flops = counts_flops
+        self.activation_checkpointing = activation_checkpointing
+        self.accuracy: float | None = None
+        self.steps_done = 0
+        self.stages_marked: set[str] = set()
+        self._step: Step | None = None
+        self._hooks: list = []
+        self._entered = False
+        self._learning_rate: float | None = None
+
+    # ------------------------------------------------------------ where the bundle goes
+
+    def _resolve_destination(self) -> None:
+        environment_bundle = os.environ.get(ENV_BUNDLE) or None
+        if self.out_argument is not None:
+            if environment_bundle and Path(environment_bundle).resolve() != Path(self.out_argument).resolve():
+                raise TrainmarkError(f"trainmark.track(out={str(self.out_argument)!r}) but {ENV_BUNDLE} is "
+                                     f"{environment_bundle!r} (set by trainmark repeat): drop out= so that every "
+                                     "run of the repeat lands in its bundle")
+            self.root = Path(self.out_argument)
+        elif environment_bundle:
+            self.root = Path(environment_bundle)
+        else:
+            raise TrainmarkError("trainmark.track does not know where to write the bundle: pass out='DIR', or start "
+                                 "the script under `trainmark repeat -n 3 --out DIR -- python script.py`, which sets "
+                                 f"{ENV_BUNDLE}, {ENV_RUN_ID} and {ENV_SEED}")
+        self.run_id = os.environ.get(ENV_RUN_ID) or "run-1"
+        # Under `trainmark repeat` the run joins a bundle that repeat closes after its last run.
+        self.managed = bool(os.environ.get(ENV_RUN_ID))
+        self.seed = self.seed_argument if self.seed_argument is not None else _environment_int(ENV_SEED)
+
+    # ------------------------------------------------------------ the manifest's blocks
+
+    def _model_block(self) -> dict:
+        core = _unwrap(self.model)
+        total, trainable = parameter_counts(core)
+        tool = f"torch {torch.__version__}"
+        block = {
+            "name": self.config.name, "architecture_family": self.config.architecture_family,
+            "parameters_total": {"value": float(total), "unit": "{parameter}", "method": "counter",
+                                 "source": "sum(p.numel()) over the model's unique parameters (tied weights once)",
+                                 "tool": tool},
+            "parameters_trainable": {"value": float(trainable), "unit": "{parameter}", "method": "counter",
+                                     "source": "the same, for parameters with requires_grad", "tool": tool},
+            "precision_policy": self.config.precision,
+            "description": f"{type(core).__module__}.{type(core).__qualname__}, measured with trainmark.track",
+        }
+        if self.activation_checkpointing is not None:
+            block["activation_checkpointing"] = self.activation_checkpointing
+        if self.config.sequence_length:
+            block["context_length"] = self.config.sequence_length
+        return block
+
+    def _training_block(self) -> dict:
+        config = self.config
+        wrapped = type(self.model).__name__
+        strategy = wrapped if wrapped in ("DistributedDataParallel", "FullyShardedDataParallel") else (
+            "single process" if config.world_size == 1 else f"{config.world_size} processes")
+        optimizer = optimizer_block(self.optimizer) if self.optimizer is not None else {
+            "name": "not seen: trainmark.track had not seen an optimizer step (pass optimizer=)"}
+        block = {
+            "global_batch_size": config.global_batch_size, "micro_batch_size": config.micro_batch_size,
+            "gradient_accumulation_steps": config.gradient_accumulation_steps, "optimizer": optimizer,
+            "world_size": config.world_size, "max_steps": self.steps_done,
+            "parallelism": {"strategy": strategy, "data_parallel": config.world_size},
+            "warmup_steps_excluded": config.warmup_steps,
+        }
+        if config.sequence_length:
+            block["sequence_length"] = config.sequence_length
+        if config.checkpoint_every:
+            block["checkpoint_interval_steps"] = config.checkpoint_every
+        return block
+
+    def _dataset_block(self) -> dict:
+        reason = ("trainmark.track does not see the batches the loop feeds, so it takes no snapshot of them")
+        if self.config.dataset:
+            return {"name": self.config.dataset, "unavailable_reason": reason}
+        return {"name": "not named (trainmark.track(dataset=...) names it)", "unavailable_reason": reason}
+
+    def _software_block(self) -> dict:
+        block = metadata.software(self.config, self.config.world_size, self.backend.software(),
+                                  self.device.type)
+        compiled = type(self.model).__name__ == "OptimizedModule"
+        block["compiler"] = "torch.compile" if compiled else \
+            "eager as far as trainmark.track sees (the model it was given is not a torch.compile module)"
+        if self.config.world_size > 1:
+            block["distributed_backend"] = dist.get_backend()
+        return block
+
+    def _draft(self) -> dict:
+        config = self.config
+        channels = [spec.as_channel(config.sample_rate_hz) for meter in self.meters
+                    for spec in (meter.power_channel, meter.energy_channel) if spec]
+        channels.append(self.probe.channel.as_channel(config.sample_rate_hz))
+        script = Path(sys.argv[0]).resolve() if sys.argv and sys.argv[0] not in ("", "-c") else Path.cwd()
+        methodology = metadata.methodology(config, channels, bool(self.idle) and self.energy_reason is None,
+                                           self.energy_reason)
+        methodology["flop_counting"] = (f"analytical: {self._analytical_source()}; counted: {COUNTED_SOURCE}"
+                                        if self.counts_flops else f"analytical: {self._analytical_source()}")
+        methodology["notes"] = (f"measured with trainmark.track (trainmark {producer_version()}) around the user's own "
+                                f"training loop in {script.name}; bundle schema {SCHEMA_VERSION}")
+        nodes = max(1, config.world_size // max(1, self.local_world))
+        hosts = [metadata.host(node) if node == self.node else {"node": node} for node in range(nodes)]
+        draft = {
+            "schema_version": SCHEMA_VERSION,
+            "producer": {"name": "trainmark", "version": producer_version()},
+            "created_at": iso(time.time_ns()),
+            "description": config.description or f"{config.name} trained by {script.name}, measured with "
+                                                  f"trainmark.track ({config.world_size} process(es))",
+            "system": {"node_count": nodes, "hosts": hosts,
+                       "devices": [self.backend.describe(self.device_index, self.node)]},
+            "software": self._software_block(),
+            "model": self._model_block(),
+            "training": self._training_block(),
+            "dataset": self._dataset_block(),
+            "code": metadata.code(script),
+            "environment": metadata.environment(config, "trainmark.track(ambient_temperature_c=...)"),
+            "methodology": methodology,
+            "runs": [],
+        }
+        if config.submitter:
+            draft["submitter"] = {"name": config.submitter}
+        if config.world_size > 1:
+            draft["system"]["interconnect"] = {"intra_node": "shared memory and loopback (one host)"
+                                               if nodes == 1 else "as the cluster provides"}
+        return draft
+
+    def _analytical_source(self) -> str:
+        return ANALYTICAL_TOKENS if self.config.sequence_length else ANALYTICAL_SAMPLES
+
+    def analytical_flops_per_step(self) -> float:
+        """6 N per token (or per sample without sequences) x the global batch (see the sources above)."""
+        _, trainable = parameter_counts(_unwrap(self.model))
+        units = self.config.global_batch_size * (self.config.sequence_length or 1)
+        return 6.0 * trainable * units
+
+    def _open_bundle(self) -> None:
+        """Rank 0 creates the bundle (or joins the one `trainmark repeat` keeps) and opens this run."""
+        writer = BundleWriter(self.root)
+        draft = self._draft()
+        if self.managed:
+            if not self.root.is_dir():
+                raise TrainmarkError(f"{self.root} does not exist: under trainmark repeat the bundle folder is "
+                                     "created by repeat; run the script through `trainmark repeat`")
+            if (self.root / MANIFEST_NAME).exists():
+                raise TrainmarkError(f"{self.root} already has a manifest.json: that bundle is closed; choose a new "
+                                     "--out")
+            if (self.root / DRAFT_NAME).exists():
+                earlier = load_document((self.root / DRAFT_NAME).read_bytes(), file=DRAFT_NAME)
+                self._check_same_configuration(earlier, draft)
+                if any(run.get("run_id") == self.run_id for run in earlier["runs"]):
+                    raise TrainmarkError(f"{self.root} already has a run {self.run_id}")
+                earlier["runs"].append({"run_id": self.run_id, **({"seed": self.seed} if self.seed is not None
+                                                                   else {}), "started_at": iso(time.time_ns())})
+                draft = earlier
+            else:
+                draft["runs"].append(self._opened_run())
+        else:
+            writer = BundleWriter.create(self.root)
+            draft["runs"].append(self._opened_run())
+        self.writer = writer
+        self.document = draft
+        writer.write_draft(draft)
+
+    def _opened_run(self) -> dict:
+        entry = {"run_id": self.run_id, "started_at": iso(time.time_ns())}
+        if self.seed is not None:
+            entry["seed"] = self.seed
+        return entry
+
+    def _check_same_configuration(self, earlier: dict, mine: dict) -> None:
+        for path in REPEAT_FIELDS:
+            first, now = _dig(earlier, path), _dig(mine, path)
+            if first != now:
+                first_run = (earlier.get("runs") or [{}])[0].get("run_id", "the first run")
+                message = (f"{self.run_id} differs from {first_run} in {'/'.join(str(p) for p in path)} "
+                           f"({now!r} here, {first!r} there): the runs of one bundle must share their configuration "
+                           f"and hardware; measure this one into a new bundle (another --out)")
+                refusal = os.environ.get(ENV_REFUSAL)
+                if refusal:
+                    Path(refusal).write_text(message)
+                raise TrainmarkError(message)
+
+    # ------------------------------------------------------------ the run
+
+    def __enter__(self) -> Run:
+        if self._entered:
+            raise TrainmarkError("a trainmark.track run is entered once; start another track() for another run")
+        self._entered = True
+        config = self.config
+        self._resolve_destination()
+        self.rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+        if world != config.world_size:
+            raise TrainmarkError(f"WORLD_SIZE is {world} but the run was set up for {config.world_size}")
+        if world > 1 and not (dist.is_available() and dist.is_initialized()):
+            raise TrainmarkError("WORLD_SIZE is above 1 (torchrun) but torch.distributed is not initialized: call "
+                                 "torch.distributed.init_process_group() before trainmark.track")
+        self.local_rank = int(os.environ.get("LOCAL_RANK", 0))
+        self.local_world = int(os.environ.get("LOCAL_WORLD_SIZE", 1))
+        self.node = int(os.environ.get("GROUP_RANK", 0))
+        parameter = next(iter(self.model.parameters()), None)
+        if parameter is None:
+            raise TrainmarkError("trainmark.track(model=...) got a model without parameters")
+        self.device = parameter.device
+        self.backend: DeviceBackend = (CudaBackend(self.device.index or 0) if self.device.type == "cuda"
+                                       else CpuBackend(config.peak_flops_per_s))
+        if self.device.type not in ("cuda", "cpu"):
+            raise TrainmarkError(f"trainmark.track measures models on CPUs and CUDA devices, not {self.device.type}")
+        self.device_index = (self.node * self.local_world + self.local_rank if self.backend.kind == "gpu"
+                             else self.node)
+        shares_device = self.backend.kind == "cpu" and self.local_world > 1
+        self.per_rank = self.rank if world > 1 else None
+
+        # sensors: one power sampler per node reads every device of the node (as the runner does)
+        self.meters, self.energy_reason = [], None
+        if self.local_rank == 0:
+            count = self.local_world if self.backend.kind == "gpu" else 1
+            for index in range(self.device_index, self.device_index + count):
+                try:
+                    self.meters.append(self.backend.power_meter(index))
+                except SensorUnavailable as error:
+                    self.energy_reason, self.meters = str(error), []
+                    break
+        else:
+            self.energy_reason = "the node's power is read by its first process"
+        self.probe = self.backend.memory_probe(self.device_index)
+        self.idle = measure_idle_power(self.meters, config.idle_seconds, config.sample_rate_hz)
+
+        if self.rank == 0:
+            self._open_bundle()
+        else:
+            self.writer = BundleWriter(self.root)
+        if world > 1:
+            dist.barrier()  # rank 0 has created the bundle before any rank writes into it
+
+        self.phase = Phase()
+        writer, run_id = self.writer, self.run_id
+        self.sampler = Sampler(config.sample_rate_hz, self.phase, self.meters, [self.probe],
+                               writer.open_trace(run_id, "power_sample", self.per_rank) if self.meters else None,
+                               writer.open_trace(run_id, "memory_sample", self.per_rank), self.node, self.rank)
+        self.steps_trace = writer.open_trace(run_id, "step", self.per_rank)
+        on_cuda = self.device.type == "cuda"
+        self.kernel_window = KernelWindow(config.profile_first_step, config.profile_steps if self.rank == 0 else 0,
+                                          on_cuda)
+        self.allocation_window = AllocationWindow(config.profile_first_step + config.profile_steps,
+                                                  config.allocation_steps if self.rank == 0 else 0, on_cuda)
+        self.measurements = RankMeasurements(
+            rank=self.rank, node=self.node, local_rank=self.local_rank, device=self.device_index,
+            shares_device=shares_device, peak_method=self.backend.peak_method, peak_source=self.backend.peak_source,
+            peak_tool=self.backend.peak_tool, peak_reason=self.backend.peak_unavailable_reason())
+        self.flops_counted: float | None = None
+        self.counted_reason = ("not counted: trainmark.track(count_flops=False)" if not self.counts_flops else
+                               "no step was counted: the run ended before its last warm-up step")
+        self._count_step = max(0, config.warmup_steps - 1)
+        self._checkpoints_steps: list[int] = []
+
+        # What the loop does not say, trainmark.track sees: the optimizer's steps and the precision.
+        self._hooks.append(register_optimizer_step_post_hook(self._optimizer_stepped))
+        if not self.precision_declared:
+            self._hooks.append(self.model.register_forward_pre_hook(self._first_forward))
+        self._last_allocations = self.backend.allocations()
+        self.started_at = time.time_ns()
+        self.sampler.start()
+        return self
+
+    def _optimizer_stepped(self, optimizer, args, kwargs) -> None:
+        if self.optimizer is None:
+            self.optimizer = optimizer
+        if optimizer is self.optimizer:
+            if self._step is not None:
+                self._step.updated = True
+            learning_rate = optimizer.param_groups[0].get("lr") if optimizer.param_groups else None
+            if isinstance(learning_rate, torch.Tensor):
+                learning_rate = learning_rate.item()
+            self._learning_rate = float(learning_rate) if isinstance(learning_rate, (int, float)) else None
+
+    def _first_forward(self, module, args) -> None:
+        device_type = self.device.type
+        parameter_dtype = next(iter(module.parameters())).dtype
+        if torch.is_autocast_enabled(device_type):
+            dtype = torch.get_autocast_dtype(device_type)
+            precision = {torch.bfloat16: "bf16_autocast", torch.float16: "fp16_autocast"}.get(dtype, "fp32")
+        else:
+            precision = {torch.bfloat16: "bf16", torch.float16: "fp16", torch.float64: "fp64"}.get(parameter_dtype,
+                                                                                                  "fp32")
+        object.__setattr__(self.config, "precision", precision)
+        self._hooks.pop().remove()  # once is enough: the hook costs nothing after the first forward
+
+    @contextlib.contextmanager
+    def step(self, samples: int | None = None, tokens: int | None = None):
+        """Measure one optimizer step. `samples`: what this process trained on in it (default
+        batch_size); `tokens`: default samples x sequence_length (None without sequences)."""
+        if self._step is not None:
+            raise TrainmarkError("run.step() inside another run.step(): one optimizer step at a time")
+        samples = self.config.batch_size if samples is None else samples
+        if tokens is None and self.config.sequence_length:
+            tokens = samples * self.config.sequence_length
+        index = self.steps_done
+        self.kernel_window.before_step(index)
+        self.allocation_window.before_step(index)
+        counter = None
+        if self.counts_flops and index == self._count_step:
+            from torch.utils.flop_counter import FlopCounterMode
+
+            counter = FlopCounterMode(display=False)
+            counter.__enter__()
+        step = self._step = Step(self, index, samples, tokens)
+        self.backend.synchronize()
+        self.backend.reset_peak()
+        step.start_unix_ns = time.time_ns()
+        step.began_ns = time.perf_counter_ns()
+        try:
+            yield step
+            self.backend.synchronize()
+            duration_ns = time.perf_counter_ns() - step.began_ns
+            step._note_peak()
+        except BaseException:
+            self._step = None
+            if counter is not None:
+                counter.__exit__(None, None, None)
+            raise
+        # ------------------------------------------------ bookkeeping, outside the step's clock
+        self._step = None
+        if counter is not None:
+            counter.__exit__(None, None, None)
+            self.flops_counted = float(counter.get_total_flops()) * self.config.world_size
+            if not self.flops_counted:
+                self.flops_counted = None
+                self.counted_reason = ("FlopCounterMode counted no FLOPs in the step: the model's operators are not "
+                                       "in its registry")
+        self._record(step, duration_ns, counted=counter is not None)
+
+    def _record(self, step: Step, duration_ns: int, counted: bool) -> None:
+        config, index = self.config, step.index
+        loss = step.loss
+        if isinstance(loss, torch.Tensor):
+            loss = loss.detach().float().item()
+        loss = float(loss) if loss is not None and math.isfinite(float(loss)) else None
+        allocations = self.backend.allocations()
+        step_allocations = (None if allocations is None or self._last_allocations is None
+                            else allocations - self._last_allocations)
+        self._last_allocations = allocations
+        warmup = index < config.warmup_steps
+        profiled = self.kernel_window.covers(index) or self.allocation_window.covers(index) or (counted and not warmup)
+        seconds = {stage: (step.stages.seconds[stage] if stage in self.stages_marked else None) for stage in STAGES}
+        record = models.StepRecord(
+            step=index, rank=self.rank, start_unix_ns=step.start_unix_ns, duration_s=duration_ns / 1e9,
+            data_loading_s=seconds["data_loading"], forward_s=seconds["forward"], backward_s=seconds["backward"],
+            optimizer_s=seconds["optimizer"], samples=step.samples, tokens=step.tokens, loss=loss,
+            learning_rate=self._learning_rate if step.updated else None,
+            updated=step.updated if self.optimizer is not None else None,
+            warmup=warmup or None, profiled=profiled or None, peak_memory_bytes=step.peak_bytes(),
+            allocations=step_allocations)
+        self.steps_trace.append(record)
+        self.measurements.add_step(record, step.stages, measured=not warmup and not profiled,
+                                   reserved=self.backend.reserved_bytes())
+        self.allocation_window.after_step(index, step.start_unix_ns, step.start_unix_ns + duration_ns)
+        if self.kernel_window.after_step(index) and self.rank == 0:
+            breakdown = self.kernel_window.breakdown(self.rank, self.device_index)
+            self.writer.write_kernel_breakdown(self.run_id, breakdown, self.per_rank)
+            self.measurements.kernel_breakdown = breakdown.model_dump(mode="json")
+        window = self.allocation_window
+        if window.covers(index) and index == window.first_step + window.steps - 1:
+            events = window.events(self.rank, self.device_index)
+            with self.writer.open_trace(self.run_id, "allocator_event", self.per_rank) as trace:
+                for event in events:
+                    trace.append(event)
+            self.measurements.profiled_allocations_per_step = window.allocations_per_step(events)
+        self.steps_done += 1
+
+    @contextlib.contextmanager
+    def checkpoint(self, path: str | os.PathLike):
+        """Measure saving a checkpoint: `with run.checkpoint("ckpt.pt"): torch.save(state, "ckpt.pt")`.
+        Records the seconds the block took (device synchronized first, file flushed to disk after)
+        and the size of `path` (a file, or every file under a folder)."""
+        self.backend.synchronize()
+        self.phase.value = "checkpoint"
+        began = time.perf_counter_ns()
+        try:
+            yield
+        finally:
+            self.phase.value = "other"
+        target = Path(path)
+        if not target.exists():
+            raise TrainmarkError(f"run.checkpoint({str(path)!r}): nothing was saved there")
+        files = [target] if target.is_file() else [item for item in target.rglob("*") if item.is_file()]
+        for item in files:
+            with item.open("rb") as handle:
+                os.fsync(handle.fileno())
+        seconds = (time.perf_counter_ns() - began) / 1e9
+        if self.rank == 0:
+            self.measurements.checkpoints.append({"step": self.steps_done - 1, "bytes": sum(f.stat().st_size
+                                                                                         for f in files),
+                                                  "seconds": seconds})
+            self._checkpoints_steps.append(self.steps_done)
+
+    def __exit__(self, kind, error, traceback) -> None:
+        for hook in self._hooks:
+            hook.remove()
+        self._hooks.clear()
+        for window in (self.kernel_window, self.allocation_window):
+            # A window the run ended inside is closed and not reported (the summary says why).
+            if window._profile is not None and self.steps_done < window.first_step + window.steps:
+                window._profile.__exit__(None, None, None)
+                window._profile = None
+        self.phase.value = "other"
+        if kind is None and self.config.world_size > 1:
+            dist.barrier()
+        self.sampler.stop()
+        ended_at = time.time_ns()
+        self.steps_trace.close()
+        for trace in (self.sampler.power_trace, self.sampler.memory_trace):
+            if trace is not None:
+                trace.close()
+        for meter in self.meters:
+            meter.close()
+        if kind is not None:
+            self._close_failed(kind, error)
+            return
+        measurements = self.measurements
+        measurements.add_sampler(self.sampler, self.idle, self.energy_reason, self.probe, self.meters)
+        measurements.device_block = self.backend.describe(self.device_index, self.node)
+        measurements.device_software = self.backend.software()
+        measurements.host = metadata.host(self.node)
+        measurements.stages_marked = sorted(self.stages_marked)
+        gathered = [asdict(measurements)]
+        if self.config.world_size > 1:
+            gathered = [None] * self.config.world_size
+            dist.gather_object(asdict(measurements), gathered if self.rank == 0 else None, dst=0)
+        if self.rank == 0:
+            self._close_completed(gathered, ended_at)
+
+    def _observed_interval(self) -> int:
+        steps = self._checkpoints_steps
+        if len(steps) >= 2:
+            gaps = [b - a for a, b in zip(steps, steps[1:])]
+            return max(1, round(sum(gaps) / len(gaps)))
+        return max(1, steps[0]) if steps else 0
+
+    def _refresh(self) -> None:
+        """What became known during the run: precision, optimizer, steps, checkpoint interval."""
+        object.__setattr__(self.config, "checkpoint_every", self._observed_interval())
+        document = self.document
+        document["model"]["precision_policy"] = self.config.precision
+        document["software"] = self._software_block()
+        document["training"] = self._training_block()
+
+    def _close_completed(self, gathered: list[dict], ended_at: int) -> None:
+        from trainmark.reference_runner.launch import _adopt_worker_view
+
+        self._refresh()
+        result = {"run_id": self.run_id, "seed": self.seed, "started_at_ns": self.started_at, "ended_at_ns": ended_at,
+                  "planned_steps": self.steps_done, "world_size": self.config.world_size, "ranks": gathered,
+                  "sampler_errors": self.sampler.errors}
+        _adopt_worker_view(self.document, result)
+        summary = TrackSummary(self, result)
+        entry = summary.run_entry()
+        if self.seed is None:
+            entry.pop("seed")
+        self.document["runs"][-1] = entry
+        self._write()
+
+    def _close_failed(self, kind, error) -> None:
+        if self.rank != 0:
+            return
+        self._refresh()
+        status = "interrupted" if issubclass(kind, KeyboardInterrupt) else "failed"
+        reason = f"the training loop raised {kind.__name__}: {error}"[:2000]
+        self.document["runs"][-1] = close_run_from_traces(self.root, self.document["runs"][-1], status, reason)
+        self._write()
+
+    def _write(self) -> None:
+        self.document["created_at"] = iso(time.time_ns())
+        if self.managed:
+            self.writer.write_draft(self.document)  # trainmark repeat writes the manifest after its last run
+            return
+        self.writer.write_document("README.md", bundle_readme(self.document))
+        _, self.bundle_id = self.writer.finish(self.document)
+
+
+class TrackSummary(RunSummary):
+    """The runner's run summary, told how trainmark.track counted FLOPs and what the loop reported."""
+
+    def __init__(self, run: Run, result: dict) -> None:
+        per_rank = 0 if run.config.world_size > 1 else None
+        super().__init__(run.config, result, run.analytical_flops_per_step(), run.flops_counted,
+                         trace_path(run.run_id, "step", per_rank), trace_path(run.run_id, "kernel_breakdown", per_rank))
+        self.run = run
+        self.analytical_source = run._analytical_source()
+        self.counted_source = COUNTED_SOURCE
+        self.counted_reason = run.counted_reason
+
+    def run_entry(self) -> dict:
+        entry = super().run_entry()
+        replacements = {}
+        if self.run.accuracy is None:
+            replacements["final_accuracy"] = {"name": "final_accuracy", "unit": "1", "value": None, "scope": "global",
+                                              "unavailable_reason": "the training loop reported no accuracy "
+                                                                    "(set run.accuracy)"}
+        else:
+            replacements["final_accuracy"] = {"name": "final_accuracy", "unit": "1", "value": float(self.run.accuracy),
+                                              "method": "declared", "source": "run.accuracy, set by the training loop",
+                                              "tool": self.tool, "scope": "global"}
+        checkpoints = self.rank0["checkpoints"]
+        if not checkpoints:
+            reason = "the training loop saved no checkpoint through run.checkpoint(path)"
+            for name, unit in (("checkpoint_size", "By"), ("checkpoint_interval", "{step}"), ("checkpoint_time", "s")):
+                replacements[name] = {"name": name, "unit": unit, "value": None, "scope": "global",
+                                      "unavailable_reason": reason}
+        else:
+            replacements["checkpoint_interval"] = {
+                "name": "checkpoint_interval", "unit": "{step}", "value": float(self.config.checkpoint_every),
+                "method": "derived", "source": "mean number of steps between the run.checkpoint() calls",
+                "tool": self.tool, "scope": "global"}
+        entry["metrics"] = [replacements.get(metric["name"], metric) if metric.get("scope") == "global"
+                            else metric for metric in entry["metrics"]]
+        return entry
+
+
+def track(*, model: torch.nn.Module, batch_size: int, sequence_length: int | None = None,
+          submitter: str | None = None, out: str | os.PathLike | None = None, name: str | None = None,
+          dataset: str | None = None, optimizer: torch.optim.Optimizer | None = None, seed: int | None = None,
+          precision: str | None = None, architecture_family: str = "other", gradient_accumulation_steps: int = 1,
+          activation_checkpointing: bool | None = None, description: str | None = None, idle_seconds: float = 5.0,
+          sample_rate_hz: float = 10.0, warmup_steps: int = 5, profile_first_step: int = 10,
+          profile_steps: int = 3, allocation_steps: int = 2, count_flops: bool = True,
+          peak_flops_per_s: float = 0.0, ambient_temperature_c: float | None = None,
+          cooling_method: str | None = None) -> Run:
+    """Measure a training loop into a bundle; use as `with trainmark.track(...) as run:`.
+
+    model: the module being trained (on a CPU or a CUDA device; DDP-wrapped is fine).
+    batch_size: samples one optimizer step of this process trains on (the global batch is
+        batch_size x world size); gradient_accumulation_steps: micro-batches in it.
+    sequence_length: tokens per sample, or None when the model takes no token sequences.
+    submitter: who reports the bundle. out: the bundle folder (new or empty); without it the
+        environment that `trainmark repeat` sets decides (TRAINMARK_BUNDLE, TRAINMARK_RUN_ID,
+        TRAINMARK_SEED), and failing that a TrainmarkError says what to do.
+    name, dataset, architecture_family, activation_checkpointing, description: declared facts
+        for the manifest. optimizer: read for its class and settings; without it the first
+        optimizer step the run sees is used. seed: the seed the script used (default
+        TRAINMARK_SEED). precision: None detects it at the first forward (autocast or the
+        parameters' dtype).
+    idle_seconds: idle-power baseline before the run where an energy sensor exists;
+    sample_rate_hz: the power and memory samplers' rate; warmup_steps: leading steps left out of
+    throughput statistics; profile_first_step/profile_steps/allocation_steps: the profiler and
+    allocator windows (0 steps: none); count_flops: count one warm-up step's FLOPs with
+    FlopCounterMode; peak_flops_per_s: a declared peak for utilization on a CPU;
+    ambient_temperature_c, cooling_method: declared environment.
+    """
+    if not isinstance(model, torch.nn.Module):
+        raise TrainmarkError(f"trainmark.track(model=...) needs a torch.nn.Module, got {type(model).__name__}")
+    world_size = int(os.environ.get("WORLD_SIZE", 1))
+    config = TrackConfig(
+        batch_size=batch_size, world_size=world_size, sequence_length=sequence_length,
+        gradient_accumulation_steps=gradient_accumulation_steps, name=name or type(_unwrap(model)).__name__,
+        architecture_family=architecture_family, precision=precision or "fp32", dataset=dataset, submitter=submitter,
+        description=description, idle_seconds=idle_seconds, sample_rate_hz=sample_rate_hz, warmup_steps=warmup_steps,
+        profile_first_step=profile_first_step, profile_steps=profile_steps, allocation_steps=allocation_steps,
+        peak_flops_per_s=peak_flops_per_s, ambient_temperature_c=ambient_temperature_c, cooling_method=cooling_method)
+    return Run(model, config, Path(out) if out is not None else None, seed, optimizer, precision is not None,
+               count_flops, activation_checkpointing)
