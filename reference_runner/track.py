@@ -184,6 +184,19 @@ def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
         model = inner
 
 
+def _unwrap_optimizer(optimizer):
+    """The torch optimizer under the wrappers of accelerate (`.optimizer`) and Lightning (`._optimizer`)."""
+    while optimizer is not None:
+        inner = getattr(optimizer, "optimizer", None) or getattr(optimizer, "_optimizer", None)
+        if isinstance(optimizer, torch.optim.Optimizer) and not isinstance(inner, torch.optim.Optimizer):
+            return optimizer
+        if inner is None:
+            raise TrainmarkError(f"trainmark.track(optimizer=...) got a {type(optimizer).__name__}, which is not a "
+                                 "torch.optim.Optimizer and wraps none")
+        optimizer = inner
+    return optimizer
+
+
 def optimizer_block(optimizer: torch.optim.Optimizer) -> dict:
     """training.optimizer: the optimizer's class and its first parameter group's numeric settings."""
     hyperparameters = []
@@ -213,6 +226,7 @@ class Step:
         self.start_unix_ns = 0
         self.other_peak: int | None = None
         self.updated = False
+        self._open_phase = None
 
     def _note_peak(self) -> None:
         peak = self.run.backend.peak_bytes()
@@ -240,6 +254,16 @@ class Step:
             run.phase.value = "other"
             run.backend.reset_peak()
 
+    def switch_phase(self, name: str | None) -> None:
+        """For callbacks, which cannot hold a `with` block: end the phase now open (if any) and
+        start `name` (None: start none)."""
+        if self._open_phase is not None:
+            opened, self._open_phase = self._open_phase, None
+            opened.__exit__(None, None, None)
+        if name is not None:
+            self._open_phase = self.phase(name)
+            self._open_phase.__enter__()
+
     def peak_bytes(self) -> int | None:
         values = [value for value in (self.stages.step_peak(), self.other_peak) if value is not None]
         return max(values) if values else None
@@ -255,7 +279,7 @@ class Run:
         self.config = config
         self.out_argument = out
         self.seed_argument = seed
-        self.optimizer = optimizer
+        self.optimizer = _unwrap_optimizer(optimizer)
         self.precision_declared = precision_declared
         self.counts_flops = counts_flops
         self.activation_checkpointing = activation_checkpointing
@@ -266,6 +290,8 @@ class Run:
         self._hooks: list = []
         self._entered = False
         self._learning_rate: float | None = None
+        self._open_step = None
+        self._optimizer_block: dict | None = None
 
     # ------------------------------------------------------------ where the bundle goes
 
@@ -315,7 +341,9 @@ class Run:
         wrapped = type(self.model).__name__
         strategy = wrapped if wrapped in ("DistributedDataParallel", "FullyShardedDataParallel") else (
             "single process" if config.world_size == 1 else f"{config.world_size} processes")
-        optimizer = optimizer_block(self.optimizer) if self.optimizer is not None else {
+        if self._optimizer_block is None and self.optimizer is not None:
+            self._optimizer_block = optimizer_block(self.optimizer)  # as the run starts (schedulers change it)
+        optimizer = self._optimizer_block or {
             "name": "not seen: trainmark.track had not seen an optimizer step (pass optimizer=)"}
         block = {
             "global_batch_size": config.global_batch_size, "micro_batch_size": config.micro_batch_size,
@@ -525,6 +553,7 @@ class Run:
     def _optimizer_stepped(self, optimizer, args, kwargs) -> None:
         if self.optimizer is None:
             self.optimizer = optimizer
+            self._optimizer_block = optimizer_block(optimizer)
         if optimizer is self.optimizer:
             if self._step is not None:
                 self._step.updated = True
@@ -588,6 +617,25 @@ class Run:
                 self.counted_reason = ("FlopCounterMode counted no FLOPs in the step: the model's operators are not "
                                        "in its registry")
         self._record(step, duration_ns, counted=counter is not None)
+
+    def begin_step(self, samples: int | None = None, tokens: int | None = None) -> Step:
+        """For callbacks: `run.step()` opened now and closed by `end_step`."""
+        self._open_step = self.step(samples, tokens)
+        return self._open_step.__enter__()
+
+    def end_step(self, samples: int | None = None, tokens: int | None = None) -> None:
+        """For callbacks: close the step `begin_step` opened; `samples`/`tokens` replace what it was
+        told when they became known during the step."""
+        opened, self._open_step = self._open_step, None
+        if opened is None:
+            raise TrainmarkError("end_step() without begin_step()")
+        step = self._step
+        step.switch_phase(None)
+        if samples is not None:
+            step.samples = samples
+        if tokens is not None:
+            step.tokens = tokens
+        opened.__exit__(None, None, None)
 
     def _record(self, step: Step, duration_ns: int, counted: bool) -> None:
         config, index = self.config, step.index
@@ -654,6 +702,7 @@ class Run:
             self._checkpoints_steps.append(self.steps_done)
 
     def __exit__(self, kind, error, traceback) -> None:
+        self._open_step = self._step = None  # a step a callback left open when training failed
         for hook in self._hooks:
             hook.remove()
         self._hooks.clear()

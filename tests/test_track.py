@@ -70,6 +70,30 @@ def test_repeat_runs_the_plain_loop_three_times_into_one_ranked_bundle(tmp_path)
     assert sum(1 for line in steps if json.loads(line).get("warmup")) == 5
 
 
+@pytest.mark.parametrize("example", ["hf_trainer.py", "lightning_loop.py"])
+def test_repeat_runs_a_framework_callback_three_times_into_one_ranked_bundle(tmp_path, example):
+    out = tmp_path / "bundle"
+    done = subprocess.run([*TRAINMARK, "repeat", "-n", "3", "--out", str(out), "--", sys.executable,
+                           str(REPO / "examples" / example), "--steps", "12", "--idle-seconds", "0"],
+                          capture_output=True, text=True, env=_clean_environment(), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    _check_ranked(out)
+    manifest = _manifest(out)
+    assert [(run["run_id"], run["seed"], run["status"]) for run in manifest["runs"]] == [
+        ("run-1", 0, "completed"), ("run-2", 1, "completed"), ("run-3", 2, "completed")]
+    assert manifest["training"]["optimizer"]["name"] == ("AdamW" if example == "hf_trainer.py" else "SGD")
+    for run in manifest["runs"]:
+        metrics = _global(run)
+        assert metrics["updates_completed"]["value"] == 12
+        for name in ("time_per_step_forward", "time_per_step_backward", "time_per_step_optimizer", "final_loss",
+                     "flops_per_step_counted"):
+            assert metrics[name]["value"] is not None, name
+    if example == "hf_trainer.py":  # tokens counted from input_ids: 8 sequences of 32
+        records = [json.loads(line) for line in (out / "runs" / "run-1" / "steps.jsonl").read_text().splitlines()]
+        assert {(record["samples"], record["tokens"]) for record in records} == {(8, 256)}
+        assert manifest["model"]["name"] == "gpt2"
+
+
 CRASHING = """
 import os, torch, trainmark
 torch.manual_seed(0)
