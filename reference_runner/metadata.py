@@ -66,13 +66,15 @@ def software(config: RunConfig, world_size: int, device_fields: dict, device_lab
     import psutil
 
     digest, count = packages_digest()
+    device_fields = dict(device_fields)
+    libraries = [{"name": "psutil", "version": psutil.__version__}, *device_fields.pop("libraries", [])]
     block = {
         "framework": {"name": "pytorch", "version": torch.__version__},
         "python_version": platform.python_version(),
         "kernel_version": platform.release(),
         "compiler": "eager (no torch.compile)",
         "distributed_backend": ("nccl" if device_label == "cuda" else "gloo") if world_size > 1 else "none (one process)",
-        "libraries": [{"name": "psutil", "version": psutil.__version__}],
+        "libraries": libraries,
         "packages_digest": digest, "packages_digest_method": PACKAGES_DIGEST_METHOD, "packages_count": count,
         **device_fields,
     }
