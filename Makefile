@@ -61,6 +61,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/validate.py
 	$(BIN)/python bench/score.py
 	$(BIN)/python bench/overhead.py
+	$(BIN)/python bench/track_overhead.py
 	$(BIN)/python bench/registry.py
 
 clean:

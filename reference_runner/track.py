@@ -47,11 +47,12 @@ from torch.optim.optimizer import register_optimizer_step_post_hook  # noqa: E40
 
 from trainmark.reference_runner import metadata  # noqa: E402
 from trainmark.reference_runner.devices import CpuBackend, CudaBackend, DeviceBackend  # noqa: E402
-from trainmark.reference_runner.measurements import STAGES, RankMeasurements, StageTotals  # noqa: E402
+from trainmark.reference_runner.measurements import RankMeasurements  # noqa: E402
 from trainmark.reference_runner.model import parameter_counts  # noqa: E402
 from trainmark.reference_runner.profiling import AllocationWindow, KernelWindow  # noqa: E402
 from trainmark.reference_runner.readme import bundle_readme  # noqa: E402
 from trainmark.reference_runner.sampler import Phase, Sampler, measure_idle_power  # noqa: E402
+from trainmark.reference_runner.stepping import Step, StepMeter  # noqa: E402
 from trainmark.reference_runner.summary import RunSummary, iso  # noqa: E402
 from trainmark.spec import SCHEMA_VERSION, models, producer_version  # noqa: E402
 from trainmark.spec.bundle import BundleWriter, close_run_from_traces  # noqa: E402
@@ -211,64 +212,6 @@ def optimizer_block(optimizer: torch.optim.Optimizer) -> dict:
     return {"name": type(optimizer).__name__, "hyperparameters": hyperparameters}
 
 
-class Step:
-    """One optimizer step of a tracked run: time it with `with run.step(...)`, mark its phases with
-    `step.phase(name)`, and set `step.loss` (a float, or a one-element tensor read after the step)."""
-
-    def __init__(self, run: Run, index: int, samples: int, tokens: int | None) -> None:
-        self.run = run
-        self.index = index
-        self.samples = samples
-        self.tokens = tokens
-        self.loss: float | torch.Tensor | None = None
-        self.stages = StageTotals()
-        self.began_ns = 0
-        self.start_unix_ns = 0
-        self.other_peak: int | None = None
-        self.updated = False
-        self._open_phase = None
-
-    def _note_peak(self) -> None:
-        peak = self.run.backend.peak_bytes()
-        if peak is not None and (self.other_peak is None or peak > self.other_peak):
-            self.other_peak = peak
-
-    @contextlib.contextmanager
-    def phase(self, name: str):
-        """Time one stage of the step: data_loading, forward, backward or optimizer (repeatable:
-        micro-batches add up). The device is synchronized at both ends."""
-        if name not in STAGES:
-            raise TrainmarkError(f"step.phase({name!r}): a phase is one of {', '.join(STAGES)}")
-        run = self.run
-        run.backend.synchronize()
-        self._note_peak()
-        run.phase.value = name
-        run.backend.reset_peak()
-        mark = time.perf_counter_ns()
-        try:
-            yield self
-        finally:
-            run.backend.synchronize()
-            self.stages.close(name, mark, run.backend.peak_bytes())
-            run.stages_marked.add(name)
-            run.phase.value = "other"
-            run.backend.reset_peak()
-
-    def switch_phase(self, name: str | None) -> None:
-        """For callbacks, which cannot hold a `with` block: end the phase now open (if any) and
-        start `name` (None: start none)."""
-        if self._open_phase is not None:
-            opened, self._open_phase = self._open_phase, None
-            opened.__exit__(None, None, None)
-        if name is not None:
-            self._open_phase = self.phase(name)
-            self._open_phase.__enter__()
-
-    def peak_bytes(self) -> int | None:
-        values = [value for value in (self.stages.step_peak(), self.other_peak) if value is not None]
-        return max(values) if values else None
-
-
 class Run:
     """A tracked training run (what `trainmark.track` returns): a context manager around the loop."""
 
@@ -284,16 +227,18 @@ class Run:
         self.counts_flops = counts_flops
         self.activation_checkpointing = activation_checkpointing
         self.accuracy: float | None = None
-        self.steps_done = 0
-        self.stages_marked: set[str] = set()
-        self._step: Step | None = None
         self._hooks: list = []
         self._entered = False
-        self._learning_rate: float | None = None
         self._open_step = None
+        self.meter: StepMeter | None = None
         self._optimizer_block: dict | None = None
 
     # ------------------------------------------------------------ where the bundle goes
+
+    @property
+    def steps_done(self) -> int:
+        """Optimizer steps measured so far."""
+        return self.meter.steps_done if self.meter is not None else 0
 
     def _resolve_destination(self) -> None:
         environment_bundle = os.environ.get(ENV_BUNDLE) or None
@@ -489,10 +434,11 @@ class Run:
         if parameter is None:
             raise TrainmarkError("trainmark.track(model=...) got a model without parameters")
         self.device = parameter.device
+        if self.device.type not in ("cuda", "cpu"):
+            raise TrainmarkError(f"trainmark.track measures models on CPUs and GPUs that torch drives as cuda "
+                                 f"(NVIDIA, or AMD under ROCm), not on {self.device.type}")
         self.backend: DeviceBackend = (CudaBackend(self.device.index or 0) if self.device.type == "cuda"
                                        else CpuBackend(config.peak_flops_per_s))
-        if self.device.type not in ("cuda", "cpu"):
-            raise TrainmarkError(f"trainmark.track measures models on CPUs and CUDA devices, not {self.device.type}")
         self.device_index = (self.node * self.local_world + self.local_rank if self.backend.kind == "gpu"
                              else self.node)
         shares_device = self.backend.kind == "cpu" and self.local_world > 1
@@ -525,7 +471,6 @@ class Run:
         self.sampler = Sampler(config.sample_rate_hz, self.phase, self.meters, [self.probe],
                                writer.open_trace(run_id, "power_sample", self.per_rank) if self.meters else None,
                                writer.open_trace(run_id, "memory_sample", self.per_rank), self.node, self.rank)
-        self.steps_trace = writer.open_trace(run_id, "step", self.per_rank)
         on_cuda = self.device.type == "cuda"
         self.kernel_window = KernelWindow(config.profile_first_step, config.profile_steps if self.rank == 0 else 0,
                                           on_cuda)
@@ -535,17 +480,18 @@ class Run:
             rank=self.rank, node=self.node, local_rank=self.local_rank, device=self.device_index,
             shares_device=shares_device, peak_method=self.backend.peak_method, peak_source=self.backend.peak_source,
             peak_tool=self.backend.peak_tool, peak_reason=self.backend.peak_unavailable_reason())
-        self.flops_counted: float | None = None
-        self.counted_reason = ("not counted: trainmark.track(count_flops=False)" if not self.counts_flops else
-                               "no step was counted: the run ended before its last warm-up step")
-        self._count_step = max(0, config.warmup_steps - 1)
+        self.meter = StepMeter(self.backend, self.phase, writer, run_id, self.measurements, self.per_rank,
+                               config.warmup_steps, self.kernel_window, self.allocation_window,
+                               flop_count_step=max(0, config.warmup_steps - 1) if self.counts_flops else None,
+                               flop_scale=config.world_size)
+        if not self.counts_flops:
+            self.meter.counted_reason = "not counted: trainmark.track(count_flops=False)"
         self._checkpoints_steps: list[int] = []
 
         # What the loop does not say, trainmark.track sees: the optimizer's steps and the precision.
         self._hooks.append(register_optimizer_step_post_hook(self._optimizer_stepped))
         if not self.precision_declared:
             self._hooks.append(self.model.register_forward_pre_hook(self._first_forward))
-        self._last_allocations = self.backend.allocations()
         self.started_at = time.time_ns()
         self.sampler.start()
         return self
@@ -555,12 +501,10 @@ class Run:
             self.optimizer = optimizer
             self._optimizer_block = optimizer_block(optimizer)
         if optimizer is self.optimizer:
-            if self._step is not None:
-                self._step.updated = True
-            learning_rate = optimizer.param_groups[0].get("lr") if optimizer.param_groups else None
-            if isinstance(learning_rate, torch.Tensor):
-                learning_rate = learning_rate.item()
-            self._learning_rate = float(learning_rate) if isinstance(learning_rate, (int, float)) else None
+            step = self.meter.current
+            if step is not None:
+                step.updated = True
+                step.learning_rate = optimizer.param_groups[0].get("lr") if optimizer.param_groups else None
 
     def _first_forward(self, module, args) -> None:
         device_type = self.device.type
@@ -576,47 +520,15 @@ class Run:
 
     @contextlib.contextmanager
     def step(self, samples: int | None = None, tokens: int | None = None):
-        """Measure one optimizer step. `samples`: what this process trained on in it (default
-        batch_size); `tokens`: default samples x sequence_length (None without sequences)."""
-        if self._step is not None:
-            raise TrainmarkError("run.step() inside another run.step(): one optimizer step at a time")
+        """Measure one optimizer step; yields a `Step` (reference_runner/stepping.py). `samples`: what
+        this process trained on in it (default batch_size); `tokens`: default samples x
+        sequence_length (None without sequences)."""
         samples = self.config.batch_size if samples is None else samples
         if tokens is None and self.config.sequence_length:
             tokens = samples * self.config.sequence_length
-        index = self.steps_done
-        self.kernel_window.before_step(index)
-        self.allocation_window.before_step(index)
-        counter = None
-        if self.counts_flops and index == self._count_step:
-            from torch.utils.flop_counter import FlopCounterMode
-
-            counter = FlopCounterMode(display=False)
-            counter.__enter__()
-        step = self._step = Step(self, index, samples, tokens)
-        self.backend.synchronize()
-        self.backend.reset_peak()
-        step.start_unix_ns = time.time_ns()
-        step.began_ns = time.perf_counter_ns()
-        try:
+        with self.meter.step(samples, tokens) as step:
+            step.updated = False if self.optimizer is not None else None  # the optimizer hook says True
             yield step
-            self.backend.synchronize()
-            duration_ns = time.perf_counter_ns() - step.began_ns
-            step._note_peak()
-        except BaseException:
-            self._step = None
-            if counter is not None:
-                counter.__exit__(None, None, None)
-            raise
-        # ------------------------------------------------ bookkeeping, outside the step's clock
-        self._step = None
-        if counter is not None:
-            counter.__exit__(None, None, None)
-            self.flops_counted = float(counter.get_total_flops()) * self.config.world_size
-            if not self.flops_counted:
-                self.flops_counted = None
-                self.counted_reason = ("FlopCounterMode counted no FLOPs in the step: the model's operators are not "
-                                       "in its registry")
-        self._record(step, duration_ns, counted=counter is not None)
 
     def begin_step(self, samples: int | None = None, tokens: int | None = None) -> Step:
         """For callbacks: `run.step()` opened now and closed by `end_step`."""
@@ -629,51 +541,13 @@ class Run:
         opened, self._open_step = self._open_step, None
         if opened is None:
             raise TrainmarkError("end_step() without begin_step()")
-        step = self._step
+        step = self.meter.current
         step.switch_phase(None)
         if samples is not None:
             step.samples = samples
         if tokens is not None:
             step.tokens = tokens
         opened.__exit__(None, None, None)
-
-    def _record(self, step: Step, duration_ns: int, counted: bool) -> None:
-        config, index = self.config, step.index
-        loss = step.loss
-        if isinstance(loss, torch.Tensor):
-            loss = loss.detach().float().item()
-        loss = float(loss) if loss is not None and math.isfinite(float(loss)) else None
-        allocations = self.backend.allocations()
-        step_allocations = (None if allocations is None or self._last_allocations is None
-                            else allocations - self._last_allocations)
-        self._last_allocations = allocations
-        warmup = index < config.warmup_steps
-        profiled = self.kernel_window.covers(index) or self.allocation_window.covers(index) or (counted and not warmup)
-        seconds = {stage: (step.stages.seconds[stage] if stage in self.stages_marked else None) for stage in STAGES}
-        record = models.StepRecord(
-            step=index, rank=self.rank, start_unix_ns=step.start_unix_ns, duration_s=duration_ns / 1e9,
-            data_loading_s=seconds["data_loading"], forward_s=seconds["forward"], backward_s=seconds["backward"],
-            optimizer_s=seconds["optimizer"], samples=step.samples, tokens=step.tokens, loss=loss,
-            learning_rate=self._learning_rate if step.updated else None,
-            updated=step.updated if self.optimizer is not None else None,
-            warmup=warmup or None, profiled=profiled or None, peak_memory_bytes=step.peak_bytes(),
-            allocations=step_allocations)
-        self.steps_trace.append(record)
-        self.measurements.add_step(record, step.stages, measured=not warmup and not profiled,
-                                   reserved=self.backend.reserved_bytes())
-        self.allocation_window.after_step(index, step.start_unix_ns, step.start_unix_ns + duration_ns)
-        if self.kernel_window.after_step(index) and self.rank == 0:
-            breakdown = self.kernel_window.breakdown(self.rank, self.device_index)
-            self.writer.write_kernel_breakdown(self.run_id, breakdown, self.per_rank)
-            self.measurements.kernel_breakdown = breakdown.model_dump(mode="json")
-        window = self.allocation_window
-        if window.covers(index) and index == window.first_step + window.steps - 1:
-            events = window.events(self.rank, self.device_index)
-            with self.writer.open_trace(self.run_id, "allocator_event", self.per_rank) as trace:
-                for event in events:
-                    trace.append(event)
-            self.measurements.profiled_allocations_per_step = window.allocations_per_step(events)
-        self.steps_done += 1
 
     @contextlib.contextmanager
     def checkpoint(self, path: str | os.PathLike):
@@ -702,21 +576,16 @@ class Run:
             self._checkpoints_steps.append(self.steps_done)
 
     def __exit__(self, kind, error, traceback) -> None:
-        self._open_step = self._step = None  # a step a callback left open when training failed
+        self._open_step = None  # a step a callback left open when training failed
         for hook in self._hooks:
             hook.remove()
         self._hooks.clear()
-        for window in (self.kernel_window, self.allocation_window):
-            # A window the run ended inside is closed and not reported (the summary says why).
-            if window._profile is not None and self.steps_done < window.first_step + window.steps:
-                window._profile.__exit__(None, None, None)
-                window._profile = None
         self.phase.value = "other"
         if kind is None and self.config.world_size > 1:
             dist.barrier()
         self.sampler.stop()
         ended_at = time.time_ns()
-        self.steps_trace.close()
+        self.meter.close()
         for trace in (self.sampler.power_trace, self.sampler.memory_trace):
             if trace is not None:
                 trace.close()
@@ -730,7 +599,7 @@ class Run:
         measurements.device_block = self.backend.describe(self.device_index, self.node)
         measurements.device_software = self.backend.software()
         measurements.host = metadata.host(self.node)
-        measurements.stages_marked = sorted(self.stages_marked)
+        measurements.stages_marked = sorted(self.meter.stages_marked)
         gathered = [asdict(measurements)]
         if self.config.world_size > 1:
             gathered = [None] * self.config.world_size
@@ -791,12 +660,12 @@ class TrackSummary(RunSummary):
 
     def __init__(self, run: Run, result: dict) -> None:
         per_rank = 0 if run.config.world_size > 1 else None
-        super().__init__(run.config, result, run.analytical_flops_per_step(), run.flops_counted,
+        super().__init__(run.config, result, run.analytical_flops_per_step(), run.meter.flops_counted,
                          trace_path(run.run_id, "step", per_rank), trace_path(run.run_id, "kernel_breakdown", per_rank))
         self.run = run
         self.analytical_source = run._analytical_source()
         self.counted_source = COUNTED_SOURCE
-        self.counted_reason = run.counted_reason
+        self.counted_reason = run.meter.counted_reason
 
     def run_entry(self) -> dict:
         entry = super().run_entry()

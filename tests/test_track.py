@@ -229,7 +229,7 @@ def test_track_says_where_a_bundle_is_needed(monkeypatch):
     with pytest.raises(trainmark.TrainmarkError, match="batch_size must be a whole number"):
         trainmark.track(model=model, batch_size=0)
     with pytest.raises(trainmark.TrainmarkError, match="a phase is one of data_loading, forward"):
-        from trainmark.reference_runner.track import Step
+        from trainmark.reference_runner.stepping import Step
 
-        with Step(None, 0, 1, None).phase("thinking"):
+        with Step(None, 0, 1, None, None).phase("thinking"):
             pass

@@ -49,18 +49,18 @@ class TrainmarkCallback(Callback):
         self.run.begin_step().switch_phase("forward")
 
     def on_before_backward(self, trainer, pl_module, loss) -> None:
-        self.run._step.switch_phase("backward")
+        self.run.meter.current.switch_phase("backward")
 
     def on_after_backward(self, trainer, pl_module) -> None:
-        self.run._step.switch_phase(None)
+        self.run.meter.current.switch_phase(None)
 
     def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:
-        self.run._step.switch_phase("optimizer")
+        self.run.meter.current.switch_phase("optimizer")
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
         if isinstance(loss, torch.Tensor):
-            self.run._step.loss = loss.detach()
+            self.run.meter.current.loss = loss.detach()
         self.run.end_step()
 
     def on_train_end(self, trainer, pl_module) -> None:

@@ -37,7 +37,7 @@ class TrainmarkCallback(TrainerCallback):
     # ------------------------------------------------------------ the model's forward
 
     def _before_forward(self, module, args, kwargs) -> None:
-        step = self.run._step if self.run is not None else None
+        step = self.run.meter.current if self.run is not None else None
         if step is None or not module.training:
             return
         step.switch_phase("forward")
@@ -47,7 +47,7 @@ class TrainmarkCallback(TrainerCallback):
             self._tokens += inputs.numel()
 
     def _after_forward(self, module, args, kwargs, output) -> None:
-        step = self.run._step if self.run is not None else None
+        step = self.run.meter.current if self.run is not None else None
         if step is None or not module.training:
             return
         loss = output.get("loss") if hasattr(output, "get") else getattr(output, "loss", None)
@@ -84,13 +84,13 @@ class TrainmarkCallback(TrainerCallback):
         self.run.begin_step()
 
     def on_pre_optimizer_step(self, args, state, control, **kwargs):
-        self.run._step.switch_phase("optimizer")
+        self.run.meter.current.switch_phase("optimizer")
 
     def on_optimizer_step(self, args, state, control, **kwargs):
-        self.run._step.switch_phase(None)
+        self.run.meter.current.switch_phase(None)
 
     def on_step_end(self, args, state, control, **kwargs):
-        step = self.run._step
+        step = self.run.meter.current
         if self._losses:
             step.loss = torch.stack([loss.float() for loss in self._losses]).mean()
         self.run.end_step(samples=self._samples or None,
