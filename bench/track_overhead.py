@@ -12,6 +12,7 @@ Student-t 95 % interval over the block pairs.
 
     python bench/track_overhead.py                     # the runner's tiny transformer (about 140 ms a step here)
     python bench/track_overhead.py --model mlp         # a small MLP (milliseconds a step): the worst case
+    python bench/track_overhead.py --clock cpu         # CPU time instead of wall time (a busy shared machine)
 """
 
 from __future__ import annotations
@@ -42,7 +43,15 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=16, help="ABBA block pairs")
     parser.add_argument("--block-steps", type=int, default=10)
     parser.add_argument("--rate-hz", type=float, default=10.0)
+    parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                        help="wall: time.perf_counter; cpu: the process's CPU time over all its threads (the "
+                             "sampler's included), which other work on a shared machine does not inflate")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default); with --clock cpu "
+                        "use 1, since idle OpenMP workers spin and their CPU time grows with the machine's load")
     options = parser.parse_args()
+    if options.threads:
+        torch.set_num_threads(options.threads)
+    clock = time.perf_counter if options.clock == "wall" else time.process_time
     for name in ("TRAINMARK_BUNDLE", "TRAINMARK_RUN_ID", "TRAINMARK_SEED"):
         os.environ.pop(name, None)
 
@@ -94,10 +103,10 @@ def main() -> None:
         bare_step(index)
 
     def bare_block() -> float:
-        began = time.perf_counter()
+        began = clock()
         for index in range(options.block_steps):
             bare_step(index)
-        return (time.perf_counter() - began) / options.block_steps
+        return (clock() - began) / options.block_steps
 
     with tempfile.TemporaryDirectory() as scratch:
         blocks = 0
@@ -109,10 +118,10 @@ def main() -> None:
                                  out=Path(scratch) / f"block-{blocks}", idle_seconds=0, warmup_steps=0,
                                  profile_steps=0, allocation_steps=0, count_flops=False,
                                  sample_rate_hz=options.rate_hz, precision="fp32") as run:
-                began = time.perf_counter()
+                began = clock()
                 for index in range(options.block_steps):
                     tracked_step(run, index)
-                elapsed = (time.perf_counter() - began) / options.block_steps
+                elapsed = (clock() - began) / options.block_steps
             return elapsed
 
         pairs = []
@@ -128,7 +137,7 @@ def main() -> None:
     ratios = [t / b for b, t in pairs]
     half = student_t_quantile(0.975, len(ratios) - 1) * statistics.stdev(ratios) / math.sqrt(len(ratios))
     print(f"model {options.model}: {options.pairs} ABBA pairs of {options.block_steps}-step blocks, sampler at "
-          f"{options.rate_hz:g} Hz, {torch.get_num_threads()} torch threads")
+          f"{options.rate_hz:g} Hz, {torch.get_num_threads()} torch threads, {options.clock} clock")
     print(f"  bare step        {bare_mean * 1000:8.2f} ms")
     print(f"  tracked step     {tracked_mean * 1000:8.2f} ms")
     print(f"  ratio of means   {tracked_mean / bare_mean:8.4f}   (budget <= 1.02)")

@@ -8,8 +8,11 @@
 
 Measurement boundaries: a step runs from `meter.step()` entering to its exit, a phase from
 `step.phase(name)` entering to its exit; each boundary synchronizes the device (so a duration is
-the device's work and not only the time to queue it), and each phase starts a new peak-memory
-window. Loss, gradient norm, the step record, the profiler and allocator windows' bookkeeping
+the device's work and not only the time to queue it). Peak-memory windows open at the step's
+start and at the end of each phase, so a phase's peak also covers whatever ran between the
+previous phase and it (the memory resident then is resident in it too), and the step's peak is
+the highest of its windows: one read and one reset per phase, as few as the reference loop has
+always paid. Loss, gradient norm, the step record, the profiler and allocator windows' bookkeeping
 and the FLOP count happen after the step's clock stopped.
 """
 
@@ -81,15 +84,14 @@ class Step:
         meter = self.meter
         backend = meter.backend
         backend.synchronize()
-        self._note_peak()  # the peak of whatever ran since the last window opened
         meter.phase.value = name
-        backend.reset_peak()
         mark = time.perf_counter_ns()
         try:
             yield self
         finally:
             backend.synchronize()
             self.stages.close(name, mark, backend.peak_bytes())
+            backend.reset_peak()  # the next window opens here: what runs between phases counts in the next one
             meter.stages_marked.add(name)
             meter.phase.value = "other"
 
