@@ -19,6 +19,8 @@ import pytest
 import trainmark
 from tests.bundles import REPO
 
+pytestmark = pytest.mark.training  # trains for real: left out of make test-fast
+
 MARKED_BLOCK = re.compile(r"<!-- (run|save as (?P<name>[\w.]+)) -->\n```(?P<language>\w+)\n(?P<code>.*?)```",
                           re.DOTALL)
 

@@ -14,6 +14,8 @@ import pytest
 import trainmark
 from tests.bundles import REPO
 
+pytestmark = pytest.mark.training  # trains for real: left out of make test-fast
+
 TRAINMARK = [sys.executable, "-m", "trainmark"]
 QUIET = {"idle_seconds": 0.0, "warmup_steps": 2, "profile_first_step": 3, "profile_steps": 2, "allocation_steps": 1}
 
