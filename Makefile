@@ -67,6 +67,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/validate.py
 	$(BIN)/python bench/score.py
 	$(BIN)/python bench/overhead.py
+	$(BIN)/python bench/track_overhead.py
 	$(BIN)/python bench/registry.py
 	$(BIN)/python bench/mlperf_import.py
 

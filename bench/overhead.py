@@ -4,7 +4,7 @@ One process, one model, one optimizer: blocks of steps alternate between the bar
 (forward, backward, optimizer; nothing measured) and the runner's measured step with
 everything a run has on: the sampler thread at --rate-hz reading the memory probe and any
 power meter and writing their traces, per-stage timing, peak-memory resets and reads, and one
-flushed step record per step. The order alternates ABBA so that drift hits both alike. Printed:
+flushed step record per step (reference_runner/stepping.py, which trainmark.track uses too). The order alternates ABBA so that drift hits both alike. Printed:
 the ratio of mean step times (budget <= 1.03 at 10 Hz), a Student-t 95 % interval over the block
 pairs, and the wall time of a whole `trainmark run --preset tiny --repeats 3`.
 
@@ -32,9 +32,11 @@ from trainmark.reference_runner.config import build_config  # noqa: E402
 from trainmark.reference_runner.data import FeedingOrder, load_dataset  # noqa: E402
 from trainmark.reference_runner.devices import backend_for  # noqa: E402
 from trainmark.reference_runner.loop import Trainer  # noqa: E402
+from trainmark.reference_runner.measurements import RankMeasurements  # noqa: E402
+from trainmark.reference_runner.profiling import AllocationWindow, KernelWindow  # noqa: E402
 from trainmark.reference_runner.sampler import Phase, Sampler  # noqa: E402
-from trainmark.spec import models  # noqa: E402
-from trainmark.spec.bundle import TraceWriter  # noqa: E402
+from trainmark.reference_runner.stepping import StepMeter  # noqa: E402
+from trainmark.spec.bundle import BundleWriter  # noqa: E402
 from trainmark.spec.errors import SensorUnavailable  # noqa: E402
 
 
@@ -51,7 +53,15 @@ def main() -> None:
     parser.add_argument("--block-steps", type=int, default=10)
     parser.add_argument("--rate-hz", type=float, default=10.0)
     parser.add_argument("--skip-end-to-end", action="store_true")
+    parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                        help="wall: time.perf_counter; cpu: the process's CPU time over all its threads (the "
+                             "sampler's included), which other work on a shared machine does not inflate")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default); with --clock cpu "
+                        "use 1, since idle OpenMP workers spin and their CPU time grows with the machine's load")
     options = parser.parse_args()
+    if options.threads:
+        torch.set_num_threads(options.threads)
+    clock = time.perf_counter if options.clock == "wall" else time.process_time
 
     config = build_config(options.preset, overrides={"max_steps": 10**6})
     backend = backend_for(config.device, 0, 0.0)
@@ -72,35 +82,39 @@ def main() -> None:
 
     def bare_block() -> float:
         nonlocal step
-        began = time.perf_counter()
+        began = clock()
         for _ in range(options.block_steps):
             trainer.bare_step(step)
             step += 1
-        return (time.perf_counter() - began) / options.block_steps
+        return (clock() - began) / options.block_steps
 
     with tempfile.TemporaryDirectory() as scratch:
+        blocks: list[int] = []
+
         def measured_block() -> float:
             nonlocal step
             phase = Phase()
+            blocks.append(len(blocks))
+            writer = BundleWriter(Path(scratch) / f"block-{len(blocks)}")
             sampler = Sampler(options.rate_hz, phase, meters, [probe],
-                              TraceWriter(Path(scratch) / "power.jsonl", models.PowerSample) if meters else None,
-                              TraceWriter(Path(scratch) / "memory.jsonl", models.MemorySample), node=0, rank=0)
-            steps = TraceWriter(Path(scratch) / "steps.jsonl", models.StepRecord)
+                              writer.open_trace("run-1", "power_sample") if meters else None,
+                              writer.open_trace("run-1", "memory_sample"), node=0, rank=0)
+            measurements = RankMeasurements(rank=0, node=0, local_rank=0, device=0, shares_device=False,
+                                            peak_method=backend.peak_method, peak_source=backend.peak_source,
+                                            peak_tool=backend.peak_tool, peak_reason=None)
+            # the runner's own step measurement (reference_runner/stepping.py), profiler windows off
+            meter = StepMeter(backend, phase, writer, "run-1", measurements, None, 0, KernelWindow(0, 0, False),
+                              AllocationWindow(0, 0, False))
+            samples = config.micro_batch_size * config.gradient_accumulation_steps
             sampler.start()
-            began = time.perf_counter()
+            began = clock()
             for _ in range(options.block_steps):
-                start_ns = time.time_ns()
-                stages, losses, rate, grad_norm, updated, duration_ns = trainer.step(step, phase)
-                steps.append(models.StepRecord(
-                    step=step, rank=0, start_unix_ns=start_ns, duration_s=duration_ns / 1e9,
-                    forward_s=stages.seconds["forward"], backward_s=stages.seconds["backward"],
-                    optimizer_s=stages.seconds["optimizer"], data_loading_s=stages.seconds["data_loading"],
-                    loss=float(sum(part.item() for part in losses)), learning_rate=rate,
-                    grad_norm=float(grad_norm), updated=updated, peak_memory_bytes=stages.step_peak()))
+                with meter.step(samples, samples * config.sequence_length) as measured:
+                    trainer.step(step, measured)
                 step += 1
-            elapsed = (time.perf_counter() - began) / options.block_steps
+            elapsed = (clock() - began) / options.block_steps
             sampler.stop()
-            steps.close()
+            meter.close()
             return elapsed
 
         pairs = []
@@ -116,7 +130,7 @@ def main() -> None:
     ratios = [m / b for b, m in pairs]
     half = student_t_975(len(ratios) - 1) * statistics.stdev(ratios) / math.sqrt(len(ratios))
     print(f"preset {config.name}: {options.pairs} ABBA pairs of {options.block_steps}-step blocks, "
-          f"sampler at {options.rate_hz:g} Hz, {torch.get_num_threads()} torch threads")
+          f"sampler at {options.rate_hz:g} Hz, {torch.get_num_threads()} torch threads, {options.clock} clock")
     print(f"  bare step        {bare_mean * 1000:8.2f} ms")
     print(f"  measured step    {measured_mean * 1000:8.2f} ms")
     print(f"  ratio of means   {measured_mean / bare_mean:8.4f}   (budget <= 1.03)")

@@ -1,16 +1,19 @@
-"""Where training runs: a CPU, a CUDA GPU, or a replayed GPU recording, behind one interface.
+"""Where training runs: a CPU, a GPU (NVIDIA or AMD), or a replayed GPU recording, behind one interface.
 
 The training loop calls `synchronize`, `reset_peak`, `peak_bytes` and `allocations` at its stage
 boundaries and never asks which device it has. The CPU backend measures memory with the
 kernel's resident-set high-water mark (`VmHWM` in /proc/self/status, reset through
 /proc/self/clear_refs), a counter for the whole process; the CUDA backend with the caching
-allocator's own statistics. Peak FLOP/s come from a table of NVIDIA data-centre GPUs (dense
-figures from the datasheets) or from the user's declaration; never from a guess.
+allocator's own statistics, and it describes the device and reads its power through its
+vendor's library (`GpuVendor`: NVML for NVIDIA, AMD SMI for AMD; a ROCm GPU, which torch also
+calls "cuda", is never described as NVIDIA). Peak FLOP/s come from a table of NVIDIA data-centre
+GPUs (dense figures from the datasheets) or from the user's declaration; never from a guess.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import platform
 import re
 from abc import ABC, abstractmethod
@@ -18,12 +21,13 @@ from pathlib import Path
 
 import torch
 
-from trainmark.reference_runner.sensors import (CudaMemoryProbe, MemoryProbe, NvmlPowerMeter, PowerMeter, PowerReading,
-                                      ProcessMemoryProbe, RaplPowerMeter, ReplayMemoryProbe, ReplayPowerMeter,
-                                      rapl_packages)
+from trainmark.reference_runner.sensors import (AmdSmiPowerMeter, CudaMemoryProbe, MemoryProbe, NvmlPowerMeter,
+                                                PowerMeter, PowerReading, ProcessMemoryProbe, RaplPowerMeter,
+                                                ReplayMemoryProbe, ReplayPowerMeter, rapl_packages)
 from trainmark.spec.errors import SensorUnavailable
 
-PRECISION_FORMAT = {"fp32": "fp32", "bf16_autocast": "bf16", "fp16_autocast": "fp16"}
+PRECISION_FORMAT = {"fp32": "fp32", "bf16_autocast": "bf16", "fp16_autocast": "fp16", "bf16": "bf16", "fp16": "fp16",
+                    "tf32": "tf32", "fp64": "fp64"}
 """The number format that dominates matrix-multiply time under each precision policy."""
 
 # Dense peak throughput (no sparsity) per number format, from NVIDIA's datasheets and whitepapers.
@@ -128,8 +132,7 @@ class DeviceBackend(ABC):
 
 # ---------------------------------------------------------------- CPU
 
-def _vm_hwm_bytes() -> int:
-    return int(re.search(r"VmHWM:\s+(\d+) kB", Path("/proc/self/status").read_text()).group(1)) * 1024
+_VM_HWM = re.compile(rb"VmHWM:\s+(\d+) kB")
 
 
 class CpuBackend(DeviceBackend):
@@ -143,21 +146,31 @@ class CpuBackend(DeviceBackend):
         self.peak_tool = f"Linux {platform.release()} procfs"
         self.declared_peak_flops = declared_peak_flops
         self._reason = None
+        # Kept open: opening the two files at every stage boundary cost ten times the read itself.
         try:
-            _vm_hwm_bytes()
-            Path("/proc/self/clear_refs").write_text("5")
+            self._status = os.open("/proc/self/status", os.O_RDONLY)
+            self._clear_refs = os.open("/proc/self/clear_refs", os.O_WRONLY)
+            self.peak_bytes()
+            self.reset_peak()
         except (OSError, AttributeError) as error:
             self._reason = f"the kernel's resident-set high-water mark cannot be read or reset here ({error})"
+
+    def __del__(self) -> None:
+        for name in ("_status", "_clear_refs"):
+            if hasattr(self, name):
+                os.close(getattr(self, name))
 
     def synchronize(self) -> None:
         pass  # CPU operators run synchronously
 
     def reset_peak(self) -> None:
         if self._reason is None:
-            Path("/proc/self/clear_refs").write_text("5")
+            os.write(self._clear_refs, b"5")
 
     def peak_bytes(self) -> int | None:
-        return None if self._reason else _vm_hwm_bytes()
+        if self._reason:
+            return None
+        return int(_VM_HWM.search(os.pread(self._status, 16384, 0)).group(1)) * 1024
 
     def peak_unavailable_reason(self) -> str | None:
         return self._reason
@@ -224,12 +237,112 @@ def nvidia_device(local_index: int, index: int, node: int) -> dict:
     return device
 
 
+def amd_device(local_index: int, index: int, node: int) -> dict:
+    """A system.devices entry for an AMD GPU from AMD SMI alone (no HIP context is created)."""
+    from trainmark.reference_runner.sensors import _amdsmi, amdsmi_handle
+
+    device: dict = {"index": index, "node": node, "local_index": local_index, "kind": "gpu", "vendor": "AMD",
+                    "model": "AMD GPU"}
+    try:
+        amdsmi = _amdsmi()
+        handle = amdsmi_handle(amdsmi, local_index)
+        asic = amdsmi.amdsmi_get_gpu_asic_info(handle)
+        if asic.get("market_name"):
+            device["model"] = asic["market_name"]
+        device["uuid"] = amdsmi.amdsmi_get_gpu_device_uuid(handle)
+        device["driver_version"] = amdsmi.amdsmi_get_gpu_driver_info(handle)["driver_version"]
+        device["firmware_version"] = amdsmi.amdsmi_get_gpu_vbios_info(handle).get("version")
+        device["memory_bytes"] = amdsmi.amdsmi_get_gpu_memory_total(handle, amdsmi.AmdSmiMemoryType.VRAM)
+    except (SensorUnavailable, KeyError, AttributeError):
+        pass  # the fields stay absent; H counts them
+    return {key: value for key, value in device.items() if value is not None}
+
+
+class GpuVendor(ABC):
+    """Whose management library describes a GPU and reads its power: torch calls every GPU it
+    drives "cuda", NVIDIA's under CUDA and AMD's under ROCm alike, so the vendor is probed."""
+
+    name: str
+
+    @abstractmethod
+    def describe(self, local_index: int, index: int, node: int) -> dict:
+        """The system.devices entry, from the vendor's library (no GPU context is created)."""
+
+    @abstractmethod
+    def power_meter(self, local_index: int, index: int) -> PowerMeter:
+        """The GPU's power/energy meter, or SensorUnavailable with the reason."""
+
+    @abstractmethod
+    def software(self) -> dict:
+        """The vendor's software fields (toolkit, driver)."""
+
+
+class NvidiaGpus(GpuVendor):
+    """NVIDIA GPUs under CUDA: NVML (nvidia-ml-py)."""
+
+    name = "NVIDIA"
+
+    def describe(self, local_index: int, index: int, node: int) -> dict:
+        return nvidia_device(local_index, index, node)
+
+    def power_meter(self, local_index: int, index: int) -> PowerMeter:
+        return NvmlPowerMeter(local_index, index)
+
+    def software(self) -> dict:
+        fields = {"cuda_version": torch.version.cuda}
+        if torch.backends.cudnn.is_available():
+            version = torch.backends.cudnn.version()
+            fields["cudnn_version"] = f"{version // 10000}.{version // 100 % 100}.{version % 100}"
+        if hasattr(torch.cuda, "nccl"):
+            fields["nccl_version"] = ".".join(str(part) for part in torch.cuda.nccl.version())
+        try:
+            from trainmark.reference_runner.sensors import _nvml
+
+            fields["accelerator_driver_version"] = _nvml().nvmlSystemGetDriverVersion()
+        except SensorUnavailable:
+            pass
+        return fields
+
+
+class AmdGpus(GpuVendor):
+    """AMD GPUs under ROCm (which torch calls "cuda"): AMD SMI (amdsmi)."""
+
+    name = "AMD"
+
+    def describe(self, local_index: int, index: int, node: int) -> dict:
+        return amd_device(local_index, index, node)
+
+    def power_meter(self, local_index: int, index: int) -> PowerMeter:
+        return AmdSmiPowerMeter(local_index, index)
+
+    def software(self) -> dict:
+        fields: dict = {"libraries": [{"name": "ROCm HIP", "version": str(torch.version.hip)}]}
+        try:
+            from trainmark.reference_runner.sensors import _amdsmi, amdsmi_handle
+
+            amdsmi = _amdsmi()
+            fields["accelerator_driver_version"] = amdsmi.amdsmi_get_gpu_driver_info(
+                amdsmi_handle(amdsmi, 0))["driver_version"]
+        except (SensorUnavailable, KeyError, AttributeError):
+            pass
+        return fields
+
+
+def probe_gpu_vendor() -> GpuVendor:
+    """The vendor of the GPUs torch drives: a ROCm build of torch (torch.version.hip) drives AMD
+    GPUs, a CUDA build NVIDIA's."""
+    return AmdGpus() if getattr(torch.version, "hip", None) else NvidiaGpus()
+
+
 class CudaBackend(DeviceBackend):
+    """A GPU that torch drives as "cuda": NVIDIA under CUDA or AMD under ROCm (`probe_gpu_vendor`)."""
+
     kind = "gpu"
     peak_method = "counter"
     peak_source = "torch.cuda.max_memory_allocated, reset with torch.cuda.reset_peak_memory_stats at each stage"
 
-    def __init__(self, local_index: int) -> None:
+    def __init__(self, local_index: int, vendor: GpuVendor | None = None) -> None:
+        self.vendor = vendor or probe_gpu_vendor()
         self.peak_tool = f"torch {torch.__version__}"
         torch.cuda.set_device(local_index)
         self.local_index = local_index
@@ -252,29 +365,17 @@ class CudaBackend(DeviceBackend):
 
     def describe(self, index: int, node: int) -> dict:
         properties = torch.cuda.get_device_properties(self.local_index)
-        return {**nvidia_device(self.local_index, index, node), "model": properties.name,
+        return {**self.vendor.describe(self.local_index, index, node), "model": properties.name,
                 "memory_bytes": properties.total_memory}
 
     def power_meter(self, index: int) -> PowerMeter:
-        return NvmlPowerMeter(self.local_index, index)
+        return self.vendor.power_meter(self.local_index, index)
 
     def memory_probe(self, index: int) -> MemoryProbe:
         return CudaMemoryProbe(self.local_index, index)
 
     def software(self) -> dict:
-        fields = {"cuda_version": torch.version.cuda}
-        if torch.backends.cudnn.is_available():
-            version = torch.backends.cudnn.version()
-            fields["cudnn_version"] = f"{version // 10000}.{version // 100 % 100}.{version % 100}"
-        if hasattr(torch.cuda, "nccl"):
-            fields["nccl_version"] = ".".join(str(part) for part in torch.cuda.nccl.version())
-        try:
-            from trainmark.reference_runner.sensors import _nvml
-
-            fields["accelerator_driver_version"] = _nvml().nvmlSystemGetDriverVersion()
-        except SensorUnavailable:
-            pass
-        return fields
+        return self.vendor.software()
 
 
 # ---------------------------------------------------------------- replayed GPU
@@ -366,11 +467,12 @@ def planned_setup(device: str, replay: Path | None, processes_per_node: int, nod
         specs = [meter.power_channel, meter.energy_channel, probe.channel]
         return devices, [spec.as_channel(sample_rate_hz) for spec in specs if spec], None
     if uses_cuda(device, replay):
-        devices = [nvidia_device(local, node * processes_per_node + local, node)
+        vendor = probe_gpu_vendor()
+        devices = [vendor.describe(local, node * processes_per_node + local, node)
                    for node in range(nodes) for local in range(processes_per_node)]
         specs, reason = [CudaMemoryProbe(0, 0).channel], None
         try:
-            meter = NvmlPowerMeter(0, 0)
+            meter = vendor.power_meter(0, 0)
             specs += [spec for spec in (meter.power_channel, meter.energy_channel) if spec]
         except SensorUnavailable as error:
             reason = str(error)

@@ -12,7 +12,9 @@ device's work and not only the time to queue it):
     forward       each micro-batch's forward pass and loss
     backward      each micro-batch's backward pass (gradient all-reduce overlaps the last one)
     optimizer     unscale, clip, optimizer step, zero_grad
-The loss is read (`.item()`, itself a sync) only after the step's clock stopped.
+The loss is read (`.item()`, itself a sync) only after the step's clock stopped. The steps are
+timed, recorded and accounted by `stepping.StepMeter`, the same code that measures a user's loop
+under `trainmark.track`.
 """
 
 from __future__ import annotations
@@ -35,11 +37,12 @@ import torch.distributed as dist  # noqa: E402
 from trainmark.reference_runner.config import RunConfig, config_from_json  # noqa: E402
 from trainmark.reference_runner.data import FeedingOrder, held_out_batches, load_dataset  # noqa: E402
 from trainmark.reference_runner.devices import backend_for  # noqa: E402
-from trainmark.reference_runner.measurements import RankMeasurements, StageTotals  # noqa: E402
+from trainmark.reference_runner.measurements import RankMeasurements  # noqa: E402
 from trainmark.reference_runner.model import TinyGPT  # noqa: E402
 from trainmark.reference_runner.profiling import AllocationWindow, KernelWindow  # noqa: E402
 from trainmark.reference_runner.progress import ProgressWriter  # noqa: E402
 from trainmark.reference_runner.sampler import Phase, Sampler, measure_idle_power  # noqa: E402
+from trainmark.reference_runner.stepping import Step, StepMeter  # noqa: E402
 from trainmark.spec import models  # noqa: E402
 from trainmark.spec.bundle import BundleWriter  # noqa: E402
 from trainmark.spec.errors import SensorUnavailable  # noqa: E402
@@ -149,46 +152,27 @@ class Trainer:
         self._update(step)
         self.backend.synchronize()
 
-    def step(self, step: int, phase: Phase) -> tuple[StageTotals, list[torch.Tensor], float, torch.Tensor, bool, int]:
-        """One measured optimizer step: (stage totals, losses, rate, gradient norm, updated, duration ns)."""
-        backend, stages = self.backend, StageTotals()
-        began = time.perf_counter_ns()
-
-        phase.value = "data_loading"
-        backend.reset_peak()
-        batches = self._batches(step)
-        backend.synchronize()
-        stages.close("data_loading", began, backend.peak_bytes())
+    def step(self, step: int, measured: Step) -> None:
+        """One measured optimizer step: its stages timed through `measured` (the StepMeter's step),
+        which also gets the losses, learning rate, gradient norm and whether the parameters changed."""
+        with measured.phase("data_loading"):
+            batches = self._batches(step)
 
         losses = []
         for index, (inputs, targets) in enumerate(batches):
             with self._sync_context(index, len(batches)):
-                phase.value = "forward"
-                backend.reset_peak()
-                mark = time.perf_counter_ns()
-                with self.autocast():
-                    _, loss = self.trained(inputs, targets)
-                    loss = loss / len(batches)
-                backend.synchronize()
-                stages.close("forward", mark, backend.peak_bytes())
-
-                phase.value = "backward"
-                backend.reset_peak()
-                mark = time.perf_counter_ns()
-                (self.scaler.scale(loss) if self.scaler else loss).backward()
-                backend.synchronize()
-                stages.close("backward", mark, backend.peak_bytes())
+                with measured.phase("forward"):
+                    with self.autocast():
+                        _, loss = self.trained(inputs, targets)
+                        loss = loss / len(batches)
+                with measured.phase("backward"):
+                    (self.scaler.scale(loss) if self.scaler else loss).backward()
             losses.append(loss.detach())
 
-        phase.value = "optimizer"
-        backend.reset_peak()
-        mark = time.perf_counter_ns()
-        rate, grad_norm, updated = self._update(step)
-        backend.synchronize()
-        stages.close("optimizer", mark, backend.peak_bytes())
-        duration_ns = time.perf_counter_ns() - began
-        phase.value = "other"
-        return stages, losses, rate, grad_norm, updated, duration_ns
+        with measured.phase("optimizer"):
+            rate, grad_norm, updated = self._update(step)
+        # read (as numbers) only after the step's clock stopped
+        measured.loss, measured.learning_rate, measured.grad_norm, measured.updated = losses, rate, grad_norm, updated
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -254,7 +238,6 @@ def main(argv: list[str] | None = None) -> None:
     sampler = Sampler(config.sample_rate_hz, phase, meters, [probe],
                       writer.open_trace(args.run_id, "power_sample", per_rank) if meters else None,
                       writer.open_trace(args.run_id, "memory_sample", per_rank), node, rank)
-    steps_trace = writer.open_trace(args.run_id, "step", per_rank)
     epochs_trace = writer.open_trace(args.run_id, "epoch", per_rank)
     kernel_window = KernelWindow(config.profile_first_step, config.profile_steps if rank == 0 else 0,
                                  device.type == "cuda")
@@ -264,6 +247,9 @@ def main(argv: list[str] | None = None) -> None:
                                     shares_device=shares_device, peak_method=backend.peak_method,
                                     peak_source=backend.peak_source, peak_tool=backend.peak_tool,
                                     peak_reason=backend.peak_unavailable_reason())
+    # The launcher counts FLOPs on a meta-device copy, outside the run (reference_runner/model.py).
+    meter = StepMeter(backend, phase, writer, args.run_id, measurements, per_rank, config.warmup_steps,
+                      kernel_window, allocation_window)
     checkpoint_dir = tempfile.TemporaryDirectory(prefix="trainmark-checkpoint-")
 
     # ---------------------------------------------------------------- the run
@@ -271,44 +257,12 @@ def main(argv: list[str] | None = None) -> None:
     sampler.start()
     micro_batches = config.gradient_accumulation_steps
     epoch_start_ns, epoch_steps, epoch_losses = time.time_ns(), 0, []
-    last_allocations = backend.allocations()
+    samples = config.micro_batch_size * micro_batches
     for step in range(planned_steps):
-        kernel_window.before_step(step)
-        allocation_window.before_step(step)
-        profiled = kernel_window.covers(step) or allocation_window.covers(step)
-        start_ns = time.time_ns()
-        stages, losses, rate, grad_norm, updated, duration_ns = trainer.step(step, phase)
-
-        # ------------------------------------------------ bookkeeping, outside the step's clock
-        duration_s = duration_ns / 1e9
-        loss_value = float(sum(part.item() for part in losses))
-        allocations = backend.allocations()
-        step_allocations = None if allocations is None or last_allocations is None else allocations - last_allocations
-        last_allocations = allocations
-        warmup = step < config.warmup_steps
-        record = models.StepRecord(
-            step=step, rank=rank, epoch=step // order.steps_per_epoch, start_unix_ns=start_ns, duration_s=duration_s,
-            data_loading_s=stages.seconds["data_loading"], forward_s=stages.seconds["forward"],
-            backward_s=stages.seconds["backward"], optimizer_s=stages.seconds["optimizer"],
-            samples=config.micro_batch_size * micro_batches, tokens=config.micro_batch_size * micro_batches *
-            config.sequence_length, loss=loss_value if math.isfinite(loss_value) else None, learning_rate=rate,
-            grad_norm=float(grad_norm) if math.isfinite(float(grad_norm)) else None, updated=updated,
-            warmup=warmup or None, profiled=profiled or None, peak_memory_bytes=stages.step_peak(),
-            allocations=step_allocations)
-        steps_trace.append(record)
-        measurements.add_step(record, stages, measured=not warmup and not profiled,
-                              reserved=backend.reserved_bytes())
-        allocation_window.after_step(step, start_ns, start_ns + duration_ns)
-        if kernel_window.after_step(step) and rank == 0:
-            breakdown = kernel_window.breakdown(rank, device_index)
-            writer.write_kernel_breakdown(args.run_id, breakdown, per_rank)
-            measurements.kernel_breakdown = breakdown.model_dump(mode="json")
-        if allocation_window.covers(step) and step == allocation_window.first_step + allocation_window.steps - 1:
-            events = allocation_window.events(rank, device_index)
-            with writer.open_trace(args.run_id, "allocator_event", per_rank) as trace:
-                for event in events:
-                    trace.append(event)
-            measurements.profiled_allocations_per_step = allocation_window.allocations_per_step(events)
+        with meter.step(samples, samples * config.sequence_length, epoch=step // order.steps_per_epoch) as measured:
+            trainer.step(step, measured)
+        loss_value = float(sum(part.item() for part in measured.loss))
+        duration_s = meter.last_record.duration_s
         if config.checkpoint_every and (step + 1) % config.checkpoint_every == 0 and rank == 0:
             phase.value = "checkpoint"
             measurements.checkpoints.append(_save_checkpoint(trainer.model, trainer.optimizer, step,
@@ -345,7 +299,7 @@ def main(argv: list[str] | None = None) -> None:
         dist.barrier()
     sampler.stop()
     ended_at = time.time_ns()
-    steps_trace.close()
+    meter.close()
     epochs_trace.close()
     for trace in (sampler.power_trace, sampler.memory_trace):
         if trace is not None:

@@ -71,6 +71,7 @@ class RankMeasurements:
     device_block: dict | None = None
     device_software: dict = field(default_factory=dict)
     host: dict | None = None
+    stages_marked: list[str] | None = None  # the stages a trainmark.track loop marked; None: all (the runner)
 
     def add_step(self, record: models.StepRecord, stages: StageTotals, measured: bool, reserved: int | None) -> None:
         """Account one finished step."""

@@ -66,20 +66,22 @@ def software(config: RunConfig, world_size: int, device_fields: dict, device_lab
     import psutil
 
     digest, count = packages_digest()
+    device_fields = dict(device_fields)
+    libraries = [{"name": "psutil", "version": psutil.__version__}, *device_fields.pop("libraries", [])]
     block = {
         "framework": {"name": "pytorch", "version": torch.__version__},
         "python_version": platform.python_version(),
         "kernel_version": platform.release(),
         "compiler": "eager (no torch.compile)",
         "distributed_backend": ("nccl" if device_label == "cuda" else "gloo") if world_size > 1 else "none (one process)",
-        "libraries": [{"name": "psutil", "version": psutil.__version__}],
+        "libraries": libraries,
         "packages_digest": digest, "packages_digest_method": PACKAGES_DIGEST_METHOD, "packages_count": count,
         **device_fields,
     }
     name = os_name()
     if name:
         block["os_name"] = name
-    mixed = MIXED_PRECISION[config.precision]
+    mixed = MIXED_PRECISION.get(config.precision)
     if mixed:
         block["mixed_precision_implementation"] = mixed.format(device=repr(device_label))
     try:
@@ -89,9 +91,11 @@ def software(config: RunConfig, world_size: int, device_fields: dict, device_lab
     return block
 
 
-def code() -> dict:
-    """The training code's repository state (GitPython), or why there is none."""
-    here = Path(__file__).resolve().parent
+def code(where: Path | None = None) -> dict:
+    """The repository state (GitPython) of the training code in `where` (default: the reference
+    runner's own folder), or why there is none."""
+    here = (where or Path(__file__)).resolve()
+    here = here if here.is_dir() else here.parent
     try:
         import git
 
@@ -110,15 +114,15 @@ def code() -> dict:
     return block
 
 
-def environment(config: RunConfig) -> dict:
+def environment(config: RunConfig, declared_with: str = "trainmark run --ambient-temperature-c") -> dict:
+    """Ambient temperature and cooling as the person declared them (`declared_with` says how)."""
     if config.ambient_temperature_c is None:
         temperature = {"value": None, "unit": "Cel",
-                       "unavailable_reason": "not declared (trainmark run --ambient-temperature-c) and this runner "
+                       "unavailable_reason": f"not declared ({declared_with}) and trainmark "
                                              "reads no room or inlet temperature sensor"}
     else:
         temperature = {"value": config.ambient_temperature_c, "unit": "Cel", "method": "declared",
-                       "source": "declared by the person who started the run", "tool": "trainmark run "
-                       "--ambient-temperature-c"}
+                       "source": "declared by the person who started the run", "tool": declared_with}
     block = {"ambient_temperature": temperature}
     if config.cooling_method:
         block.update(cooling_method=config.cooling_method, cooling_source="declared by the person who started the run")

@@ -52,11 +52,14 @@ def bundle_readme(manifest: dict) -> str:
         + (", activation checkpointing" if model.get("activation_checkpointing") else "") + ".",
         f"- Training: global batch {training['global_batch_size']} (micro batch {training.get('micro_batch_size')}"
         f" x {training.get('gradient_accumulation_steps')} accumulation x world size {training['world_size']}), "
-        f"sequence length {training['sequence_length']}, {training.get('max_steps')} optimizer steps, "
+        + (f"sequence length {training['sequence_length']}, " if training.get("sequence_length") else
+           "no token sequences, ") + f"{training.get('max_steps')} optimizer steps, "
         f"optimizer {training['optimizer']['name']}; the first {training.get('warmup_steps_excluded', 0)} steps "
         "are warm-up and left out of throughput statistics.",
         f"- Data: {manifest['dataset']['name']} (snapshot {manifest['dataset'].get('snapshot_id', 'not recorded')}).",
-        "- Runs: " + ", ".join(f"{run['run_id']} (seed {run['seed']}, {run['status']})" for run in runs) + ".",
+        "- Runs: " + ", ".join(f"{run['run_id']} ("
+                               + (f"seed {run['seed']}, " if run.get("seed") is not None else "no seed recorded, ")
+                               + f"{run['status']})" for run in runs) + ".",
         "",
         "## On what",
         "",
@@ -119,8 +122,14 @@ def _caveats(manifest: dict, missing: dict[str, str]) -> list[str]:
     if sum(1 for run in runs if run.get("status") == "completed") < 3:
         caveats.append("Fewer than three completed runs: the spread between runs, and so the intervals, are not "
                        "well estimated.")
-    caveats.append(f"Throughput was measured over {training.get('max_steps')} steps of a sequence length of "
-                   f"{training['sequence_length']} and a global batch of {training['global_batch_size']}: memory "
-                   "grows with batch and sequence length (attention activations with the square of the sequence "
-                   "length unless a fused attention kernel avoids it), and steps per second fall as the batch grows.")
+    if training.get("sequence_length"):
+        caveats.append(f"Throughput was measured over {training.get('max_steps')} steps of a sequence length of "
+                       f"{training['sequence_length']} and a global batch of {training['global_batch_size']}: memory "
+                       "grows with batch and sequence length (attention activations with the square of the sequence "
+                       "length unless a fused attention kernel avoids it), and steps per second fall as the batch "
+                       "grows.")
+    else:
+        caveats.append(f"Throughput was measured over {training.get('max_steps')} steps of a global batch of "
+                       f"{training['global_batch_size']}: memory grows with the batch, and steps per second fall as "
+                       "it grows.")
     return caveats

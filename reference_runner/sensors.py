@@ -1,9 +1,9 @@
 """Power, energy and memory sensors behind small interfaces, with record and replay.
 
 A `PowerMeter` reads one device's power and/or cumulative energy; a `MemoryProbe` reads one
-process's or device's memory. The real implementations are thin wrappers around NVML, the Linux
-powercap (RAPL) files, torch.cuda and psutil. `RecordingPowerMeter` writes what a real meter
-reads to a file; `ReplayPowerMeter` plays such a file back, so everything above the sensors (the
+process's or device's memory. The real implementations are thin wrappers around NVML (NVIDIA
+GPUs), AMD SMI (AMD GPUs), the Linux powercap (RAPL) files, torch.cuda and psutil.
+`RecordingPowerMeter` writes what a real meter reads to a file; `ReplayPowerMeter` plays such a file back, so everything above the sensors (the
 sampler, the energy metrics, the bundle) runs and is tested on machines without the hardware.
 A sensor that does not exist raises `SensorUnavailable` with the reason the bundle records.
 """
@@ -120,6 +120,73 @@ class NvmlPowerMeter(PowerMeter):
         power = self.pynvml.nvmlDeviceGetPowerUsage(self.handle) / 1000.0
         energy = (self.pynvml.nvmlDeviceGetTotalEnergyConsumption(self.handle) / 1000.0
                   if self.energy_channel else None)
+        return PowerReading(power, energy)
+
+
+# ---------------------------------------------------------------- AMD SMI (AMD GPUs under ROCm)
+
+def _amdsmi():
+    try:
+        import amdsmi
+    except ImportError:
+        raise SensorUnavailable("amdsmi is not installed (it ships with ROCm: pip install /opt/rocm/share/amd_smi)"
+                                ) from None
+    try:
+        amdsmi.amdsmi_init()
+    except amdsmi.AmdSmiException as error:
+        raise SensorUnavailable(f"AMD SMI is not available ({error}): no AMD GPU driver on this machine") from None
+    return amdsmi
+
+
+def amdsmi_tool() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return f"amdsmi {version('amdsmi')}"
+    except PackageNotFoundError:
+        return "amdsmi (version not recorded by its installer)"
+
+
+def amdsmi_handle(amdsmi, local_index: int):
+    handles = amdsmi.amdsmi_get_processor_handles()
+    if local_index >= len(handles):
+        raise SensorUnavailable(f"AMD SMI sees {len(handles)} GPU(s), not a GPU {local_index}")
+    return handles[local_index]
+
+
+class AmdSmiPowerMeter(PowerMeter):
+    """amdsmi_get_power_info (watts, the socket's current or else average power) and
+    amdsmi_get_energy_count (an accumulator x its resolution in microjoules)."""
+
+    def __init__(self, local_index: int, device: int) -> None:
+        self.amdsmi = _amdsmi()
+        self.handle = amdsmi_handle(self.amdsmi, local_index)
+        self.device = device
+        tool = amdsmi_tool()
+        info = self.amdsmi.amdsmi_get_power_info(self.handle)
+        self._power_key = next((key for key in ("current_socket_power", "average_socket_power")
+                                if isinstance(info.get(key), (int, float))), None)
+        self.power_channel = ChannelSpec("amdsmi_power", "power_sample", ("power_w",), "sampled",
+                                         f"amdsmi_get_power_info()['{self._power_key}'] (watts)", tool, "device") \
+            if self._power_key else None
+        try:
+            self._energy_key = next(key for key in ("energy_accumulator", "power")
+                                    if key in self.amdsmi.amdsmi_get_energy_count(self.handle))
+            self.energy_channel = ChannelSpec("amdsmi_energy", "power_sample", ("energy_j",), "counter",
+                                              f"amdsmi_get_energy_count()['{self._energy_key}'] x "
+                                              "counter_resolution (microjoules)", tool, "device")
+        except (self.amdsmi.AmdSmiException, StopIteration):
+            self.energy_channel = None
+        if self.power_channel is None and self.energy_channel is None:
+            raise SensorUnavailable("AMD SMI reports neither power nor an energy counter for this GPU")
+
+    def read(self) -> PowerReading:
+        power = (float(self.amdsmi.amdsmi_get_power_info(self.handle)[self._power_key])
+                 if self.power_channel else None)
+        energy = None
+        if self.energy_channel:
+            count = self.amdsmi.amdsmi_get_energy_count(self.handle)
+            energy = count[self._energy_key] * count["counter_resolution"] / 1e6
         return PowerReading(power, energy)
 
 

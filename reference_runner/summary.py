@@ -53,6 +53,11 @@ class RunSummary:
         self.steps_file = steps_file
         self.kernels_file = kernels_file
         self.tool = f"trainmark {producer_version()}"
+        # How the FLOP counts were obtained (trainmark.track counts differently from the runner).
+        self.analytical_source = ANALYTICAL_SOURCE
+        self.counted_source = ("torch.utils.flop_counter.FlopCounterMode over one micro-batch of a meta-device copy, "
+                               "x micro-batches per step")
+        self.counted_reason: str | None = None
         self.metrics: list[dict] = []
         self.started_at, self.ended_at = iso(result["started_at_ns"]), iso(result["ended_at_ns"])
         self.devices = {}
@@ -81,10 +86,20 @@ class RunSummary:
         self.add(measured_or_unavailable(
             "samples_per_second", "{sample}/s", per_second and self.global_batch * per_second, derived,
             "training.global_batch_size x steps_per_second", self.tool, no_steps))
-        self.add(measured_or_unavailable(
-            "tokens_per_second", "{token}/s", per_second and self.global_batch * self.config.sequence_length * per_second,
-            derived, "global_batch_size x sequence_length x steps_per_second", self.tool, no_steps))
+        if self.config.sequence_length is None:
+            self.add(unavailable("tokens_per_second", "{token}/s", "the model takes no token sequences "
+                                                                   "(sequence_length is None)"))
+        else:
+            self.add(measured_or_unavailable(
+                "tokens_per_second", "{token}/s",
+                per_second and self.global_batch * self.config.sequence_length * per_second,
+                derived, "global_batch_size x sequence_length x steps_per_second", self.tool, no_steps))
+        marked = r0.get("stages_marked")  # None: the runner times every stage
         for stage in ("data_loading", "forward", "backward", "optimizer"):
+            if marked is not None and stage not in marked:
+                self.add(unavailable(f"time_per_step_{stage}", "s",
+                                     f"the training loop marked no {stage} phase (step.phase({stage!r}))"))
+                continue
             value = r0["measured_stage_s"][stage] / r0["measured"] if r0["measured"] else None
             self.add(measured_or_unavailable(f"time_per_step_{stage}", "s", value, derived,
                                              f"mean {stage}_s of the {source}", self.tool, no_steps))
@@ -105,10 +120,10 @@ class RunSummary:
     def compute(self, per_second: float | None) -> None:
         derived = "derived"
         self.add(measured("flops_per_step_analytical", "{flop}", self.flops_analytical, "analytical",
-                          ANALYTICAL_SOURCE, self.tool))
-        self.add(measured("flops_per_step_counted", "{flop}", self.flops_counted, "profiler",
-                          "torch.utils.flop_counter.FlopCounterMode over one micro-batch of a meta-device copy, "
-                          "x micro-batches per step", f"torch {self._torch_version()}"))
+                          self.analytical_source, self.tool))
+        self.add(measured_or_unavailable("flops_per_step_counted", "{flop}", self.flops_counted, "profiler",
+                                         self.counted_source, f"torch {self._torch_version()}",
+                                         self.counted_reason or "the FLOPs were not counted"))
         no_steps = "no measured step to time"
         global_flops = per_second and self.flops_analytical * per_second
         self.add(measured_or_unavailable("flops_per_second", "{flop}/s", global_flops, derived,

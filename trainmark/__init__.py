@@ -4,6 +4,11 @@ The public Python API, one namespace::
 
     import trainmark
 
+    with trainmark.track(model=model, batch_size=64, out="bundle/") as run:  # measure your own loop
+        for batch in loader:
+            with run.step() as step:
+                ...
+
     report = trainmark.validate("bundle/")         # a ValidationReport: findings with pointers
     score = trainmark.score("bundle/")             # a ScoreReport: R, F, H, C, gates, badges
     with trainmark.open_bundle("b.tar.gz") as root:  # a directory or an archive, as a directory
@@ -13,6 +18,9 @@ The public Python API, one namespace::
 
 `BundleWriter` writes bundles, `TrainmarkError` is the root of every error trainmark raises,
 and `SCHEMA_VERSION` is the version of the standard this code writes and reads.
+
+`track` needs the runner's extra (`pip install 'trainmark[runner]'`: torch); the callbacks for
+Hugging Face `Trainer` and Lightning are in `trainmark.integrations`.
 
 The four parts are subpackages: `trainmark.spec` (the standard), `trainmark.reference_runner`,
 `trainmark.scorer` and `trainmark.registry`. No logic lives here: every name is handed on, and
@@ -33,6 +41,7 @@ if TYPE_CHECKING:  # the names as type checkers and IDEs see them
     from trainmark.spec.bundle import BundleWriter, finalize
     from trainmark.spec.errors import TrainmarkError
     from trainmark.api import score, validate
+    from trainmark.reference_runner.track import track
 
 __version__ = producer_version()
 
@@ -44,6 +53,7 @@ __all__ = [
     "open_bundle",
     "pack",
     "score",
+    "track",
     "validate",
 ]
 
@@ -57,6 +67,7 @@ _HOMES = {
     "pack": "trainmark.api",
     "score": "trainmark.api",
     "validate": "trainmark.api",
+    "track": "trainmark.reference_runner.track",
 }
 
 

@@ -181,6 +181,30 @@ def run(
 
 
 @app.command()
+def repeat(
+    out: Annotated[Path, typer.Option("--out", help="The bundle directory to create (must not exist or be empty).")],
+    command: Annotated[list[str], typer.Argument(help="The command to run, after --: it uses trainmark.track.")],
+    runs: Annotated[int, typer.Option("-n", "--runs", help="Independent runs (a fresh process each).")] = 3,
+    seed: Annotated[int, typer.Option(help="Seed of the first run (TRAINMARK_SEED); run k gets seed + k - 1.")] = 0,
+) -> None:
+    """Run your own training script N times as the independent runs of one bundle.
+
+    Each run is a fresh process with TRAINMARK_BUNDLE, TRAINMARK_RUN_ID and TRAINMARK_SEED set;
+    the script's trainmark.track appends its run; the manifest is written after the last run. A
+    run that crashes is kept as failed with its exit status; a run whose configuration or
+    hardware differs from the first is refused.
+
+    Example: trainmark repeat -n 3 --out bundles/mlp -- python examples/plain_loop.py
+    """
+    from trainmark.reference_runner.repeat import repeat as repeat_runs
+
+    console = _console(stderr=True)
+    outcome = repeat_runs(command, runs, out, seed, on_run=lambda progress: console.print(progress.line()))
+    statuses = ", ".join(f"{run_id} {status}" for run_id, status in outcome.statuses.items())
+    _console().print(f"wrote bundle {outcome.bundle_id} to {_plain(out)} in {outcome.seconds:.0f} s ({statuses})")
+
+
+@app.command()
 def calibrate(
     out: Annotated[Path, typer.Option("--out", help="The calibration record (JSON) to write.")],
     bundle: Annotated[Optional[Path], typer.Option(help="Where to keep the calibration runs' bundle "
