@@ -17,7 +17,6 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -32,6 +31,7 @@ from trainmark.reference_runner.devices import planned_setup, refuse_unsupported
 from trainmark.reference_runner.model import analytical_flops_per_step, counted_flops_per_step
 from trainmark.reference_runner.progress import JobProgress, ProgressReader
 from trainmark.reference_runner.readme import bundle_readme
+from trainmark.reference_runner.scratch import scratch_folder, sweep_stale_scratch
 from trainmark.reference_runner.summary import RunSummary, iso
 from trainmark.spec import SCHEMA_VERSION, producer_version
 from trainmark.spec.bundle import BundleWriter, close_run_from_traces, finalize
@@ -206,6 +206,7 @@ def run_bundle(config: RunConfig, repeats: int, out: Path, topology: Topology = 
         raise TrainmarkError("--repeats must be at least 1")
     refuse_unsupported_precision(config.precision, config.device, replay)
     config = config.for_world(topology.world_size)
+    sweep_stale_scratch()  # what earlier runs killed outright (SIGKILL) could not remove
     began = time.monotonic()
     if topology.node_rank != 0:
         return _run_follower_node(config, repeats, out, topology, replay)
@@ -221,7 +222,7 @@ def run_bundle(config: RunConfig, repeats: int, out: Path, topology: Topology = 
     per_rank = 0 if topology.world_size > 1 else None
     steps_file = trace_path("run-X", "step", per_rank).replace("run-X", "{run}")
     kernels_file = trace_path("run-X", "kernel_breakdown", per_rank).replace("run-X", "{run}")
-    with tempfile.TemporaryDirectory(prefix="trainmark-run-") as scratch, _sigterm_as_sigint():
+    with scratch_folder("run") as scratch, _sigterm_as_sigint():
         for index in range(repeats):
             run_id, seed = f"run-{index + 1}", config.seed + index
             draft["runs"].append({"run_id": run_id, "seed": seed, "started_at": iso(time.time_ns())})
@@ -314,7 +315,7 @@ def _run_follower_node(config: RunConfig, repeats: int, out: Path, topology: Top
         raise TrainmarkError(f"{out} must exist on this node: with several nodes, --out is a shared directory "
                              "that node 0 creates")
     outcome = RunOutcome(out, None)
-    with tempfile.TemporaryDirectory(prefix="trainmark-run-") as scratch:
+    with scratch_folder("run") as scratch:
         for index in range(repeats):
             run_id = f"run-{index + 1}"
             command = worker_command(config, topology, run_id, config.seed + index, out, Path(scratch) / "r.json",

@@ -24,7 +24,8 @@ import contextlib
 import json
 import math
 import os
-import tempfile
+import signal
+import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -42,6 +43,7 @@ from trainmark.reference_runner.model import TinyGPT  # noqa: E402
 from trainmark.reference_runner.profiling import AllocationWindow, KernelWindow  # noqa: E402
 from trainmark.reference_runner.progress import ProgressWriter  # noqa: E402
 from trainmark.reference_runner.sampler import Phase, Sampler, measure_idle_power  # noqa: E402
+from trainmark.reference_runner.scratch import scratch_folder  # noqa: E402
 from trainmark.reference_runner.stepping import Step, StepMeter  # noqa: E402
 from trainmark.spec import models  # noqa: E402
 from trainmark.spec.bundle import BundleWriter  # noqa: E402
@@ -185,6 +187,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--replay", type=Path, default=None, help="a GPU sensor recording to replay")
     parser.add_argument("--progress", type=Path, default=None, help="append progress lines here (rank 0)")
     args = parser.parse_args(argv)
+    # SIGTERM (the launcher died, or torchrun stops its ranks) ends the run as an exit, not a sudden
+    # death, so that the checkpoint folder is removed on the way out
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
 
     # ---------------------------------------------------------------- processes and devices
     rank, world_size = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
@@ -250,7 +255,7 @@ def main(argv: list[str] | None = None) -> None:
     # The launcher counts FLOPs on a meta-device copy, outside the run (reference_runner/model.py).
     meter = StepMeter(backend, phase, writer, args.run_id, measurements, per_rank, config.warmup_steps,
                       kernel_window, allocation_window)
-    checkpoint_dir = tempfile.TemporaryDirectory(prefix="trainmark-checkpoint-")
+    checkpoint_dir = scratch_folder("checkpoint")
 
     # ---------------------------------------------------------------- the run
     started_at = time.time_ns()

@@ -33,9 +33,8 @@ import contextlib
 import math
 import os
 import sys
-import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +53,7 @@ from trainmark.reference_runner.readme import bundle_readme  # noqa: E402
 from trainmark.reference_runner.sampler import Phase, Sampler, measure_idle_power  # noqa: E402
 from trainmark.reference_runner.stepping import Step, StepMeter  # noqa: E402
 from trainmark.reference_runner.summary import RunSummary, iso  # noqa: E402
-from trainmark.spec import SCHEMA_VERSION, models, producer_version  # noqa: E402
+from trainmark.spec import SCHEMA_VERSION, producer_version  # noqa: E402
 from trainmark.spec.bundle import BundleWriter, close_run_from_traces  # noqa: E402
 from trainmark.spec.errors import SensorUnavailable, TrainmarkError  # noqa: E402
 from trainmark.spec.jsontext import load_document  # noqa: E402

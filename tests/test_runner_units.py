@@ -5,6 +5,9 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
+import subprocess
+import sys
 import time
 
 import pytest
@@ -278,3 +281,18 @@ def test_fp16_is_refused_on_a_cpu_whatever_the_device_says(tmp_path, device):
     assert not (tmp_path / "out").exists()  # refused before anything was written
     with pytest.raises(ConfigInvalid, match="nothing was trained"):
         grid("tiny", None, {"device": device}, [("precision", ["fp32", "fp16_autocast"])])
+
+
+def test_stale_scratch_folders_of_dead_processes_are_swept_and_no_others(tmp_path):
+    from trainmark.reference_runner.scratch import sweep_stale_scratch
+
+    finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                              text=True, check=True)
+    dead, alive = int(finished.stdout), os.getpid()
+    for name in (f"trainmark-run-{dead}-abc", f"trainmark-checkpoint-{dead}-def", f"trainmark-run-{alive}-ghi",
+                 "trainmark-bundle-xyz", f"other-run-{dead}-x"):
+        (tmp_path / name).mkdir()
+    removed = sweep_stale_scratch(tmp_path)
+    assert sorted(path.name for path in removed) == [f"trainmark-checkpoint-{dead}-def", f"trainmark-run-{dead}-abc"]
+    assert sorted(path.name for path in tmp_path.iterdir()) == sorted(
+        ["trainmark-bundle-xyz", f"other-run-{dead}-x", f"trainmark-run-{alive}-ghi"])

@@ -6,11 +6,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import pytest
 
+from trainmark.reference_runner.scratch import sweep_stale_scratch
 from trainmark.spec.bundle import finalize, read_manifest
 from trainmark.spec.errors import TrainmarkError
 from trainmark.spec.validate import validate_bundle
@@ -91,6 +93,11 @@ def test_sigkill_to_the_launcher_ends_its_worker_then_finalize_refuses_while_a_w
     launcher.kill()  # the launcher alone: its worker is not in the signal's way
     launcher.wait()
     assert ended(worker, within_s=30), "the worker kept training after its launcher died"
+    scratch = Path(tempfile.gettempdir())
+    assert not list(scratch.glob(f"trainmark-checkpoint-{worker}-*"))  # the worker removed its own on SIGTERM
+    left = list(scratch.glob(f"trainmark-run-{launcher.pid}-*"))  # SIGKILL: the launcher could not
+    assert len(left) == 1
+    assert left[0] in sweep_stale_scratch() and not left[0].exists()  # the next trainmark run removes it
     holder = subprocess.Popen([sys.executable, "-c", PRODUCER, str(out)], cwd=REPO, stdout=subprocess.PIPE,
                               text=True)
     try:
