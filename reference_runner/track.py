@@ -367,7 +367,6 @@ class Run:
 
     def _open_bundle(self) -> None:
         """Rank 0 creates the bundle (or joins the one `trainmark repeat` keeps) and opens this run."""
-        writer = BundleWriter(self.root)
         draft = self._draft()
         if self.managed:
             if not self.root.is_dir():
@@ -376,6 +375,7 @@ class Run:
             if (self.root / MANIFEST_NAME).exists():
                 raise TrainmarkError(f"{self.root} already has a manifest.json: that bundle is closed; choose a new "
                                      "--out")
+            writer = BundleWriter(self.root)
             if (self.root / DRAFT_NAME).exists():
                 earlier = load_document((self.root / DRAFT_NAME).read_bytes(), file=DRAFT_NAME)
                 self._check_same_configuration(earlier, draft)
@@ -460,10 +460,10 @@ class Run:
 
         if self.rank == 0:
             self._open_bundle()
-        else:
-            self.writer = BundleWriter(self.root)
         if world > 1:
-            dist.barrier()  # rank 0 has created the bundle before any rank writes into it
+            dist.barrier()  # rank 0 has created the bundle before any rank opens it
+        if self.rank != 0:
+            self.writer = BundleWriter(self.root)  # its lock needs the folder rank 0 made
 
         self.phase = Phase()
         writer, run_id = self.writer, self.run_id

@@ -303,7 +303,9 @@ class BundleWriter:
 
     def __init__(self, root: Path, *, hold: bool = True) -> None:
         self.root = root
-        self._lock: int | None = _directory_lock(root, exclusive=False) if hold else None
+        self._lock: int | None = None  # set first: __del__ runs even when taking the lock fails
+        if hold:
+            self._lock = _directory_lock(root, exclusive=False)
 
     def release(self) -> None:
         """Let go of the directory's lock (this writer writes nothing more)."""
