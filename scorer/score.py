@@ -245,6 +245,27 @@ def source_findings(manifest: models.Manifest) -> list[Finding]:
                     line=issue.line, pointer=issue.pointer or "") for issue in manifest.source.issues or []]
 
 
+def _high_variance(name: str, stats: MetricStatistics) -> list[Finding]:
+    """A key quantity whose runs spread too far to support a comparison (both rubrics)."""
+    if stats.cv is None or stats.cv <= rubric.HIGH_VARIANCE_CV:
+        return []
+    return [Finding("high-variance", Severity.WARNING,
+                    f"{name} varies by {stats.cv * 100:.1f} % between runs (CV; over "
+                    f"{rubric.HIGH_VARIANCE_CV * 100:g} % cannot support a comparison); 95 % "
+                    f"interval {stats.ci95_low:.6g} .. {stats.ci95_high:.6g} {stats.unit}",
+                    file=MANIFEST, pointer="/runs")]
+
+
+def _too_few_runs(kept: int, attempted: int) -> list[Finding]:
+    """Fewer runs report the key quantities than statistics need (both rubrics)."""
+    if kept >= rubric.MIN_RUNS:
+        return []
+    return [Finding("too-few-runs", Severity.WARNING,
+                    f"{kept} completed independent run(s) report the key metrics; statistics need at "
+                    f"least {rubric.MIN_RUNS} ({attempted} attempted), so their confidence is 0",
+                    file=MANIFEST, pointer="/runs")]
+
+
 def confidence(manifest: models.Manifest, statistics: dict[str, MetricStatistics]) -> tuple[float, list[Finding]]:
     """C: the mean of C_m over the key quantities the bundle reports (0 when it reports none)."""
     findings: list[Finding] = []
@@ -254,18 +275,8 @@ def confidence(manifest: models.Manifest, statistics: dict[str, MetricStatistics
     for name in chosen:
         stats = statistics[name]
         per_metric.append(confidence_of(stats, attempted, rubric.TARGET_RELATIVE_HALF_WIDTH))
-        if stats.cv is not None and stats.cv > rubric.HIGH_VARIANCE_CV:
-            findings.append(Finding("high-variance", Severity.WARNING,
-                                    f"{name} varies by {stats.cv * 100:.1f} % between runs (CV; over "
-                                    f"{rubric.HIGH_VARIANCE_CV * 100:g} % cannot support a comparison); 95 % "
-                                    f"interval {stats.ci95_low:.6g} .. {stats.ci95_high:.6g} {stats.unit}",
-                                    file=MANIFEST, pointer="/runs"))
-    kept = max((statistics[name].n for name in chosen), default=0)
-    if kept < rubric.MIN_RUNS:
-        findings.append(Finding("too-few-runs", Severity.WARNING,
-                                f"{kept} completed independent run(s) report the key metrics; statistics need at "
-                                f"least {rubric.MIN_RUNS} ({attempted} attempted), so their confidence is 0",
-                                file=MANIFEST, pointer="/runs"))
+        findings += _high_variance(name, stats)
+    findings += _too_few_runs(max((statistics[name].n for name in chosen), default=0), attempted)
     return (math.fsum(per_metric) / len(per_metric) if per_metric else 0.0), findings
 
 
@@ -507,18 +518,9 @@ def confidence_r2(manifest: models.Manifest, statistics: dict[str, MetricStatist
         if stats.n >= rubric.MIN_RUNS and attempted and half is not None:
             value = max(0.0, min(1.0, 1.0 - half / rubric.R2_TARGET_RELATIVE_HALF_WIDTH)) * math.sqrt(stats.n / attempted)
         per_metric.append(value)
-        if stats.cv is not None and stats.cv > rubric.HIGH_VARIANCE_CV:
-            findings.append(Finding("high-variance", Severity.WARNING,
-                                    f"{name} varies by {stats.cv * 100:.1f} % between runs (CV; over "
-                                    f"{rubric.HIGH_VARIANCE_CV * 100:g} % cannot support a comparison); 95 % "
-                                    f"interval {stats.ci95_low:.6g} .. {stats.ci95_high:.6g} {stats.unit}",
-                                    file=MANIFEST, pointer="/runs"))
-    kept = max((statistics[name].n for name in key_metrics_r2(statistics, chosen) if name), default=0)
-    if kept < rubric.MIN_RUNS:
-        findings.append(Finding("too-few-runs", Severity.WARNING,
-                                f"{kept} completed independent run(s) report the key metrics; statistics need at "
-                                f"least {rubric.MIN_RUNS} ({attempted} attempted), so their confidence is 0",
-                                file=MANIFEST, pointer="/runs"))
+        findings += _high_variance(name, stats)
+    findings += _too_few_runs(max((statistics[name].n for name in key_metrics_r2(statistics, chosen) if name),
+                                  default=0), attempted)
     return (math.fsum(per_metric) / len(per_metric) if per_metric else 0.0), findings
 
 
