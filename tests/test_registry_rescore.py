@@ -11,6 +11,7 @@ from sqlmodel import Session, select
 from trainmark.registry.store import SubmissionRejected
 from trainmark.registry.tables import ScoreRecord, Submission
 from trainmark.scorer.score import score_bundle
+from trainmark.spec.units import human
 
 
 def test_rescore_moves_every_submission_to_the_current_rubric_and_keeps_the_old_report(store, archives):
@@ -108,6 +109,17 @@ def test_an_import_is_verified_against_its_kept_sources(store, lenovo, tmp_path)
     assert outcome.ranked and row["provenance"] == "imported"
     assert row["workload"] == "llama2_70b_lora / " + row["workload"].split(" / ")[1] + " / undeclared"
     assert row["time_to_train"] > 0 and row["energy_to_train"] > 0
+
+    # the board page shows what an MLPerf result is judged by where steps/s is not measured
+    import httpx
+
+    from trainmark.registry.api import create_app
+    from tests.live_server import LiveServer
+
+    with LiveServer(create_app(store)) as server:
+        page = httpx.get(server.url + "/").text
+    assert '<span class="absent">not measured</span>' in page
+    assert f"time to train {human(row['time_to_train'], 's')}, energy {human(row['energy_to_train'], 'J')}" in page
 
     forged = copy_bundle(lenovo, tmp_path / "forged")
     edit_manifest(forged, lambda m: m["system"].update(system_name="a faster system"))
