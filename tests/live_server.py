@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
 import uvicorn
 
@@ -35,3 +38,22 @@ class LiveServer:
     def __exit__(self, *_) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=30)
+
+
+@contextlib.contextmanager
+def served_registry(url: str, blobs: Path, limits) -> Iterator[tuple[str, object, str]]:
+    """(base URL, store, an API key) of the registry database at `url`, upgraded and served over
+    HTTP with `limits` (a RegistryLimits) and a submission allowance no test runs into."""
+    from trainmark.registry.api import create_app
+    from trainmark.registry.database import upgrade
+    from trainmark.registry.store import Store
+
+    upgrade(url)
+    store = Store(url, blobs, limits)
+    key = store.create_key("test lab")
+    try:
+        with LiveServer(create_app(store, submissions_per_minute=1000)) as server:
+            yield server.url, store, key
+    finally:
+        store.close()
+

@@ -21,7 +21,7 @@ from trainmark.registry.database import upgrade
 from trainmark.registry.store import RegistryLimits, Store
 from trainmark.spec import conformance
 from tests.bundles import edit_manifest, edit_trace
-from tests.live_server import LiveServer
+from tests.live_server import LiveServer, served_registry
 from tests.registry_bundles import CPU, archive, member, tar_with, variant
 
 LIMITS = RegistryLimits(max_upload_bytes=2 * 1024 * 1024, max_unpacked_bytes=16 * 1024 * 1024, max_members=500)
@@ -30,12 +30,8 @@ LIMITS = RegistryLimits(max_upload_bytes=2 * 1024 * 1024, max_unpacked_bytes=16 
 @pytest.fixture
 def service(registry_url, tmp_path):
     """(base URL, store, an API key) of a registry served over HTTP."""
-    upgrade(registry_url)
-    store = Store(registry_url, tmp_path / "blobs", LIMITS)
-    key = store.create_key("test lab")
-    with LiveServer(create_app(store, submissions_per_minute=1000)) as server:
-        yield server.url, store, key
-    store.close()
+    with served_registry(registry_url, tmp_path / "blobs", LIMITS) as served:
+        yield served
 
 
 def post(url: str, key: str | None, body, headers: dict | None = None) -> httpx.Response:

@@ -24,7 +24,7 @@ from trainmark.registry.store import RegistryLimits, Store, SubmissionRejected
 from trainmark.registry.tables import AuditEvent
 from trainmark.spec.archive import pack
 from tests.bundles import copy_bundle, edit_manifest
-from tests.live_server import LiveServer
+from tests.live_server import LiveServer, served_registry
 from tests.registry_bundles import CPU, archive, variant
 
 REPO = Path(__file__).resolve().parents[2]
@@ -34,12 +34,8 @@ LIMITS = RegistryLimits(max_upload_bytes=8 * 1024 * 1024, max_unpacked_bytes=64 
 @pytest.fixture
 def service(registry_url, tmp_path):
     """(base URL, store, an API key) of a registry served over HTTP."""
-    upgrade(registry_url)
-    store = Store(registry_url, tmp_path / "blobs", LIMITS)
-    key = store.create_key("test lab")
-    with LiveServer(create_app(store, submissions_per_minute=1000)) as server:
-        yield server.url, store, key
-    store.close()
+    with served_registry(registry_url, tmp_path / "blobs", LIMITS) as served:
+        yield served
 
 
 def post(url: str, key: str, body: bytes) -> httpx.Response:
