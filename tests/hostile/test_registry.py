@@ -202,6 +202,17 @@ def _stop(server: subprocess.Popen) -> str:
     return output
 
 
+def _incoming_past(blobs: Path, size: int) -> bool:
+    """Whether a blob being written (.incoming-*) has passed `size` bytes."""
+    for path in (blobs / "sha256").glob("*/.incoming-*"):
+        try:
+            if path.stat().st_size > size:
+                return True
+        except FileNotFoundError:  # renamed into place meanwhile
+            pass
+    return False
+
+
 def test_a_writer_killed_mid_blob_leaves_nothing_after_serve_starts_and_check_runs(tmp_path):
     db = f"sqlite:///{tmp_path / 'registry.db'}"
     upgrade(db)
@@ -212,7 +223,9 @@ def test_a_writer_killed_mid_blob_leaves_nothing_after_serve_starts_and_check_ru
     upload = archive(bundle, tmp_path / "big.tar.gz")
     writer = subprocess.Popen([sys.executable, "-c", KILLED_WRITER, db, str(blobs), str(upload)], cwd=REPO)
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not list((blobs / "sha256").glob("*/.incoming-*")):
+    # killed while it writes the 300 MB blob: a small blob's .incoming file may be renamed into
+    # place between this loop seeing it and the kill, leaving nothing half-written to find
+    while time.monotonic() < deadline and not _incoming_past(blobs, 1024 * 1024):
         assert writer.poll() is None, "the writer ended before it was killed"
         time.sleep(0.005)
     os.kill(writer.pid, signal.SIGKILL)
