@@ -16,26 +16,16 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.wait import WebDriverWait
 
-from trainmark.registry.api import create_app
-from trainmark.registry.database import upgrade
-from trainmark.registry.store import Store
-from tests.live_server import LiveServer
-from tests.test_registry_browser import PAGE_LOAD_S, _start_chrome
+from tests.test_registry_browser import PAGE_LOAD_S, _start_chrome, registry  # noqa: F401 (a fixture)
 
 WIDTH = 1280
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory, archives):
-    """(base URL, {archive name: bundle id}) of a served SQLite registry."""
-    folder = tmp_path_factory.mktemp("pages-registry")
-    url = f"sqlite:///{folder / 'registry.db'}"
-    upgrade(url)
-    store = Store(url, folder / "blobs")
-    ids = {name: store.submit(path, None).id for name, path in archives.items()}
-    with LiveServer(create_app(store, submissions_per_minute=1000)) as server:
-        yield server.url, ids
-    store.close()
+def served(registry):  # noqa: F811 (the imported fixture, by name)
+    """(base URL, {archive name: bundle id}) of the served SQLite registry the board tests use."""
+    url, _, ids = registry
+    return url, ids
 
 
 @pytest.fixture(scope="module")
