@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_OUT := demo-output
 
-.PHONY: setup demo test test-fast spec examples bench clean
+.PHONY: setup demo test test-fast lint spec examples bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit("trainmark needs Python >= 3.11.4, found " + sys.version.split()[0]) if sys.version_info < (3, 11, 4) else None'
@@ -54,6 +54,11 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	tools/test-prerequisites
 	$(BIN)/python -m pytest -m "not training"
+
+## ruff's lint rules and its formatter, as CI runs them (pyproject.toml [tool.ruff]); `ruff format .` fixes the format.
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 ## Regenerate the models, constraint tables, JSON Schemas and the field reference from the schema.
 spec: $(STAMP)

@@ -56,13 +56,16 @@ def import_once(folder: Path, out: Path) -> tuple[float, float, int, int]:
     The CPU time (user + system of the importing process) is what to compare on a shared machine:
     the wall time there includes waiting for a core.
     """
-    code = ("import sys, time\nfrom pathlib import Path\nfrom trainmark.spec.importers.mlperf import import_mlperf\n"
-            "started, cpu = time.perf_counter(), time.process_time()\n"
-            "import_mlperf(Path(sys.argv[1]), Path(sys.argv[2]))\n"
-            "print(time.perf_counter() - started, time.process_time() - cpu)\n"
-            "print(open('/proc/self/status').read().split('VmHWM:')[1].split()[0])")
-    output = subprocess.run([sys.executable, "-c", code, str(folder), str(out)], cwd=REPO, capture_output=True,
-                            text=True, check=True).stdout.split()
+    code = (
+        "import sys, time\nfrom pathlib import Path\nfrom trainmark.spec.importers.mlperf import import_mlperf\n"
+        "started, cpu = time.perf_counter(), time.process_time()\n"
+        "import_mlperf(Path(sys.argv[1]), Path(sys.argv[2]))\n"
+        "print(time.perf_counter() - started, time.process_time() - cpu)\n"
+        "print(open('/proc/self/status').read().split('VmHWM:')[1].split()[0])"
+    )
+    output = subprocess.run(
+        [sys.executable, "-c", code, str(folder), str(out)], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout.split()
     return float(output[0]), float(output[1]), int(output[2]) * 1024, (out / "manifest.json").stat().st_size
 
 
@@ -84,9 +87,11 @@ def main() -> None:
         cpu = statistics.median(r[1] for r in results)
         peak = max(r[2] for r in results)
         print(f"{options.nodes} nodes x 10 runs, {readings} power readings")
-        print(f"import: median wall {seconds:.2f} s, CPU {cpu:.2f} s over {options.repeats} (budget {BUDGET_S:g} s), "
-              f"peak RSS {peak / 1e6:.0f} MB (budget {BUDGET_BYTES / 1e6:.0f} MB), "
-              f"manifest {results[0][3] / 1e3:.0f} kB")
+        print(
+            f"import: median wall {seconds:.2f} s, CPU {cpu:.2f} s over {options.repeats} (budget {BUDGET_S:g} s), "
+            f"peak RSS {peak / 1e6:.0f} MB (budget {BUDGET_BYTES / 1e6:.0f} MB), "
+            f"manifest {results[0][3] / 1e3:.0f} kB"
+        )
         if seconds > BUDGET_S or peak > BUDGET_BYTES:
             raise SystemExit("over budget")
 

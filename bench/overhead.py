@@ -27,7 +27,6 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 import torch  # noqa: E402
-
 from trainmark.reference_runner.config import build_config  # noqa: E402
 from trainmark.reference_runner.data import FeedingOrder, load_dataset  # noqa: E402
 from trainmark.reference_runner.devices import backend_for  # noqa: E402
@@ -41,7 +40,7 @@ from trainmark.spec.errors import SensorUnavailable  # noqa: E402
 
 
 def student_t_975(df: int) -> float:
-    from trainmark.spec.statistics import student_t_quantile
+    from trainmark.scorer.statistics import student_t_quantile
 
     return student_t_quantile(0.975, df)
 
@@ -53,11 +52,20 @@ def main() -> None:
     parser.add_argument("--block-steps", type=int, default=10)
     parser.add_argument("--rate-hz", type=float, default=10.0)
     parser.add_argument("--skip-end-to-end", action="store_true")
-    parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
-                        help="wall: time.perf_counter; cpu: the process's CPU time over all its threads (the "
-                             "sampler's included), which other work on a shared machine does not inflate")
-    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default); with --clock cpu "
-                        "use 1, since idle OpenMP workers spin and their CPU time grows with the machine's load")
+    parser.add_argument(
+        "--clock",
+        choices=("wall", "cpu"),
+        default="wall",
+        help="wall: time.perf_counter; cpu: the process's CPU time over all its threads (the "
+        "sampler's included), which other work on a shared machine does not inflate",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="torch threads (0: torch's default); with --clock cpu "
+        "use 1, since idle OpenMP workers spin and their CPU time grows with the machine's load",
+    )
     options = parser.parse_args()
     if options.threads:
         torch.set_num_threads(options.threads)
@@ -96,15 +104,39 @@ def main() -> None:
             phase = Phase()
             blocks.append(len(blocks))
             writer = BundleWriter(Path(scratch) / f"block-{len(blocks)}")
-            sampler = Sampler(options.rate_hz, phase, meters, [probe],
-                              writer.open_trace("run-1", "power_sample") if meters else None,
-                              writer.open_trace("run-1", "memory_sample"), node=0, rank=0)
-            measurements = RankMeasurements(rank=0, node=0, local_rank=0, device=0, shares_device=False,
-                                            peak_method=backend.peak_method, peak_source=backend.peak_source,
-                                            peak_tool=backend.peak_tool, peak_reason=None)
+            sampler = Sampler(
+                options.rate_hz,
+                phase,
+                meters,
+                [probe],
+                writer.open_trace("run-1", "power_sample") if meters else None,
+                writer.open_trace("run-1", "memory_sample"),
+                node=0,
+                rank=0,
+            )
+            measurements = RankMeasurements(
+                rank=0,
+                node=0,
+                local_rank=0,
+                device=0,
+                shares_device=False,
+                peak_method=backend.peak_method,
+                peak_source=backend.peak_source,
+                peak_tool=backend.peak_tool,
+                peak_reason=None,
+            )
             # the runner's own step measurement (reference_runner/stepping.py), profiler windows off
-            meter = StepMeter(backend, phase, writer, "run-1", measurements, None, 0, KernelWindow(0, 0, False),
-                              AllocationWindow(0, 0, False))
+            meter = StepMeter(
+                backend,
+                phase,
+                writer,
+                "run-1",
+                measurements,
+                None,
+                0,
+                KernelWindow(0, 0, False),
+                AllocationWindow(0, 0, False),
+            )
             samples = config.micro_batch_size * config.gradient_accumulation_steps
             sampler.start()
             began = clock()
@@ -129,20 +161,38 @@ def main() -> None:
     measured_mean = statistics.fmean(m for _, m in pairs)
     ratios = [m / b for b, m in pairs]
     half = student_t_975(len(ratios) - 1) * statistics.stdev(ratios) / math.sqrt(len(ratios))
-    print(f"preset {config.name}: {options.pairs} ABBA pairs of {options.block_steps}-step blocks, "
-          f"sampler at {options.rate_hz:g} Hz, {torch.get_num_threads()} torch threads, {options.clock} clock")
+    print(
+        f"preset {config.name}: {options.pairs} ABBA pairs of {options.block_steps}-step blocks, "
+        f"sampler at {options.rate_hz:g} Hz, {torch.get_num_threads()} torch threads, {options.clock} clock"
+    )
     print(f"  bare step        {bare_mean * 1000:8.2f} ms")
     print(f"  measured step    {measured_mean * 1000:8.2f} ms")
     print(f"  ratio of means   {measured_mean / bare_mean:8.4f}   (budget <= 1.03)")
-    print(f"  mean pair ratio  {statistics.fmean(ratios):8.4f}   95 % interval {statistics.fmean(ratios) - half:.4f} "
-          f".. {statistics.fmean(ratios) + half:.4f}")
+    print(
+        f"  mean pair ratio  {statistics.fmean(ratios):8.4f}   95 % interval {statistics.fmean(ratios) - half:.4f} "
+        f".. {statistics.fmean(ratios) + half:.4f}"
+    )
 
     if not options.skip_end_to_end:
         with tempfile.TemporaryDirectory() as scratch:
             began = time.perf_counter()
-            subprocess.run([sys.executable, "-c", "from trainmark.cli import main; main()", "run", "--preset", "tiny",
-                            "--repeats", "3", "--out", str(Path(scratch) / "tiny")], check=True, cwd=REPO,
-                           stdout=subprocess.DEVNULL)
+            subprocess.run(
+                [
+                    sys.executable,
+                    "-c",
+                    "from trainmark.cli import main; main()",
+                    "run",
+                    "--preset",
+                    "tiny",
+                    "--repeats",
+                    "3",
+                    "--out",
+                    str(Path(scratch) / "tiny"),
+                ],
+                check=True,
+                cwd=REPO,
+                stdout=subprocess.DEVNULL,
+            )
             print(f"  trainmark run --preset tiny --repeats 3: {time.perf_counter() - began:.1f} s end to end")
 
 

@@ -43,7 +43,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -51,7 +51,6 @@ sys.path.insert(0, str(REPO))  # before bench/, whose registry.py (this file) wo
 
 import httpx  # noqa: E402
 from sqlalchemy import event, insert, text  # noqa: E402
-
 from trainmark.registry.api import create_app, prepare_serving_process  # noqa: E402
 from trainmark.registry.database import engine_for, is_sqlite, normalize_url, upgrade  # noqa: E402
 from trainmark.registry.store import PRECISIONS, BoardQuery, Store  # noqa: E402
@@ -59,6 +58,7 @@ from trainmark.registry.tables import MISSING_LOW, Submission  # noqa: E402
 from trainmark.scorer.rubric import RUBRIC_VERSION  # noqa: E402
 from trainmark.scorer.score import score_bundle  # noqa: E402
 from trainmark.spec.archive import open_bundle, pack  # noqa: E402
+
 from tests.live_server import LiveServer  # noqa: E402
 
 SEED = 2026
@@ -66,16 +66,35 @@ P95_BUDGET_MS = 50.0
 INGEST_BUDGET_PER_S = 20.0
 FILL_BATCH = 5_000
 BREAKDOWN_REPEATS = 5
-T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 # (value, weight): roughly the mix of a public board, many H100/A100 runs, a long tail.
-DEVICE_MODELS = [("NVIDIA H100 80GB HBM3", 22), ("NVIDIA A100-SXM4-80GB", 18), ("NVIDIA GeForce RTX 4090", 9),
-                 ("NVIDIA H200", 8), ("NVIDIA A100-SXM4-40GB", 8), ("AMD Instinct MI300X", 7),
-                 ("NVIDIA L40S", 6), ("NVIDIA GeForce RTX 3090", 6), ("AMD EPYC", 5), ("AMD Instinct MI250X", 4),
-                 ("Google TPU v5e", 4), ("Intel Gaudi 2", 3)]
+DEVICE_MODELS = [
+    ("NVIDIA H100 80GB HBM3", 22),
+    ("NVIDIA A100-SXM4-80GB", 18),
+    ("NVIDIA GeForce RTX 4090", 9),
+    ("NVIDIA H200", 8),
+    ("NVIDIA A100-SXM4-40GB", 8),
+    ("AMD Instinct MI300X", 7),
+    ("NVIDIA L40S", 6),
+    ("NVIDIA GeForce RTX 3090", 6),
+    ("AMD EPYC", 5),
+    ("AMD Instinct MI250X", 4),
+    ("Google TPU v5e", 4),
+    ("Intel Gaudi 2", 3),
+]
 DEVICE_COUNTS = [(1, 35), (2, 15), (4, 15), (8, 20), (16, 7), (32, 5), (64, 3)]
-PRECISION_WEIGHTS = {"bf16_autocast": 40, "bf16": 15, "fp16_autocast": 12, "fp32": 10, "tf32": 8, "fp16": 5,
-                     "fp8_mixed": 5, "undeclared": 4, "fp64": 1}
+PRECISION_WEIGHTS = {
+    "bf16_autocast": 40,
+    "bf16": 15,
+    "fp16_autocast": 12,
+    "fp32": 10,
+    "tf32": 8,
+    "fp16": 5,
+    "fp8_mixed": 5,
+    "undeclared": 4,
+    "fp64": 1,
+}
 COMMON_FILTER = {"device_model": "NVIDIA H100 80GB HBM3", "precision": "bf16_autocast"}  # ~9 % of the board
 RARE_FILTER = {"device_model": "Intel Gaudi 2", "precision": "fp8_mixed"}  # ~0.15 % of the board
 SUBMITTER_FILTER = "lab 007"  # one lab of 300: ~0.3 % of the board
@@ -106,20 +125,36 @@ def synthetic_rows(count: int, seed: int) -> Iterator[dict]:
         yield {
             "id": hashlib.sha256(f"{seed}/{index}".encode()).hexdigest(),
             "created_at": T0 + timedelta(seconds=rng.uniform(0, 330 * 86400)),
-            "key_id": None, "submitter": rng.choice(submitters), "description": f"synthetic submission {index}",
-            "supersedes": None, "current": rng.random() < 0.95, "schema_version": "1.1.0",
-            "producer": "trainmark 0.1.0", "model_name": rng.choice(("gpt2", "llama-3-8b", "resnet50", "tiny")),
-            "device_model": _weighted(rng, DEVICE_MODELS), "device_count": _weighted(rng, DEVICE_COUNTS),
-            "precision": _weighted(rng, precisions), "parameters": 10 ** rng.uniform(6, math.log10(7e10)),
-            "run_count": rng.choice((1, 3, 3, 3, 5)), "bundle_bytes": rng.randint(10**5, 10**9),
-            "rubric_version": RUBRIC_VERSION, "ranked": ranked, "score": score, "fidelity": rng.random(),
-            "completeness": rng.random(), "confidence": rng.random(), "badges": "energy" if energy_measured else "",
+            "key_id": None,
+            "submitter": rng.choice(submitters),
+            "description": f"synthetic submission {index}",
+            "supersedes": None,
+            "current": rng.random() < 0.95,
+            "schema_version": "1.1.0",
+            "producer": "trainmark 0.1.0",
+            "model_name": rng.choice(("gpt2", "llama-3-8b", "resnet50", "tiny")),
+            "device_model": _weighted(rng, DEVICE_MODELS),
+            "device_count": _weighted(rng, DEVICE_COUNTS),
+            "precision": _weighted(rng, precisions),
+            "parameters": 10 ** rng.uniform(6, math.log10(7e10)),
+            "run_count": rng.choice((1, 3, 3, 3, 5)),
+            "bundle_bytes": rng.randint(10**5, 10**9),
+            "rubric_version": RUBRIC_VERSION,
+            "ranked": ranked,
+            "score": score,
+            "fidelity": rng.random(),
+            "completeness": rng.random(),
+            "confidence": rng.random(),
+            "badges": "energy" if energy_measured else "",
             "missing": "" if energy_measured else "energy",
-            "steps_per_second": sps, "steps_per_second_low": sps_low,
+            "steps_per_second": sps,
+            "steps_per_second_low": sps_low,
             "steps_per_second_sort": sps_low if sps_low is not None else MISSING_LOW,
-            "flops_per_joule": fpj, "flops_per_joule_low": fpj_low,
+            "flops_per_joule": fpj,
+            "flops_per_joule_low": fpj_low,
             "flops_per_joule_sort": fpj_low if fpj_low is not None else MISSING_LOW,
-            "energy_per_step": eps, "energy_per_step_high": eps_high,
+            "energy_per_step": eps,
+            "energy_per_step_high": eps_high,
             "energy_per_step_sort": -eps_high if eps_high is not None else MISSING_LOW,
         }
 
@@ -227,8 +262,9 @@ def query_plan(store: Store, params: dict) -> list[str]:
     with store.engine.connect() as connection:
         rows = connection.exec_driver_sql(prefix + statement, parameters).fetchall()
     plan = [f"{'  ' * (row[1] > 0)}{row[3]}" for row in rows] if sqlite else [row[0] for row in rows]
-    sql = re.sub(r"^SELECT .*? FROM submission", "SELECT submission.<every column> FROM submission",
-                 " ".join(statement.split()))
+    sql = re.sub(
+        r"^SELECT .*? FROM submission", "SELECT submission.<every column> FROM submission", " ".join(statement.split())
+    )
     return [sql] + plan
 
 
@@ -241,8 +277,12 @@ def demo_bundle(given: Path | None, scratch: Path) -> tuple[Path, str]:
         return given, f"{given} (given with --bundle)"
     out = scratch / "tiny"
     print("training the demo bundle (trainmark run --preset tiny --repeats 3) ...", flush=True)
-    subprocess.run([sys.executable, "-m", "trainmark", "run", "--preset", "tiny", "--repeats", "3", "--out", str(out)],
-                   check=True, stdout=subprocess.DEVNULL, cwd=REPO)
+    subprocess.run(
+        [sys.executable, "-m", "trainmark", "run", "--preset", "tiny", "--repeats", "3", "--out", str(out)],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        cwd=REPO,
+    )
     return out, "trained here with trainmark run --preset tiny --repeats 3"
 
 
@@ -338,8 +378,7 @@ def submission_breakdown(store: Store, archives: list[Path]) -> dict[str, float]
 # ---------------------------------------------------------------- one backend
 
 
-def bench_backend(name: str, url: str, scratch: Path, options, archives: dict[str, list[Path]],
-                  source: Path) -> dict:
+def bench_backend(name: str, url: str, scratch: Path, options, archives: dict[str, list[Path]], source: Path) -> dict:
     print(f"[{name}] filling {options.submissions:,} submissions ...", flush=True)
     upgrade(url)
     fill_s = fill(url, options.submissions, options.seed)
@@ -348,16 +387,26 @@ def bench_backend(name: str, url: str, scratch: Path, options, archives: dict[st
     print(f"[{name}] filled in {fill_s:.1f} s; timing {options.requests} requests per query ...", flush=True)
     queries = board_queries(store)
     latency = measure_latency(store, queries, options.requests, options.warmup)
-    plans = {label: query_plan(store, params) for label, params in queries
-             if max(percentiles(latency[label]["http"])[1], percentiles(latency[label]["direct"])[1]) > P95_BUDGET_MS}
+    plans = {
+        label: query_plan(store, params)
+        for label, params in queries
+        if max(percentiles(latency[label]["http"])[1], percentiles(latency[label]["direct"])[1]) > P95_BUDGET_MS
+    }
     print(f"[{name}] ingesting {options.ingest} bundles in 1 process, then {options.ingest} in 2 ...", flush=True)
     sequential, durations = ingest_sequential(store, archives["sequential"])
     breakdown = submission_breakdown(store, archives["breakdown"])
     store.close()
     parallel = ingest_parallel(url, blobs, archives["parallel"], 2, source)
-    return {"fill_s": fill_s, "latency": latency, "labels": [label for label, _ in queries], "plans": plans,
-            "ingest_1": sequential, "ingest_2": parallel, "submit_s": statistics.median(durations),
-            "breakdown": breakdown}
+    return {
+        "fill_s": fill_s,
+        "latency": latency,
+        "labels": [label for label, _ in queries],
+        "plans": plans,
+        "ingest_1": sequential,
+        "ingest_2": parallel,
+        "submit_s": statistics.median(durations),
+        "breakdown": breakdown,
+    }
 
 
 def server_version(url: str) -> str:
@@ -375,8 +424,10 @@ def server_version(url: str) -> str:
 
 def print_latency(results: dict[str, dict], requests: int, warmup: int) -> None:
     names = list(results)
-    print(f"\nleaderboard latency, ms: p50 / p95 / max of {requests} requests per query after {warmup} warm-up, "
-          f"interleaved; HTTP = uvicorn on loopback (same process), direct = Store.leaderboard")
+    print(
+        f"\nleaderboard latency, ms: p50 / p95 / max of {requests} requests per query after {warmup} warm-up, "
+        f"interleaved; HTTP = uvicorn on loopback (same process), direct = Store.leaderboard"
+    )
     header = f"{'query':28}" + "".join(f"| {name + ' HTTP':>22} {'direct':>20} {'HTTP/dir':>8} " for name in names)
     print(header)
     print("-" * len(header))
@@ -385,27 +436,37 @@ def print_latency(results: dict[str, dict], requests: int, warmup: int) -> None:
         for name in names:
             times = results[name]["latency"][results[name]["labels"][index]]
             http, direct = percentiles(times["http"]), percentiles(times["direct"])
-            line += (f"| {http[0]:6.1f} {http[1]:6.1f} {http[2]:7.1f} {direct[0]:6.1f} {direct[1]:6.1f} "
-                     f"{direct[2]:6.1f} {http[0] / direct[0]:7.2f}x ")
+            line += (
+                f"| {http[0]:6.1f} {http[1]:6.1f} {http[2]:7.1f} {direct[0]:6.1f} {direct[1]:6.1f} "
+                f"{direct[2]:6.1f} {http[0] / direct[0]:7.2f}x "
+            )
         print(line)
 
 
 def print_breakdown(results: dict[str, dict], cold_s: float) -> None:
     names = list(results)
-    print(f"\none demo-sized submission, s (median of {BREAKDOWN_REPEATS}; each archive unpacked and scored, "
-          f"then submitted)")
+    print(
+        f"\none demo-sized submission, s (median of {BREAKDOWN_REPEATS}; each archive unpacked and scored, "
+        f"then submitted)"
+    )
     print(f"{'':46}" + "".join(f"{name:>12}" for name in names))
-    rows = [("unpack the archive (open_bundle)", lambda b: b["unpack"]),
-            ("score_bundle: models + rules, no JSON Schema", lambda b: b["plain"]),
-            ("score_bundle(full_jsonschema=True)", lambda b: b["full"]),
-            ("Store.submit, whole", lambda b: b["submit"]),
-            ("  rest: blobs, rows, duplicate-run check", lambda b: b["submit"] - b["unpack"] - b["full"])]
+    rows = [
+        ("unpack the archive (open_bundle)", lambda b: b["unpack"]),
+        ("score_bundle: models + rules, no JSON Schema", lambda b: b["plain"]),
+        ("score_bundle(full_jsonschema=True)", lambda b: b["full"]),
+        ("Store.submit, whole", lambda b: b["submit"]),
+        ("  rest: blobs, rows, duplicate-run check", lambda b: b["submit"] - b["unpack"] - b["full"]),
+    ]
     for label, value in rows:
         print(f"{label:46}" + "".join(f"{value(results[n]['breakdown']):12.3f}" for n in names))
-    print(f"{'full score / plain score':46}" +
-          "".join(f"{b['full'] / b['plain']:11.1f}x" for b in (results[n]['breakdown'] for n in names)))
-    print(f"first full-schema score in a fresh process: {cold_s:.3f} s (validator compile included; the "
-          f"ingest figures exclude it)")
+    print(
+        f"{'full score / plain score':46}"
+        + "".join(f"{b['full'] / b['plain']:11.1f}x" for b in (results[n]["breakdown"] for n in names))
+    )
+    print(
+        f"first full-schema score in a fresh process: {cold_s:.3f} s (validator compile included; the "
+        f"ingest figures exclude it)"
+    )
 
 
 def verdict(within_budget: bool) -> str:
@@ -416,8 +477,10 @@ def print_summary(results: dict[str, dict], options) -> None:
     names = list(results)
     print(f"\nsummary (budgets: leaderboard p95 <= {P95_BUDGET_MS:g} ms; ingest >= {INGEST_BUDGET_PER_S:g} bundles/s)")
     print(f"{'':34}" + "".join(f"{name:>22}" for name in names))
-    print(f"{'fill ' + format(options.submissions, ',') + ' rows, s':34}" +
-          "".join(f"{results[n]['fill_s']:17.1f}     " for n in names))
+    print(
+        f"{'fill ' + format(options.submissions, ',') + ' rows, s':34}"
+        + "".join(f"{results[n]['fill_s']:17.1f}     " for n in names)
+    )
     for index, label in enumerate(results[names[0]]["labels"]):
         cells = ""
         for name in names:
@@ -425,10 +488,14 @@ def print_summary(results: dict[str, dict], options) -> None:
             cells += f"{p95:15.1f} ms {verdict(p95 <= P95_BUDGET_MS):>4}"
         print(f"{'p95 HTTP ' + label:34}" + cells)
     for key, label in (("ingest_1", "ingest, 1 process, bundles/s"), ("ingest_2", "ingest, 2 processes, bundles/s")):
-        print(f"{label:34}" + "".join(f"{results[n][key]:17.2f} {verdict(results[n][key] >= INGEST_BUDGET_PER_S):>4}"
-                                      for n in names))
-    print(f"{'Store.submit, median of ' + str(options.ingest) + ', s':34}" +
-          "".join(f"{results[n]['submit_s']:17.3f}     " for n in names))
+        print(
+            f"{label:34}"
+            + "".join(f"{results[n][key]:17.2f} {verdict(results[n][key] >= INGEST_BUDGET_PER_S):>4}" for n in names)
+        )
+    print(
+        f"{'Store.submit, median of ' + str(options.ingest) + ', s':34}"
+        + "".join(f"{results[n]['submit_s']:17.3f}     " for n in names)
+    )
 
 
 def main() -> None:
@@ -472,20 +539,23 @@ def main() -> None:
             finally:
                 cluster.stop()
 
-    print(f"\nmachine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
-          f"{', '.join(versions)} (PostgreSQL: fsync off, as the test cluster runs); 1-minute load "
-          f"{load_before:.1f} at the start, {os.getloadavg()[0]:.1f} at the end")
-    print(f"board: {options.submissions:,} synthetic submissions (seed {options.seed}); "
-          f"bundle: {source_note}")
+    print(
+        f"\nmachine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
+        f"{', '.join(versions)} (PostgreSQL: fsync off, as the test cluster runs); 1-minute load "
+        f"{load_before:.1f} at the start, {os.getloadavg()[0]:.1f} at the end"
+    )
+    print(f"board: {options.submissions:,} synthetic submissions (seed {options.seed}); bundle: {source_note}")
     print_latency(results, options.requests, options.warmup)
     for name, result in results.items():
         for label, plan in result["plans"].items():
             print(f"\n{name} plan of '{label}' (p95 over {P95_BUDGET_MS:g} ms):\n  " + "\n  ".join(plan))
     print_breakdown(results, cold_s)
     print_summary(results, options)
-    print(f"\ntotal {time.perf_counter() - begun:.0f} s; reproduce: PYTHONPATH=. python bench/registry.py "
-          f"--submissions {options.submissions} --ingest {options.ingest} --backend {options.backend} "
-          f"--requests {options.requests} --warmup {options.warmup} --seed {options.seed}")
+    print(
+        f"\ntotal {time.perf_counter() - begun:.0f} s; reproduce: PYTHONPATH=. python bench/registry.py "
+        f"--submissions {options.submissions} --ingest {options.ingest} --backend {options.backend} "
+        f"--requests {options.requests} --warmup {options.warmup} --seed {options.seed}"
+    )
 
 
 if __name__ == "__main__":

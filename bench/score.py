@@ -32,11 +32,14 @@ def timed(function, *args) -> float:
 
 
 def peak_rss_of_scoring(root: Path) -> int:
-    code = ("import sys\nfrom pathlib import Path\nfrom trainmark.scorer.score import score_bundle\n"
-            "assert score_bundle(Path(sys.argv[1])).ranked\n"
-            "print(open('/proc/self/status').read().split('VmHWM:')[1].split()[0])")
-    output = subprocess.run([sys.executable, "-c", code, str(root)], cwd=REPO, capture_output=True, text=True,
-                            check=True).stdout
+    code = (
+        "import sys\nfrom pathlib import Path\nfrom trainmark.scorer.score import score_bundle\n"
+        "assert score_bundle(Path(sys.argv[1])).ranked\n"
+        "print(open('/proc/self/status').read().split('VmHWM:')[1].split()[0])"
+    )
+    output = subprocess.run(
+        [sys.executable, "-c", code, str(root)], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout
     # VmHWM (kB), not ru_maxrss: ru_maxrss survives fork and exec, so a child reports at least the
     # parent's resident set at the fork; VmHWM belongs to the child's own address space.
     return int(output.strip()) * 1024
@@ -69,8 +72,10 @@ def main() -> None:
     print(f"  trainmark validate   {validate_s:8.2f} s")
     print(f"  trainmark score      {score_s:8.2f} s   = {score_s / validate_s:.2f} x validation (budget <= 2)")
     print(f"  peak RSS scoring {options.small_steps:,} steps  {rss_small / 2**20:8.1f} MiB")
-    print(f"  peak RSS scoring {options.steps:,} steps  {rss_big / 2**20:8.1f} MiB   "
-          f"(ratio {rss_big / rss_small:.2f} for {options.steps / options.small_steps:.0f} x the records)")
+    print(
+        f"  peak RSS scoring {options.steps:,} steps  {rss_big / 2**20:8.1f} MiB   "
+        f"(ratio {rss_big / rss_small:.2f} for {options.steps / options.small_steps:.0f} x the records)"
+    )
 
 
 if __name__ == "__main__":

@@ -30,11 +30,11 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 import torch  # noqa: E402
-
-import trainmark  # noqa: E402
 from trainmark.reference_runner.config import build_config  # noqa: E402
 from trainmark.reference_runner.model import TinyGPT  # noqa: E402
-from trainmark.spec.statistics import student_t_quantile  # noqa: E402
+from trainmark.scorer.statistics import student_t_quantile  # noqa: E402
+
+import trainmark  # noqa: E402
 
 
 def main() -> None:
@@ -43,11 +43,20 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=16, help="ABBA block pairs")
     parser.add_argument("--block-steps", type=int, default=10)
     parser.add_argument("--rate-hz", type=float, default=10.0)
-    parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
-                        help="wall: time.perf_counter; cpu: the process's CPU time over all its threads (the "
-                             "sampler's included), which other work on a shared machine does not inflate")
-    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default); with --clock cpu "
-                        "use 1, since idle OpenMP workers spin and their CPU time grows with the machine's load")
+    parser.add_argument(
+        "--clock",
+        choices=("wall", "cpu"),
+        default="wall",
+        help="wall: time.perf_counter; cpu: the process's CPU time over all its threads (the "
+        "sampler's included), which other work on a shared machine does not inflate",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="torch threads (0: torch's default); with --clock cpu "
+        "use 1, since idle OpenMP workers spin and their CPU time grows with the machine's load",
+    )
     options = parser.parse_args()
     if options.threads:
         torch.set_num_threads(options.threads)
@@ -76,6 +85,7 @@ def main() -> None:
 
         def loss_of(inputs, targets):
             return torch.nn.functional.cross_entropy(model(inputs), targets)
+
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     batches = [make_batch() for _ in range(8)]
 
@@ -114,10 +124,20 @@ def main() -> None:
         def tracked_block() -> float:
             nonlocal blocks
             blocks += 1
-            with trainmark.track(model=model, batch_size=batch, sequence_length=sequence, optimizer=opt,
-                                 out=Path(scratch) / f"block-{blocks}", idle_seconds=0, warmup_steps=0,
-                                 profile_steps=0, allocation_steps=0, count_flops=False,
-                                 sample_rate_hz=options.rate_hz, precision="fp32") as run:
+            with trainmark.track(
+                model=model,
+                batch_size=batch,
+                sequence_length=sequence,
+                optimizer=opt,
+                out=Path(scratch) / f"block-{blocks}",
+                idle_seconds=0,
+                warmup_steps=0,
+                profile_steps=0,
+                allocation_steps=0,
+                count_flops=False,
+                sample_rate_hz=options.rate_hz,
+                precision="fp32",
+            ) as run:
                 began = clock()
                 for index in range(options.block_steps):
                     tracked_step(run, index)
@@ -136,13 +156,17 @@ def main() -> None:
     tracked_mean = statistics.fmean(t for _, t in pairs)
     ratios = [t / b for b, t in pairs]
     half = student_t_quantile(0.975, len(ratios) - 1) * statistics.stdev(ratios) / math.sqrt(len(ratios))
-    print(f"model {options.model}: {options.pairs} ABBA pairs of {options.block_steps}-step blocks, sampler at "
-          f"{options.rate_hz:g} Hz, {torch.get_num_threads()} torch threads, {options.clock} clock")
+    print(
+        f"model {options.model}: {options.pairs} ABBA pairs of {options.block_steps}-step blocks, sampler at "
+        f"{options.rate_hz:g} Hz, {torch.get_num_threads()} torch threads, {options.clock} clock"
+    )
     print(f"  bare step        {bare_mean * 1000:8.2f} ms")
     print(f"  tracked step     {tracked_mean * 1000:8.2f} ms")
     print(f"  ratio of means   {tracked_mean / bare_mean:8.4f}   (budget <= 1.02)")
-    print(f"  mean pair ratio  {statistics.fmean(ratios):8.4f}   95 % interval {statistics.fmean(ratios) - half:.4f} "
-          f".. {statistics.fmean(ratios) + half:.4f}")
+    print(
+        f"  mean pair ratio  {statistics.fmean(ratios):8.4f}   95 % interval {statistics.fmean(ratios) - half:.4f} "
+        f".. {statistics.fmean(ratios) + half:.4f}"
+    )
 
 
 if __name__ == "__main__":

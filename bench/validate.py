@@ -27,7 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -36,7 +36,7 @@ sys.path.insert(0, str(REPO))
 from trainmark.spec.bundle import BundleWriter  # noqa: E402
 from trainmark.spec.layout import trace_path  # noqa: E402
 
-T0 = datetime(2026, 11, 29, 12, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 
 
 def _manifest_blocks() -> dict:
@@ -56,18 +56,43 @@ def build_bundle(root: Path, steps: int) -> Path:
     with path.open("w") as handle:
         for step in range(steps):
             duration = round(0.09 + rng.random() * 0.01, 6)
-            record = {"step": step, "rank": 0, "epoch": step // 1000, "start_unix_ns": start_ns,
-                      "duration_s": duration, "data_loading_s": 0.001, "forward_s": round(duration * 0.3, 6),
-                      "backward_s": round(duration * 0.6, 6), "optimizer_s": round(duration * 0.09, 6),
-                      "samples": 16, "tokens": 2048, "loss": round(5 - step * 1e-6, 6), "learning_rate": 0.003,
-                      "updated": True}
+            record = {
+                "step": step,
+                "rank": 0,
+                "epoch": step // 1000,
+                "start_unix_ns": start_ns,
+                "duration_s": duration,
+                "data_loading_s": 0.001,
+                "forward_s": round(duration * 0.3, 6),
+                "backward_s": round(duration * 0.6, 6),
+                "optimizer_s": round(duration * 0.09, 6),
+                "samples": 16,
+                "tokens": 2048,
+                "loss": round(5 - step * 1e-6, 6),
+                "learning_rate": 0.003,
+                "updated": True,
+            }
             handle.write(json.dumps(record, separators=(",", ":")) + "\n")
             start_ns += int(duration * 1e9) + 200_000
     ended = T0 + timedelta(seconds=(start_ns - int(T0.timestamp() * 1e9)) / 1e9)
-    run = {"run_id": "run-1", "seed": 1, "started_at": T0.isoformat().replace("+00:00", "Z"),
-           "ended_at": ended.isoformat().replace("+00:00", "Z"), "status": "completed",
-           "metrics": [{"name": "steps_completed", "scope": "global", "value": float(steps), "unit": "{step}",
-                        "method": "derived", "source": "count of step records", "tool": "bench/validate.py"}]}
+    run = {
+        "run_id": "run-1",
+        "seed": 1,
+        "started_at": T0.isoformat().replace("+00:00", "Z"),
+        "ended_at": ended.isoformat().replace("+00:00", "Z"),
+        "status": "completed",
+        "metrics": [
+            {
+                "name": "steps_completed",
+                "scope": "global",
+                "value": float(steps),
+                "unit": "{step}",
+                "method": "derived",
+                "source": "count of step records",
+                "tool": "bench/validate.py",
+            }
+        ],
+    }
     created = (ended + timedelta(seconds=1)).isoformat().replace("+00:00", "Z")  # written after the run ended
     writer.finish({**_manifest_blocks(), "created_at": created, "runs": [run]})
     return root
@@ -120,11 +145,14 @@ def compiled_seconds_per_record(path: Path, subset: int) -> float:
 
 def peak_rss_of_validation(root: Path) -> int:
     """Peak resident set (bytes) of a fresh process that validates `root`."""
-    code = ("import sys\nfrom pathlib import Path\nfrom trainmark.spec.validate import validate_bundle\n"
-            "assert validate_bundle(Path(sys.argv[1])).valid\n"
-            "print(open('/proc/self/status').read().split('VmHWM:')[1].split()[0])")
-    output = subprocess.run([sys.executable, "-c", code, str(root)], cwd=REPO, capture_output=True, text=True,
-                            check=True).stdout
+    code = (
+        "import sys\nfrom pathlib import Path\nfrom trainmark.spec.validate import validate_bundle\n"
+        "assert validate_bundle(Path(sys.argv[1])).valid\n"
+        "print(open('/proc/self/status').read().split('VmHWM:')[1].split()[0])"
+    )
+    output = subprocess.run(
+        [sys.executable, "-c", code, str(root)], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout
     # VmHWM (kB), not ru_maxrss: ru_maxrss survives fork and exec, so a child reports at least the
     # parent's resident set at the fork; VmHWM belongs to the child's own address space.
     return int(output.strip()) * 1024
@@ -157,19 +185,28 @@ def main() -> None:
 
     ratio_parse = validate_s / parse_s
     ratio_jsonschema = per_record_jsonschema / per_record_trainmark
-    print(f"machine: {platform.processor() or platform.machine()}, {resource.getpagesize()}-byte pages, "
-          f"Python {platform.python_version()}")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {resource.getpagesize()}-byte pages, "
+        f"Python {platform.python_version()}"
+    )
     print(f"bundle: {options.steps:,} step records, steps.jsonl {size_mb:.0f} MB; median of {options.repeats}")
     print(f"  bare json.loads over the lines   {parse_s:8.2f} s")
-    print(f"  trainmark validate               {validate_s:8.2f} s   = {ratio_parse:.2f} x bare parsing "
-          f"(budget <= 1.5)")
-    print(f"  jsonschema, {options.jsonschema_subset:,}-record subset    {per_record_jsonschema * 1e6:8.1f} us/record; "
-          f"trainmark {per_record_trainmark * 1e6:.1f} us/record = {ratio_jsonschema:.1f} x faster (budget >= 15)")
-    print(f"  compiled JSON Schema (--jsonschema), same subset  {per_record_compiled * 1e6:8.1f} us/record = "
-          f"{per_record_jsonschema / per_record_compiled:.1f} x faster than jsonschema")
+    print(
+        f"  trainmark validate               {validate_s:8.2f} s   = {ratio_parse:.2f} x bare parsing (budget <= 1.5)"
+    )
+    print(
+        f"  jsonschema, {options.jsonschema_subset:,}-record subset    {per_record_jsonschema * 1e6:8.1f} us/record; "
+        f"trainmark {per_record_trainmark * 1e6:.1f} us/record = {ratio_jsonschema:.1f} x faster (budget >= 15)"
+    )
+    print(
+        f"  compiled JSON Schema (--jsonschema), same subset  {per_record_compiled * 1e6:8.1f} us/record = "
+        f"{per_record_jsonschema / per_record_compiled:.1f} x faster than jsonschema"
+    )
     print(f"  peak RSS validating {options.small_steps:,} steps  {rss_small / 2**20:8.1f} MiB")
-    print(f"  peak RSS validating {options.steps:,} steps  {rss_big / 2**20:8.1f} MiB   "
-          f"(ratio {rss_big / rss_small:.2f} for {options.steps / options.small_steps:.0f} x the records)")
+    print(
+        f"  peak RSS validating {options.steps:,} steps  {rss_big / 2**20:8.1f} MiB   "
+        f"(ratio {rss_big / rss_small:.2f} for {options.steps / options.small_steps:.0f} x the records)"
+    )
 
 
 if __name__ == "__main__":

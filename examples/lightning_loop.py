@@ -1,6 +1,6 @@
 """Measure a Lightning fit with trainmark's TrainmarkCallback: a small MLP on synthetic data.
 
-    trainmark repeat -n 3 --out bundles/lightning -- python examples/lightning_loop.py
+trainmark repeat -n 3 --out bundles/lightning -- python examples/lightning_loop.py
 """
 
 import argparse
@@ -39,9 +39,21 @@ inputs = torch.randn(4096, 32, generator=generator)
 targets = torch.nn.Linear(32, 10)(inputs).argmax(dim=1).detach()
 loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(inputs, targets), batch_size=64)
 
-callback = TrainmarkCallback(submitter="examples/lightning_loop.py", out=args.out, seed=seed,
-                             dataset="synthetic: N(0, 1) inputs labelled by a fixed random linear teacher",
-                             idle_seconds=args.idle_seconds)
-trainer = lightning.Trainer(max_steps=args.steps, accelerator="cpu", devices=1, callbacks=[callback], logger=False,
-                            enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
+callback = TrainmarkCallback(
+    submitter="examples/lightning_loop.py",
+    out=args.out,
+    seed=seed,
+    dataset="synthetic: N(0, 1) inputs labelled by a fixed random linear teacher",
+    idle_seconds=args.idle_seconds,
+)
+trainer = lightning.Trainer(
+    max_steps=args.steps,
+    accelerator="cpu",
+    devices=1,
+    callbacks=[callback],
+    logger=False,
+    enable_checkpointing=False,
+    enable_progress_bar=False,
+    enable_model_summary=False,
+)
 trainer.fit(Classifier(), loader)

@@ -28,9 +28,15 @@ opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
 teacher = torch.nn.Linear(32, 10)
 data = torch.Generator().manual_seed(1234)  # the same data for every run
 
-with trainmark.track(model=model, batch_size=args.batch_size, submitter="examples/plain_loop.py", out=args.out, seed=seed,
-                     dataset="synthetic: N(0, 1) inputs labelled by a fixed random linear teacher",
-                     idle_seconds=args.idle_seconds) as run:
+with trainmark.track(
+    model=model,
+    batch_size=args.batch_size,
+    submitter="examples/plain_loop.py",
+    out=args.out,
+    seed=seed,
+    dataset="synthetic: N(0, 1) inputs labelled by a fixed random linear teacher",
+    idle_seconds=args.idle_seconds,
+) as run:
     for _ in range(args.steps):
         with run.step(samples=args.batch_size) as step:
             with step.phase("data_loading"):

@@ -28,14 +28,21 @@ seed = int(os.environ.get("TRAINMARK_SEED", "0"))
 torch.manual_seed(seed)  # the same initial weights on every rank
 torch.set_num_threads(1)
 model = torch.nn.parallel.DistributedDataParallel(
-    torch.nn.Sequential(torch.nn.Linear(32, 128), torch.nn.ReLU(), torch.nn.Linear(128, 10)).to(device))
+    torch.nn.Sequential(torch.nn.Linear(32, 128), torch.nn.ReLU(), torch.nn.Linear(128, 10)).to(device)
+)
 opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
 teacher = torch.nn.Linear(32, 10).to(device)
 data = torch.Generator().manual_seed(1234 + rank)  # each rank its own shard of the stream
 
-with trainmark.track(model=model, batch_size=args.batch_size, submitter="examples/torchrun_loop.py", out=args.out,
-                     seed=seed, dataset="synthetic: N(0, 1) inputs labelled by a fixed random linear teacher",
-                     idle_seconds=args.idle_seconds) as run:
+with trainmark.track(
+    model=model,
+    batch_size=args.batch_size,
+    submitter="examples/torchrun_loop.py",
+    out=args.out,
+    seed=seed,
+    dataset="synthetic: N(0, 1) inputs labelled by a fixed random linear teacher",
+    idle_seconds=args.idle_seconds,
+) as run:
     for _ in range(args.steps):
         with run.step() as step:
             inputs = torch.randn(args.batch_size, 32, generator=data).to(device)

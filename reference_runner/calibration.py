@@ -19,15 +19,21 @@ import time
 from pathlib import Path
 
 from trainmark.reference_runner.config import RunConfig
+from trainmark.scorer.statistics import metric_statistics, student_t_quantile
 from trainmark.spec import producer_version
 from trainmark.spec.errors import TrainmarkError
 from trainmark.spec.jsontext import canonical_json, load_document
-from trainmark.spec.statistics import metric_statistics, student_t_quantile
 
 RECORD_KIND = "trainmark-calibration"
 RECORD_VERSION = 1
-CALIBRATED_METRICS = ("steps_per_second", "time_per_step", "tokens_per_second", "peak_memory", "energy_per_step",
-                      "total_energy")
+CALIBRATED_METRICS = (
+    "steps_per_second",
+    "time_per_step",
+    "tokens_per_second",
+    "peak_memory",
+    "energy_per_step",
+    "total_energy",
+)
 
 
 def hardware_description(system: dict) -> tuple[str, str]:
@@ -72,17 +78,28 @@ def make_record(manifest: dict, config: RunConfig, bundle_id: str) -> dict:
         values, unit = _global_values(manifest["runs"], name)
         if len(values) >= 2:
             stats = metric_statistics(values, unit)
-            metrics[name] = {"unit": unit, "n": stats.n, "mean": stats.mean, "std": stats.std,
-                             "ci95_half_width": _half_width(values)}
+            metrics[name] = {
+                "unit": unit,
+                "n": stats.n,
+                "mean": stats.mean,
+                "std": stats.std,
+                "ci95_half_width": _half_width(values),
+            }
     if not metrics:
-        raise TrainmarkError("a calibration needs at least two completed runs that report throughput; "
-                             "run trainmark calibrate with --repeats 3 or more")
-    return {"kind": RECORD_KIND, "version": RECORD_VERSION,
-            "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "producer": f"trainmark {producer_version()}", "hardware": {"key": key, "description": text},
-            "configuration": {"name": config.name, "digest": configuration_digest(config),
-                              "knobs": config.as_dict()},
-            "bundle_id": bundle_id, "metrics": metrics}
+        raise TrainmarkError(
+            "a calibration needs at least two completed runs that report throughput; "
+            "run trainmark calibrate with --repeats 3 or more"
+        )
+    return {
+        "kind": RECORD_KIND,
+        "version": RECORD_VERSION,
+        "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "producer": f"trainmark {producer_version()}",
+        "hardware": {"key": key, "description": text},
+        "configuration": {"name": config.name, "digest": configuration_digest(config), "knobs": config.as_dict()},
+        "bundle_id": bundle_id,
+        "metrics": metrics,
+    }
 
 
 def load_record(path: Path) -> dict:
@@ -93,22 +110,28 @@ def load_record(path: Path) -> dict:
     if not isinstance(record, dict) or record.get("kind") != RECORD_KIND:
         raise TrainmarkError(f"{path} is not a trainmark calibration record")
     if record.get("version") != RECORD_VERSION:
-        raise TrainmarkError(f"{path} is a calibration record of version {record.get('version')}; this trainmark "
-                             f"reads version {RECORD_VERSION}")
+        raise TrainmarkError(
+            f"{path} is a calibration record of version {record.get('version')}; this trainmark "
+            f"reads version {RECORD_VERSION}"
+        )
     return record
 
 
 def check_applicable(record: dict, config: RunConfig, system: dict) -> None:
     """Refuse a comparison across configurations or hardware: its deviation would mean nothing."""
     if record["configuration"]["digest"] != configuration_digest(config):
-        raise TrainmarkError(f"the calibration record was made with configuration {record['configuration']['name']} "
-                             f"(digest {record['configuration']['digest'][:12]}); this run's configuration differs, "
-                             "so a deviation from it would mean nothing. Run the record's configuration "
-                             f"(e.g. --preset {record['configuration']['name']} with the same knobs)")
+        raise TrainmarkError(
+            f"the calibration record was made with configuration {record['configuration']['name']} "
+            f"(digest {record['configuration']['digest'][:12]}); this run's configuration differs, "
+            "so a deviation from it would mean nothing. Run the record's configuration "
+            f"(e.g. --preset {record['configuration']['name']} with the same knobs)"
+        )
     key, text = hardware_description(system)
     if key != record["hardware"]["key"]:
-        raise TrainmarkError(f"the calibration record is for {record['hardware']['description']}; this machine is "
-                             f"{text}. Calibrate this machine with trainmark calibrate")
+        raise TrainmarkError(
+            f"the calibration record is for {record['hardware']['description']}; this machine is "
+            f"{text}. Calibrate this machine with trainmark calibrate"
+        )
 
 
 def compare(record: dict, runs: list[dict]) -> dict:
@@ -122,13 +145,25 @@ def compare(record: dict, runs: list[dict]) -> dict:
         measured_half = _half_width(values)
         deviation = (measured_mean - reference["mean"]) / abs(reference["mean"]) * 100
         margin = math.hypot(reference["ci95_half_width"], measured_half) / abs(reference["mean"]) * 100
-        deviations.append({"name": name, "unit": unit, "reference_mean": reference["mean"],
-                           "reference_half_width": reference["ci95_half_width"], "measured_mean": measured_mean,
-                           "measured_half_width": measured_half, "deviation_percent": deviation,
-                           "margin_percent": margin, "within_margin": abs(deviation) <= margin})
+        deviations.append(
+            {
+                "name": name,
+                "unit": unit,
+                "reference_mean": reference["mean"],
+                "reference_half_width": reference["ci95_half_width"],
+                "measured_mean": measured_mean,
+                "measured_half_width": measured_half,
+                "deviation_percent": deviation,
+                "margin_percent": margin,
+                "within_margin": abs(deviation) <= margin,
+            }
+        )
     if not deviations:
         raise TrainmarkError("no calibrated metric can be compared: the run needs at least two completed runs")
-    return {"record_id": hashlib.sha256(canonical_json(record)).hexdigest(), "record_created_at": record["created_at"],
-            "hardware": record["hardware"]["description"],
-            "configuration": f"{record['configuration']['name']} (digest {record['configuration']['digest'][:16]})",
-            "deviations": deviations}
+    return {
+        "record_id": hashlib.sha256(canonical_json(record)).hexdigest(),
+        "record_created_at": record["created_at"],
+        "hardware": record["hardware"]["description"],
+        "configuration": f"{record['configuration']['name']} (digest {record['configuration']['digest'][:16]})",
+        "deviations": deviations,
+    }

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-
 from trainmark.spec.errors import TrainmarkError
 
 
@@ -99,19 +98,32 @@ class RunConfig:
             raise ConfigInvalid("; ".join(problems))
 
     def _problems(self):
-        for knob in ("n_layer", "n_embd", "n_head", "vocab_size", "sequence_length", "global_batch_size",
-                     "micro_batch_size"):
+        for knob in (
+            "n_layer",
+            "n_embd",
+            "n_head",
+            "vocab_size",
+            "sequence_length",
+            "global_batch_size",
+            "micro_batch_size",
+        ):
             if getattr(self, knob) < 1:
                 yield f"{knob} must be at least 1 (got {getattr(self, knob)})"
         if self.gradient_accumulation_steps < 0:
-            yield (f"gradient_accumulation_steps must not be negative (got {self.gradient_accumulation_steps}; "
-                   "0 derives it from global_batch_size)")
+            yield (
+                f"gradient_accumulation_steps must not be negative (got {self.gradient_accumulation_steps}; "
+                "0 derives it from global_batch_size)"
+            )
         elif self.micro_batch_size >= 1 and self.global_batch_size % self.micro_batch_size:
-            yield (f"global_batch_size ({self.global_batch_size}) must be a multiple of micro_batch_size "
-                   f"({self.micro_batch_size})")
+            yield (
+                f"global_batch_size ({self.global_batch_size}) must be a multiple of micro_batch_size "
+                f"({self.micro_batch_size})"
+            )
         elif self.micro_batch_size * self.gradient_accumulation_steps > self.global_batch_size:
-            yield (f"micro_batch_size x gradient_accumulation_steps ({self.micro_batch_size} x "
-                   f"{self.gradient_accumulation_steps}) exceeds global_batch_size ({self.global_batch_size})")
+            yield (
+                f"micro_batch_size x gradient_accumulation_steps ({self.micro_batch_size} x "
+                f"{self.gradient_accumulation_steps}) exceeds global_batch_size ({self.global_batch_size})"
+            )
         if self.n_head >= 1 and self.n_embd % self.n_head:
             yield f"n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})"
         if self.vocab_size < 256 and self.vocab_size >= 1:
@@ -141,8 +153,10 @@ class RunConfig:
         if self.warmup_steps < 0 or self.profile_first_step < 0 or self.profile_steps < 0 or self.allocation_steps < 0:
             yield "warmup_steps, profile_first_step, profile_steps and allocation_steps must not be negative"
         if self.profile_steps and self.profile_first_step < self.warmup_steps:
-            yield (f"profile_first_step ({self.profile_first_step}) must come after the warm-up "
-                   f"({self.warmup_steps} steps): the profiler window must not overlap warm-up")
+            yield (
+                f"profile_first_step ({self.profile_first_step}) must come after the warm-up "
+                f"({self.warmup_steps} steps): the profiler window must not overlap warm-up"
+            )
         if not 0 < self.sample_rate_hz <= 1000:
             yield f"sample_rate_hz must be in (0, 1000] (got {self.sample_rate_hz})"
         if self.idle_seconds < 0:
@@ -166,13 +180,15 @@ class RunConfig:
             raise ConfigInvalid(
                 f"global_batch_size ({self.global_batch_size}) cannot be split into micro-batches of "
                 f"{self.micro_batch_size} on {world_size} process(es): it must be a multiple of micro_batch_size "
-                f"x world size ({per_step})")
+                f"x world size ({per_step})"
+            )
         derived = self.global_batch_size // per_step
         if self.gradient_accumulation_steps not in (0, derived):
             raise ConfigInvalid(
                 f"gradient_accumulation_steps ({self.gradient_accumulation_steps}) x micro_batch_size "
                 f"({self.micro_batch_size}) x world size ({world_size}) is not global_batch_size "
-                f"({self.global_batch_size}): set gradient_accumulation_steps={derived}, or 0 to derive it")
+                f"({self.global_batch_size}): set gradient_accumulation_steps={derived}, or 0 to derive it"
+            )
         return dataclasses.replace(self, gradient_accumulation_steps=derived)
 
     def with_overrides(self, **overrides: Any) -> RunConfig:
@@ -188,18 +204,53 @@ class RunConfig:
 
 PRESETS: dict[str, RunConfig] = {
     # Finishes a run in well under a minute on 2 CPU cores: what `make demo` and CI train.
-    "tiny": RunConfig(name="tiny", n_layer=4, n_embd=128, n_head=4, sequence_length=128, global_batch_size=16,
-                      micro_batch_size=16, max_steps=80, learning_rate=3e-3, idle_seconds=5.0),
+    "tiny": RunConfig(
+        name="tiny",
+        n_layer=4,
+        n_embd=128,
+        n_head=4,
+        sequence_length=128,
+        global_batch_size=16,
+        micro_batch_size=16,
+        max_steps=80,
+        learning_rate=3e-3,
+        idle_seconds=5.0,
+    ),
     # Minutes on a CPU, seconds on a GPU.
-    "small": RunConfig(name="small", n_layer=6, n_embd=384, n_head=6, sequence_length=256, global_batch_size=32,
-                       micro_batch_size=16, max_steps=200, learning_rate=1e-3,
-                       lr_schedule="cosine", lr_warmup_steps=20, min_learning_rate=1e-4, weight_decay=0.1),
+    "small": RunConfig(
+        name="small",
+        n_layer=6,
+        n_embd=384,
+        n_head=6,
+        sequence_length=256,
+        global_batch_size=32,
+        micro_batch_size=16,
+        max_steps=200,
+        learning_rate=1e-3,
+        lr_schedule="cosine",
+        lr_warmup_steps=20,
+        min_learning_rate=1e-4,
+        weight_decay=0.1,
+    ),
     # GPT-2 small (124M with a 50304-entry embedding): the calibration baseline, for GPUs.
-    "gpt2-125m": RunConfig(name="gpt2-125m", n_layer=12, n_embd=768, n_head=12, vocab_size=50304,
-                           sequence_length=1024, global_batch_size=32, micro_batch_size=16,
-                           max_steps=100, learning_rate=6e-4, weight_decay=0.1,
-                           lr_schedule="cosine", lr_warmup_steps=10, min_learning_rate=6e-5,
-                           precision="bf16_autocast", profile_first_step=20),
+    "gpt2-125m": RunConfig(
+        name="gpt2-125m",
+        n_layer=12,
+        n_embd=768,
+        n_head=12,
+        vocab_size=50304,
+        sequence_length=1024,
+        global_batch_size=32,
+        micro_batch_size=16,
+        max_steps=100,
+        learning_rate=6e-4,
+        weight_decay=0.1,
+        lr_schedule="cosine",
+        lr_warmup_steps=10,
+        min_learning_rate=6e-5,
+        precision="bf16_autocast",
+        profile_first_step=20,
+    ),
 }
 
 
@@ -249,8 +300,9 @@ def load_config_file(path: Path) -> dict[str, Any]:
     return document
 
 
-def build_config(preset: str | None = None, config_file: Path | None = None,
-                 overrides: dict[str, Any] | None = None) -> RunConfig:
+def build_config(
+    preset: str | None = None, config_file: Path | None = None, overrides: dict[str, Any] | None = None
+) -> RunConfig:
     """Preset (default tiny), then the file's knobs, then the overrides; validated at the end."""
     if preset is not None and preset not in PRESETS:
         raise ConfigInvalid(f"unknown preset {preset!r}; presets are {', '.join(PRESETS)}")
@@ -269,5 +321,3 @@ def build_config(preset: str | None = None, config_file: Path | None = None,
 def config_from_json(text: str) -> RunConfig:
     """The config a launcher passed to a worker process."""
     return RunConfig(**json.loads(text))
-
-

@@ -21,13 +21,32 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-
 from trainmark.spec.errors import TrainmarkError
 
 BUILTIN_NAME = "trainmark-arithmetic"
 BUILTIN_BYTES = 1 << 20
-_ONES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve",
-         "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen"]
+_ONES = [
+    "zero",
+    "one",
+    "two",
+    "three",
+    "four",
+    "five",
+    "six",
+    "seven",
+    "eight",
+    "nine",
+    "ten",
+    "eleven",
+    "twelve",
+    "thirteen",
+    "fourteen",
+    "fifteen",
+    "sixteen",
+    "seventeen",
+    "eighteen",
+    "nineteen",
+]
 _TENS = ["", "", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"]
 
 
@@ -100,8 +119,10 @@ def load_dataset(data: str | None, sequence_length: int, eval_fraction: float) -
     cut = int(len(tokens) * (1 - eval_fraction))
     dataset = Dataset(name, source, tokens[:cut], tokens[cut:], sequence_length, len(raw))
     if dataset.sequences < 1 or len(dataset.held_out) <= sequence_length:
-        raise TrainmarkError(f"the data ({len(raw)} bytes) is too small for sequence_length {sequence_length}; "
-                             "give more text or a shorter sequence")
+        raise TrainmarkError(
+            f"the data ({len(raw)} bytes) is too small for sequence_length {sequence_length}; "
+            "give more text or a shorter sequence"
+        )
     return dataset
 
 
@@ -114,8 +135,10 @@ class FeedingOrder:
         self.data_seed = data_seed
         self.steps_per_epoch = dataset.steps_per_epoch(global_batch_size)
         if self.steps_per_epoch < 1:
-            raise TrainmarkError(f"the data has {dataset.sequences} sequences, fewer than one global batch "
-                                 f"({global_batch_size}); give more text or a smaller batch")
+            raise TrainmarkError(
+                f"the data has {dataset.sequences} sequences, fewer than one global batch "
+                f"({global_batch_size}); give more text or a smaller batch"
+            )
         self._epoch = -1
         self._order: torch.Tensor | None = None
 
@@ -127,7 +150,7 @@ class FeedingOrder:
             self._order = torch.randperm(self.dataset.sequences, generator=generator)
             self._epoch = epoch
         start = position * self.global_batch_size
-        return self._order[start:start + self.global_batch_size]
+        return self._order[start : start + self.global_batch_size]
 
     def tokens_of(self, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(inputs, targets) int64 tensors of shape (len(indices), sequence_length)."""
@@ -136,14 +159,15 @@ class FeedingOrder:
         window = self.dataset.train[offsets].long()
         return window[:, :-1], window[:, 1:]
 
-    def micro_batches(self, step: int, rank: int, world_size: int, micro_batch_size: int,
-                      accumulation: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def micro_batches(
+        self, step: int, rank: int, world_size: int, micro_batch_size: int, accumulation: int
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """This rank's micro-batches of step `step`, in order."""
         indices = self.sequences_of_step(step)
         per_rank = micro_batch_size * accumulation
-        mine = indices[rank * per_rank:(rank + 1) * per_rank]
+        mine = indices[rank * per_rank : (rank + 1) * per_rank]
         for start in range(0, len(mine), micro_batch_size):
-            yield self.tokens_of(mine[start:start + micro_batch_size])
+            yield self.tokens_of(mine[start : start + micro_batch_size])
 
     def snapshot(self, steps: int) -> str:
         """sha256 of the uint8 token stream that `steps` steps feed, in order (all ranks)."""

@@ -20,40 +20,102 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 
 import torch
-
-from trainmark.reference_runner.sensors import (AmdSmiPowerMeter, CudaMemoryProbe, MemoryProbe, NvmlPowerMeter,
-                                                PowerMeter, PowerReading, ProcessMemoryProbe, RaplPowerMeter,
-                                                ReplayMemoryProbe, ReplayPowerMeter, rapl_packages)
+from trainmark.reference_runner.sensors import (
+    AmdSmiPowerMeter,
+    CudaMemoryProbe,
+    MemoryProbe,
+    NvmlPowerMeter,
+    PowerMeter,
+    PowerReading,
+    ProcessMemoryProbe,
+    RaplPowerMeter,
+    ReplayMemoryProbe,
+    ReplayPowerMeter,
+    rapl_packages,
+)
 from trainmark.spec.errors import SensorUnavailable
 
-PRECISION_FORMAT = {"fp32": "fp32", "bf16_autocast": "bf16", "fp16_autocast": "fp16", "bf16": "bf16", "fp16": "fp16",
-                    "tf32": "tf32", "fp64": "fp64"}
+PRECISION_FORMAT = {
+    "fp32": "fp32",
+    "bf16_autocast": "bf16",
+    "fp16_autocast": "fp16",
+    "bf16": "bf16",
+    "fp16": "fp16",
+    "tf32": "tf32",
+    "fp64": "fp64",
+}
 """The number format that dominates matrix-multiply time under each precision policy."""
 
 # Dense peak throughput (no sparsity) per number format, from NVIDIA's datasheets and whitepapers.
-_H100_SXM = ("NVIDIA H100 Tensor Core GPU Architecture whitepaper, table 1 (H100 SXM5), dense",
-             {"fp64": 66.9e12, "fp32": 66.9e12, "tf32": 494.7e12, "bf16": 989.4e12, "fp16": 989.4e12,
-              "fp8": 1978.9e12, "int8": 1978.9e12})
+_H100_SXM = (
+    "NVIDIA H100 Tensor Core GPU Architecture whitepaper, table 1 (H100 SXM5), dense",
+    {
+        "fp64": 66.9e12,
+        "fp32": 66.9e12,
+        "tf32": 494.7e12,
+        "bf16": 989.4e12,
+        "fp16": 989.4e12,
+        "fp8": 1978.9e12,
+        "int8": 1978.9e12,
+    },
+)
 NVIDIA_PEAKS: list[tuple[re.Pattern, tuple[str, dict[str, float]]]] = [
-    (re.compile(r"H200"), ("NVIDIA H200 Tensor Core GPU datasheet (SXM), dense (half the sparse figures)",
-                           _H100_SXM[1])),
-    (re.compile(r"H100 PCIe"), ("NVIDIA H100 Tensor Core GPU Architecture whitepaper, table 1 (H100 PCIe), dense",
-                                {"fp64": 51.2e12, "fp32": 51.2e12, "tf32": 378e12, "bf16": 756e12, "fp16": 756e12,
-                                 "fp8": 1513e12, "int8": 1513e12})),
+    (
+        re.compile(r"H200"),
+        ("NVIDIA H200 Tensor Core GPU datasheet (SXM), dense (half the sparse figures)", _H100_SXM[1]),
+    ),
+    (
+        re.compile(r"H100 PCIe"),
+        (
+            "NVIDIA H100 Tensor Core GPU Architecture whitepaper, table 1 (H100 PCIe), dense",
+            {
+                "fp64": 51.2e12,
+                "fp32": 51.2e12,
+                "tf32": 378e12,
+                "bf16": 756e12,
+                "fp16": 756e12,
+                "fp8": 1513e12,
+                "int8": 1513e12,
+            },
+        ),
+    ),
     (re.compile(r"H100.*(HBM3|SXM)"), _H100_SXM),
-    (re.compile(r"A100"), ("NVIDIA A100 Tensor Core GPU datasheet, dense",
-                           {"fp64": 19.5e12, "fp32": 19.5e12, "tf32": 156e12, "bf16": 312e12, "fp16": 312e12,
-                            "int8": 624e12})),
-    (re.compile(r"V100.?SXM2"), ("NVIDIA Tesla V100 datasheet (SXM2)",
-                                 {"fp64": 7.8e12, "fp32": 15.7e12, "fp16": 125e12})),
-    (re.compile(r"V100.?PCIE", re.IGNORECASE), ("NVIDIA Tesla V100 datasheet (PCIe)",
-                                                {"fp64": 7e12, "fp32": 14e12, "fp16": 112e12})),
-    (re.compile(r"L40S"), ("NVIDIA L40S datasheet, dense (half the sparse figures)",
-                           {"fp32": 91.6e12, "tf32": 183e12, "bf16": 362.05e12, "fp16": 362.05e12, "fp8": 733e12})),
-    (re.compile(r"\bL4\b"), ("NVIDIA L4 Tensor Core GPU datasheet, dense (half the sparse figures)",
-                             {"fp32": 30.3e12, "tf32": 60e12, "bf16": 121e12, "fp16": 121e12, "fp8": 242.5e12})),
-    (re.compile(r"\bA10\b"), ("NVIDIA A10 Tensor Core GPU datasheet, dense (half the sparse figures)",
-                              {"fp32": 31.2e12, "tf32": 62.5e12, "bf16": 125e12, "fp16": 125e12})),
+    (
+        re.compile(r"A100"),
+        (
+            "NVIDIA A100 Tensor Core GPU datasheet, dense",
+            {"fp64": 19.5e12, "fp32": 19.5e12, "tf32": 156e12, "bf16": 312e12, "fp16": 312e12, "int8": 624e12},
+        ),
+    ),
+    (
+        re.compile(r"V100.?SXM2"),
+        ("NVIDIA Tesla V100 datasheet (SXM2)", {"fp64": 7.8e12, "fp32": 15.7e12, "fp16": 125e12}),
+    ),
+    (
+        re.compile(r"V100.?PCIE", re.IGNORECASE),
+        ("NVIDIA Tesla V100 datasheet (PCIe)", {"fp64": 7e12, "fp32": 14e12, "fp16": 112e12}),
+    ),
+    (
+        re.compile(r"L40S"),
+        (
+            "NVIDIA L40S datasheet, dense (half the sparse figures)",
+            {"fp32": 91.6e12, "tf32": 183e12, "bf16": 362.05e12, "fp16": 362.05e12, "fp8": 733e12},
+        ),
+    ),
+    (
+        re.compile(r"\bL4\b"),
+        (
+            "NVIDIA L4 Tensor Core GPU datasheet, dense (half the sparse figures)",
+            {"fp32": 30.3e12, "tf32": 60e12, "bf16": 121e12, "fp16": 121e12, "fp8": 242.5e12},
+        ),
+    ),
+    (
+        re.compile(r"\bA10\b"),
+        (
+            "NVIDIA A10 Tensor Core GPU datasheet, dense (half the sparse figures)",
+            {"fp32": 31.2e12, "tf32": 62.5e12, "bf16": 125e12, "fp16": 125e12},
+        ),
+    ),
 ]
 
 
@@ -76,7 +138,9 @@ def cpu_model() -> tuple[str, str]:
             model = found.group(1).strip()
         found = re.search(r"^vendor_id\s*:\s*(.+)$", text, re.MULTILINE)
         if found:
-            vendor = {"GenuineIntel": "Intel", "AuthenticAMD": "AMD"}.get(found.group(1).strip(), found.group(1).strip())
+            vendor = {"GenuineIntel": "Intel", "AuthenticAMD": "AMD"}.get(
+                found.group(1).strip(), found.group(1).strip()
+            )
     return vendor, model
 
 
@@ -138,8 +202,10 @@ _VM_HWM = re.compile(rb"VmHWM:\s+(\d+) kB")
 class CpuBackend(DeviceBackend):
     kind = "cpu"
     peak_method = "counter"
-    peak_source = ("VmHWM of /proc/self/status (the kernel's resident-set high-water mark of the whole process, "
-                   "reset through /proc/self/clear_refs at each stage boundary)")
+    peak_source = (
+        "VmHWM of /proc/self/status (the kernel's resident-set high-water mark of the whole process, "
+        "reset through /proc/self/clear_refs at each stage boundary)"
+    )
 
     def __init__(self, declared_peak_flops: float = 0.0) -> None:
         self.torch_device = torch.device("cpu")
@@ -179,8 +245,14 @@ class CpuBackend(DeviceBackend):
         vendor, model = cpu_model()
         device = {"index": index, "node": node, "kind": "cpu", "vendor": vendor, "model": model}
         if self.declared_peak_flops:
-            device["peak_flops"] = [{"format": "fp32", "flops_per_s": self.declared_peak_flops, "sparse": False,
-                                     "source": "declared by the user (trainmark run --set peak_flops_per_s=VALUE)"}]
+            device["peak_flops"] = [
+                {
+                    "format": "fp32",
+                    "flops_per_s": self.declared_peak_flops,
+                    "sparse": False,
+                    "source": "declared by the user (trainmark run --set peak_flops_per_s=VALUE)",
+                }
+            ]
         return device
 
     def power_meter(self, index: int) -> PowerMeter:
@@ -199,9 +271,15 @@ class _SummedRapl(PowerMeter):
         self.device = index
         self.power_channel = None
         first = self.meters[0].energy_channel
-        self.energy_channel = type(first)(first.name, first.record_type, first.fields, first.method,
-                                          " + ".join(str(m.energy_file) for m in self.meters) + " (summed)",
-                                          first.tool, first.domain)
+        self.energy_channel = type(first)(
+            first.name,
+            first.record_type,
+            first.fields,
+            first.method,
+            " + ".join(str(m.energy_file) for m in self.meters) + " (summed)",
+            first.tool,
+            first.domain,
+        )
 
     def read(self) -> PowerReading:
         return PowerReading(None, sum(meter.read().energy_j for meter in self.meters))
@@ -209,12 +287,19 @@ class _SummedRapl(PowerMeter):
 
 # ---------------------------------------------------------------- CUDA
 
+
 def nvidia_device(local_index: int, index: int, node: int) -> dict:
     """A system.devices entry for an NVIDIA GPU from NVML alone (no CUDA context is created)."""
     from trainmark.reference_runner.sensors import _nvml
 
-    device: dict = {"index": index, "node": node, "local_index": local_index, "kind": "gpu", "vendor": "NVIDIA",
-                    "model": "NVIDIA GPU"}
+    device: dict = {
+        "index": index,
+        "node": node,
+        "local_index": local_index,
+        "kind": "gpu",
+        "vendor": "NVIDIA",
+        "model": "NVIDIA GPU",
+    }
     try:
         pynvml = _nvml()
         handle = pynvml.nvmlDeviceGetHandleByIndex(local_index)
@@ -232,8 +317,9 @@ def nvidia_device(local_index: int, index: int, node: int) -> dict:
     peaks = nvidia_peaks(device["model"])
     if peaks:
         source, table = peaks
-        device["peak_flops"] = [{"format": fmt, "flops_per_s": value, "sparse": False, "source": source}
-                                for fmt, value in table.items()]
+        device["peak_flops"] = [
+            {"format": fmt, "flops_per_s": value, "sparse": False, "source": source} for fmt, value in table.items()
+        ]
     return device
 
 
@@ -241,8 +327,14 @@ def amd_device(local_index: int, index: int, node: int) -> dict:
     """A system.devices entry for an AMD GPU from AMD SMI alone (no HIP context is created)."""
     from trainmark.reference_runner.sensors import _amdsmi, amdsmi_handle
 
-    device: dict = {"index": index, "node": node, "local_index": local_index, "kind": "gpu", "vendor": "AMD",
-                    "model": "AMD GPU"}
+    device: dict = {
+        "index": index,
+        "node": node,
+        "local_index": local_index,
+        "kind": "gpu",
+        "vendor": "AMD",
+        "model": "AMD GPU",
+    }
     try:
         amdsmi = _amdsmi()
         handle = amdsmi_handle(amdsmi, local_index)
@@ -321,8 +413,9 @@ class AmdGpus(GpuVendor):
             from trainmark.reference_runner.sensors import _amdsmi, amdsmi_handle
 
             amdsmi = _amdsmi()
-            fields["accelerator_driver_version"] = amdsmi.amdsmi_get_gpu_driver_info(
-                amdsmi_handle(amdsmi, 0))["driver_version"]
+            fields["accelerator_driver_version"] = amdsmi.amdsmi_get_gpu_driver_info(amdsmi_handle(amdsmi, 0))[
+                "driver_version"
+            ]
         except (SensorUnavailable, KeyError, AttributeError):
             pass
         return fields
@@ -365,8 +458,11 @@ class CudaBackend(DeviceBackend):
 
     def describe(self, index: int, node: int) -> dict:
         properties = torch.cuda.get_device_properties(self.local_index)
-        return {**self.vendor.describe(self.local_index, index, node), "model": properties.name,
-                "memory_bytes": properties.total_memory}
+        return {
+            **self.vendor.describe(self.local_index, index, node),
+            "model": properties.name,
+            "memory_bytes": properties.total_memory,
+        }
 
     def power_meter(self, index: int) -> PowerMeter:
         return self.vendor.power_meter(self.local_index, index)
@@ -379,6 +475,7 @@ class CudaBackend(DeviceBackend):
 
 
 # ---------------------------------------------------------------- replayed GPU
+
 
 class ReplayGpuBackend(DeviceBackend):
     """A recorded GPU session played back while the model trains on this CPU.
@@ -426,8 +523,10 @@ class ReplayGpuBackend(DeviceBackend):
         return ReplayPowerMeter(readings, index, self.recording.name, "nvml", self.data["rate_hz"])
 
     def memory_probe(self, index: int) -> MemoryProbe:
-        readings = [{"allocated_bytes": allocated, "reserved_bytes": reserved}
-                    for allocated, reserved in self.data["cuda_memory"][str(index)]]
+        readings = [
+            {"allocated_bytes": allocated, "reserved_bytes": reserved}
+            for allocated, reserved in self.data["cuda_memory"][str(index)]
+        ]
         return ReplayMemoryProbe(readings, index, self.recording.name, self.data["rate_hz"])
 
     def software(self) -> dict:
@@ -446,14 +545,27 @@ def refuse_unsupported_precision(precision: str, device: str, replay: Path | Non
     if precision == "fp16_autocast" and not uses_cuda(device, replay):
         from trainmark.reference_runner.config import ConfigInvalid
 
-        why = ("a replay trains on the CPU" if replay is not None else
-               "--device auto found no CUDA device" if device == "auto" else f"--device is {device}")
-        raise ConfigInvalid(f"precision fp16_autocast needs a CUDA device and this run would train on the CPU "
-                            f"({why}); use --precision bf16_autocast or fp32")
+        why = (
+            "a replay trains on the CPU"
+            if replay is not None
+            else "--device auto found no CUDA device"
+            if device == "auto"
+            else f"--device is {device}"
+        )
+        raise ConfigInvalid(
+            f"precision fp16_autocast needs a CUDA device and this run would train on the CPU "
+            f"({why}); use --precision bf16_autocast or fp32"
+        )
 
 
-def planned_setup(device: str, replay: Path | None, processes_per_node: int, nodes: int, declared_peak_flops: float,
-                  sample_rate_hz: float) -> tuple[list[dict], list[dict], str | None]:
+def planned_setup(
+    device: str,
+    replay: Path | None,
+    processes_per_node: int,
+    nodes: int,
+    declared_peak_flops: float,
+    sample_rate_hz: float,
+) -> tuple[list[dict], list[dict], str | None]:
     """(system.devices, methodology.channels, why there is no energy sensor) as the workers will find them.
 
     Read in the launcher without creating a CUDA context; nodes other than the launcher's are
@@ -461,15 +573,21 @@ def planned_setup(device: str, replay: Path | None, processes_per_node: int, nod
     """
     if replay is not None:
         backend = ReplayGpuBackend(replay)
-        devices = [backend.describe(node * processes_per_node + local, node)
-                   for node in range(nodes) for local in range(processes_per_node)]
+        devices = [
+            backend.describe(node * processes_per_node + local, node)
+            for node in range(nodes)
+            for local in range(processes_per_node)
+        ]
         meter, probe = backend.power_meter(0), backend.memory_probe(0)
         specs = [meter.power_channel, meter.energy_channel, probe.channel]
         return devices, [spec.as_channel(sample_rate_hz) for spec in specs if spec], None
     if uses_cuda(device, replay):
         vendor = probe_gpu_vendor()
-        devices = [vendor.describe(local, node * processes_per_node + local, node)
-                   for node in range(nodes) for local in range(processes_per_node)]
+        devices = [
+            vendor.describe(local, node * processes_per_node + local, node)
+            for node in range(nodes)
+            for local in range(processes_per_node)
+        ]
         specs, reason = [CudaMemoryProbe(0, 0).channel], None
         try:
             meter = vendor.power_meter(0, 0)

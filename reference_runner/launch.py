@@ -70,11 +70,29 @@ class RunOutcome:
     seconds: float = 0.0
 
 
-def worker_command(config: RunConfig, topology: Topology, run_id: str, seed: int, bundle: Path, result: Path,
-                   replay: Path | None, progress: Path | None = None) -> list[str]:
+def worker_command(
+    config: RunConfig,
+    topology: Topology,
+    run_id: str,
+    seed: int,
+    bundle: Path,
+    result: Path,
+    replay: Path | None,
+    progress: Path | None = None,
+) -> list[str]:
     """The command that starts one run: the loop directly, or through torchrun."""
-    arguments = ["--config", json.dumps(config.as_dict()), "--run-id", run_id, "--seed", str(seed),
-                 "--bundle", str(bundle), "--result", str(result)]
+    arguments = [
+        "--config",
+        json.dumps(config.as_dict()),
+        "--run-id",
+        run_id,
+        "--seed",
+        str(seed),
+        "--bundle",
+        str(bundle),
+        "--result",
+        str(result),
+    ]
     if replay is not None:
         arguments += ["--replay", str(replay)]
     if progress is not None:
@@ -85,8 +103,16 @@ def worker_command(config: RunConfig, topology: Topology, run_id: str, seed: int
     if topology.nodes == 1:
         launcher += ["--standalone"]
     else:
-        launcher += ["--nnodes", str(topology.nodes), "--node-rank", str(topology.node_rank),
-                     "--master-addr", topology.master_address, "--master-port", str(topology.master_port)]
+        launcher += [
+            "--nnodes",
+            str(topology.nodes),
+            "--node-rank",
+            str(topology.node_rank),
+            "--master-addr",
+            topology.master_address,
+            "--master-port",
+            str(topology.master_port),
+        ]
     return [*launcher, "-m", "trainmark.reference_runner.loop", *arguments]
 
 
@@ -96,8 +122,14 @@ def _draft(config: RunConfig, topology: Topology, replay: Path | None) -> tuple[
     world = topology.world_size
     order = FeedingOrder(dataset, config.global_batch_size, config.data_seed)
     planned = order.planned_steps(config.max_steps, config.epochs)
-    devices, channels, energy_reason = planned_setup(config.device, replay, topology.processes_per_node,
-                                                     topology.nodes, config.peak_flops_per_s, config.sample_rate_hz)
+    devices, channels, energy_reason = planned_setup(
+        config.device,
+        replay,
+        topology.processes_per_node,
+        topology.nodes,
+        config.peak_flops_per_s,
+        config.sample_rate_hz,
+    )
     device_label = "cuda" if uses_cuda(config.device, replay) else "cpu"
     hosts = [metadata.host(node) if node == topology.node_rank else {"node": node} for node in range(topology.nodes)]
     draft = {
@@ -105,7 +137,7 @@ def _draft(config: RunConfig, topology: Topology, replay: Path | None) -> tuple[
         "producer": {"name": "trainmark", "version": producer_version()},
         "created_at": iso(time.time_ns()),
         "description": f"trainmark reference runner: preset {config.name}, {world} process(es) on {topology.nodes} "
-                       f"node(s)" + (f"; GPU sensors replayed from {replay.name}, not measured live" if replay else ""),
+        f"node(s)" + (f"; GPU sensors replayed from {replay.name}, not measured live" if replay else ""),
         "system": {"node_count": topology.nodes, "hosts": hosts, "devices": devices},
         "software": metadata.software(config, world, {}, device_label),
         "model": metadata.model_block(config),
@@ -113,16 +145,22 @@ def _draft(config: RunConfig, topology: Topology, replay: Path | None) -> tuple[
         "dataset": metadata.dataset_block(dataset, order, planned),
         "code": metadata.code(),
         "environment": metadata.environment(config),
-        "methodology": metadata.methodology(config, channels, bool(config.idle_seconds) and energy_reason is None
-                                            and any(c["record_type"] == "power_sample" for c in channels),
-                                            energy_reason),
+        "methodology": metadata.methodology(
+            config,
+            channels,
+            bool(config.idle_seconds)
+            and energy_reason is None
+            and any(c["record_type"] == "power_sample" for c in channels),
+            energy_reason,
+        ),
         "runs": [],
     }
     if config.submitter:
         draft["submitter"] = {"name": config.submitter}
     if topology.nodes > 1 or topology.processes_per_node > 1:
-        draft["system"]["interconnect"] = {"intra_node": "shared memory and loopback (one host)"
-                                           if topology.nodes == 1 else "as the cluster provides"}
+        draft["system"]["interconnect"] = {
+            "intra_node": "shared memory and loopback (one host)" if topology.nodes == 1 else "as the cluster provides"
+        }
     return draft, analytical_flops_per_step(config), counted_flops_per_step(config)
 
 
@@ -144,8 +182,11 @@ INTERRUPT_GRACE_S = 30.0
 def _stop(process: subprocess.Popen) -> None:
     """Pass Ctrl-C on to the run; a run stuck where it cannot hear it is terminated, then killed,
     so that an interrupted `trainmark run` always ends (and closes the bundle)."""
-    for send, grace in ((lambda: process.send_signal(signal.SIGINT), INTERRUPT_GRACE_S),
-                        (process.terminate, INTERRUPT_GRACE_S / 3), (process.kill, None)):
+    for send, grace in (
+        (lambda: process.send_signal(signal.SIGINT), INTERRUPT_GRACE_S),
+        (process.terminate, INTERRUPT_GRACE_S / 3),
+        (process.kill, None),
+    ):
         send()
         try:
             process.wait(timeout=grace)
@@ -187,11 +228,19 @@ def _sigterm_as_sigint() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def run_bundle(config: RunConfig, repeats: int, out: Path, topology: Topology = Topology(),
-               replay: Path | None = None, calibration: Path | None = None, *,
-               on_run: Callable[[str, str, float], None] | None = None, quiet_workers: bool = False,
-               progress: JobProgress | None = None,
-               on_progress: Callable[[JobProgress], None] | None = None) -> RunOutcome:
+def run_bundle(
+    config: RunConfig,
+    repeats: int,
+    out: Path,
+    topology: Topology = Topology(),
+    replay: Path | None = None,
+    calibration: Path | None = None,
+    *,
+    on_run: Callable[[str, str, float], None] | None = None,
+    quiet_workers: bool = False,
+    progress: JobProgress | None = None,
+    on_progress: Callable[[JobProgress], None] | None = None,
+) -> RunOutcome:
     """Train `repeats` independent runs of `config` and write them as one bundle in `out`.
 
     With a calibration record, the bundle also reports its deviation from it (same
@@ -235,21 +284,33 @@ def run_bundle(config: RunConfig, repeats: int, out: Path, topology: Topology = 
             process = None
             try:
                 with log_path.open("w") as log:
-                    process = subprocess.Popen(command, stderr=log, stdout=log if quiet_workers else None,
-                                               preexec_fn=functools.partial(_die_with_parent, os.getpid()))
+                    process = subprocess.Popen(
+                        command,
+                        stderr=log,
+                        stdout=log if quiet_workers else None,
+                        preexec_fn=functools.partial(_die_with_parent, os.getpid()),
+                    )
                     code = _follow(process, ProgressReader(progress_path), progress, on_progress)
             except KeyboardInterrupt:
                 if process is not None:
                     _stop(process)
                 writer.release()  # finalize takes the bundle only once no writer holds it
                 report = finalize(out)
-                raise TrainmarkError(f"interrupted; the bundle was closed with run(s) {', '.join(report.closed_runs)} "
-                                     f"marked interrupted: {out} (bundle {report.bundle_id})") from None
+                raise TrainmarkError(
+                    f"interrupted; the bundle was closed with run(s) {', '.join(report.closed_runs)} "
+                    f"marked interrupted: {out} (bundle {report.bundle_id})"
+                ) from None
             if code == 0 and result_path.exists():
                 result = json.loads(result_path.read_text())
                 _adopt_worker_view(draft, result)
-                summary = RunSummary(config, result, flops_analytical, flops_counted,
-                                     steps_file.format(run=run_id), kernels_file.format(run=run_id))
+                summary = RunSummary(
+                    config,
+                    result,
+                    flops_analytical,
+                    flops_counted,
+                    steps_file.format(run=run_id),
+                    kernels_file.format(run=run_id),
+                )
                 draft["runs"][-1] = summary.run_entry()
             else:
                 tail = [line for line in log_path.read_text().splitlines() if line.strip()][-3:]
@@ -272,8 +333,12 @@ def run_bundle(config: RunConfig, repeats: int, out: Path, topology: Topology = 
     return outcome
 
 
-def _follow(process: subprocess.Popen, reader: ProgressReader, progress: JobProgress,
-            on_progress: Callable[[JobProgress], None] | None) -> int:
+def _follow(
+    process: subprocess.Popen,
+    reader: ProgressReader,
+    progress: JobProgress,
+    on_progress: Callable[[JobProgress], None] | None,
+) -> int:
     """Wait for the run's process, passing on what its progress file says as it goes."""
     while True:
         code = process.poll()
@@ -287,13 +352,21 @@ def _follow(process: subprocess.Popen, reader: ProgressReader, progress: JobProg
         time.sleep(0.25)
 
 
-def calibrate(config: RunConfig, repeats: int, record_path: Path, bundle: Path, topology: Topology = Topology(),
-              replay: Path | None = None, on_progress: Callable[[JobProgress], None] | None = None) -> dict:
+def calibrate(
+    config: RunConfig,
+    repeats: int,
+    record_path: Path,
+    bundle: Path,
+    topology: Topology = Topology(),
+    replay: Path | None = None,
+    on_progress: Callable[[JobProgress], None] | None = None,
+) -> dict:
     """Train the calibration configuration `repeats` times into `bundle`; write its record to `record_path`.
     `on_progress` hears where the runs stand, as in run_bundle."""
     if repeats < 3:
-        raise TrainmarkError("a calibration needs --repeats 3 or more: its spread is the error margin of every "
-                             "later comparison")
+        raise TrainmarkError(
+            "a calibration needs --repeats 3 or more: its spread is the error margin of every later comparison"
+        )
     if record_path.exists():
         raise TrainmarkError(f"{record_path} exists; choose a new path for the calibration record")
     config = config.for_world(topology.world_size)  # the record names the accumulation that was trained
@@ -305,21 +378,23 @@ def calibrate(config: RunConfig, repeats: int, record_path: Path, bundle: Path, 
     return record
 
 
-def _run_follower_node(config: RunConfig, repeats: int, out: Path, topology: Topology,
-                       replay: Path | None) -> RunOutcome:
+def _run_follower_node(
+    config: RunConfig, repeats: int, out: Path, topology: Topology, replay: Path | None
+) -> RunOutcome:
     """Nodes other than node 0 start their ranks and leave the manifest to node 0.
 
     All nodes must see `out` (a shared file system): every rank writes its own traces there.
     """
     if not out.is_dir():
-        raise TrainmarkError(f"{out} must exist on this node: with several nodes, --out is a shared directory "
-                             "that node 0 creates")
+        raise TrainmarkError(
+            f"{out} must exist on this node: with several nodes, --out is a shared directory that node 0 creates"
+        )
     outcome = RunOutcome(out, None)
     with scratch_folder("run") as scratch:
         for index in range(repeats):
             run_id = f"run-{index + 1}"
-            command = worker_command(config, topology, run_id, config.seed + index, out, Path(scratch) / "r.json",
-                                     replay)
+            command = worker_command(
+                config, topology, run_id, config.seed + index, out, Path(scratch) / "r.json", replay
+            )
             outcome.statuses[run_id] = "completed" if subprocess.call(command) == 0 else "failed"
     return outcome
-

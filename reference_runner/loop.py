@@ -34,7 +34,6 @@ os.environ.setdefault("KINETO_LOG_LEVEL", "5")  # the profiler's start/stop chat
 
 import torch  # noqa: E402
 import torch.distributed as dist  # noqa: E402
-
 from trainmark.reference_runner.config import RunConfig, config_from_json  # noqa: E402
 from trainmark.reference_runner.data import FeedingOrder, held_out_batches, load_dataset  # noqa: E402
 from trainmark.reference_runner.devices import backend_for  # noqa: E402
@@ -60,15 +59,21 @@ def learning_rate(config: RunConfig, step: int, total_steps: int) -> float:
         return config.learning_rate * (step + 1) / config.lr_warmup_steps
     progress = (step - config.lr_warmup_steps) / max(1, total_steps - config.lr_warmup_steps)
     return config.min_learning_rate + 0.5 * (config.learning_rate - config.min_learning_rate) * (
-        1 + math.cos(math.pi * min(1.0, progress)))
+        1 + math.cos(math.pi * min(1.0, progress))
+    )
 
 
 def make_optimizer(config: RunConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
     if config.optimizer == "adamw":
-        return torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay,
-                                 betas=(config.beta1, config.beta2))
-    return torch.optim.SGD(model.parameters(), lr=config.learning_rate, momentum=config.momentum,
-                           weight_decay=config.weight_decay)
+        return torch.optim.AdamW(
+            model.parameters(),
+            lr=config.learning_rate,
+            weight_decay=config.weight_decay,
+            betas=(config.beta1, config.beta2),
+        )
+    return torch.optim.SGD(
+        model.parameters(), lr=config.learning_rate, momentum=config.momentum, weight_decay=config.weight_decay
+    )
 
 
 @torch.no_grad()
@@ -112,10 +117,12 @@ class Trainer:
         return torch.autocast(self.device.type, dtype=self.amp_dtype) if self.amp_dtype else contextlib.nullcontext()
 
     def _batches(self, step: int) -> list:
-        return [(inputs.to(self.device, non_blocking=True), targets.to(self.device, non_blocking=True))
-                for inputs, targets in self.order.micro_batches(step, self.rank, self.world_size,
-                                                                self.config.micro_batch_size,
-                                                                self.config.gradient_accumulation_steps)]
+        return [
+            (inputs.to(self.device, non_blocking=True), targets.to(self.device, non_blocking=True))
+            for inputs, targets in self.order.micro_batches(
+                step, self.rank, self.world_size, self.config.micro_batch_size, self.config.gradient_accumulation_steps
+            )
+        ]
 
     def _update(self, step: int) -> tuple[float, torch.Tensor, bool]:
         """Learning rate, clip, optimizer step; (rate, gradient norm, whether the parameters changed)."""
@@ -240,21 +247,48 @@ def main(argv: list[str] | None = None) -> None:
     if world_size > 1:
         dist.barrier()
     phase = Phase()
-    sampler = Sampler(config.sample_rate_hz, phase, meters, [probe],
-                      writer.open_trace(args.run_id, "power_sample", per_rank) if meters else None,
-                      writer.open_trace(args.run_id, "memory_sample", per_rank), node, rank)
+    sampler = Sampler(
+        config.sample_rate_hz,
+        phase,
+        meters,
+        [probe],
+        writer.open_trace(args.run_id, "power_sample", per_rank) if meters else None,
+        writer.open_trace(args.run_id, "memory_sample", per_rank),
+        node,
+        rank,
+    )
     epochs_trace = writer.open_trace(args.run_id, "epoch", per_rank)
-    kernel_window = KernelWindow(config.profile_first_step, config.profile_steps if rank == 0 else 0,
-                                 device.type == "cuda")
-    allocation_window = AllocationWindow(config.profile_first_step + config.profile_steps,
-                                         config.allocation_steps if rank == 0 else 0, device.type == "cuda")
-    measurements = RankMeasurements(rank=rank, node=node, local_rank=local_rank, device=device_index,
-                                    shares_device=shares_device, peak_method=backend.peak_method,
-                                    peak_source=backend.peak_source, peak_tool=backend.peak_tool,
-                                    peak_reason=backend.peak_unavailable_reason())
+    kernel_window = KernelWindow(
+        config.profile_first_step, config.profile_steps if rank == 0 else 0, device.type == "cuda"
+    )
+    allocation_window = AllocationWindow(
+        config.profile_first_step + config.profile_steps,
+        config.allocation_steps if rank == 0 else 0,
+        device.type == "cuda",
+    )
+    measurements = RankMeasurements(
+        rank=rank,
+        node=node,
+        local_rank=local_rank,
+        device=device_index,
+        shares_device=shares_device,
+        peak_method=backend.peak_method,
+        peak_source=backend.peak_source,
+        peak_tool=backend.peak_tool,
+        peak_reason=backend.peak_unavailable_reason(),
+    )
     # The launcher counts FLOPs on a meta-device copy, outside the run (reference_runner/model.py).
-    meter = StepMeter(backend, phase, writer, args.run_id, measurements, per_rank, config.warmup_steps,
-                      kernel_window, allocation_window)
+    meter = StepMeter(
+        backend,
+        phase,
+        writer,
+        args.run_id,
+        measurements,
+        per_rank,
+        config.warmup_steps,
+        kernel_window,
+        allocation_window,
+    )
     checkpoint_dir = scratch_folder("checkpoint")
 
     # ---------------------------------------------------------------- the run
@@ -270,8 +304,9 @@ def main(argv: list[str] | None = None) -> None:
         duration_s = meter.last_record.duration_s
         if config.checkpoint_every and (step + 1) % config.checkpoint_every == 0 and rank == 0:
             phase.value = "checkpoint"
-            measurements.checkpoints.append(_save_checkpoint(trainer.model, trainer.optimizer, step,
-                                                             Path(checkpoint_dir.name), backend))
+            measurements.checkpoints.append(
+                _save_checkpoint(trainer.model, trainer.optimizer, step, Path(checkpoint_dir.name), backend)
+            )
             phase.value = "other"
         epoch_steps += 1
         epoch_losses.append(loss_value)
@@ -283,12 +318,20 @@ def main(argv: list[str] | None = None) -> None:
                 phase.value = "evaluation"
                 eval_loss, eval_accuracy = evaluate(trainer.model, dataset, config, device, trainer.autocast)
                 phase.value = "other"
-            epochs_trace.append(models.EpochRecord(
-                epoch=step // order.steps_per_epoch, rank=rank, start_unix_ns=epoch_start_ns, duration_s=duration,
-                steps=epoch_steps, samples=epoch_steps * config.micro_batch_size * micro_batches,
-                tokens=epoch_steps * config.micro_batch_size * micro_batches * config.sequence_length,
-                train_loss_mean=sum(epoch_losses) / len(epoch_losses), eval_loss=eval_loss,
-                eval_accuracy=eval_accuracy))
+            epochs_trace.append(
+                models.EpochRecord(
+                    epoch=step // order.steps_per_epoch,
+                    rank=rank,
+                    start_unix_ns=epoch_start_ns,
+                    duration_s=duration,
+                    steps=epoch_steps,
+                    samples=epoch_steps * config.micro_batch_size * micro_batches,
+                    tokens=epoch_steps * config.micro_batch_size * micro_batches * config.sequence_length,
+                    train_loss_mean=sum(epoch_losses) / len(epoch_losses),
+                    eval_loss=eval_loss,
+                    eval_accuracy=eval_accuracy,
+                )
+            )
             if complete:
                 measurements.completed_epoch_seconds.append(duration)
             epoch_start_ns, epoch_steps, epoch_losses = time.time_ns(), 0, []
@@ -297,8 +340,9 @@ def main(argv: list[str] | None = None) -> None:
     progress.phase("writing")
     if rank == 0:
         phase.value = "evaluation"
-        measurements.final_eval_loss, measurements.final_accuracy = evaluate(trainer.model, dataset, config, device,
-                                                                             trainer.autocast)
+        measurements.final_eval_loss, measurements.final_accuracy = evaluate(
+            trainer.model, dataset, config, device, trainer.autocast
+        )
     phase.value = "other"
     if world_size > 1:
         dist.barrier()
@@ -327,9 +371,16 @@ def main(argv: list[str] | None = None) -> None:
     else:
         gathered = [asdict(measurements)]
     if rank == 0:
-        result = {"run_id": args.run_id, "seed": args.seed, "started_at_ns": started_at, "ended_at_ns": ended_at,
-                  "planned_steps": planned_steps, "world_size": world_size, "ranks": gathered,
-                  "sampler_errors": sampler.errors}
+        result = {
+            "run_id": args.run_id,
+            "seed": args.seed,
+            "started_at_ns": started_at,
+            "ended_at_ns": ended_at,
+            "planned_steps": planned_steps,
+            "world_size": world_size,
+            "ranks": gathered,
+            "sampler_errors": sampler.errors,
+        }
         args.result.write_text(json.dumps(result))
 
 

@@ -97,26 +97,40 @@ class RankMeasurements:
             if value is not None and (self.stage_peak_max[stage] is None or value > self.stage_peak_max[stage]):
                 self.stage_peak_max[stage] = value
 
-    def add_sampler(self, sampler: Sampler, idle: dict[int, tuple[float, str]], energy_reason: str | None,
-                    probe: MemoryProbe, meters: list[PowerMeter]) -> None:
+    def add_sampler(
+        self,
+        sampler: Sampler,
+        idle: dict[int, tuple[float, str]],
+        energy_reason: str | None,
+        probe: MemoryProbe,
+        meters: list[PowerMeter],
+    ) -> None:
         """Keep what the sampler saw (power per device on the node's first rank; this rank's memory)."""
         memory = sampler.memory[probe.device]
-        self.memory = {"channel": probe.channel.name, "count": memory.stream.count,
-                       "rate_hz": memory.stream.achieved_rate_hz, "maxima": dict(memory.maxima),
-                       "source": probe.channel.source, "tool": probe.channel.tool}
+        self.memory = {
+            "channel": probe.channel.name,
+            "count": memory.stream.count,
+            "rate_hz": memory.stream.achieved_rate_hz,
+            "maxima": dict(memory.maxima),
+            "source": probe.channel.source,
+            "tool": probe.channel.tool,
+        }
         self.energy_reason = energy_reason
         for meter in meters:
             totals = sampler.power[meter.device]
-            window_s = ((totals.energy.last_ns - totals.energy.first_ns) / 1e9
-                        if totals.energy.count >= 2 else None)
+            window_s = (totals.energy.last_ns - totals.energy.first_ns) / 1e9 if totals.energy.count >= 2 else None
             self.power[meter.device] = {
                 "power_channel": meter.power_channel.name if meter.power_channel else None,
                 "energy_channel": meter.energy_channel.name if meter.energy_channel else None,
                 "power_source": meter.power_channel.source if meter.power_channel else None,
                 "energy_source": meter.energy_channel.source if meter.energy_channel else None,
                 "tool": (meter.energy_channel or meter.power_channel).tool,
-                "power_count": totals.power.count, "power_rate_hz": totals.power.achieved_rate_hz,
-                "energy_count": totals.energy.count, "energy_rate_hz": totals.energy.achieved_rate_hz,
-                "energy_increase_j": totals.energy_increase_j, "energy_window_s": window_s,
-                "samples": totals.samples, "idle": idle.get(meter.device),
+                "power_count": totals.power.count,
+                "power_rate_hz": totals.power.achieved_rate_hz,
+                "energy_count": totals.energy.count,
+                "energy_rate_hz": totals.energy.achieved_rate_hz,
+                "energy_increase_j": totals.energy_increase_j,
+                "energy_window_s": window_s,
+                "samples": totals.samples,
+                "idle": idle.get(meter.device),
             }

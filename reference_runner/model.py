@@ -15,7 +15,6 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
-
 from trainmark.reference_runner.config import RunConfig
 
 
@@ -42,8 +41,9 @@ class Block(nn.Module):
         self.ln_1 = nn.LayerNorm(config.n_embd)
         self.attn = CausalSelfAttention(config)
         self.ln_2 = nn.LayerNorm(config.n_embd)
-        self.mlp = nn.Sequential(nn.Linear(config.n_embd, 4 * config.n_embd), nn.GELU(),
-                                 nn.Linear(4 * config.n_embd, config.n_embd))
+        self.mlp = nn.Sequential(
+            nn.Linear(config.n_embd, 4 * config.n_embd), nn.GELU(), nn.Linear(4 * config.n_embd, config.n_embd)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self.attn(self.ln_1(x))
@@ -117,10 +117,12 @@ def recomputed_parameters(config: RunConfig) -> int:
     return config.n_layer * (8 * d * d + 8 * d)
 
 
-ANALYTICAL_SOURCE = ("6 N + 12 L d s FLOPs per token (Kaplan et al. 2020, 'Scaling Laws for Neural Language "
-                     "Models', sec. 2.1; attention term of Chowdhery et al. 2022, PaLM, appendix B; as nanoGPT's "
-                     "estimate_mfu), plus 2 N_recomputed + 4 L d s when activation checkpointing reruns the "
-                     "blocks' forward up to their last projection")
+ANALYTICAL_SOURCE = (
+    "6 N + 12 L d s FLOPs per token (Kaplan et al. 2020, 'Scaling Laws for Neural Language "
+    "Models', sec. 2.1; attention term of Chowdhery et al. 2022, PaLM, appendix B; as nanoGPT's "
+    "estimate_mfu), plus 2 N_recomputed + 4 L d s when activation checkpointing reruns the "
+    "blocks' forward up to their last projection"
+)
 
 
 def analytical_flops_per_step(config: RunConfig) -> float:

@@ -15,20 +15,27 @@ from dataclasses import dataclass, field
 
 import torch
 from torch.profiler import ProfilerActivity, profile
-
 from trainmark.spec import models
 
 # First match wins; the order puts the specific names before the generic ones.
 KERNEL_CATEGORIES: list[tuple[str, re.Pattern]] = [
-    ("communication", re.compile(r"nccl|gloo|c10d|all_?reduce|allgather|all_gather|reduce_scatter|broadcast",
-                                 re.IGNORECASE)),
+    (
+        "communication",
+        re.compile(r"nccl|gloo|c10d|all_?reduce|allgather|all_gather|reduce_scatter|broadcast", re.IGNORECASE),
+    ),
     ("attention", re.compile(r"attention|flash|fmha|sdpa|scaled_dot_product", re.IGNORECASE)),
     ("optimizer", re.compile(r"_foreach_|adam|multi_tensor|optimizer", re.IGNORECASE)),
     ("normalization", re.compile(r"layer_?norm|rms_?norm|batch_?norm|group_?norm", re.IGNORECASE)),
     ("matmul", re.compile(r"aten::(mm|addmm|bmm|matmul|linear|baddbmm)$|gemm|xmma|cutlass|cublas", re.IGNORECASE)),
-    ("data_movement", re.compile(r"copy|memcpy|memset|aten::(cat|stack|contiguous|index|index_select|gather|scatter|"
-                                 r"embedding|embedding_dense_backward|clone|fill_|zero_|zeros|empty|_to_copy|to|"
-                                 r"cumsum|arange|masked_fill)", re.IGNORECASE)),
+    (
+        "data_movement",
+        re.compile(
+            r"copy|memcpy|memset|aten::(cat|stack|contiguous|index|index_select|gather|scatter|"
+            r"embedding|embedding_dense_backward|clone|fill_|zero_|zeros|empty|_to_copy|to|"
+            r"cumsum|arange|masked_fill)",
+            re.IGNORECASE,
+        ),
+    ),
     ("elementwise", re.compile(r"aten::|elementwise|vectorized|reduce_kernel", re.IGNORECASE)),
 ]
 
@@ -93,15 +100,37 @@ class KernelWindow:
         total = sum(totals.values())
         top.sort(reverse=True)
         return models.KernelBreakdown(
-            rank=rank, device=device, tool=profiler_tool() + (" (CUPTI)" if self.on_cuda else ""),
-            time_basis=models.KernelTimeBasis.device_self_time if self.on_cuda else models.KernelTimeBasis.cpu_self_time,
-            first_step=self.first_step, steps=self.steps, total_time_s=total,
-            categories=[models.KernelCategoryTime(category=models.KernelCategory(name), time_s=totals.get(name, 0.0),
-                                                  calls=calls.get(name, 0))
-                        for name in ("matmul", "attention", "normalization", "elementwise", "optimizer",
-                                     "data_movement", "communication", "other")],
-            top_kernels=[models.KernelTime(name=name[:200], category=models.KernelCategory(category), time_s=seconds,
-                                           calls=count) for seconds, name, category, count in top[:10]])
+            rank=rank,
+            device=device,
+            tool=profiler_tool() + (" (CUPTI)" if self.on_cuda else ""),
+            time_basis=models.KernelTimeBasis.device_self_time
+            if self.on_cuda
+            else models.KernelTimeBasis.cpu_self_time,
+            first_step=self.first_step,
+            steps=self.steps,
+            total_time_s=total,
+            categories=[
+                models.KernelCategoryTime(
+                    category=models.KernelCategory(name), time_s=totals.get(name, 0.0), calls=calls.get(name, 0)
+                )
+                for name in (
+                    "matmul",
+                    "attention",
+                    "normalization",
+                    "elementwise",
+                    "optimizer",
+                    "data_movement",
+                    "communication",
+                    "other",
+                )
+            ],
+            top_kernels=[
+                models.KernelTime(
+                    name=name[:200], category=models.KernelCategory(category), time_s=seconds, calls=count
+                )
+                for seconds, name, category, count in top[:10]
+            ],
+        )
 
 
 @dataclass
@@ -144,10 +173,16 @@ class AllocationWindow:
                 continue
             moment = event.start_ns() + offset
             step = next((s for s, start, end in self.step_spans if start <= moment <= end), None)
-            records.append(models.AllocatorEvent(
-                time_unix_ns=moment, rank=rank, device=device, step=step,
-                action=models.AllocatorAction.alloc if event.nbytes() > 0 else models.AllocatorAction.free,
-                size_bytes=abs(event.nbytes())))
+            records.append(
+                models.AllocatorEvent(
+                    time_unix_ns=moment,
+                    rank=rank,
+                    device=device,
+                    step=step,
+                    action=models.AllocatorAction.alloc if event.nbytes() > 0 else models.AllocatorAction.free,
+                    size_bytes=abs(event.nbytes()),
+                )
+            )
         records.sort(key=lambda record: record.time_unix_ns)
         return records
 

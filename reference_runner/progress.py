@@ -48,8 +48,15 @@ class ProgressWriter:
         last = self.steps is not None and step + 1 >= self.steps
         if step == 0 or last or time.monotonic() - self.last_written >= WRITE_EVERY_S:
             rate = len(self.recent) / sum(self.recent) if sum(self.recent) > 0 else None
-            self._write({"phase": "training", "step": step + 1, "steps": self.steps,
-                         "loss": loss if loss == loss else None, "steps_per_second": rate})
+            self._write(
+                {
+                    "phase": "training",
+                    "step": step + 1,
+                    "steps": self.steps,
+                    "loss": loss if loss == loss else None,
+                    "steps_per_second": rate,
+                }
+            )
 
 
 class ProgressReader:
@@ -66,7 +73,7 @@ class ProgressReader:
                 data = handle.read()
         except FileNotFoundError:
             return []
-        complete = data[:data.rfind(b"\n") + 1]
+        complete = data[: data.rfind(b"\n") + 1]
         self.offset += len(complete)
         return [json.loads(line) for line in complete.splitlines() if line.strip()]
 
@@ -138,7 +145,17 @@ class JobProgress:
 
     def snapshot(self) -> dict:
         """What to show now, with exact values (the `--json`-style record of a progress line)."""
-        return {"run": self.run_number, "runs": self.runs_total, "run_id": self.run_id, "label": self.label,
-                "phase": self.phase, "step": self.step, "steps": self.steps, "loss": self.loss,
-                "steps_per_second": self.steps_per_second, "elapsed_s": time.monotonic() - self.began,
-                "left_s": self.left_s(), "left_is_estimate": True}
+        return {
+            "run": self.run_number,
+            "runs": self.runs_total,
+            "run_id": self.run_id,
+            "label": self.label,
+            "phase": self.phase,
+            "step": self.step,
+            "steps": self.steps,
+            "loss": self.loss,
+            "steps_per_second": self.steps_per_second,
+            "elapsed_s": time.monotonic() - self.began,
+            "left_s": self.left_s(),
+            "left_is_estimate": True,
+        }

@@ -25,8 +25,12 @@ from trainmark.spec.jsontext import load_document
 from trainmark.spec.layout import DRAFT_NAME, role_of
 
 # The names trainmark.track reads (reference_runner/track.py); repeated here so that repeat never imports torch.
-ENV_BUNDLE, ENV_RUN_ID, ENV_SEED, ENV_REFUSAL = ("TRAINMARK_BUNDLE", "TRAINMARK_RUN_ID", "TRAINMARK_SEED",
-                                                 "TRAINMARK_REFUSAL_FILE")
+ENV_BUNDLE, ENV_RUN_ID, ENV_SEED, ENV_REFUSAL = (
+    "TRAINMARK_BUNDLE",
+    "TRAINMARK_RUN_ID",
+    "TRAINMARK_SEED",
+    "TRAINMARK_REFUSAL_FILE",
+)
 
 
 @dataclass
@@ -43,9 +47,11 @@ class RepeatProgress:
 
     def line(self) -> str:
         """`run 2/3 completed in 12.1 s; elapsed 25 s, about 12 s left (estimate)`."""
-        left = ("done" if self.index == self.total else f"about {self.estimate_left_seconds:.0f} s left (estimate)")
-        return (f"run {self.index}/{self.total} ({self.run_id}) {self.status} in {self.run_seconds:.1f} s; "
-                f"elapsed {self.elapsed_seconds:.0f} s, {left}")
+        left = "done" if self.index == self.total else f"about {self.estimate_left_seconds:.0f} s left (estimate)"
+        return (
+            f"run {self.index}/{self.total} ({self.run_id}) {self.status} in {self.run_seconds:.1f} s; "
+            f"elapsed {self.elapsed_seconds:.0f} s, {left}"
+        )
 
 
 @dataclass
@@ -68,8 +74,12 @@ def _drop_cut_lines(out: Path, run_id: str) -> list[str]:
     dropped = []
     for relative in bundle_files(out):
         role = role_of(relative)
-        if role is not None and role.run_id == run_id and relative.endswith(".jsonl") \
-                and _drop_partial_last_line(out / relative):
+        if (
+            role is not None
+            and role.run_id == run_id
+            and relative.endswith(".jsonl")
+            and _drop_partial_last_line(out / relative)
+        ):
             dropped.append(relative)
     return dropped
 
@@ -77,20 +87,31 @@ def _drop_cut_lines(out: Path, run_id: str) -> list[str]:
 def _close(out: Path, entry: dict, code: int, began_iso: str) -> dict:
     """The manifest entry of a run whose process failed (or never closed its run)."""
     if entry.get("status") == "completed":
-        return {**entry, "status": "failed",
-                "status_reason": f"the run was measured to its end, but the command then exited with status {code}"}
+        return {
+            **entry,
+            "status": "failed",
+            "status_reason": f"the run was measured to its end, but the command then exited with status {code}",
+        }
     if entry.get("status"):
         return {**entry, "status_reason": f"{entry.get('status_reason', '')} (exit status {code})"[:2000]}
     dropped = _drop_cut_lines(out, entry["run_id"])
-    reason = (f"the command exited with status {code}" if code else
-              "the command exited with status 0 without closing its trainmark.track run")
+    reason = (
+        f"the command exited with status {code}"
+        if code
+        else "the command exited with status 0 without closing its trainmark.track run"
+    )
     if dropped:
         reason += f"; dropped an incomplete last line in {', '.join(dropped)}"
     return close_run_from_traces(out, {"started_at": began_iso, **entry}, "failed", reason)
 
 
-def repeat(command: list[str], repeats: int, out: Path, base_seed: int = 0,
-           on_run: Callable[[RepeatProgress], None] | None = None) -> RepeatOutcome:
+def repeat(
+    command: list[str],
+    repeats: int,
+    out: Path,
+    base_seed: int = 0,
+    on_run: Callable[[RepeatProgress], None] | None = None,
+) -> RepeatOutcome:
     """Run `command` `repeats` times as the runs of one bundle in `out` (new or empty)."""
     from trainmark.reference_runner.launch import _stop
     from trainmark.reference_runner.summary import iso
@@ -110,8 +131,13 @@ def repeat(command: list[str], repeats: int, out: Path, base_seed: int = 0,
         for index in range(repeats):
             run_id, seed = f"run-{index + 1}", base_seed + index
             refusal = Path(scratch) / f"{run_id}.refused"
-            environment = {**os.environ, ENV_BUNDLE: str(out.resolve()), ENV_RUN_ID: run_id, ENV_SEED: str(seed),
-                           ENV_REFUSAL: str(refusal)}
+            environment = {
+                **os.environ,
+                ENV_BUNDLE: str(out.resolve()),
+                ENV_RUN_ID: run_id,
+                ENV_SEED: str(seed),
+                ENV_REFUSAL: str(refusal),
+            }
             started_iso, run_began = iso(time.time_ns()), time.monotonic()
             try:
                 process = subprocess.Popen(command, env=environment)
@@ -122,11 +148,14 @@ def repeat(command: list[str], repeats: int, out: Path, base_seed: int = 0,
             except KeyboardInterrupt:
                 _stop(process)
                 if _read_draft(out) is None:
-                    raise TrainmarkError(f"interrupted before any run reached trainmark.track; {out} holds no "
-                                         "bundle") from None
+                    raise TrainmarkError(
+                        f"interrupted before any run reached trainmark.track; {out} holds no bundle"
+                    ) from None
                 report = finalize(out)
-                raise TrainmarkError(f"interrupted; the bundle was closed with run(s) {', '.join(report.closed_runs)} "
-                                     f"marked interrupted: {out} (bundle {report.bundle_id})") from None
+                raise TrainmarkError(
+                    f"interrupted; the bundle was closed with run(s) {', '.join(report.closed_runs)} "
+                    f"marked interrupted: {out} (bundle {report.bundle_id})"
+                ) from None
             if refusal.exists():
                 message = refusal.read_text()
                 kept = _close_bundle(writer, out, never_tracked, outcome)
@@ -134,8 +163,11 @@ def repeat(command: list[str], repeats: int, out: Path, base_seed: int = 0,
             draft = _read_draft(out)
             entry = next((run for run in (draft or {}).get("runs", []) if run.get("run_id") == run_id), None)
             if entry is None:
-                reason = (f"the command exited with status {code} before its script reached trainmark.track"
-                          if code else "the command exited with status 0 without calling trainmark.track")
+                reason = (
+                    f"the command exited with status {code} before its script reached trainmark.track"
+                    if code
+                    else "the command exited with status 0 without calling trainmark.track"
+                )
                 failed = {"run_id": run_id, "seed": seed, "started_at": started_iso}
                 never_tracked.append(close_run_from_traces(out, failed, "failed", reason))
                 status = "failed"
@@ -150,8 +182,17 @@ def repeat(command: list[str], repeats: int, out: Path, base_seed: int = 0,
             run_seconds.append(time.monotonic() - run_began)
             if on_run is not None:
                 mean = sum(run_seconds) / len(run_seconds)
-                on_run(RepeatProgress(index + 1, repeats, run_id, status, run_seconds[-1], time.monotonic() - began,
-                                      mean * (repeats - index - 1)))
+                on_run(
+                    RepeatProgress(
+                        index + 1,
+                        repeats,
+                        run_id,
+                        status,
+                        run_seconds[-1],
+                        time.monotonic() - began,
+                        mean * (repeats - index - 1),
+                    )
+                )
     _close_bundle(writer, out, never_tracked, outcome)
     outcome.seconds = time.monotonic() - began
     return outcome
@@ -161,8 +202,10 @@ def _close_bundle(writer: BundleWriter, out: Path, never_tracked: list[dict], ou
     """Write the manifest and README from the draft; say what the bundle holds."""
     draft = _read_draft(out)
     if draft is None:
-        raise TrainmarkError(f"no run reached trainmark.track, so nothing describes the configuration; {out} holds "
-                             "no bundle (each run's output above says why it failed)")
+        raise TrainmarkError(
+            f"no run reached trainmark.track, so nothing describes the configuration; {out} holds "
+            "no bundle (each run's output above says why it failed)"
+        )
     draft["runs"] = sorted(draft["runs"] + never_tracked, key=lambda run: int(run["run_id"].rpartition("-")[2]))
     never_tracked.clear()
     from trainmark.reference_runner.summary import iso

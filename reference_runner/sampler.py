@@ -18,8 +18,10 @@ from trainmark.reference_runner.sensors import MemoryProbe, PowerMeter
 from trainmark.spec import models
 from trainmark.spec.bundle import TraceWriter
 
-PHASES = {name: models.Phase(name) for name in ("data_loading", "forward", "backward", "optimizer",
-                                                "checkpoint", "evaluation", "idle", "other")}
+PHASES = {
+    name: models.Phase(name)
+    for name in ("data_loading", "forward", "backward", "optimizer", "checkpoint", "evaluation", "idle", "other")
+}
 
 
 class Phase:
@@ -93,8 +95,17 @@ class DeviceMemory:
 class Sampler(threading.Thread):
     """Reads the sensors every 1/rate seconds until stopped; writes and totals the readings."""
 
-    def __init__(self, rate_hz: float, phase: Phase, meters: list[PowerMeter], probes: list[MemoryProbe],
-                 power_trace: TraceWriter | None, memory_trace: TraceWriter | None, node: int, rank: int) -> None:
+    def __init__(
+        self,
+        rate_hz: float,
+        phase: Phase,
+        meters: list[PowerMeter],
+        probes: list[MemoryProbe],
+        power_trace: TraceWriter | None,
+        memory_trace: TraceWriter | None,
+        node: int,
+        rank: int,
+    ) -> None:
         super().__init__(name="trainmark-sampler", daemon=True)
         self.period_s = 1.0 / rate_hz
         self.phase = phase
@@ -118,21 +129,42 @@ class Sampler(threading.Thread):
             self.power[meter.device].add(now, reading.power_w, reading.energy_j, phase)
             if self.power_trace is not None:
                 if reading.power_w is not None:
-                    self.power_trace.append(models.PowerSample(
-                        time_unix_ns=now, channel=meter.power_channel.name, device=meter.device, node=self.node,
-                        phase=phase_enum, power_w=reading.power_w))
+                    self.power_trace.append(
+                        models.PowerSample(
+                            time_unix_ns=now,
+                            channel=meter.power_channel.name,
+                            device=meter.device,
+                            node=self.node,
+                            phase=phase_enum,
+                            power_w=reading.power_w,
+                        )
+                    )
                 if reading.energy_j is not None:
-                    self.power_trace.append(models.PowerSample(
-                        time_unix_ns=now, channel=meter.energy_channel.name, device=meter.device, node=self.node,
-                        phase=phase_enum, energy_j=reading.energy_j))
+                    self.power_trace.append(
+                        models.PowerSample(
+                            time_unix_ns=now,
+                            channel=meter.energy_channel.name,
+                            device=meter.device,
+                            node=self.node,
+                            phase=phase_enum,
+                            energy_j=reading.energy_j,
+                        )
+                    )
         for probe in self.probes:
             now = time.time_ns()
             reading = probe.read()
             self.memory[probe.device].add(now, reading)
             if self.memory_trace is not None:
-                self.memory_trace.append(models.MemorySample(
-                    time_unix_ns=now, channel=probe.channel.name, device=probe.device, rank=self.rank,
-                    phase=phase_enum, **reading))
+                self.memory_trace.append(
+                    models.MemorySample(
+                        time_unix_ns=now,
+                        channel=probe.channel.name,
+                        device=probe.device,
+                        rank=self.rank,
+                        phase=phase_enum,
+                        **reading,
+                    )
+                )
 
     def run(self) -> None:
         next_tick = time.monotonic()

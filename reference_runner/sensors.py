@@ -36,9 +36,15 @@ class ChannelSpec:
 
     def as_channel(self, target_rate_hz: float) -> dict:
         """The methodology.channels entry."""
-        channel = {"name": self.name, "record_type": self.record_type, "fields": list(self.fields),
-                   "method": self.method, "source": self.source, "tool": self.tool,
-                   "target_rate_hz": target_rate_hz}
+        channel = {
+            "name": self.name,
+            "record_type": self.record_type,
+            "fields": list(self.fields),
+            "method": self.method,
+            "source": self.source,
+            "tool": self.tool,
+            "target_rate_hz": target_rate_hz,
+        }
         if self.domain:
             channel["domain"] = self.domain
         return channel
@@ -63,7 +69,7 @@ class PowerMeter(ABC):
     def read(self) -> PowerReading:
         """Read the meter once (called from the sampler thread)."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook: most meters hold nothing to release
         """Release the meter."""
 
 
@@ -79,6 +85,7 @@ class MemoryProbe(ABC):
 
 
 # ---------------------------------------------------------------- NVML (NVIDIA GPUs)
+
 
 def _nvml():
     try:
@@ -106,31 +113,45 @@ class NvmlPowerMeter(PowerMeter):
         self.handle = self.pynvml.nvmlDeviceGetHandleByIndex(local_index)
         self.device = device
         tool = nvml_tool()
-        self.power_channel = ChannelSpec("nvml_power", "power_sample", ("power_w",), "sampled",
-                                         "nvmlDeviceGetPowerUsage (milliwatts)", tool, "device")
+        self.power_channel = ChannelSpec(
+            "nvml_power",
+            "power_sample",
+            ("power_w",),
+            "sampled",
+            "nvmlDeviceGetPowerUsage (milliwatts)",
+            tool,
+            "device",
+        )
         try:
             self.pynvml.nvmlDeviceGetTotalEnergyConsumption(self.handle)
-            self.energy_channel = ChannelSpec("nvml_energy", "power_sample", ("energy_j",), "counter",
-                                              "nvmlDeviceGetTotalEnergyConsumption (millijoules since driver load)",
-                                              tool, "device")
+            self.energy_channel = ChannelSpec(
+                "nvml_energy",
+                "power_sample",
+                ("energy_j",),
+                "counter",
+                "nvmlDeviceGetTotalEnergyConsumption (millijoules since driver load)",
+                tool,
+                "device",
+            )
         except self.pynvml.NVMLError:
             self.energy_channel = None  # pre-Volta GPUs have no energy counter
 
     def read(self) -> PowerReading:
         power = self.pynvml.nvmlDeviceGetPowerUsage(self.handle) / 1000.0
-        energy = (self.pynvml.nvmlDeviceGetTotalEnergyConsumption(self.handle) / 1000.0
-                  if self.energy_channel else None)
+        energy = self.pynvml.nvmlDeviceGetTotalEnergyConsumption(self.handle) / 1000.0 if self.energy_channel else None
         return PowerReading(power, energy)
 
 
 # ---------------------------------------------------------------- AMD SMI (AMD GPUs under ROCm)
 
+
 def _amdsmi():
     try:
         import amdsmi
     except ImportError:
-        raise SensorUnavailable("amdsmi is not installed (it ships with ROCm: pip install /opt/rocm/share/amd_smi)"
-                                ) from None
+        raise SensorUnavailable(
+            "amdsmi is not installed (it ships with ROCm: pip install /opt/rocm/share/amd_smi)"
+        ) from None
     try:
         amdsmi.amdsmi_init()
     except amdsmi.AmdSmiException as error:
@@ -164,25 +185,49 @@ class AmdSmiPowerMeter(PowerMeter):
         self.device = device
         tool = amdsmi_tool()
         info = self.amdsmi.amdsmi_get_power_info(self.handle)
-        self._power_key = next((key for key in ("current_socket_power", "average_socket_power")
-                                if isinstance(info.get(key), (int, float))), None)
-        self.power_channel = ChannelSpec("amdsmi_power", "power_sample", ("power_w",), "sampled",
-                                         f"amdsmi_get_power_info()['{self._power_key}'] (watts)", tool, "device") \
-            if self._power_key else None
+        self._power_key = next(
+            (
+                key
+                for key in ("current_socket_power", "average_socket_power")
+                if isinstance(info.get(key), (int, float))
+            ),
+            None,
+        )
+        self.power_channel = (
+            ChannelSpec(
+                "amdsmi_power",
+                "power_sample",
+                ("power_w",),
+                "sampled",
+                f"amdsmi_get_power_info()['{self._power_key}'] (watts)",
+                tool,
+                "device",
+            )
+            if self._power_key
+            else None
+        )
         try:
-            self._energy_key = next(key for key in ("energy_accumulator", "power")
-                                    if key in self.amdsmi.amdsmi_get_energy_count(self.handle))
-            self.energy_channel = ChannelSpec("amdsmi_energy", "power_sample", ("energy_j",), "counter",
-                                              f"amdsmi_get_energy_count()['{self._energy_key}'] x "
-                                              "counter_resolution (microjoules)", tool, "device")
+            self._energy_key = next(
+                key
+                for key in ("energy_accumulator", "power")
+                if key in self.amdsmi.amdsmi_get_energy_count(self.handle)
+            )
+            self.energy_channel = ChannelSpec(
+                "amdsmi_energy",
+                "power_sample",
+                ("energy_j",),
+                "counter",
+                f"amdsmi_get_energy_count()['{self._energy_key}'] x counter_resolution (microjoules)",
+                tool,
+                "device",
+            )
         except (self.amdsmi.AmdSmiException, StopIteration):
             self.energy_channel = None
         if self.power_channel is None and self.energy_channel is None:
             raise SensorUnavailable("AMD SMI reports neither power nor an energy counter for this GPU")
 
     def read(self) -> PowerReading:
-        power = (float(self.amdsmi.amdsmi_get_power_info(self.handle)[self._power_key])
-                 if self.power_channel else None)
+        power = float(self.amdsmi.amdsmi_get_power_info(self.handle)[self._power_key]) if self.power_channel else None
         energy = None
         if self.energy_channel:
             count = self.amdsmi.amdsmi_get_energy_count(self.handle)
@@ -191,6 +236,7 @@ class AmdSmiPowerMeter(PowerMeter):
 
 
 # ---------------------------------------------------------------- RAPL (CPU packages, Linux powercap)
+
 
 def rapl_packages(root: Path = POWERCAP) -> list[Path]:
     """The package-level RAPL domains whose energy counter this process may read."""
@@ -201,8 +247,10 @@ def rapl_packages(root: Path = POWERCAP) -> list[Path]:
         raise SensorUnavailable(f"no RAPL: {root} has no intel-rapl package domains")
     unreadable = [path for path in packages if not os.access(path / "energy_uj", os.R_OK)]
     if unreadable:
-        raise SensorUnavailable(f"no RAPL: {unreadable[0] / 'energy_uj'} is not readable by this user "
-                                "(since 2020 kernels restrict it to root)")
+        raise SensorUnavailable(
+            f"no RAPL: {unreadable[0] / 'energy_uj'} is not readable by this user "
+            "(since 2020 kernels restrict it to root)"
+        )
     return packages
 
 
@@ -214,9 +262,15 @@ class RaplPowerMeter(PowerMeter):
         self.range_uj = int((package / "max_energy_range_uj").read_text())
         self.device = device
         self.power_channel = None
-        self.energy_channel = ChannelSpec("rapl_energy", "power_sample", ("energy_j",), "counter",
-                                          f"{self.energy_file} (microjoules, wraps at {self.range_uj})",
-                                          "Linux powercap (intel-rapl)", "device")
+        self.energy_channel = ChannelSpec(
+            "rapl_energy",
+            "power_sample",
+            ("energy_j",),
+            "counter",
+            f"{self.energy_file} (microjoules, wraps at {self.range_uj})",
+            "Linux powercap (intel-rapl)",
+            "device",
+        )
         self._last_uj: int | None = None
         self._wraps = 0
 
@@ -230,6 +284,7 @@ class RaplPowerMeter(PowerMeter):
 
 # ---------------------------------------------------------------- memory
 
+
 class ProcessMemoryProbe(MemoryProbe):
     """The training process's resident set (psutil), for CPU training."""
 
@@ -238,8 +293,14 @@ class ProcessMemoryProbe(MemoryProbe):
 
         self.process = psutil.Process()
         self.device = device
-        self.channel = ChannelSpec("process_rss", "memory_sample", ("resident_bytes",), "sampled",
-                                   "psutil.Process().memory_info().rss", f"psutil {psutil.__version__}")
+        self.channel = ChannelSpec(
+            "process_rss",
+            "memory_sample",
+            ("resident_bytes",),
+            "sampled",
+            "psutil.Process().memory_info().rss",
+            f"psutil {psutil.__version__}",
+        )
 
     def read(self) -> dict[str, int]:
         return {"resident_bytes": self.process.memory_info().rss}
@@ -254,16 +315,24 @@ class CudaMemoryProbe(MemoryProbe):
         self.torch = torch
         self.local_index = local_index
         self.device = device
-        self.channel = ChannelSpec("cuda_memory", "memory_sample", ("allocated_bytes", "reserved_bytes"), "sampled",
-                                   "torch.cuda.memory_allocated / torch.cuda.memory_reserved",
-                                   f"torch {torch.__version__}")
+        self.channel = ChannelSpec(
+            "cuda_memory",
+            "memory_sample",
+            ("allocated_bytes", "reserved_bytes"),
+            "sampled",
+            "torch.cuda.memory_allocated / torch.cuda.memory_reserved",
+            f"torch {torch.__version__}",
+        )
 
     def read(self) -> dict[str, int]:
-        return {"allocated_bytes": self.torch.cuda.memory_allocated(self.local_index),
-                "reserved_bytes": self.torch.cuda.memory_reserved(self.local_index)}
+        return {
+            "allocated_bytes": self.torch.cuda.memory_allocated(self.local_index),
+            "reserved_bytes": self.torch.cuda.memory_reserved(self.local_index),
+        }
 
 
 # ---------------------------------------------------------------- record and replay
+
 
 class RecordingPowerMeter(PowerMeter):
     """Passes reads through and appends each to a JSON Lines recording."""
@@ -277,8 +346,9 @@ class RecordingPowerMeter(PowerMeter):
 
     def read(self) -> PowerReading:
         reading = self.inner.read()
-        self._file.write(json.dumps({"device": self.device, "power_w": reading.power_w,
-                                     "energy_j": reading.energy_j}) + "\n")
+        self._file.write(
+            json.dumps({"device": self.device, "power_w": reading.power_w, "energy_j": reading.energy_j}) + "\n"
+        )
         self._file.flush()
         return reading
 
@@ -296,8 +366,7 @@ class ReplayPowerMeter(PowerMeter):
     the named recording, so a bundle built from them never passes for a live measurement.
     """
 
-    def __init__(self, readings: list[PowerReading], device: int, recording: str, meter: str,
-                 rate_hz: float) -> None:
+    def __init__(self, readings: list[PowerReading], device: int, recording: str, meter: str, rate_hz: float) -> None:
         if len(readings) < 2:
             raise SensorUnavailable(f"the recording {recording} has fewer than two readings of device {device}")
         self.readings = readings
@@ -307,12 +376,32 @@ class ReplayPowerMeter(PowerMeter):
         energies = [reading.energy_j for reading in readings]
         self._cycle_j = (energies[-1] - energies[0] + (energies[1] - energies[0])) if None not in energies else 0.0
         tool = f"trainmark replay of {recording}"
-        self.power_channel = ChannelSpec(f"{meter}_power", "power_sample", ("power_w",), "sampled",
-                                         f"replayed {meter} power readings", tool, "device") \
-            if readings[0].power_w is not None else None
-        self.energy_channel = ChannelSpec(f"{meter}_energy", "power_sample", ("energy_j",), "counter",
-                                          f"replayed {meter} energy counter readings", tool, "device") \
-            if readings[0].energy_j is not None else None
+        self.power_channel = (
+            ChannelSpec(
+                f"{meter}_power",
+                "power_sample",
+                ("power_w",),
+                "sampled",
+                f"replayed {meter} power readings",
+                tool,
+                "device",
+            )
+            if readings[0].power_w is not None
+            else None
+        )
+        self.energy_channel = (
+            ChannelSpec(
+                f"{meter}_energy",
+                "power_sample",
+                ("energy_j",),
+                "counter",
+                f"replayed {meter} energy counter readings",
+                tool,
+                "device",
+            )
+            if readings[0].energy_j is not None
+            else None
+        )
 
     def read(self) -> PowerReading:
         now = time.monotonic()
@@ -324,8 +413,11 @@ class ReplayPowerMeter(PowerMeter):
         if reading.energy_j is None:
             return PowerReading(reading.power_w, None)
         following = self.readings[index + 1] if index + 1 < len(self.readings) else None
-        step_j = (following.energy_j - reading.energy_j) if following else (self._cycle_j - (
-            reading.energy_j - self.readings[0].energy_j))
+        step_j = (
+            (following.energy_j - reading.energy_j)
+            if following
+            else (self._cycle_j - (reading.energy_j - self.readings[0].energy_j))
+        )
         energy = reading.energy_j + (position - int(position)) * step_j + cycle * self._cycle_j
         return PowerReading(reading.power_w, energy)
 
@@ -340,8 +432,14 @@ class ReplayMemoryProbe(MemoryProbe):
         self.device = device
         self.rate_hz = rate_hz
         self._started: float | None = None
-        self.channel = ChannelSpec("cuda_memory", "memory_sample", tuple(sorted(readings[0])), "sampled",
-                                   "replayed torch.cuda memory readings", f"trainmark replay of {recording}")
+        self.channel = ChannelSpec(
+            "cuda_memory",
+            "memory_sample",
+            tuple(sorted(readings[0])),
+            "sampled",
+            "replayed torch.cuda memory readings",
+            f"trainmark replay of {recording}",
+        )
 
     def read(self) -> dict[str, int]:
         now = time.monotonic()

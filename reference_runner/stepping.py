@@ -24,7 +24,6 @@ import time
 from collections.abc import Sequence
 
 import torch
-
 from trainmark.reference_runner.devices import DeviceBackend
 from trainmark.reference_runner.measurements import STAGES, RankMeasurements, StageTotals
 from trainmark.reference_runner.profiling import AllocationWindow, KernelWindow
@@ -53,8 +52,9 @@ class Step:
     """One optimizer step being measured: mark its phases with `step.phase(name)`; set `loss` (and,
     where the loop knows them, `learning_rate`, `grad_norm`, `updated`)."""
 
-    def __init__(self, meter: StepMeter, index: int, samples: int | None, tokens: int | None,
-                 epoch: int | None) -> None:
+    def __init__(
+        self, meter: StepMeter, index: int, samples: int | None, tokens: int | None, epoch: int | None
+    ) -> None:
         self.meter = meter
         self.index = index
         self.samples = samples
@@ -121,10 +121,20 @@ class StepMeter:
     `measurements` for the run summary.
     """
 
-    def __init__(self, backend: DeviceBackend, phase: Phase, writer: BundleWriter, run_id: str,
-                 measurements: RankMeasurements, per_rank: int | None, warmup_steps: int,
-                 kernel_window: KernelWindow, allocation_window: AllocationWindow,
-                 flop_count_step: int | None = None, flop_scale: int = 1) -> None:
+    def __init__(
+        self,
+        backend: DeviceBackend,
+        phase: Phase,
+        writer: BundleWriter,
+        run_id: str,
+        measurements: RankMeasurements,
+        per_rank: int | None,
+        warmup_steps: int,
+        kernel_window: KernelWindow,
+        allocation_window: AllocationWindow,
+        flop_count_step: int | None = None,
+        flop_scale: int = 1,
+    ) -> None:
         self.backend = backend
         self.phase = phase
         self.writer = writer
@@ -137,8 +147,11 @@ class StepMeter:
         self.flop_count_step = flop_count_step
         self.flop_scale = flop_scale
         self.flops_counted: float | None = None
-        self.counted_reason = ("no step was counted: the run ended before its last warm-up step"
-                               if flop_count_step is not None else "the FLOPs were not counted")
+        self.counted_reason = (
+            "no step was counted: the run ended before its last warm-up step"
+            if flop_count_step is not None
+            else "the FLOPs were not counted"
+        )
         self.steps_trace = writer.open_trace(run_id, "step", per_rank)
         self.stages_marked: set[str] = set()
         self.steps_done = 0
@@ -179,31 +192,47 @@ class StepMeter:
         if counter is not None:
             self.flops_counted = float(counter.get_total_flops()) * self.flop_scale or None
             if self.flops_counted is None:
-                self.counted_reason = ("FlopCounterMode counted no FLOPs in the step: the model's operators are not "
-                                       "in its registry")
+                self.counted_reason = (
+                    "FlopCounterMode counted no FLOPs in the step: the model's operators are not in its registry"
+                )
         self._record(step, duration_ns, counted=counter is not None)
 
     def _record(self, step: Step, duration_ns: int, counted: bool) -> None:
         index, backend, measurements = step.index, self.backend, self.measurements
         allocations = backend.allocations()
-        step_allocations = (None if allocations is None or self._last_allocations is None
-                            else allocations - self._last_allocations)
+        step_allocations = (
+            None if allocations is None or self._last_allocations is None else allocations - self._last_allocations
+        )
         self._last_allocations = allocations
         warmup = index < self.warmup_steps
-        profiled = (self.kernel_window.covers(index) or self.allocation_window.covers(index)
-                    or (counted and not warmup))
+        profiled = self.kernel_window.covers(index) or self.allocation_window.covers(index) or (counted and not warmup)
         seconds = {stage: (step.stages.seconds[stage] if stage in self.stages_marked else None) for stage in STAGES}
         record = models.StepRecord(
-            step=index, rank=measurements.rank, epoch=step.epoch, start_unix_ns=step.start_unix_ns,
-            duration_s=duration_ns / 1e9, data_loading_s=seconds["data_loading"], forward_s=seconds["forward"],
-            backward_s=seconds["backward"], optimizer_s=seconds["optimizer"], samples=step.samples,
-            tokens=step.tokens, loss=_number(step.loss), learning_rate=_number(step.learning_rate),
-            grad_norm=_number(step.grad_norm), updated=step.updated, warmup=warmup or None,
-            profiled=profiled or None, peak_memory_bytes=step.peak_bytes(), allocations=step_allocations)
+            step=index,
+            rank=measurements.rank,
+            epoch=step.epoch,
+            start_unix_ns=step.start_unix_ns,
+            duration_s=duration_ns / 1e9,
+            data_loading_s=seconds["data_loading"],
+            forward_s=seconds["forward"],
+            backward_s=seconds["backward"],
+            optimizer_s=seconds["optimizer"],
+            samples=step.samples,
+            tokens=step.tokens,
+            loss=_number(step.loss),
+            learning_rate=_number(step.learning_rate),
+            grad_norm=_number(step.grad_norm),
+            updated=step.updated,
+            warmup=warmup or None,
+            profiled=profiled or None,
+            peak_memory_bytes=step.peak_bytes(),
+            allocations=step_allocations,
+        )
         self.steps_trace.append(record)
         self.last_record = record
-        measurements.add_step(record, step.stages, measured=not warmup and not profiled,
-                              reserved=backend.reserved_bytes())
+        measurements.add_step(
+            record, step.stages, measured=not warmup and not profiled, reserved=backend.reserved_bytes()
+        )
         self.allocation_window.after_step(index, step.start_unix_ns, step.start_unix_ns + duration_ns)
         if self.kernel_window.after_step(index) and measurements.rank == 0:
             breakdown = self.kernel_window.breakdown(measurements.rank, measurements.device)

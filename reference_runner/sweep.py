@@ -75,8 +75,9 @@ def parse_vary(specs: list[str]) -> list[tuple[str, list[str]]]:
     return varies
 
 
-def grid(preset: str | None, config_file: Path | None, fixed: dict[str, Any],
-         varies: list[tuple[str, list[str]]]) -> list[SweepPoint]:
+def grid(
+    preset: str | None, config_file: Path | None, fixed: dict[str, Any], varies: list[tuple[str, list[str]]]
+) -> list[SweepPoint]:
     """Every combination, each validated as a whole configuration before anything is trained."""
     points, problems = [], []
     for combination in itertools.product(*(values for _, values in varies)):
@@ -89,12 +90,15 @@ def grid(preset: str | None, config_file: Path | None, fixed: dict[str, Any],
             continue
         points.append(SweepPoint(tuple((knob, getattr(config, knob)) for knob, _ in varies), config))
     if problems:
-        raise ConfigInvalid("some points of the grid are not valid configurations (nothing was trained):\n  "
-                            + "\n  ".join(problems))
+        raise ConfigInvalid(
+            "some points of the grid are not valid configurations (nothing was trained):\n  " + "\n  ".join(problems)
+        )
     for point in points:
         if not set(point.name) <= POINT_NAME_CHARACTERS:
-            raise ConfigInvalid(f"the point {point.name!r} would not make a plain folder name; "
-                                "vary knobs whose values are numbers or plain words")
+            raise ConfigInvalid(
+                f"the point {point.name!r} would not make a plain folder name; "
+                "vary knobs whose values are numbers or plain words"
+            )
     return points
 
 
@@ -126,9 +130,13 @@ def _write_index(out: Path, index: dict) -> None:
     temporary.replace(out / INDEX)
 
 
-def run_sweep(points: list[SweepPoint], repeats: int, out: Path,
-              on_progress: Callable[[JobProgress], None] | None = None,
-              on_run: Callable[[str, str, str, float], None] | None = None) -> SweepOutcome:
+def run_sweep(
+    points: list[SweepPoint],
+    repeats: int,
+    out: Path,
+    on_progress: Callable[[JobProgress], None] | None = None,
+    on_run: Callable[[str, str, str, float], None] | None = None,
+) -> SweepOutcome:
     """Train every point not already complete. `on_progress(progress)` hears where the whole sweep
     stands (run k of N, the point, phase, step, loss, rate, time left) while runs go;
     `on_run(point, run_id, status, seconds)` hears of each run as it ends."""
@@ -137,13 +145,26 @@ def run_sweep(points: list[SweepPoint], repeats: int, out: Path,
     outcome = SweepOutcome(out)
     recorded = _recorded_digests(out)
     # A point counts as done only if the same configuration made it (the manifest alone does not say).
-    pending = [point for point in points if recorded.get(point.name) != configuration_digest(point.config)
-               or not point_is_complete(out / point.name, repeats)]
+    pending = [
+        point
+        for point in points
+        if recorded.get(point.name) != configuration_digest(point.config)
+        or not point_is_complete(out / point.name, repeats)
+    ]
     # A point's digest is written once its bundle is complete, so an interrupted sweep never
     # vouches for a folder that an earlier configuration left behind.
-    index = {"repeats": repeats, "points": [{"name": point.name, "values": dict(point.values), "bundle": point.name,
-                                             "configuration_digest": None if point in pending
-                                             else configuration_digest(point.config)} for point in points]}
+    index = {
+        "repeats": repeats,
+        "points": [
+            {
+                "name": point.name,
+                "values": dict(point.values),
+                "bundle": point.name,
+                "configuration_digest": None if point in pending else configuration_digest(point.config),
+            }
+            for point in points
+        ],
+    }
     _write_index(out, index)
     outcome.skipped = [point.name for point in points if point not in pending]
     progress = JobProgress(len(pending) * repeats)
@@ -157,8 +178,15 @@ def run_sweep(points: list[SweepPoint], repeats: int, out: Path,
             if on_run:
                 on_run(name, run_id, status, seconds)
 
-        result = run_bundle(point.config, repeats, folder, on_run=run_ended, quiet_workers=True, progress=progress,
-                            on_progress=on_progress)
+        result = run_bundle(
+            point.config,
+            repeats,
+            folder,
+            on_run=run_ended,
+            quiet_workers=True,
+            progress=progress,
+            on_progress=on_progress,
+        )
         finished = all(status == "completed" for status in result.statuses.values())
         (outcome.trained if finished else outcome.incomplete).append(point.name)
         if finished:
@@ -167,6 +195,8 @@ def run_sweep(points: list[SweepPoint], repeats: int, out: Path,
             _write_index(out, index)
     outcome.seconds = time.monotonic() - began
     if outcome.incomplete:
-        raise TrainmarkError(f"{len(outcome.incomplete)} point(s) have runs that did not complete: "
-                             f"{', '.join(outcome.incomplete)}; run the sweep again to retrain them")
+        raise TrainmarkError(
+            f"{len(outcome.incomplete)} point(s) have runs that did not complete: "
+            f"{', '.join(outcome.incomplete)}; run the sweep again to retrain them"
+        )
     return outcome

@@ -43,7 +43,6 @@ os.environ.setdefault("KINETO_LOG_LEVEL", "5")  # the profiler's start/stop chat
 import torch  # noqa: E402
 import torch.distributed as dist  # noqa: E402
 from torch.optim.optimizer import register_optimizer_step_post_hook  # noqa: E402
-
 from trainmark.reference_runner import metadata  # noqa: E402
 from trainmark.reference_runner.devices import CpuBackend, CudaBackend, DeviceBackend  # noqa: E402
 from trainmark.reference_runner.measurements import RankMeasurements  # noqa: E402
@@ -63,23 +62,48 @@ ENV_BUNDLE, ENV_RUN_ID, ENV_SEED = "TRAINMARK_BUNDLE", "TRAINMARK_RUN_ID", "TRAI
 ENV_REFUSAL = "TRAINMARK_REFUSAL_FILE"
 """Where `trainmark repeat` wants to hear that a run refused to join the bundle (and why)."""
 
-ARCHITECTURES = ("decoder_transformer", "encoder_transformer", "encoder_decoder_transformer", "mixture_of_experts",
-                 "convolutional", "recurrent", "state_space", "diffusion", "other")
+ARCHITECTURES = (
+    "decoder_transformer",
+    "encoder_transformer",
+    "encoder_decoder_transformer",
+    "mixture_of_experts",
+    "convolutional",
+    "recurrent",
+    "state_space",
+    "diffusion",
+    "other",
+)
 PRECISIONS = ("fp32", "tf32", "bf16_autocast", "fp16_autocast", "bf16", "fp16", "fp64")
-ANALYTICAL_TOKENS = ("6 N FLOPs per token, N the model's trainable parameters (Kaplan et al. 2020, 'Scaling Laws for "
-                     "Neural Language Models', sec. 2.1: forward 2 N, backward 4 N; the attention term is left out "
-                     "because trainmark.track does not know the model's layers and width)")
-ANALYTICAL_SAMPLES = ("6 N FLOPs per sample, N the model's trainable parameters (forward 2 N, backward 4 N; exact for "
-                      "a network whose every weight takes part in one multiply-add per sample, such as an MLP; it "
-                      "undercounts weights reused within a sample, as in convolutions and recurrence)")
-COUNTED_SOURCE = ("torch.utils.flop_counter.FlopCounterMode around one whole step of the training loop (the last "
-                  "warm-up step, so no measured step pays for it), x world size")
-REPEAT_FIELDS = (("model", "name"), ("model", "architecture_family"), ("model", "parameters_total", "value"),
-                 ("training", "global_batch_size"), ("training", "micro_batch_size"),
-                 ("training", "gradient_accumulation_steps"), ("training", "sequence_length"),
-                 ("training", "world_size"), ("system", "node_count"), ("system", "devices", 0, "kind"),
-                 ("system", "devices", 0, "vendor"), ("system", "devices", 0, "model"),
-                 ("system", "hosts", 0, "hostname"), ("system", "hosts", 0, "cpu_model"))
+ANALYTICAL_TOKENS = (
+    "6 N FLOPs per token, N the model's trainable parameters (Kaplan et al. 2020, 'Scaling Laws for "
+    "Neural Language Models', sec. 2.1: forward 2 N, backward 4 N; the attention term is left out "
+    "because trainmark.track does not know the model's layers and width)"
+)
+ANALYTICAL_SAMPLES = (
+    "6 N FLOPs per sample, N the model's trainable parameters (forward 2 N, backward 4 N; exact for "
+    "a network whose every weight takes part in one multiply-add per sample, such as an MLP; it "
+    "undercounts weights reused within a sample, as in convolutions and recurrence)"
+)
+COUNTED_SOURCE = (
+    "torch.utils.flop_counter.FlopCounterMode around one whole step of the training loop (the last "
+    "warm-up step, so no measured step pays for it), x world size"
+)
+REPEAT_FIELDS = (
+    ("model", "name"),
+    ("model", "architecture_family"),
+    ("model", "parameters_total", "value"),
+    ("training", "global_batch_size"),
+    ("training", "micro_batch_size"),
+    ("training", "gradient_accumulation_steps"),
+    ("training", "sequence_length"),
+    ("training", "world_size"),
+    ("system", "node_count"),
+    ("system", "devices", 0, "kind"),
+    ("system", "devices", 0, "vendor"),
+    ("system", "devices", 0, "model"),
+    ("system", "hosts", 0, "hostname"),
+    ("system", "hosts", 0, "cpu_model"),
+)
 """What every run of one bundle must share: the configuration and the hardware."""
 
 
@@ -115,21 +139,28 @@ class TrackConfig:
     def __post_init__(self) -> None:
         problems = []
         if not isinstance(self.batch_size, int) or isinstance(self.batch_size, bool) or self.batch_size < 1:
-            problems.append(f"batch_size must be a whole number of samples per optimizer step, at least 1 "
-                            f"(got {self.batch_size!r})")
+            problems.append(
+                f"batch_size must be a whole number of samples per optimizer step, at least 1 (got {self.batch_size!r})"
+            )
         if self.sequence_length is not None and (not isinstance(self.sequence_length, int) or self.sequence_length < 1):
-            problems.append(f"sequence_length must be None (no token sequences) or at least 1 "
-                            f"(got {self.sequence_length!r})")
-        if self.gradient_accumulation_steps < 1 or (isinstance(self.batch_size, int)
-                                                    and self.batch_size % self.gradient_accumulation_steps):
-            problems.append(f"gradient_accumulation_steps ({self.gradient_accumulation_steps}) must be at least 1 "
-                            f"and divide batch_size ({self.batch_size})")
+            problems.append(
+                f"sequence_length must be None (no token sequences) or at least 1 (got {self.sequence_length!r})"
+            )
+        if self.gradient_accumulation_steps < 1 or (
+            isinstance(self.batch_size, int) and self.batch_size % self.gradient_accumulation_steps
+        ):
+            problems.append(
+                f"gradient_accumulation_steps ({self.gradient_accumulation_steps}) must be at least 1 "
+                f"and divide batch_size ({self.batch_size})"
+            )
         if self.architecture_family not in ARCHITECTURES:
-            problems.append(f"architecture_family must be one of {', '.join(ARCHITECTURES)} "
-                            f"(got {self.architecture_family!r})")
+            problems.append(
+                f"architecture_family must be one of {', '.join(ARCHITECTURES)} (got {self.architecture_family!r})"
+            )
         if self.precision not in PRECISIONS:
-            problems.append(f"precision must be one of {', '.join(PRECISIONS)}, or None to detect it "
-                            f"(got {self.precision!r})")
+            problems.append(
+                f"precision must be one of {', '.join(PRECISIONS)}, or None to detect it (got {self.precision!r})"
+            )
         if self.idle_seconds < 0:
             problems.append("idle_seconds must not be negative (0: no idle baseline)")
         if not 0 < self.sample_rate_hz <= 1000:
@@ -137,13 +168,16 @@ class TrackConfig:
         if min(self.warmup_steps, self.profile_first_step, self.profile_steps, self.allocation_steps) < 0:
             problems.append("warmup_steps, profile_first_step, profile_steps and allocation_steps must not be negative")
         if self.profile_steps and self.profile_first_step < self.warmup_steps:
-            problems.append(f"profile_first_step ({self.profile_first_step}) must come after the warm-up "
-                            f"({self.warmup_steps} steps)")
+            problems.append(
+                f"profile_first_step ({self.profile_first_step}) must come after the warm-up "
+                f"({self.warmup_steps} steps)"
+            )
         if self.peak_flops_per_s < 0:
             problems.append("peak_flops_per_s must not be negative (0: unknown)")
         if self.cooling_method not in (None, "air", "direct_liquid", "immersion", "hybrid"):
-            problems.append(f"cooling_method must be air, direct_liquid, immersion or hybrid "
-                            f"(got {self.cooling_method!r})")
+            problems.append(
+                f"cooling_method must be air, direct_liquid, immersion or hybrid (got {self.cooling_method!r})"
+            )
         if problems:
             raise TrainmarkError("trainmark.track: " + "; ".join(problems))
 
@@ -191,8 +225,10 @@ def _unwrap_optimizer(optimizer):
         if isinstance(optimizer, torch.optim.Optimizer) and not isinstance(inner, torch.optim.Optimizer):
             return optimizer
         if inner is None:
-            raise TrainmarkError(f"trainmark.track(optimizer=...) got a {type(optimizer).__name__}, which is not a "
-                                 "torch.optim.Optimizer and wraps none")
+            raise TrainmarkError(
+                f"trainmark.track(optimizer=...) got a {type(optimizer).__name__}, which is not a "
+                "torch.optim.Optimizer and wraps none"
+            )
         optimizer = inner
     return optimizer
 
@@ -205,7 +241,10 @@ def optimizer_block(optimizer: torch.optim.Optimizer) -> dict:
         if isinstance(value, torch.Tensor) and value.numel() == 1:
             value = value.item()
         if name == "betas" and isinstance(value, (tuple, list)) and len(value) == 2:
-            hyperparameters += [{"name": "beta1", "value": float(value[0])}, {"name": "beta2", "value": float(value[1])}]
+            hyperparameters += [
+                {"name": "beta1", "value": float(value[0])},
+                {"name": "beta2", "value": float(value[1])},
+            ]
         elif isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
             hyperparameters.append({"name": "learning_rate" if name == "lr" else name, "value": float(value)})
     return {"name": type(optimizer).__name__, "hyperparameters": hyperparameters}
@@ -214,9 +253,17 @@ def optimizer_block(optimizer: torch.optim.Optimizer) -> dict:
 class Run:
     """A tracked training run (what `trainmark.track` returns): a context manager around the loop."""
 
-    def __init__(self, model: torch.nn.Module, config: TrackConfig, out: Path | None, seed: int | None,
-                 optimizer: torch.optim.Optimizer | None, precision_declared: bool, counts_flops: bool,
-                 activation_checkpointing: bool | None) -> None:
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        config: TrackConfig,
+        out: Path | None,
+        seed: int | None,
+        optimizer: torch.optim.Optimizer | None,
+        precision_declared: bool,
+        counts_flops: bool,
+        activation_checkpointing: bool | None,
+    ) -> None:
         self.model = model
         self.config = config
         self.out_argument = out
@@ -243,16 +290,20 @@ class Run:
         environment_bundle = os.environ.get(ENV_BUNDLE) or None
         if self.out_argument is not None:
             if environment_bundle and Path(environment_bundle).resolve() != Path(self.out_argument).resolve():
-                raise TrainmarkError(f"trainmark.track(out={str(self.out_argument)!r}) but {ENV_BUNDLE} is "
-                                     f"{environment_bundle!r} (set by trainmark repeat): drop out= so that every "
-                                     "run of the repeat lands in its bundle")
+                raise TrainmarkError(
+                    f"trainmark.track(out={str(self.out_argument)!r}) but {ENV_BUNDLE} is "
+                    f"{environment_bundle!r} (set by trainmark repeat): drop out= so that every "
+                    "run of the repeat lands in its bundle"
+                )
             self.root = Path(self.out_argument)
         elif environment_bundle:
             self.root = Path(environment_bundle)
         else:
-            raise TrainmarkError("trainmark.track does not know where to write the bundle: pass out='DIR', or start "
-                                 "the script under `trainmark repeat -n 3 --out DIR -- python script.py`, which sets "
-                                 f"{ENV_BUNDLE}, {ENV_RUN_ID} and {ENV_SEED}")
+            raise TrainmarkError(
+                "trainmark.track does not know where to write the bundle: pass out='DIR', or start "
+                "the script under `trainmark repeat -n 3 --out DIR -- python script.py`, which sets "
+                f"{ENV_BUNDLE}, {ENV_RUN_ID} and {ENV_SEED}"
+            )
         self.run_id = os.environ.get(ENV_RUN_ID) or "run-1"
         # Under `trainmark repeat` the run joins a bundle that repeat closes after its last run.
         self.managed = bool(os.environ.get(ENV_RUN_ID))
@@ -265,12 +316,22 @@ class Run:
         total, trainable = parameter_counts(core)
         tool = f"torch {torch.__version__}"
         block = {
-            "name": self.config.name, "architecture_family": self.config.architecture_family,
-            "parameters_total": {"value": float(total), "unit": "{parameter}", "method": "counter",
-                                 "source": "sum(p.numel()) over the model's unique parameters (tied weights once)",
-                                 "tool": tool},
-            "parameters_trainable": {"value": float(trainable), "unit": "{parameter}", "method": "counter",
-                                     "source": "the same, for parameters with requires_grad", "tool": tool},
+            "name": self.config.name,
+            "architecture_family": self.config.architecture_family,
+            "parameters_total": {
+                "value": float(total),
+                "unit": "{parameter}",
+                "method": "counter",
+                "source": "sum(p.numel()) over the model's unique parameters (tied weights once)",
+                "tool": tool,
+            },
+            "parameters_trainable": {
+                "value": float(trainable),
+                "unit": "{parameter}",
+                "method": "counter",
+                "source": "the same, for parameters with requires_grad",
+                "tool": tool,
+            },
             "precision_policy": self.config.precision,
             "description": f"{type(core).__module__}.{type(core).__qualname__}, measured with trainmark.track",
         }
@@ -283,16 +344,23 @@ class Run:
     def _training_block(self) -> dict:
         config = self.config
         wrapped = type(self.model).__name__
-        strategy = wrapped if wrapped in ("DistributedDataParallel", "FullyShardedDataParallel") else (
-            "single process" if config.world_size == 1 else f"{config.world_size} processes")
+        strategy = (
+            wrapped
+            if wrapped in ("DistributedDataParallel", "FullyShardedDataParallel")
+            else ("single process" if config.world_size == 1 else f"{config.world_size} processes")
+        )
         if self._optimizer_block is None and self.optimizer is not None:
             self._optimizer_block = optimizer_block(self.optimizer)  # as the run starts (schedulers change it)
         optimizer = self._optimizer_block or {
-            "name": "not seen: trainmark.track had not seen an optimizer step (pass optimizer=)"}
+            "name": "not seen: trainmark.track had not seen an optimizer step (pass optimizer=)"
+        }
         block = {
-            "global_batch_size": config.global_batch_size, "micro_batch_size": config.micro_batch_size,
-            "gradient_accumulation_steps": config.gradient_accumulation_steps, "optimizer": optimizer,
-            "world_size": config.world_size, "max_steps": self.steps_done,
+            "global_batch_size": config.global_batch_size,
+            "micro_batch_size": config.micro_batch_size,
+            "gradient_accumulation_steps": config.gradient_accumulation_steps,
+            "optimizer": optimizer,
+            "world_size": config.world_size,
+            "max_steps": self.steps_done,
             "parallelism": {"strategy": strategy, "data_parallel": config.world_size},
             "warmup_steps_excluded": config.warmup_steps,
         }
@@ -303,43 +371,59 @@ class Run:
         return block
 
     def _dataset_block(self) -> dict:
-        reason = ("trainmark.track does not see the batches the loop feeds, so it takes no snapshot of them")
+        reason = "trainmark.track does not see the batches the loop feeds, so it takes no snapshot of them"
         if self.config.dataset:
             return {"name": self.config.dataset, "unavailable_reason": reason}
         return {"name": "not named (trainmark.track(dataset=...) names it)", "unavailable_reason": reason}
 
     def _software_block(self) -> dict:
-        block = metadata.software(self.config, self.config.world_size, self.backend.software(),
-                                  self.device.type)
+        block = metadata.software(self.config, self.config.world_size, self.backend.software(), self.device.type)
         compiled = type(self.model).__name__ == "OptimizedModule"
-        block["compiler"] = "torch.compile" if compiled else \
-            "eager as far as trainmark.track sees (the model it was given is not a torch.compile module)"
+        block["compiler"] = (
+            "torch.compile"
+            if compiled
+            else "eager as far as trainmark.track sees (the model it was given is not a torch.compile module)"
+        )
         if self.config.world_size > 1:
             block["distributed_backend"] = dist.get_backend()
         return block
 
     def _draft(self) -> dict:
         config = self.config
-        channels = [spec.as_channel(config.sample_rate_hz) for meter in self.meters
-                    for spec in (meter.power_channel, meter.energy_channel) if spec]
+        channels = [
+            spec.as_channel(config.sample_rate_hz)
+            for meter in self.meters
+            for spec in (meter.power_channel, meter.energy_channel)
+            if spec
+        ]
         channels.append(self.probe.channel.as_channel(config.sample_rate_hz))
         script = Path(sys.argv[0]).resolve() if sys.argv and sys.argv[0] not in ("", "-c") else Path.cwd()
-        methodology = metadata.methodology(config, channels, bool(self.idle) and self.energy_reason is None,
-                                           self.energy_reason)
-        methodology["flop_counting"] = (f"analytical: {self._analytical_source()}; counted: {COUNTED_SOURCE}"
-                                        if self.counts_flops else f"analytical: {self._analytical_source()}")
-        methodology["notes"] = (f"measured with trainmark.track (trainmark {producer_version()}) around the user's own "
-                                f"training loop in {script.name}; bundle schema {SCHEMA_VERSION}")
+        methodology = metadata.methodology(
+            config, channels, bool(self.idle) and self.energy_reason is None, self.energy_reason
+        )
+        methodology["flop_counting"] = (
+            f"analytical: {self._analytical_source()}; counted: {COUNTED_SOURCE}"
+            if self.counts_flops
+            else f"analytical: {self._analytical_source()}"
+        )
+        methodology["notes"] = (
+            f"measured with trainmark.track (trainmark {producer_version()}) around the user's own "
+            f"training loop in {script.name}; bundle schema {SCHEMA_VERSION}"
+        )
         nodes = max(1, config.world_size // max(1, self.local_world))
         hosts = [metadata.host(node) if node == self.node else {"node": node} for node in range(nodes)]
         draft = {
             "schema_version": SCHEMA_VERSION,
             "producer": {"name": "trainmark", "version": producer_version()},
             "created_at": iso(time.time_ns()),
-            "description": config.description or f"{config.name} trained by {script.name}, measured with "
-                                                  f"trainmark.track ({config.world_size} process(es))",
-            "system": {"node_count": nodes, "hosts": hosts,
-                       "devices": [self.backend.describe(self.device_index, self.node)]},
+            "description": config.description
+            or f"{config.name} trained by {script.name}, measured with "
+            f"trainmark.track ({config.world_size} process(es))",
+            "system": {
+                "node_count": nodes,
+                "hosts": hosts,
+                "devices": [self.backend.describe(self.device_index, self.node)],
+            },
             "software": self._software_block(),
             "model": self._model_block(),
             "training": self._training_block(),
@@ -352,8 +436,9 @@ class Run:
         if config.submitter:
             draft["submitter"] = {"name": config.submitter}
         if config.world_size > 1:
-            draft["system"]["interconnect"] = {"intra_node": "shared memory and loopback (one host)"
-                                               if nodes == 1 else "as the cluster provides"}
+            draft["system"]["interconnect"] = {
+                "intra_node": "shared memory and loopback (one host)" if nodes == 1 else "as the cluster provides"
+            }
         return draft
 
     def _analytical_source(self) -> str:
@@ -370,19 +455,27 @@ class Run:
         draft = self._draft()
         if self.managed:
             if not self.root.is_dir():
-                raise TrainmarkError(f"{self.root} does not exist: under trainmark repeat the bundle folder is "
-                                     "created by repeat; run the script through `trainmark repeat`")
+                raise TrainmarkError(
+                    f"{self.root} does not exist: under trainmark repeat the bundle folder is "
+                    "created by repeat; run the script through `trainmark repeat`"
+                )
             if (self.root / MANIFEST_NAME).exists():
-                raise TrainmarkError(f"{self.root} already has a manifest.json: that bundle is closed; choose a new "
-                                     "--out")
+                raise TrainmarkError(
+                    f"{self.root} already has a manifest.json: that bundle is closed; choose a new --out"
+                )
             writer = BundleWriter(self.root)
             if (self.root / DRAFT_NAME).exists():
                 earlier = load_document((self.root / DRAFT_NAME).read_bytes(), file=DRAFT_NAME)
                 self._check_same_configuration(earlier, draft)
                 if any(run.get("run_id") == self.run_id for run in earlier["runs"]):
                     raise TrainmarkError(f"{self.root} already has a run {self.run_id}")
-                earlier["runs"].append({"run_id": self.run_id, **({"seed": self.seed} if self.seed is not None
-                                                                   else {}), "started_at": iso(time.time_ns())})
+                earlier["runs"].append(
+                    {
+                        "run_id": self.run_id,
+                        **({"seed": self.seed} if self.seed is not None else {}),
+                        "started_at": iso(time.time_ns()),
+                    }
+                )
                 draft = earlier
             else:
                 draft["runs"].append(self._opened_run())
@@ -404,9 +497,11 @@ class Run:
             first, now = _dig(earlier, path), _dig(mine, path)
             if first != now:
                 first_run = (earlier.get("runs") or [{}])[0].get("run_id", "the first run")
-                message = (f"{self.run_id} differs from {first_run} in {'/'.join(str(p) for p in path)} "
-                           f"({now!r} here, {first!r} there): the runs of one bundle must share their configuration "
-                           f"and hardware; measure this one into a new bundle (another --out)")
+                message = (
+                    f"{self.run_id} differs from {first_run} in {'/'.join(str(p) for p in path)} "
+                    f"({now!r} here, {first!r} there): the runs of one bundle must share their configuration "
+                    f"and hardware; measure this one into a new bundle (another --out)"
+                )
                 refusal = os.environ.get(ENV_REFUSAL)
                 if refusal:
                     Path(refusal).write_text(message)
@@ -424,8 +519,10 @@ class Run:
         if world != config.world_size:
             raise TrainmarkError(f"WORLD_SIZE is {world} but the run was set up for {config.world_size}")
         if world > 1 and not (dist.is_available() and dist.is_initialized()):
-            raise TrainmarkError("WORLD_SIZE is above 1 (torchrun) but torch.distributed is not initialized: call "
-                                 "torch.distributed.init_process_group() before trainmark.track")
+            raise TrainmarkError(
+                "WORLD_SIZE is above 1 (torchrun) but torch.distributed is not initialized: call "
+                "torch.distributed.init_process_group() before trainmark.track"
+            )
         self.local_rank = int(os.environ.get("LOCAL_RANK", 0))
         self.local_world = int(os.environ.get("LOCAL_WORLD_SIZE", 1))
         self.node = int(os.environ.get("GROUP_RANK", 0))
@@ -434,12 +531,14 @@ class Run:
             raise TrainmarkError("trainmark.track(model=...) got a model without parameters")
         self.device = parameter.device
         if self.device.type not in ("cuda", "cpu"):
-            raise TrainmarkError(f"trainmark.track measures models on CPUs and GPUs that torch drives as cuda "
-                                 f"(NVIDIA, or AMD under ROCm), not on {self.device.type}")
-        self.backend: DeviceBackend = (CudaBackend(self.device.index or 0) if self.device.type == "cuda"
-                                       else CpuBackend(config.peak_flops_per_s))
-        self.device_index = (self.node * self.local_world + self.local_rank if self.backend.kind == "gpu"
-                             else self.node)
+            raise TrainmarkError(
+                f"trainmark.track measures models on CPUs and GPUs that torch drives as cuda "
+                f"(NVIDIA, or AMD under ROCm), not on {self.device.type}"
+            )
+        self.backend: DeviceBackend = (
+            CudaBackend(self.device.index or 0) if self.device.type == "cuda" else CpuBackend(config.peak_flops_per_s)
+        )
+        self.device_index = self.node * self.local_world + self.local_rank if self.backend.kind == "gpu" else self.node
         shares_device = self.backend.kind == "cpu" and self.local_world > 1
         self.per_rank = self.rank if world > 1 else None
 
@@ -467,22 +566,47 @@ class Run:
 
         self.phase = Phase()
         writer, run_id = self.writer, self.run_id
-        self.sampler = Sampler(config.sample_rate_hz, self.phase, self.meters, [self.probe],
-                               writer.open_trace(run_id, "power_sample", self.per_rank) if self.meters else None,
-                               writer.open_trace(run_id, "memory_sample", self.per_rank), self.node, self.rank)
+        self.sampler = Sampler(
+            config.sample_rate_hz,
+            self.phase,
+            self.meters,
+            [self.probe],
+            writer.open_trace(run_id, "power_sample", self.per_rank) if self.meters else None,
+            writer.open_trace(run_id, "memory_sample", self.per_rank),
+            self.node,
+            self.rank,
+        )
         on_cuda = self.device.type == "cuda"
-        self.kernel_window = KernelWindow(config.profile_first_step, config.profile_steps if self.rank == 0 else 0,
-                                          on_cuda)
-        self.allocation_window = AllocationWindow(config.profile_first_step + config.profile_steps,
-                                                  config.allocation_steps if self.rank == 0 else 0, on_cuda)
+        self.kernel_window = KernelWindow(
+            config.profile_first_step, config.profile_steps if self.rank == 0 else 0, on_cuda
+        )
+        self.allocation_window = AllocationWindow(
+            config.profile_first_step + config.profile_steps, config.allocation_steps if self.rank == 0 else 0, on_cuda
+        )
         self.measurements = RankMeasurements(
-            rank=self.rank, node=self.node, local_rank=self.local_rank, device=self.device_index,
-            shares_device=shares_device, peak_method=self.backend.peak_method, peak_source=self.backend.peak_source,
-            peak_tool=self.backend.peak_tool, peak_reason=self.backend.peak_unavailable_reason())
-        self.meter = StepMeter(self.backend, self.phase, writer, run_id, self.measurements, self.per_rank,
-                               config.warmup_steps, self.kernel_window, self.allocation_window,
-                               flop_count_step=max(0, config.warmup_steps - 1) if self.counts_flops else None,
-                               flop_scale=config.world_size)
+            rank=self.rank,
+            node=self.node,
+            local_rank=self.local_rank,
+            device=self.device_index,
+            shares_device=shares_device,
+            peak_method=self.backend.peak_method,
+            peak_source=self.backend.peak_source,
+            peak_tool=self.backend.peak_tool,
+            peak_reason=self.backend.peak_unavailable_reason(),
+        )
+        self.meter = StepMeter(
+            self.backend,
+            self.phase,
+            writer,
+            run_id,
+            self.measurements,
+            self.per_rank,
+            config.warmup_steps,
+            self.kernel_window,
+            self.allocation_window,
+            flop_count_step=max(0, config.warmup_steps - 1) if self.counts_flops else None,
+            flop_scale=config.world_size,
+        )
         if not self.counts_flops:
             self.meter.counted_reason = "not counted: trainmark.track(count_flops=False)"
         self._checkpoints_steps: list[int] = []
@@ -512,8 +636,9 @@ class Run:
             dtype = torch.get_autocast_dtype(device_type)
             precision = {torch.bfloat16: "bf16_autocast", torch.float16: "fp16_autocast"}.get(dtype, "fp32")
         else:
-            precision = {torch.bfloat16: "bf16", torch.float16: "fp16", torch.float64: "fp64"}.get(parameter_dtype,
-                                                                                                  "fp32")
+            precision = {torch.bfloat16: "bf16", torch.float16: "fp16", torch.float64: "fp64"}.get(
+                parameter_dtype, "fp32"
+            )
         object.__setattr__(self.config, "precision", precision)
         self._hooks.pop().remove()  # once is enough: the hook costs nothing after the first forward
 
@@ -569,9 +694,9 @@ class Run:
                 os.fsync(handle.fileno())
         seconds = (time.perf_counter_ns() - began) / 1e9
         if self.rank == 0:
-            self.measurements.checkpoints.append({"step": self.steps_done - 1, "bytes": sum(f.stat().st_size
-                                                                                         for f in files),
-                                                  "seconds": seconds})
+            self.measurements.checkpoints.append(
+                {"step": self.steps_done - 1, "bytes": sum(f.stat().st_size for f in files), "seconds": seconds}
+            )
             self._checkpoints_steps.append(self.steps_done)
 
     def __exit__(self, kind, error, traceback) -> None:
@@ -625,9 +750,16 @@ class Run:
         from trainmark.reference_runner.launch import _adopt_worker_view
 
         self._refresh()
-        result = {"run_id": self.run_id, "seed": self.seed, "started_at_ns": self.started_at, "ended_at_ns": ended_at,
-                  "planned_steps": self.steps_done, "world_size": self.config.world_size, "ranks": gathered,
-                  "sampler_errors": self.sampler.errors}
+        result = {
+            "run_id": self.run_id,
+            "seed": self.seed,
+            "started_at_ns": self.started_at,
+            "ended_at_ns": ended_at,
+            "planned_steps": self.steps_done,
+            "world_size": self.config.world_size,
+            "ranks": gathered,
+            "sampler_errors": self.sampler.errors,
+        }
         _adopt_worker_view(self.document, result)
         summary = TrackSummary(self, result)
         entry = summary.run_entry()
@@ -659,8 +791,14 @@ class TrackSummary(RunSummary):
 
     def __init__(self, run: Run, result: dict) -> None:
         per_rank = 0 if run.config.world_size > 1 else None
-        super().__init__(run.config, result, run.analytical_flops_per_step(), run.meter.flops_counted,
-                         trace_path(run.run_id, "step", per_rank), trace_path(run.run_id, "kernel_breakdown", per_rank))
+        super().__init__(
+            run.config,
+            result,
+            run.analytical_flops_per_step(),
+            run.meter.flops_counted,
+            trace_path(run.run_id, "step", per_rank),
+            trace_path(run.run_id, "kernel_breakdown", per_rank),
+        )
         self.run = run
         self.analytical_source = run._analytical_source()
         self.counted_source = COUNTED_SOURCE
@@ -670,38 +808,78 @@ class TrackSummary(RunSummary):
         entry = super().run_entry()
         replacements = {}
         if self.run.accuracy is None:
-            replacements["final_accuracy"] = {"name": "final_accuracy", "unit": "1", "value": None, "scope": "global",
-                                              "unavailable_reason": "the training loop reported no accuracy "
-                                                                    "(set run.accuracy)"}
+            replacements["final_accuracy"] = {
+                "name": "final_accuracy",
+                "unit": "1",
+                "value": None,
+                "scope": "global",
+                "unavailable_reason": "the training loop reported no accuracy (set run.accuracy)",
+            }
         else:
-            replacements["final_accuracy"] = {"name": "final_accuracy", "unit": "1", "value": float(self.run.accuracy),
-                                              "method": "declared", "source": "run.accuracy, set by the training loop",
-                                              "tool": self.tool, "scope": "global"}
+            replacements["final_accuracy"] = {
+                "name": "final_accuracy",
+                "unit": "1",
+                "value": float(self.run.accuracy),
+                "method": "declared",
+                "source": "run.accuracy, set by the training loop",
+                "tool": self.tool,
+                "scope": "global",
+            }
         checkpoints = self.rank0["checkpoints"]
         if not checkpoints:
             reason = "the training loop saved no checkpoint through run.checkpoint(path)"
             for name, unit in (("checkpoint_size", "By"), ("checkpoint_interval", "{step}"), ("checkpoint_time", "s")):
-                replacements[name] = {"name": name, "unit": unit, "value": None, "scope": "global",
-                                      "unavailable_reason": reason}
+                replacements[name] = {
+                    "name": name,
+                    "unit": unit,
+                    "value": None,
+                    "scope": "global",
+                    "unavailable_reason": reason,
+                }
         else:
             replacements["checkpoint_interval"] = {
-                "name": "checkpoint_interval", "unit": "{step}", "value": float(self.config.checkpoint_every),
-                "method": "derived", "source": "mean number of steps between the run.checkpoint() calls",
-                "tool": self.tool, "scope": "global"}
-        entry["metrics"] = [replacements.get(metric["name"], metric) if metric.get("scope") == "global"
-                            else metric for metric in entry["metrics"]]
+                "name": "checkpoint_interval",
+                "unit": "{step}",
+                "value": float(self.config.checkpoint_every),
+                "method": "derived",
+                "source": "mean number of steps between the run.checkpoint() calls",
+                "tool": self.tool,
+                "scope": "global",
+            }
+        entry["metrics"] = [
+            replacements.get(metric["name"], metric) if metric.get("scope") == "global" else metric
+            for metric in entry["metrics"]
+        ]
         return entry
 
 
-def track(*, model: torch.nn.Module, batch_size: int, sequence_length: int | None = None,
-          submitter: str | None = None, out: str | os.PathLike | None = None, name: str | None = None,
-          dataset: str | None = None, optimizer: torch.optim.Optimizer | None = None, seed: int | None = None,
-          precision: str | None = None, architecture_family: str = "other", gradient_accumulation_steps: int = 1,
-          activation_checkpointing: bool | None = None, description: str | None = None, idle_seconds: float = 5.0,
-          sample_rate_hz: float = 10.0, warmup_steps: int = 5, profile_first_step: int = 10,
-          profile_steps: int = 3, allocation_steps: int = 2, count_flops: bool = True,
-          peak_flops_per_s: float = 0.0, ambient_temperature_c: float | None = None,
-          cooling_method: str | None = None) -> Run:
+def track(
+    *,
+    model: torch.nn.Module,
+    batch_size: int,
+    sequence_length: int | None = None,
+    submitter: str | None = None,
+    out: str | os.PathLike | None = None,
+    name: str | None = None,
+    dataset: str | None = None,
+    optimizer: torch.optim.Optimizer | None = None,
+    seed: int | None = None,
+    precision: str | None = None,
+    architecture_family: str = "other",
+    gradient_accumulation_steps: int = 1,
+    activation_checkpointing: bool | None = None,
+    description: str | None = None,
+    idle_seconds: float = 5.0,
+    sample_rate_hz: float = 10.0,
+    warmup_steps: int = 5,
+    profile_first_step: int = 10,
+    profile_steps: int = 3,
+    allocation_steps: int = 2,
+    count_flops: bool = True,
+    peak_flops_per_s: float = 0.0,
+    ambient_temperature_c: float | None = None,
+    cooling_method: str | None = None,
+) -> Run:
     """Measure a training loop into a bundle; use as `with trainmark.track(...) as run:`.
 
     model: the module being trained (on a CPU or a CUDA device; DDP-wrapped is fine).
@@ -727,11 +905,33 @@ def track(*, model: torch.nn.Module, batch_size: int, sequence_length: int | Non
         raise TrainmarkError(f"trainmark.track(model=...) needs a torch.nn.Module, got {type(model).__name__}")
     world_size = int(os.environ.get("WORLD_SIZE", 1))
     config = TrackConfig(
-        batch_size=batch_size, world_size=world_size, sequence_length=sequence_length,
-        gradient_accumulation_steps=gradient_accumulation_steps, name=name or type(_unwrap(model)).__name__,
-        architecture_family=architecture_family, precision=precision or "fp32", dataset=dataset, submitter=submitter,
-        description=description, idle_seconds=idle_seconds, sample_rate_hz=sample_rate_hz, warmup_steps=warmup_steps,
-        profile_first_step=profile_first_step, profile_steps=profile_steps, allocation_steps=allocation_steps,
-        peak_flops_per_s=peak_flops_per_s, ambient_temperature_c=ambient_temperature_c, cooling_method=cooling_method)
-    return Run(model, config, Path(out) if out is not None else None, seed, optimizer, precision is not None,
-               count_flops, activation_checkpointing)
+        batch_size=batch_size,
+        world_size=world_size,
+        sequence_length=sequence_length,
+        gradient_accumulation_steps=gradient_accumulation_steps,
+        name=name or type(_unwrap(model)).__name__,
+        architecture_family=architecture_family,
+        precision=precision or "fp32",
+        dataset=dataset,
+        submitter=submitter,
+        description=description,
+        idle_seconds=idle_seconds,
+        sample_rate_hz=sample_rate_hz,
+        warmup_steps=warmup_steps,
+        profile_first_step=profile_first_step,
+        profile_steps=profile_steps,
+        allocation_steps=allocation_steps,
+        peak_flops_per_s=peak_flops_per_s,
+        ambient_temperature_c=ambient_temperature_c,
+        cooling_method=cooling_method,
+    )
+    return Run(
+        model,
+        config,
+        Path(out) if out is not None else None,
+        seed,
+        optimizer,
+        precision is not None,
+        count_flops,
+        activation_checkpointing,
+    )

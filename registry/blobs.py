@@ -132,9 +132,12 @@ class BlobStore:
         """Bundle ids that have a packed archive."""
         if not self.archives.is_dir():
             return []
-        return sorted(archive.name.removesuffix(".tar.gz") for directory in self.archives.iterdir()
-                      for archive in directory.iterdir() if archive.name.endswith(".tar.gz")
-                      and not archive.name.startswith("."))
+        return sorted(
+            archive.name.removesuffix(".tar.gz")
+            for directory in self.archives.iterdir()
+            for archive in directory.iterdir()
+            if archive.name.endswith(".tar.gz") and not archive.name.startswith(".")
+        )
 
     def stale_temporaries(self, older_than_s: float) -> list[Path]:
         """What a killed writer left: partial `.incoming-*` blobs, `.pack-*` archives and scratch
@@ -151,8 +154,9 @@ class BlobStore:
         for area, prefix in (("sha256", INCOMING), ("archives", ".pack-")):
             if (self.root / area).is_dir():
                 for directory in (self.root / area).iterdir():
-                    found += [path for path in directory.iterdir()
-                              if path.name.startswith(prefix) and stale(path, prefix)]
+                    found += [
+                        path for path in directory.iterdir() if path.name.startswith(prefix) and stale(path, prefix)
+                    ]
         if self.scratch.is_dir():
             for path in self.scratch.iterdir():
                 purpose = path.name.split("-", 1)[0] + "-"

@@ -39,8 +39,11 @@ def submit_archive(url: str, key: str, archive: Path, timeout: float = 600.0) ->
     try:
         try:
             connection.putrequest("POST", f"{parts.path}/api/v1/submissions")
-            for name, value in (("Authorization", f"Bearer {key}"), ("Content-Type", "application/gzip"),
-                                ("Content-Length", str(archive.stat().st_size))):
+            for name, value in (
+                ("Authorization", f"Bearer {key}"),
+                ("Content-Type", "application/gzip"),
+                ("Content-Length", str(archive.stat().st_size)),
+            ):
                 connection.putheader(name, value)
             connection.endheaders()
             with archive.open("rb") as body:
@@ -54,8 +57,7 @@ def submit_archive(url: str, key: str, archive: Path, timeout: float = 600.0) ->
         reason = unreachable.strerror if isinstance(unreachable, OSError) and unreachable.strerror else unreachable
         if isinstance(unreachable, socket.timeout):
             reason = f"no answer within {timeout:g} s"
-        raise RegistryError(f"cannot reach {endpoint}: {reason}; is the registry running (trainmark serve)?") \
-            from None
+        raise RegistryError(f"cannot reach {endpoint}: {reason}; is the registry running (trainmark serve)?") from None
     finally:
         connection.close()
     try:

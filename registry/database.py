@@ -16,7 +16,6 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
-
 from trainmark.spec.errors import StoreOutOfDate, TrainmarkError
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -38,7 +37,7 @@ def normalize_url(url: str) -> str:
     """postgresql:// and postgres:// use psycopg 3; a sqlite path's folder must exist."""
     for prefix in ("postgresql://", "postgres://"):
         if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix):]
+            return "postgresql+psycopg://" + url[len(prefix) :]
     if not (url.startswith("sqlite") or url.startswith("postgresql+psycopg")):
         raise TrainmarkError(f"unsupported database URL {url!r}: use sqlite:///PATH or postgresql://...")
     return url
@@ -108,5 +107,7 @@ def require_current(engine: Engine, url: str) -> None:
     current, head = current_revision(engine), head_revision()
     if current != head:
         state = "has no registry schema" if current is None else f"is at schema revision {current}"
-        raise StoreOutOfDate(f"the registry database {state}; this trainmark needs {head}. Run: trainmark registry "
-                             f"{'init' if current is None else 'upgrade'} --db {url}")
+        raise StoreOutOfDate(
+            f"the registry database {state}; this trainmark needs {head}. Run: trainmark registry "
+            f"{'init' if current is None else 'upgrade'} --db {url}"
+        )

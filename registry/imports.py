@@ -23,8 +23,13 @@ def _mlperf(sources: Path, out: Path, manifest: models.Manifest) -> None:
     from trainmark.spec.importers.mlperf import import_mlperf
 
     system = sources / "system.json"
-    import_mlperf(sources, out, system_json=system if system.is_file() else None, benchmark=manifest.model.name,
-                  origin=manifest.source.origin if manifest.source is not None else None)
+    import_mlperf(
+        sources,
+        out,
+        system_json=system if system.is_file() else None,
+        benchmark=manifest.model.name,
+        origin=manifest.source.origin if manifest.source is not None else None,
+    )
 
 
 IMPORTERS: dict[str, Callable[[Path, Path, models.Manifest], None]] = {"trainmark import mlperf": _mlperf}
@@ -58,5 +63,7 @@ def verify_import(root: Path, manifest: models.Manifest) -> tuple[bool | None, s
     if again == submitted:
         return True, f"verified import: {name} gives this manifest again from the kept sources"
     differing = sorted(key for key in set(again) | set(submitted) if again.get(key) != submitted.get(key))
-    return False, (f"the manifest differs from what {name} gives from the kept sources under source/ in "
-                   f"{', '.join('/' + key for key in differing)}; submit the bundle the importer wrote")
+    return False, (
+        f"the manifest differs from what {name} gives from the kept sources under source/ in "
+        f"{', '.join('/' + key for key in differing)}; submit the bundle the importer wrote"
+    )

@@ -24,20 +24,30 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import and_, insert, or_, text
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlmodel import Session, select
-
 from trainmark.registry.blobs import BlobStore
 from trainmark.registry.database import engine_for, is_sqlite, normalize_url, require_current
-from trainmark.scorer.series import SeriesCollector
-from trainmark.registry.tables import (MISSING_LOW, ApiKey, AuditEvent, FileBlob, RateBucket, RegistryFinding, RunMetric,
-                             RunRow, ScoreRecord, Series, Submission)
 from trainmark.registry.imports import verify_import
+from trainmark.registry.tables import (
+    MISSING_LOW,
+    ApiKey,
+    AuditEvent,
+    FileBlob,
+    RateBucket,
+    RegistryFinding,
+    RunMetric,
+    RunRow,
+    ScoreRecord,
+    Series,
+    Submission,
+)
 from trainmark.scorer.score import ScoreReport, score_bundle
+from trainmark.scorer.series import SeriesCollector
 from trainmark.spec import models
 from trainmark.spec.archive import ArchiveLimits, is_archive, open_bundle, pack
 from trainmark.spec.errors import BundleInvalid, BundleUnreadable, TrainmarkError
@@ -59,8 +69,9 @@ class SubmissionRejected(TrainmarkError):
     """A submission the registry will not store; `status` is the HTTP status that says why and
     `code` the finding code (or refusal code) behind it."""
 
-    def __init__(self, message: str, status: int, findings: list[Finding] | None = None,
-                 code: str = "submission-refused") -> None:
+    def __init__(
+        self, message: str, status: int, findings: list[Finding] | None = None, code: str = "submission-refused"
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.findings = findings or []
@@ -69,9 +80,12 @@ class SubmissionRejected(TrainmarkError):
 
 def store_unwritable(error: OSError) -> SubmissionRejected:
     """The refusal when the registry's own folders cannot be written (its path is not shown)."""
-    return SubmissionRejected(f"the registry cannot write its blob store ({error.strerror or type(error).__name__}); "
-                              "nothing was stored; its operator must make the blob folder writable or free space",
-                              503, code="store-unwritable")
+    return SubmissionRejected(
+        f"the registry cannot write its blob store ({error.strerror or type(error).__name__}); "
+        "nothing was stored; its operator must make the blob folder writable or free space",
+        503,
+        code="store-unwritable",
+    )
 
 
 class QueryInvalid(TrainmarkError):
@@ -130,8 +144,10 @@ class BoardQuery:
         for name in ("device_model", "submitter"):
             value = getattr(self, name)
             if value is not None and not FILTER_TEXT.match(value):
-                raise QueryInvalid(f"{name} may hold letters, digits, spaces and . , ( ) + / : & ' @ # - "
-                                   f"(at most 256), not {value[:40]!r}")
+                raise QueryInvalid(
+                    f"{name} may hold letters, digits, spaces and . , ( ) + / : & ' @ # - "
+                    f"(at most 256), not {value[:40]!r}"
+                )
         if not 1 <= self.limit <= MAX_PAGE:
             raise QueryInvalid(f"limit must be between 1 and {MAX_PAGE}")
         if self.device_count is not None and not 1 <= self.device_count <= MAX_DEVICE_COUNT:
@@ -150,7 +166,7 @@ class BoardPage:
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _hash_key(key: str) -> str:
@@ -182,8 +198,9 @@ TRUST_SORT = {"measured": 3, "imported": 2, "declared": 1, "synthetic": 0}
 def workload_of(manifest: models.Manifest) -> str:
     """What the board ranks within: model (or MLPerf benchmark) / dataset / precision."""
     precision = manifest.model.precision_policy
-    return " / ".join((manifest.model.name, manifest.dataset.name or "dataset not named",
-                       str(getattr(precision, "value", precision))))
+    return " / ".join(
+        (manifest.model.name, manifest.dataset.name or "dataset not named", str(getattr(precision, "value", precision)))
+    )
 
 
 def board_fields(report: ScoreReport, manifest: models.Manifest, verified: bool | None = None) -> dict:
@@ -196,11 +213,15 @@ def board_fields(report: ScoreReport, manifest: models.Manifest, verified: bool 
         provenance = "declared"
     statistics = report.statistics
     time_to_train = statistics["time_to_train"].headline if "time_to_train" in statistics else None
-    energy = statistics["total_energy"].headline if time_to_train is not None and "total_energy" in statistics \
-        else None
-    return {"workload": workload_of(manifest)[:800], "provenance": provenance, "trust_sort": TRUST_SORT[provenance],
-            "time_to_train": time_to_train, "energy_to_train": energy,
-            "not_ranked_because": "; ".join(f"{gate.code}: {gate.message}" for gate in report.gates if not gate.passed)}
+    energy = statistics["total_energy"].headline if time_to_train is not None and "total_energy" in statistics else None
+    return {
+        "workload": workload_of(manifest)[:800],
+        "provenance": provenance,
+        "trust_sort": TRUST_SORT[provenance],
+        "time_to_train": time_to_train,
+        "energy_to_train": energy,
+        "not_ranked_because": "; ".join(f"{gate.code}: {gate.message}" for gate in report.gates if not gate.passed),
+    }
 
 
 def _missing(report: ScoreReport) -> str:
@@ -257,20 +278,33 @@ class Store:
         """Every API key: id, name, prefix (the key's first characters), when made, whether revoked."""
         with Session(self.engine) as session:
             keys = session.exec(select(ApiKey).order_by(ApiKey.id)).all()
-        return [{"id": key.id, "name": key.name, "prefix": key.prefix, "created_at": key.created_at.isoformat(),
-                 "revoked": key.revoked} for key in keys]
+        return [
+            {
+                "id": key.id,
+                "name": key.name,
+                "prefix": key.prefix,
+                "created_at": key.created_at.isoformat(),
+                "revoked": key.revoked,
+            }
+            for key in keys
+        ]
 
     def revoke_key(self, which: str) -> dict:
         """Revoke a key named by its id or its prefix (as `list_keys` shows them); from then on it
         is refused. Revoking a revoked key changes nothing. Raises TrainmarkError when no key, or
         more than one, matches."""
         with self._write_lock, Session(self.write_engine) as session:
-            statement = select(ApiKey).where(ApiKey.id == int(which)) if which.isdigit() and len(which) < 10 \
+            statement = (
+                select(ApiKey).where(ApiKey.id == int(which))
+                if which.isdigit() and len(which) < 10
                 else select(ApiKey).where(ApiKey.prefix == which[:16])
+            )
             matches = session.exec(statement.with_for_update()).all()
             if len(matches) != 1:
-                raise TrainmarkError(f"{'no key' if not matches else 'more than one key'} matches {which[:40]!r}; "
-                                     "name it by the id `trainmark keys list` shows")
+                raise TrainmarkError(
+                    f"{'no key' if not matches else 'more than one key'} matches {which[:40]!r}; "
+                    "name it by the id `trainmark keys list` shows"
+                )
             key = matches[0]
             if not key.revoked:
                 key.revoked = True
@@ -324,8 +358,9 @@ class Store:
             key = session.get(ApiKey, key_id)
         return key.name if key else "anonymous"
 
-    def audit(self, session: Session, action: str, key_id: int | None, submission_id: str | None,
-              detail: str | None = None) -> None:
+    def audit(
+        self, session: Session, action: str, key_id: int | None, submission_id: str | None, detail: str | None = None
+    ) -> None:
         session.add(AuditEvent(at=_now(), key_id=key_id, action=action, submission_id=submission_id, detail=detail))
 
     # ------------------------------------------------------------ submitting
@@ -348,15 +383,23 @@ class Store:
     def _submit(self, archive: Path, key_id: int | None) -> SubmitOutcome:
         size = archive.stat().st_size
         if size > self.limits.max_upload_bytes:
-            raise SubmissionRejected(f"the upload is {size} bytes, over the limit of {self.limits.max_upload_bytes}",
-                                     413, code="upload-limit")
+            raise SubmissionRejected(
+                f"the upload is {size} bytes, over the limit of {self.limits.max_upload_bytes}",
+                413,
+                code="upload-limit",
+            )
         if not is_archive(archive):
-            raise SubmissionRejected("the upload is not a gzip-compressed tar archive; send the .tar.gz that "
-                                     "trainmark bundle pack makes", 422, code="archive-invalid")
+            raise SubmissionRejected(
+                "the upload is not a gzip-compressed tar archive; send the .tar.gz that trainmark bundle pack makes",
+                422,
+                code="archive-invalid",
+            )
         series = SeriesCollector()
         try:
-            with self.blobs.scratch_folder("bundle") as scratch, \
-                    open_bundle(archive, self.limits.archive_limits(), Path(scratch)) as root:
+            with (
+                self.blobs.scratch_folder("bundle") as scratch,
+                open_bundle(archive, self.limits.archive_limits(), Path(scratch)) as root,
+            ):
                 report = score_bundle(root, full_jsonschema=True, observer=series)
                 self._refuse_invalid(report)
                 manifest = report.manifest
@@ -383,18 +426,21 @@ class Store:
                     if created:
                         written.append(manifest_digest)
                     archive_written = self.blobs.put_archive(report.bundle_id, root)
-                    return self._insert(report, manifest, (manifest_digest, len(manifest_bytes)), series, key_id,
-                                        verified)
+                    return self._insert(
+                        report, manifest, (manifest_digest, len(manifest_bytes)), series, key_id, verified
+                    )
                 except BaseException:
                     self._discard(written, report.bundle_id if archive_written else None)
                     raise
         except BundleUnreadable as error:
             raise SubmissionRejected(f"not a readable bundle ({error})", 422, code="bundle-unreadable") from None
         except BundleInvalid as error:
-            finding = Finding(error.code, Severity.ERROR, error.message, file=error.file, line=error.line,
-                              pointer=error.pointer)
-            raise SubmissionRejected(f"{finding.location()}: {error.message}", 422, [finding],
-                                     code=error.code) from None
+            finding = Finding(
+                error.code, Severity.ERROR, error.message, file=error.file, line=error.line, pointer=error.pointer
+            )
+            raise SubmissionRejected(
+                f"{finding.location()}: {error.message}", 422, [finding], code=error.code
+            ) from None
 
     def _discard(self, digests: list[str], archive_of: str | None) -> None:
         """Remove the blobs (and archive) a failed submission wrote, unless a submission that
@@ -402,8 +448,9 @@ class Store:
         if not digests and archive_of is None:
             return
         with Session(self.engine) as session:
-            referenced = set(session.exec(select(FileBlob.sha256).where(FileBlob.sha256.in_(digests)))) \
-                if digests else set()
+            referenced = (
+                set(session.exec(select(FileBlob.sha256).where(FileBlob.sha256.in_(digests)))) if digests else set()
+            )
             landed = archive_of is not None and session.get(Submission, archive_of) is not None
         for digest in digests:
             if digest not in referenced:
@@ -429,9 +476,14 @@ class Store:
         failed = [gate for gate in report.gates if not gate.passed and gate.code in ("integrity", "validity", "finite")]
         if failed:
             errors = [finding for finding in report.findings if finding.severity is Severity.ERROR][:50]
-            raise SubmissionRejected("the bundle breaks the standard (" + "; ".join(
-                f"{gate.code}: {gate.message}" for gate in failed) + "); see the findings, or run trainmark validate",
-                422, errors, code=errors[0].code if errors else failed[0].code)
+            raise SubmissionRejected(
+                "the bundle breaks the standard ("
+                + "; ".join(f"{gate.code}: {gate.message}" for gate in failed)
+                + "); see the findings, or run trainmark validate",
+                422,
+                errors,
+                code=errors[0].code if errors else failed[0].code,
+            )
 
     def _existing(self, bundle_id: str) -> SubmitOutcome | None:
         with Session(self.engine) as session:
@@ -442,8 +494,15 @@ class Store:
             findings = json.loads(record.report)["findings"] if record else []
             return SubmitOutcome(bundle_id, False, row.score, row.ranked, findings)
 
-    def _insert(self, report: ScoreReport, manifest: models.Manifest, manifest_blob: tuple[str, int],
-                series: SeriesCollector, key_id: int | None, verified: bool | None = None) -> SubmitOutcome:
+    def _insert(
+        self,
+        report: ScoreReport,
+        manifest: models.Manifest,
+        manifest_blob: tuple[str, int],
+        series: SeriesCollector,
+        key_id: int | None,
+        verified: bool | None = None,
+    ) -> SubmitOutcome:
         bundle_id = report.bundle_id
         statistics = report.statistics
         devices = manifest.system.devices
@@ -454,40 +513,72 @@ class Store:
         def bound(name: str, attribute: str) -> float | None:
             return getattr(statistics[name], attribute) if name in statistics else None
 
-        sps_low, fpj_low, eps_high = (bound("steps_per_second", "ci95_low"), bound("flops_per_joule", "ci95_low"),
-                                      bound("energy_per_step", "ci95_high"))
+        sps_low, fpj_low, eps_high = (
+            bound("steps_per_second", "ci95_low"),
+            bound("flops_per_joule", "ci95_low"),
+            bound("energy_per_step", "ci95_high"),
+        )
         submission = Submission(
-            id=bundle_id, created_at=_now(), key_id=key_id,
+            id=bundle_id,
+            created_at=_now(),
+            key_id=key_id,
             submitter=manifest.submitter.name if manifest.submitter else self._key_name(key_id),
-            description=manifest.description, supersedes=manifest.supersedes, schema_version=manifest.schema_version,
-            producer=f"{manifest.producer.name} {manifest.producer.version}", model_name=manifest.model.name,
-            device_model=devices[0].model, device_count=len(devices), precision=manifest.model.precision_policy,
-            parameters=manifest.model.parameters_total.value, run_count=len(manifest.runs),
-            bundle_bytes=sum(entry.size_bytes for entry in manifest.files), rubric_version=report.rubric_version,
-            ranked=report.ranked, score=report.score, fidelity=report.fidelity, completeness=report.completeness,
-            confidence=report.confidence, badges=",".join(report.badges), missing=_missing(report),
-            steps_per_second=headline("steps_per_second"), steps_per_second_low=sps_low,
+            description=manifest.description,
+            supersedes=manifest.supersedes,
+            schema_version=manifest.schema_version,
+            producer=f"{manifest.producer.name} {manifest.producer.version}",
+            model_name=manifest.model.name,
+            device_model=devices[0].model,
+            device_count=len(devices),
+            precision=manifest.model.precision_policy,
+            parameters=manifest.model.parameters_total.value,
+            run_count=len(manifest.runs),
+            bundle_bytes=sum(entry.size_bytes for entry in manifest.files),
+            rubric_version=report.rubric_version,
+            ranked=report.ranked,
+            score=report.score,
+            fidelity=report.fidelity,
+            completeness=report.completeness,
+            confidence=report.confidence,
+            badges=",".join(report.badges),
+            missing=_missing(report),
+            steps_per_second=headline("steps_per_second"),
+            steps_per_second_low=sps_low,
             steps_per_second_sort=sps_low if sps_low is not None else MISSING_LOW,
-            flops_per_joule=headline("flops_per_joule"), flops_per_joule_low=fpj_low,
+            flops_per_joule=headline("flops_per_joule"),
+            flops_per_joule_low=fpj_low,
             flops_per_joule_sort=fpj_low if fpj_low is not None else MISSING_LOW,
-            energy_per_step=headline("energy_per_step"), energy_per_step_high=eps_high,
+            energy_per_step=headline("energy_per_step"),
+            energy_per_step_high=eps_high,
             energy_per_step_sort=-eps_high if eps_high is not None else MISSING_LOW,
-            **board_fields(report, manifest, verified))
+            **board_fields(report, manifest, verified),
+        )
         trace_digests: dict[str, list[str]] = {}
         for entry in manifest.files:
             if entry.run_id is not None and entry.record_type != "document":
                 trace_digests.setdefault(entry.run_id, []).append(entry.sha256)
         runs = []
         for run in manifest.runs:
-            values = sorted((m.name, m.scope, m.device, m.node, m.rank, m.value) for m in run.metrics
-                            if m.value is not None)
+            values = sorted(
+                (m.name, m.scope, m.device, m.node, m.rank, m.value) for m in run.metrics if m.value is not None
+            )
             traces = sorted(trace_digests.get(run.run_id, []))
-            runs.append((run, RunRow(
-                submission_id=bundle_id, run_id=run.run_id, seed=run.seed, status=run.status,
-                started_at=run.started_at, ended_at=run.ended_at,
-                trace_fingerprint=_fingerprint(traces) if traces else None,
-                value_fingerprint=_fingerprint(run.started_at.isoformat(), values),
-                content_fingerprint=report.run_fingerprints.get(run.run_id))))
+            runs.append(
+                (
+                    run,
+                    RunRow(
+                        submission_id=bundle_id,
+                        run_id=run.run_id,
+                        seed=run.seed,
+                        status=run.status,
+                        started_at=run.started_at,
+                        ended_at=run.ended_at,
+                        trace_fingerprint=_fingerprint(traces) if traces else None,
+                        value_fingerprint=_fingerprint(run.started_at.isoformat(), values),
+                        content_fingerprint=report.run_fingerprints.get(run.run_id),
+                    ),
+                )
+            )
         report_json = json.dumps(report.as_dict())
         with self._write_lock, Session(self.write_engine) as session:
             try:
@@ -497,23 +588,62 @@ class Store:
                 session.flush()  # the parent row first: these tables declare no ORM relationships to order by
                 for _, row in runs:
                     session.add(row)
-                session.add(ScoreRecord(submission_id=bundle_id, rubric_version=report.rubric_version,
-                                        report=report_json))
+                session.add(
+                    ScoreRecord(submission_id=bundle_id, rubric_version=report.rubric_version, report=report_json)
+                )
                 session.flush()
                 # The many small rows go in as one executemany each, not as ORM objects.
-                _insert_rows(session, RunMetric, [
-                    dict(run_pk=row.id, name=metric.name, scope=metric.scope, device=metric.device,
-                         node=metric.node, rank=metric.rank, value=metric.value, unit=metric.unit,
-                         method=metric.method, unavailable_reason=metric.unavailable_reason)
-                    for run, row in runs for metric in run.metrics])
-                _insert_rows(session, FileBlob, [
-                    dict(submission_id=bundle_id, path=entry.path, sha256=entry.sha256, size_bytes=entry.size_bytes)
-                    for entry in manifest.files] + [
-                    dict(submission_id=bundle_id, path="manifest.json", sha256=manifest_blob[0],
-                         size_bytes=manifest_blob[1])])
-                _insert_rows(session, Series, [
-                    dict(submission_id=bundle_id, run_id=item["run_id"], kind=item["kind"], label=item["label"],
-                         unit=item["unit"], points=json.dumps(item["points"])) for item in series.results()])
+                _insert_rows(
+                    session,
+                    RunMetric,
+                    [
+                        dict(
+                            run_pk=row.id,
+                            name=metric.name,
+                            scope=metric.scope,
+                            device=metric.device,
+                            node=metric.node,
+                            rank=metric.rank,
+                            value=metric.value,
+                            unit=metric.unit,
+                            method=metric.method,
+                            unavailable_reason=metric.unavailable_reason,
+                        )
+                        for run, row in runs
+                        for metric in run.metrics
+                    ],
+                )
+                _insert_rows(
+                    session,
+                    FileBlob,
+                    [
+                        dict(submission_id=bundle_id, path=entry.path, sha256=entry.sha256, size_bytes=entry.size_bytes)
+                        for entry in manifest.files
+                    ]
+                    + [
+                        dict(
+                            submission_id=bundle_id,
+                            path="manifest.json",
+                            sha256=manifest_blob[0],
+                            size_bytes=manifest_blob[1],
+                        )
+                    ],
+                )
+                _insert_rows(
+                    session,
+                    Series,
+                    [
+                        dict(
+                            submission_id=bundle_id,
+                            run_id=item["run_id"],
+                            kind=item["kind"],
+                            label=item["label"],
+                            unit=item["unit"],
+                            points=json.dumps(item["points"]),
+                        )
+                        for item in series.results()
+                    ],
+                )
                 self._duplicate_runs(session, bundle_id, [row for _, row in runs])
                 self.audit(session, "submitted", key_id, bundle_id, f"score {report.score:.3f}")
                 session.commit()
@@ -536,14 +666,17 @@ class Store:
     def _check_supersede(session: Session, old_id: str, key_id: int | None, lock: bool = False) -> Submission:
         old = session.get(Submission, old_id, with_for_update=lock)
         if old is None:
-            raise SubmissionRejected(f"the bundle supersedes {old_id}, which this registry does not have", 409,
-                                     code="supersedes-unknown")
+            raise SubmissionRejected(
+                f"the bundle supersedes {old_id}, which this registry does not have", 409, code="supersedes-unknown"
+            )
         if old.key_id != key_id:
-            raise SubmissionRejected(f"only the key that submitted {old_id} may supersede it", 403,
-                                     code="supersedes-foreign")
+            raise SubmissionRejected(
+                f"only the key that submitted {old_id} may supersede it", 403, code="supersedes-foreign"
+            )
         if not old.current:
-            raise SubmissionRejected(f"{old_id} is already superseded; supersede the newest of its chain", 409,
-                                     code="supersedes-superseded")
+            raise SubmissionRejected(
+                f"{old_id} is already superseded; supersede the newest of its chain", 409, code="supersedes-superseded"
+            )
         return old
 
     def _duplicate_runs(self, session: Session, bundle_id: str, rows: list[RunRow]) -> None:
@@ -555,39 +688,73 @@ class Store:
             # COMMITTED reads each statement afresh). SQLite writers are serialized already.
             # Locks are taken in one order (unnest keeps the sorted array's order), so they
             # cannot deadlock.
-            keys = sorted({_lock_key(fingerprint) for row in rows
-                           for fingerprint in (row.value_fingerprint, row.trace_fingerprint, row.content_fingerprint)
-                           if fingerprint})
+            keys = sorted(
+                {
+                    _lock_key(fingerprint)
+                    for row in rows
+                    for fingerprint in (row.value_fingerprint, row.trace_fingerprint, row.content_fingerprint)
+                    if fingerprint
+                }
+            )
             session.connection().execute(
-                text("SELECT pg_advisory_xact_lock(key) FROM unnest(CAST(:keys AS bigint[])) AS key"), {"keys": keys})
+                text("SELECT pg_advisory_xact_lock(key) FROM unnest(CAST(:keys AS bigint[])) AS key"), {"keys": keys}
+            )
         values = [row.value_fingerprint for row in rows]
         traces = [row.trace_fingerprint for row in rows if row.trace_fingerprint]
         contents = [row.content_fingerprint for row in rows if row.content_fingerprint]
         earlier_runs = session.exec(
-            select(RunRow.submission_id, RunRow.run_id, RunRow.trace_fingerprint, RunRow.value_fingerprint,
-                   RunRow.content_fingerprint)
-            .where(or_(RunRow.value_fingerprint.in_(values), RunRow.trace_fingerprint.in_(traces),
-                       RunRow.content_fingerprint.in_(contents)),
-                   RunRow.submission_id != bundle_id)
-            .order_by(RunRow.id)).all()  # one query for all the runs, in the order they were submitted
+            select(
+                RunRow.submission_id,
+                RunRow.run_id,
+                RunRow.trace_fingerprint,
+                RunRow.value_fingerprint,
+                RunRow.content_fingerprint,
+            )
+            .where(
+                or_(
+                    RunRow.value_fingerprint.in_(values),
+                    RunRow.trace_fingerprint.in_(traces),
+                    RunRow.content_fingerprint.in_(contents),
+                ),
+                RunRow.submission_id != bundle_id,
+            )
+            .order_by(RunRow.id)
+        ).all()  # one query for all the runs, in the order they were submitted
         findings = []
         for row in rows:
-            earlier = [(submission, run, other_traces, other_values)
-                       for submission, run, other_traces, other_values, other_content in earlier_runs
-                       if other_values == row.value_fingerprint
-                       or (row.trace_fingerprint and other_traces == row.trace_fingerprint)
-                       or (row.content_fingerprint and other_content == row.content_fingerprint)]
+            earlier = [
+                (submission, run, other_traces, other_values)
+                for submission, run, other_traces, other_values, other_content in earlier_runs
+                if other_values == row.value_fingerprint
+                or (row.trace_fingerprint and other_traces == row.trace_fingerprint)
+                or (row.content_fingerprint and other_content == row.content_fingerprint)
+            ]
             for other_submission, other_run, other_traces, other_values in earlier:
-                what = ("identical traces" if row.trace_fingerprint and other_traces == row.trace_fingerprint
-                        else "the same start time and values" if other_values == row.value_fingerprint
-                        else "the same trace content once time offsets are removed")
-                findings.append(dict(
-                    submission_id=bundle_id, code="duplicate-run", severity="warning", pointer=f"run {row.run_id}",
-                    message=f"run {row.run_id} has {what} as run {other_run} of submission {other_submission}"))
-                findings.append(dict(
-                    submission_id=other_submission, code="duplicate-run", severity="warning",
-                    pointer=f"run {other_run}",
-                    message=f"run {other_run} has {what} as run {row.run_id} of submission {bundle_id}"))
+                what = (
+                    "identical traces"
+                    if row.trace_fingerprint and other_traces == row.trace_fingerprint
+                    else "the same start time and values"
+                    if other_values == row.value_fingerprint
+                    else "the same trace content once time offsets are removed"
+                )
+                findings.append(
+                    dict(
+                        submission_id=bundle_id,
+                        code="duplicate-run",
+                        severity="warning",
+                        pointer=f"run {row.run_id}",
+                        message=f"run {row.run_id} has {what} as run {other_run} of submission {other_submission}",
+                    )
+                )
+                findings.append(
+                    dict(
+                        submission_id=other_submission,
+                        code="duplicate-run",
+                        severity="warning",
+                        pointer=f"run {other_run}",
+                        message=f"run {other_run} has {what} as run {row.run_id} of submission {bundle_id}",
+                    )
+                )
         _insert_rows(session, RegistryFinding, findings)
 
     # ------------------------------------------------------------ reading
@@ -600,25 +767,56 @@ class Store:
                 return None
             score = session.get(ScoreRecord, (bundle_id, row.rubric_version))
             runs = session.exec(select(RunRow).where(RunRow.submission_id == bundle_id).order_by(RunRow.id)).all()
-            metrics = {run.id: session.exec(select(RunMetric).where(RunMetric.run_pk == run.id)
-                                            .order_by(RunMetric.id)).all() for run in runs}
-            findings = session.exec(select(RegistryFinding).where(RegistryFinding.submission_id == bundle_id)
-                                    .order_by(RegistryFinding.id)).all()
+            metrics = {
+                run.id: session.exec(select(RunMetric).where(RunMetric.run_pk == run.id).order_by(RunMetric.id)).all()
+                for run in runs
+            }
+            findings = session.exec(
+                select(RegistryFinding).where(RegistryFinding.submission_id == bundle_id).order_by(RegistryFinding.id)
+            ).all()
             series = session.exec(select(Series).where(Series.submission_id == bundle_id).order_by(Series.id)).all()
             superseded_by = session.exec(select(Submission.id).where(Submission.supersedes == bundle_id)).first()
             return {
                 "submission": _row_dict(row) | {"superseded_by": superseded_by},
                 "score": json.loads(score.report) if score else None,
-                "registry_findings": [{"code": f.code, "severity": f.severity, "pointer": f.pointer,
-                                       "message": f.message} for f in findings],
-                "runs": [{"run_id": run.run_id, "seed": run.seed, "status": run.status,
-                          "started_at": run.started_at.isoformat(), "ended_at": run.ended_at.isoformat(),
-                          "metrics": [{"name": m.name, "scope": m.scope, "device": m.device, "node": m.node,
-                                       "rank": m.rank, "value": m.value, "unit": m.unit, "method": m.method,
-                                       "unavailable_reason": m.unavailable_reason} for m in metrics[run.id]]}
-                         for run in runs],
-                "series": [{"run_id": s.run_id, "kind": s.kind, "label": s.label, "unit": s.unit,
-                            "points": json.loads(s.points)} for s in series],
+                "registry_findings": [
+                    {"code": f.code, "severity": f.severity, "pointer": f.pointer, "message": f.message}
+                    for f in findings
+                ],
+                "runs": [
+                    {
+                        "run_id": run.run_id,
+                        "seed": run.seed,
+                        "status": run.status,
+                        "started_at": run.started_at.isoformat(),
+                        "ended_at": run.ended_at.isoformat(),
+                        "metrics": [
+                            {
+                                "name": m.name,
+                                "scope": m.scope,
+                                "device": m.device,
+                                "node": m.node,
+                                "rank": m.rank,
+                                "value": m.value,
+                                "unit": m.unit,
+                                "method": m.method,
+                                "unavailable_reason": m.unavailable_reason,
+                            }
+                            for m in metrics[run.id]
+                        ],
+                    }
+                    for run in runs
+                ],
+                "series": [
+                    {
+                        "run_id": s.run_id,
+                        "kind": s.kind,
+                        "label": s.label,
+                        "unit": s.unit,
+                        "points": json.loads(s.points),
+                    }
+                    for s in series
+                ],
             }
 
     def rescore(self, rubric_version: str | None = None) -> list[dict]:
@@ -641,10 +839,14 @@ class Store:
             statistics = report.statistics
 
             def bound(name: str, attribute: str) -> float | None:
-                return getattr(statistics[name], attribute) if name in statistics else None
+                # called within this iteration only
+                return getattr(statistics[name], attribute) if name in statistics else None  # noqa: B023
 
-            sps_low, fpj_low, eps_high = (bound("steps_per_second", "ci95_low"), bound("flops_per_joule", "ci95_low"),
-                                          bound("energy_per_step", "ci95_high"))
+            sps_low, fpj_low, eps_high = (
+                bound("steps_per_second", "ci95_low"),
+                bound("flops_per_joule", "ci95_low"),
+                bound("energy_per_step", "ci95_high"),
+            )
             with self._write_lock, Session(self.write_engine) as session:
                 row = session.get(Submission, bundle_id)
                 old = {"rubric_version": row.rubric_version, "score": row.score, "ranked": row.ranked}
@@ -663,16 +865,27 @@ class Store:
                 record = session.get(ScoreRecord, (bundle_id, report.rubric_version))
                 report_json = json.dumps(report.as_dict())
                 if record is None:
-                    session.add(ScoreRecord(submission_id=bundle_id, rubric_version=report.rubric_version,
-                                            report=report_json))
+                    session.add(
+                        ScoreRecord(submission_id=bundle_id, rubric_version=report.rubric_version, report=report_json)
+                    )
                 else:
                     record.report = report_json
                     session.add(record)
-                self.audit(session, "rescored", None, bundle_id,
-                           f"{old['rubric_version']} {old['score']} -> {report.rubric_version} {report.score}")
+                self.audit(
+                    session,
+                    "rescored",
+                    None,
+                    bundle_id,
+                    f"{old['rubric_version']} {old['score']} -> {report.rubric_version} {report.score}",
+                )
                 session.commit()
-            changes.append({"id": bundle_id, "old": old, "new": {"rubric_version": report.rubric_version,
-                                                                 "score": report.score, "ranked": report.ranked}})
+            changes.append(
+                {
+                    "id": bundle_id,
+                    "old": old,
+                    "new": {"rubric_version": report.rubric_version, "score": report.score, "ranked": report.ranked},
+                }
+            )
         return changes
 
     def rebuild_archive(self, bundle_id: str, folder: Path) -> Path:
@@ -696,10 +909,26 @@ class Store:
         """The values the board's filters can take now (for the page's drop-downs)."""
         with Session(self.engine) as session:
             current = Submission.current == True  # noqa: E712
-            return {"device_model": list(session.exec(select(Submission.device_model).where(current).distinct()
-                                                      .order_by(Submission.device_model).limit(500))),
-                    "device_count": list(session.exec(select(Submission.device_count).where(current).distinct()
-                                                      .order_by(Submission.device_count).limit(100)))}
+            return {
+                "device_model": list(
+                    session.exec(
+                        select(Submission.device_model)
+                        .where(current)
+                        .distinct()
+                        .order_by(Submission.device_model)
+                        .limit(500)
+                    )
+                ),
+                "device_count": list(
+                    session.exec(
+                        select(Submission.device_count)
+                        .where(current)
+                        .distinct()
+                        .order_by(Submission.device_count)
+                        .limit(100)
+                    )
+                ),
+            }
 
     def leaderboard(self, query: BoardQuery) -> BoardPage:
         """One page of current submissions, ranked, filtered and paged by keyset."""
@@ -707,9 +936,12 @@ class Store:
         statement = select(Submission).where(Submission.current == True)  # noqa: E712 (SQL, not Python)
         if not query.include_unranked:
             statement = statement.where(Submission.ranked == True)  # noqa: E712
-        for column, value in ((Submission.device_model, query.device_model), (Submission.device_count,
-                              query.device_count), (Submission.precision, query.precision),
-                              (Submission.submitter, query.submitter)):
+        for column, value in (
+            (Submission.device_model, query.device_model),
+            (Submission.device_count, query.device_count),
+            (Submission.precision, query.precision),
+            (Submission.submitter, query.submitter),
+        ):
             if value is not None:
                 statement = statement.where(column == value)
         if query.parameters_min is not None:
@@ -720,7 +952,7 @@ class Store:
             statement = statement.where(self._after(keys, self._decode(query.cursor, keys)))
         with Session(self.engine) as session:
             rows = session.exec(statement.order_by(*order).limit(query.limit + 1)).all()
-        page = rows[:query.limit]
+        page = rows[: query.limit]
         next_cursor = None
         if len(rows) > query.limit:
             last = page[-1]
@@ -735,9 +967,13 @@ class Store:
         efficiency metric's conservative 95 % bound first, the transparency score breaking ties;
         a tiny CPU model is never ranked against a 70B fine-tune on steps/s."""
         bound = getattr(Submission, f"{query.metric}_sort")
-        keys = {"rank": [(Submission.workload, False), (bound, True), (Submission.score, True)],
-                "score": [(Submission.score, True)], "trust": [(Submission.trust_sort, True), (Submission.score, True)],
-                "created_at": [(Submission.created_at, True)], "submitter": [(Submission.submitter, False)]}[query.sort]
+        keys = {
+            "rank": [(Submission.workload, False), (bound, True), (Submission.score, True)],
+            "score": [(Submission.score, True)],
+            "trust": [(Submission.trust_sort, True), (Submission.score, True)],
+            "created_at": [(Submission.created_at, True)],
+            "submitter": [(Submission.submitter, False)],
+        }[query.sort]
         keys = keys + [(Submission.id, False)]
         return [column.desc() if descending else column.asc() for column, descending in keys], keys
 
@@ -815,8 +1051,11 @@ class Store:
 
         def delete(path: Path) -> bool:
             try:
-                size = sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() \
+                size = (
+                    sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+                    if path.is_dir()
                     else path.stat().st_size
+                )
                 if path.is_dir():
                     shutil.rmtree(path)
                 else:
@@ -838,8 +1077,13 @@ class Store:
             referenced: set[str] = set()
             with Session(self.engine) as session:
                 for begin in range(0, len(names), 500):
-                    referenced.update(session.exec(select(FileBlob.sha256).where(FileBlob.sha256.in_(
-                        [directory.name + name for name in names[begin:begin + 500]])).distinct()))
+                    referenced.update(
+                        session.exec(
+                            select(FileBlob.sha256)
+                            .where(FileBlob.sha256.in_([directory.name + name for name in names[begin : begin + 500]]))
+                            .distinct()
+                        )
+                    )
             for name in names:
                 blob = directory / name
                 if directory.name + name not in referenced and now - blob.stat().st_mtime > grace_s:
@@ -859,8 +1103,10 @@ class Store:
         from sqlalchemy import func
 
         with Session(self.engine) as session:
-            return {table.__tablename__: session.exec(select(func.count()).select_from(table)).one()
-                    for table in (Submission, RunRow, RunMetric, ScoreRecord, Series, FileBlob, RegistryFinding)}
+            return {
+                table.__tablename__: session.exec(select(func.count()).select_from(table)).one()
+                for table in (Submission, RunRow, RunMetric, ScoreRecord, Series, FileBlob, RegistryFinding)
+            }
 
 
 def _cursor_key_value(value, column):
@@ -907,5 +1153,13 @@ def _row_dict(row: Submission) -> dict:
     return data
 
 
-__all__ = ["BoardPage", "BoardQuery", "QueryInvalid", "RegistryLimits", "Store", "SubmissionRejected",
-           "SubmitOutcome", "store_unwritable"]
+__all__ = [
+    "BoardPage",
+    "BoardQuery",
+    "QueryInvalid",
+    "RegistryLimits",
+    "Store",
+    "SubmissionRejected",
+    "SubmitOutcome",
+    "store_unwritable",
+]

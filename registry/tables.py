@@ -66,15 +66,22 @@ class Submission(SQLModel, table=True):
     energy_per_step: float | None = None
     energy_per_step_high: float | None = None
     energy_per_step_sort: float = MISSING_LOW  # the negated upper bound: higher sorts first
-    workload: str = Field(default="", max_length=800,
-                          description="model / dataset or benchmark / precision: what the board ranks within")
-    provenance: str = Field(default="declared", max_length=16,
-                            description="trust tier: measured, imported, declared or synthetic (rubric r2)")
+    workload: str = Field(
+        default="", max_length=800, description="model / dataset or benchmark / precision: what the board ranks within"
+    )
+    provenance: str = Field(
+        default="declared",
+        max_length=16,
+        description="trust tier: measured, imported, declared or synthetic (rubric r2)",
+    )
     trust_sort: int = Field(default=1, description="measured 3, imported 2, declared 1, synthetic 0")
     time_to_train: float | None = Field(default=None, description="headline time to train, s (MLPerf imports)")
     energy_to_train: float | None = Field(default=None, description="headline total energy, J (MLPerf imports)")
-    not_ranked_because: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""),
-                                    description="the messages of the gates it failed; empty when ranked")
+    not_ranked_because: str = Field(
+        default="",
+        sa_column=Column(Text, nullable=False, server_default=""),
+        description="the messages of the gates it failed; empty when ranked",
+    )
 
 
 class RunRow(SQLModel, table=True):
@@ -90,12 +97,15 @@ class RunRow(SQLModel, table=True):
     status: str = Field(max_length=16)
     started_at: datetime
     ended_at: datetime
-    trace_fingerprint: str | None = Field(default=None, index=True, max_length=64,
-                                          description="sha256 over the run's trace digests")
-    value_fingerprint: str = Field(index=True, max_length=64,
-                                   description="sha256 over the run's start time and global metric values")
-    content_fingerprint: str | None = Field(default=None, index=True, max_length=64,
-                                            description="sha256 over the run's trace content, time offsets removed")
+    trace_fingerprint: str | None = Field(
+        default=None, index=True, max_length=64, description="sha256 over the run's trace digests"
+    )
+    value_fingerprint: str = Field(
+        index=True, max_length=64, description="sha256 over the run's start time and global metric values"
+    )
+    content_fingerprint: str | None = Field(
+        default=None, index=True, max_length=64, description="sha256 over the run's trace content, time offsets removed"
+    )
 
 
 class RunMetric(SQLModel, table=True):

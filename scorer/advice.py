@@ -15,8 +15,13 @@ from trainmark.scorer import rubric
 from trainmark.scorer.score import ScoreReport
 
 PART_FINDINGS = {
-    "consistency": ("channel-inconsistent", "metric-inconsistent", "summary-mismatch", "summary-unverifiable",
-                    "missing-event"),
+    "consistency": (
+        "channel-inconsistent",
+        "metric-inconsistent",
+        "summary-mismatch",
+        "summary-unverifiable",
+        "missing-event",
+    ),
     "sampling": ("sampling-gap", "sampling-rate-low"),
     "clock": ("clock-skew", "non-monotonic", "duplicate-timestamp", "outside-window"),
     "plausibility": ("implausible-value", "placeholder-value", "type-mismatch", "unparseable-line"),
@@ -30,18 +35,18 @@ PART_FINDINGS = {
 
 HOW = {
     "consistency": "make the numbers agree with each other (energy with the integral of power, steps/s with "
-                   "1 / time per step, counted with analytical FLOPs, summaries with their traces)",
+    "1 / time per step, counted with analytical FLOPs, summaries with their traces)",
     "sampling": "sample at the declared rate without gaps (a sampler off the training thread, 10 Hz)",
     "clock": "stamp every sample on one monotonic clock, inside its run's window",
     "plausibility": "report values a device can have and no placeholder text",
     "tier": "measure energy with a hardware counter (NVML's energy counter, RAPL) rather than polled power, "
-            "a model or a declaration",
+    "a model or a declaration",
     "fields": "report the recommended fields the findings name (hardware, model, training, software, "
-              "environment, methodology)",
+    "environment, methodology)",
     "channels": "record power, memory and step traces for every rank and device",
     "coverage": "let each trace cover the whole run",
     "confidence": f"run at least {rubric.MIN_RUNS} independent runs (5 or more for the olympic mean) and keep "
-                  f"the 95 % half-width under {rubric.TARGET_RELATIVE_HALF_WIDTH * 100:g} % of the mean",
+    f"the 95 % half-width under {rubric.TARGET_RELATIVE_HALF_WIDTH * 100:g} % of the mean",
 }
 """What raises each part, in a sentence."""
 

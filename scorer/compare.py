@@ -17,11 +17,11 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from trainmark.scorer.statistics import metric_statistics, student_t_quantile
 from trainmark.spec import models
 from trainmark.spec.archive import open_bundle
 from trainmark.spec.bundle import bundle_id, read_manifest
 from trainmark.spec.errors import TrainmarkError
-from trainmark.spec.statistics import metric_statistics, student_t_quantile
 
 # (metric, label, higher is better): the columns, in the order the framework's tables use.
 QUANTITIES = (
@@ -87,9 +87,15 @@ class Configuration:
     cells: dict[str, Cell] = field(default_factory=dict)
 
     def as_dict(self) -> dict:
-        return {"path": self.path, "bundle_id": self.bundle_id, "label": self.label, "knobs": self.knobs,
-                "runs_completed": self.runs_completed, "runs_total": self.runs_total,
-                "cells": {name: cell.as_dict() for name, cell in self.cells.items()}}
+        return {
+            "path": self.path,
+            "bundle_id": self.bundle_id,
+            "label": self.label,
+            "knobs": self.knobs,
+            "runs_completed": self.runs_completed,
+            "runs_total": self.runs_total,
+            "cells": {name: cell.as_dict() for name, cell in self.cells.items()},
+        }
 
 
 @dataclass
@@ -100,11 +106,15 @@ class Comparison:
     caveats: list[str]
 
     def as_dict(self) -> dict:
-        return {"baseline": self.configurations[self.baseline].label,
-                "quantities": [{"name": name, "label": label, "higher_is_better": higher}
-                               for name, label, higher in QUANTITIES],
-                "differences": self.differences, "caveats": self.caveats,
-                "configurations": [configuration.as_dict() for configuration in self.configurations]}
+        return {
+            "baseline": self.configurations[self.baseline].label,
+            "quantities": [
+                {"name": name, "label": label, "higher_is_better": higher} for name, label, higher in QUANTITIES
+            ],
+            "differences": self.differences,
+            "caveats": self.caveats,
+            "configurations": [configuration.as_dict() for configuration in self.configurations],
+        }
 
 
 def bundle_paths(inputs: list[Path]) -> list[Path]:
@@ -116,8 +126,9 @@ def bundle_paths(inputs: list[Path]) -> list[Path]:
             grid_order = _sweep_order(path)
             inside.sort(key=lambda child: grid_order.get(child.name, len(grid_order)))
             if not inside:
-                raise TrainmarkError(f"{path} is neither a bundle nor a folder of bundles (no manifest.json in it "
-                                     "or its subfolders)")
+                raise TrainmarkError(
+                    f"{path} is neither a bundle nor a folder of bundles (no manifest.json in it or its subfolders)"
+                )
             found.extend(inside)
         else:
             found.append(path)
@@ -163,8 +174,15 @@ def quantity_cell(manifest: models.Manifest, name: str, higher_is_better: bool) 
         return Cell(unit or "", unavailable_reason=reasons[0] if reasons else "no completed run")
     failed = sum(1 for run in manifest.runs if run.status == "failed")
     stats = metric_statistics(values, unit, failed_runs=failed, lower_is_better=not higher_is_better)
-    return Cell(unit, n=stats.n, headline=stats.headline, ci95_low=stats.ci95_low, ci95_high=stats.ci95_high,
-                mean=stats.mean, std=stats.std)
+    return Cell(
+        unit,
+        n=stats.n,
+        headline=stats.headline,
+        ci95_low=stats.ci95_low,
+        ci95_high=stats.ci95_high,
+        mean=stats.mean,
+        std=stats.std,
+    )
 
 
 def ratio_interval(cell: Cell, base: Cell) -> tuple[float | None, float | None, float | None]:
@@ -178,7 +196,7 @@ def ratio_interval(cell: Cell, base: Cell) -> tuple[float | None, float | None, 
     variance = sum(parts)
     if variance == 0:
         return ratio, ratio, ratio
-    degrees = variance ** 2 / sum(part ** 2 / (n - 1) for part, n in zip(parts, (cell.n, base.n)) if part > 0)
+    degrees = variance**2 / sum(part**2 / (n - 1) for part, n in zip(parts, (cell.n, base.n)) if part > 0)
     half = student_t_quantile(0.975, degrees) * math.sqrt(variance)
     return ratio, ratio * math.exp(-half), ratio * math.exp(half)
 
@@ -223,8 +241,11 @@ def compare(inputs: list[Path], baseline: Path | None = None) -> Comparison:
         manifests.append((path, bundle_id(document), manifest))
     base_index = 0
     if baseline is not None:
-        matches = [index for index, (path, identifier, _) in enumerate(manifests)
-                   if path.resolve() == baseline.resolve() or identifier == str(baseline) or path.name == str(baseline)]
+        matches = [
+            index
+            for index, (path, identifier, _) in enumerate(manifests)
+            if path.resolve() == baseline.resolve() or identifier == str(baseline) or path.name == str(baseline)
+        ]
         if not matches:
             raise TrainmarkError(f"the baseline {baseline} is not one of the compared bundles")
         base_index = matches[0]
@@ -236,8 +257,10 @@ def compare(inputs: list[Path], baseline: Path | None = None) -> Comparison:
     for what, describe in (("hardware", _describe_hardware), ("software", _describe_software)):
         seen = {describe(manifest) for _, _, manifest in manifests}
         if len(seen) > 1:
-            caveats.append(f"the {what} differs, so a change mixes the configuration with the {what}: "
-                           + "; ".join(f"{path.name}: {describe(manifest)}" for path, _, manifest in manifests))
+            caveats.append(
+                f"the {what} differs, so a change mixes the configuration with the {what}: "
+                + "; ".join(f"{path.name}: {describe(manifest)}" for path, _, manifest in manifests)
+            )
     labels_seen: Counter = Counter()
     configurations = []
     for (path, identifier, manifest), values in zip(manifests, knob_values):
@@ -245,9 +268,14 @@ def compare(inputs: list[Path], baseline: Path | None = None) -> Comparison:
         labels_seen[label] += 1
         if labels_seen[label] > 1:
             label = f"{label} ({path.name})"
-        configuration = Configuration(str(path), identifier, label, {knob: values[knob] for knob in varying},
-                                      sum(1 for run in manifest.runs if run.status == "completed"),
-                                      len(manifest.runs))
+        configuration = Configuration(
+            str(path),
+            identifier,
+            label,
+            {knob: values[knob] for knob in varying},
+            sum(1 for run in manifest.runs if run.status == "completed"),
+            len(manifest.runs),
+        )
         for name, _, higher in QUANTITIES:
             configuration.cells[name] = quantity_cell(manifest, name, higher)
         configurations.append(configuration)
@@ -260,8 +288,9 @@ def compare(inputs: list[Path], baseline: Path | None = None) -> Comparison:
                 continue
             cell.ratio, cell.ratio_low, cell.ratio_high = ratio_interval(cell, base.cells[name])
             if cell.ratio is None:
-                cell.verdict = "not measured" if cell.headline is None or base.cells[name].headline is None \
-                    else "no ratio"
+                cell.verdict = (
+                    "not measured" if cell.headline is None or base.cells[name].headline is None else "no ratio"
+                )
             else:
                 cell.verdict = verdict(cell.ratio_low, cell.ratio_high, higher)
     return Comparison(configurations, base_index, differences, caveats)

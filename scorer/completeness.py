@@ -14,8 +14,9 @@ from trainmark.spec import models
 from trainmark.spec.findings import Finding, Severity
 
 MANIFEST = "manifest.json"
-TRANSFORMERS = frozenset({"decoder_transformer", "encoder_transformer", "encoder_decoder_transformer",
-                          "mixture_of_experts"})
+TRANSFORMERS = frozenset(
+    {"decoder_transformer", "encoder_transformer", "encoder_decoder_transformer", "mixture_of_experts"}
+)
 
 Condition = Callable[[models.Manifest], bool]
 
@@ -123,10 +124,16 @@ def reporting_fields(manifest: models.Manifest, document: dict) -> Component:
         if not applies(manifest):
             continue
         present = field_present(document, pattern)
-        component.check(present, Finding(
-            "reporting-field-absent", Severity.INFO,
-            f"{pattern.replace('|', ' or ')} is not reported", file=MANIFEST,
-            pointer=pattern.split("|")[0].replace("/*", "/0")))
+        component.check(
+            present,
+            Finding(
+                "reporting-field-absent",
+                Severity.INFO,
+                f"{pattern.replace('|', ' or ')} is not reported",
+                file=MANIFEST,
+                pointer=pattern.split("|")[0].replace("/*", "/0"),
+            ),
+        )
     return component
 
 
@@ -142,31 +149,38 @@ def channels(manifest: models.Manifest, digest: TraceDigest) -> Component:
     for run_index, run in enumerate(manifest.runs):
         pointer = f"/runs/{run_index}"
         streams = [stream for stream in digest.samples.values() if stream.run_id == run.run_id]
-        missing_ranks = [rank for rank in range(manifest.training.world_size)
-                         if (run.run_id, rank) not in digest.steps]
+        missing_ranks = [rank for rank in range(manifest.training.world_size) if (run.run_id, rank) not in digest.steps]
         powered_devices = {s.device for s in streams if s.device is not None and (s.power_count or s.energy_count)}
-        powered_nodes = {s.node for s in streams if s.device is None and s.node is not None
-                         and (s.power_count or s.energy_count)}
+        powered_nodes = {
+            s.node for s in streams if s.device is None and s.node is not None and (s.power_count or s.energy_count)
+        }
         missing_power = [d.index for d in devices if d.index not in powered_devices and d.node not in powered_nodes]
         missing_memory = [d.index for d in devices if not any(s.device == d.index and s.maxima for s in streams)]
         expected = manifest.training.world_size + 2 * len(devices)
         present = expected - len(missing_ranks) - len(missing_power) - len(missing_memory)
         component.scores.append(present / expected)
-        for label, missing, unit in (("step records", missing_ranks, "rank"),
-                                     ("power or energy samples", missing_power, "device"),
-                                     ("memory samples", missing_memory, "device")):
+        for label, missing, unit in (
+            ("step records", missing_ranks, "rank"),
+            ("power or energy samples", missing_power, "device"),
+            ("memory samples", missing_memory, "device"),
+        ):
             if missing:
-                component.findings.append(Finding(
-                    "channel-absent", Severity.WARNING,
-                    f"run {run.run_id} has no {label} for {unit}{'s' if len(missing) > 1 else ''} {_list(missing)}"
-                    + (f" (nodes {_list(sorted({node_of[d] for d in missing}))})" if unit == "device" else ""),
-                    file=MANIFEST, pointer=pointer))
+                component.findings.append(
+                    Finding(
+                        "channel-absent",
+                        Severity.WARNING,
+                        f"run {run.run_id} has no {label} for {unit}{'s' if len(missing) > 1 else ''} {_list(missing)}"
+                        + (f" (nodes {_list(sorted({node_of[d] for d in missing}))})" if unit == "device" else ""),
+                        file=MANIFEST,
+                        pointer=pointer,
+                    )
+                )
     return component
 
 
 def coverage(digest: TraceDigest) -> Component:
     component = Component()
-    for key, stream in sorted(digest.samples.items(), key=lambda item: repr(item[0])):
+    for _key, stream in sorted(digest.samples.items(), key=lambda item: repr(item[0])):
         start, end = stream.window_ns
         if end <= start or not stream.count:
             continue
@@ -176,10 +190,15 @@ def coverage(digest: TraceDigest) -> Component:
             late = max(0.0, (stream.first_ns - start) / NS)
             early = max(0.0, (end - stream.last_ns) / NS)
             target = f"device {stream.device}" if stream.device is not None else f"node {stream.node}"
-            component.findings.append(Finding(
-                "window-coverage", Severity.WARNING,
-                f"channel {stream.channel} ({target}) covers {covered * 100:.1f} % of run {stream.run_id}: it starts "
-                f"{late:.3g} s after the run started and stops {early:.3g} s before it ended", file=stream.file))
+            component.findings.append(
+                Finding(
+                    "window-coverage",
+                    Severity.WARNING,
+                    f"channel {stream.channel} ({target}) covers {covered * 100:.1f} % of run {stream.run_id}: it starts "
+                    f"{late:.3g} s after the run started and stops {early:.3g} s before it ended",
+                    file=stream.file,
+                )
+            )
     if not component.scores:
         component.scores.append(0.0)  # nothing sampled covers any run
     return component
@@ -187,8 +206,11 @@ def coverage(digest: TraceDigest) -> Component:
 
 def completeness(manifest: models.Manifest, document: dict, digest: TraceDigest) -> tuple[float, dict, list[Finding]]:
     """H and its components (fields, channels, coverage), with the findings that explain each lost point."""
-    parts = {"fields": reporting_fields(manifest, document), "channels": channels(manifest, digest),
-             "coverage": coverage(digest)}
+    parts = {
+        "fields": reporting_fields(manifest, document),
+        "channels": channels(manifest, digest),
+        "coverage": coverage(digest),
+    }
     values = {name: part.value for name, part in parts.items()}
     total = math.fsum(rubric.COMPLETENESS_WEIGHTS[name] * (value or 0.0) for name, value in values.items())
     return total, values, [finding for part in parts.values() for finding in part.findings]

@@ -1,13 +1,13 @@
 """The confidence sub-score C (rubric r1, docs/scoring.md section 5).
 
-The statistics themselves (intervals, headline values) are spec/statistics.py.
+The statistics themselves (intervals, headline values) are scorer/statistics.py.
 """
 
 from __future__ import annotations
 
 import math
 
-from trainmark.spec.statistics import MetricStatistics
+from trainmark.scorer.statistics import MetricStatistics
 
 
 def confidence_of(stats: MetricStatistics, attempted: int, target_half_width: float) -> float:

@@ -21,8 +21,16 @@ from trainmark.spec.findings import Finding, Severity
 
 MANIFEST = "manifest.json"
 
-PRECISION_FORMAT = {"fp32": "fp32", "tf32": "tf32", "bf16_autocast": "bf16", "fp16_autocast": "fp16",
-                    "bf16": "bf16", "fp16": "fp16", "fp8_mixed": "fp8", "fp64": "fp64"}
+PRECISION_FORMAT = {
+    "fp32": "fp32",
+    "tf32": "tf32",
+    "bf16_autocast": "bf16",
+    "fp16_autocast": "fp16",
+    "bf16": "bf16",
+    "fp16": "fp16",
+    "fp8_mixed": "fp8",
+    "fp64": "fp64",
+}
 """The number format whose peak a precision policy's matrix multiplies run at."""
 
 
@@ -32,8 +40,14 @@ def text_of(value: object) -> str | None:
 
 
 def _reported(run: models.Run, name: str, scope: str = "global", device: int | None = None) -> float | None:
-    return next((m.value for m in run.metrics if m.name == name and m.scope == scope and m.device == device
-                 and m.value is not None), None)
+    return next(
+        (
+            m.value
+            for m in run.metrics
+            if m.name == name and m.scope == scope and m.device == device and m.value is not None
+        ),
+        None,
+    )
 
 
 def used_devices(manifest: models.Manifest, run: models.Run) -> list[models.Device]:
@@ -61,9 +75,11 @@ class RunInputs:
     def __init__(self, manifest: models.Manifest, run: models.Run, digest: TraceDigest) -> None:
         self.manifest, self.run, self.digest = manifest, run, digest
         rank0 = digest.steps.get((run.run_id, 0))
-        self.steps_per_second = (rank0.measured / rank0.measured_duration_s
-                                 if rank0 is not None and rank0.measured and rank0.measured_duration_s > 0
-                                 else _reported(run, "steps_per_second"))
+        self.steps_per_second = (
+            rank0.measured / rank0.measured_duration_s
+            if rank0 is not None and rank0.measured and rank0.measured_duration_s > 0
+            else _reported(run, "steps_per_second")
+        )
         self.steps_completed = float(rank0.count) if rank0 is not None else _reported(run, "steps_completed")
         self.updates_completed = float(rank0.updates) if rank0 is not None else _reported(run, "updates_completed")
         counters = _counter_channels(digest)
@@ -75,10 +91,14 @@ class RunInputs:
             if stream.run_id != run.run_id or stream.device is None:
                 continue
             if stream.channel in counters and stream.energy_count >= 2:
-                self.counter_energy[stream.device] = self.counter_energy.get(stream.device, 0.0) + stream.energy_increase_j
+                self.counter_energy[stream.device] = (
+                    self.counter_energy.get(stream.device, 0.0) + stream.energy_increase_j
+                )
                 self.counter_window_s[stream.device] = (stream.energy_last_ns - stream.energy_first_ns) / NS
             if stream.power_count >= 2:
-                self.sampled_energy[stream.device] = self.sampled_energy.get(stream.device, 0.0) + stream.power_integral_j
+                self.sampled_energy[stream.device] = (
+                    self.sampled_energy.get(stream.device, 0.0) + stream.power_integral_j
+                )
                 self.power_window_s[stream.device] = (stream.power_last_ns - stream.power_first_ns) / NS
         energy_metric = next((m for m in run.metrics if m.name == "total_energy" and m.scope == "global"), None)
         traced = None
@@ -87,8 +107,14 @@ class RunInputs:
         self.total_energy = traced if traced is not None else _reported(run, "total_energy")
 
     def flops_per_step(self) -> list[float]:
-        return [value for value in (_reported(self.run, "flops_per_step_analytical"),
-                                    _reported(self.run, "flops_per_step_counted")) if value]
+        return [
+            value
+            for value in (
+                _reported(self.run, "flops_per_step_analytical"),
+                _reported(self.run, "flops_per_step_counted"),
+            )
+            if value
+        ]
 
 
 def _candidates(inputs: RunInputs) -> dict[tuple[str, str, int | None], list[float]]:
@@ -120,8 +146,10 @@ def _candidates(inputs: RunInputs) -> dict[tuple[str, str, int | None], list[flo
     world = training.world_size or len(run.ranks or []) or 1
     devices = used_devices(manifest, run)
     # A device does the work of every rank placed on it (several processes may share one CPU).
-    ranks_on = {device.index: sum(1 for placement in run.ranks or [] if placement.device == device.index) or 1
-                for device in devices}
+    ranks_on = {
+        device.index: sum(1 for placement in run.ranks or [] if placement.device == device.index) or 1
+        for device in devices
+    }
     for flops in inputs.flops_per_step():
         if sps is None:
             continue
@@ -133,8 +161,12 @@ def _candidates(inputs: RunInputs) -> dict[tuple[str, str, int | None], list[flo
             put("compute_utilization", flops * sps / total_peak * 100)
             for device in devices:
                 for peak in precision_peaks(manifest, device):
-                    put("compute_utilization", flops / world * ranks_on[device.index] * sps / peak * 100, "device",
-                        device.index)
+                    put(
+                        "compute_utilization",
+                        flops / world * ranks_on[device.index] * sps / peak * 100,
+                        "device",
+                        device.index,
+                    )
     # idle subtraction: idle power x the window the energy was measured over (counter, polled or run)
     idle = {device.index: _reported(run, "idle_power", "device", device.index) for device in devices}
     if all(value is not None for value in idle.values()) and idle:
@@ -175,25 +207,33 @@ def derived_findings(manifest: models.Manifest, digest: TraceDigest) -> Iterator
         for metric_index, metric in enumerate(run.metrics):
             if metric.value is None:
                 continue
-            key = (metric.name, metric.scope, metric.device if metric.scope == "device" else
-                   metric.node if metric.scope == "node" else None)
+            key = (
+                metric.name,
+                metric.scope,
+                metric.device if metric.scope == "device" else metric.node if metric.scope == "node" else None,
+            )
             if key not in candidates:
                 continue
             if metric.name in SAMPLED and metric.method != "sampled":
                 continue  # counter energy is r1's summary check; modeled energy has nothing to recompute
             if metric.name == "power_peak" and metric.method != "sampled":
                 continue
-            tolerance = (rubric.SAMPLED_ENERGY_TOLERANCE if metric.name in SAMPLED
-                         else rubric.DERIVED_RELATIVE_TOLERANCE)
+            tolerance = rubric.SAMPLED_ENERGY_TOLERANCE if metric.name in SAMPLED else rubric.DERIVED_RELATIVE_TOLERANCE
             values = candidates[key]
-            if any(abs(metric.value - value) <= max(tolerance * abs(value), rubric.SUMMARY_ABSOLUTE_TOLERANCE)
-                   for value in values):
+            if any(
+                abs(metric.value - value) <= max(tolerance * abs(value), rubric.SUMMARY_ABSOLUTE_TOLERANCE)
+                for value in values
+            ):
                 continue
             nearest = min(values, key=lambda value: abs(value - metric.value))
             off = abs(metric.value - nearest) / abs(nearest) * 100 if nearest else math.inf
             where = "" if key[2] is None else f" {key[2]}"
-            yield Finding("summary-mismatch", Severity.ERROR,
-                          f"{metric.name} ({metric.scope}{where}) is reported as {metric.value:.6g} but its "
-                          f"recomputation from the traces and the manifest gives {nearest:.6g} ({off:.2f} % off; "
-                          f"tolerance {tolerance * 100:g} %)", file=MANIFEST,
-                          pointer=f"/runs/{run_index}/metrics/{metric_index}/value")
+            yield Finding(
+                "summary-mismatch",
+                Severity.ERROR,
+                f"{metric.name} ({metric.scope}{where}) is reported as {metric.value:.6g} but its "
+                f"recomputation from the traces and the manifest gives {nearest:.6g} ({off:.2f} % off; "
+                f"tolerance {tolerance * 100:g} %)",
+                file=MANIFEST,
+                pointer=f"/runs/{run_index}/metrics/{metric_index}/value",
+            )

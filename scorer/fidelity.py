@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pydantic
-
 from trainmark.scorer import rubric
 from trainmark.scorer.traces import NS, SampleStream, Stream, TraceDigest
 from trainmark.spec import models
@@ -52,12 +51,13 @@ def _duration(seconds: float) -> str:
 
 
 def _streams(digest: TraceDigest) -> Iterator[tuple[str, Stream]]:
-    for (run_id, rank), stream in sorted(digest.steps.items()):
+    for (_run_id, rank), stream in sorted(digest.steps.items()):
         yield f"steps of rank {rank}", stream
-    for (run_id, channel, device, node, rank), stream in sorted(digest.samples.items(),
-                                                                 key=lambda item: repr(item[0])):
+    for (_run_id, channel, device, node, rank), stream in sorted(
+        digest.samples.items(), key=lambda item: repr(item[0])
+    ):
         yield f"channel {channel} for {_target(device, node, rank)}", stream
-    for (run_id, path), stream in sorted(digest.events.items()):
+    for (_run_id, _path), stream in sorted(digest.events.items()):
         yield "events", stream
 
 
@@ -81,34 +81,64 @@ def _metric_pointer(manifest: models.Manifest, run: models.Run, metric: models.M
 
 # ---------------------------------------------------------------- F1 consistency
 
+
 def consistency(manifest: models.Manifest, digest: TraceDigest) -> Component:
     component = Component()
     for label, stream in _streams(digest):
         where = dict(file=stream.file)
-        component.check(stream.backwards == 0, Finding(
-            "non-monotonic", Severity.WARNING,
-            f"{label} in run {stream.run_id}: timestamps go backwards {stream.backwards} time(s)",
-            line=stream.first_backwards_line, **where))
-        component.check(stream.duplicates == 0, Finding(
-            "duplicate-timestamp", Severity.WARNING,
-            f"{label} in run {stream.run_id}: {stream.duplicates} repeated timestamp(s)",
-            line=stream.first_duplicate_line, **where))
-        component.check(stream.outside_window == 0, Finding(
-            "outside-window", Severity.WARNING,
-            f"{label}: {stream.outside_window} record(s) lie more than {rubric.WINDOW_SLACK_S:g} s outside run "
-            f"{stream.run_id}'s window (started_at .. ended_at)", **where))
+        component.check(
+            stream.backwards == 0,
+            Finding(
+                "non-monotonic",
+                Severity.WARNING,
+                f"{label} in run {stream.run_id}: timestamps go backwards {stream.backwards} time(s)",
+                line=stream.first_backwards_line,
+                **where,
+            ),
+        )
+        component.check(
+            stream.duplicates == 0,
+            Finding(
+                "duplicate-timestamp",
+                Severity.WARNING,
+                f"{label} in run {stream.run_id}: {stream.duplicates} repeated timestamp(s)",
+                line=stream.first_duplicate_line,
+                **where,
+            ),
+        )
+        component.check(
+            stream.outside_window == 0,
+            Finding(
+                "outside-window",
+                Severity.WARNING,
+                f"{label}: {stream.outside_window} record(s) lie more than {rubric.WINDOW_SLACK_S:g} s outside run "
+                f"{stream.run_id}'s window (started_at .. ended_at)",
+                **where,
+            ),
+        )
         if isinstance(stream, SampleStream) and stream.energy_count >= 2:
-            component.check(stream.energy_decreases == 0, Finding(
-                "non-monotonic", Severity.WARNING,
-                f"{label}: the cumulative energy counter goes backwards {stream.energy_decreases} time(s) "
-                "(counter wrap or reset; only increases are counted)", **where))
+            component.check(
+                stream.energy_decreases == 0,
+                Finding(
+                    "non-monotonic",
+                    Severity.WARNING,
+                    f"{label}: the cumulative energy counter goes backwards {stream.energy_decreases} time(s) "
+                    "(counter wrap or reset; only increases are counted)",
+                    **where,
+                ),
+            )
     for (run_id, rank), stream in sorted(digest.steps.items()):
-        component.check(stream.step_index_backwards == 0, Finding(
-            "non-monotonic", Severity.WARNING,
-            f"step indices of rank {rank} in run {run_id} do not increase ({stream.step_index_backwards} time(s))",
-            file=stream.file))
+        component.check(
+            stream.step_index_backwards == 0,
+            Finding(
+                "non-monotonic",
+                Severity.WARNING,
+                f"step indices of rank {rank} in run {run_id} do not increase ({stream.step_index_backwards} time(s))",
+                file=stream.file,
+            ),
+        )
 
-    for run_index, run in enumerate(manifest.runs):
+    for _run_index, run in enumerate(manifest.runs):
         streams = [s for s in digest.samples.values() if s.run_id == run.run_id]
         for device in sorted({s.device for s in streams if s.device is not None}):
             counters = [s for s in streams if s.device == device and s.counter_mean_power_w is not None]
@@ -117,65 +147,109 @@ def consistency(manifest: models.Manifest, digest: TraceDigest) -> Component:
                 counter_w = sum(s.counter_mean_power_w for s in counters) / len(counters)
                 polled_w = sum(s.mean_power_w for s in polled) / len(polled)
                 difference = abs(counter_w - polled_w) / counter_w if counter_w else math.inf
-                component.check(difference <= rubric.ENERGY_CHANNEL_TOLERANCE, Finding(
-                    "channel-inconsistent", Severity.WARNING,
-                    f"run {run.run_id}, device {device}: the energy counter gives {counter_w:.1f} W on average, "
-                    f"polled power {polled_w:.1f} W ({difference * 100:.1f} % apart, tolerance "
-                    f"{rubric.ENERGY_CHANNEL_TOLERANCE * 100:g} %)", file=polled[0].file))
+                component.check(
+                    difference <= rubric.ENERGY_CHANNEL_TOLERANCE,
+                    Finding(
+                        "channel-inconsistent",
+                        Severity.WARNING,
+                        f"run {run.run_id}, device {device}: the energy counter gives {counter_w:.1f} W on average, "
+                        f"polled power {polled_w:.1f} W ({difference * 100:.1f} % apart, tolerance "
+                        f"{rubric.ENERGY_CHANNEL_TOLERANCE * 100:g} %)",
+                        file=polled[0].file,
+                    ),
+                )
         by_node: dict[int, dict[str, list[float]]] = {}
         for stream in streams:
             channel = digest.channel(stream.channel)
-            if stream.node is not None and channel is not None and channel.domain == "node" and channel.current_type \
-                    and stream.mean_power_w is not None:
+            if (
+                stream.node is not None
+                and channel is not None
+                and channel.domain == "node"
+                and channel.current_type
+                and stream.mean_power_w is not None
+            ):
                 by_node.setdefault(stream.node, {}).setdefault(channel.current_type, []).append(stream.mean_power_w)
         for node, readings in sorted(by_node.items()):
             if "AC" in readings and "DC" in readings:
                 ac, dc = sum(readings["AC"]), sum(readings["DC"])
-                component.check(dc <= ac, Finding(
-                    "channel-inconsistent", Severity.WARNING,
-                    f"run {run.run_id}, node {node}: DC power ({dc:.0f} W) above AC power ({ac:.0f} W); power "
-                    "after the supplies cannot exceed power at the wall", file=MANIFEST))
+                component.check(
+                    dc <= ac,
+                    Finding(
+                        "channel-inconsistent",
+                        Severity.WARNING,
+                        f"run {run.run_id}, node {node}: DC power ({dc:.0f} W) above AC power ({ac:.0f} W); power "
+                        "after the supplies cannot exceed power at the wall",
+                        file=MANIFEST,
+                    ),
+                )
         per_second, per_step = _global(run, "steps_per_second"), _global(run, "time_per_step")
         if per_second and per_step and per_second.value is not None and per_step.value is not None:
             product = per_second.value * per_step.value
-            component.check(abs(product - 1) <= rubric.RECIPROCAL_TOLERANCE, Finding(
-                "metric-inconsistent", Severity.WARNING,
-                f"steps_per_second x time_per_step = {product:.4f}, not 1", file=MANIFEST,
-                pointer=_metric_pointer(manifest, run, per_second)))
+            component.check(
+                abs(product - 1) <= rubric.RECIPROCAL_TOLERANCE,
+                Finding(
+                    "metric-inconsistent",
+                    Severity.WARNING,
+                    f"steps_per_second x time_per_step = {product:.4f}, not 1",
+                    file=MANIFEST,
+                    pointer=_metric_pointer(manifest, run, per_second),
+                ),
+            )
         analytical, counted = _global(run, "flops_per_step_analytical"), _global(run, "flops_per_step_counted")
         if analytical and counted and analytical.value and counted.value:
             difference = abs(analytical.value - counted.value) / max(analytical.value, counted.value)
-            component.check(difference <= rubric.FLOPS_TOLERANCE, Finding(
-                "metric-inconsistent", Severity.WARNING,
-                f"analytical ({analytical.value:.4g}) and counted ({counted.value:.4g}) FLOPs per step differ by "
-                f"{difference * 100:.1f} % (tolerance {rubric.FLOPS_TOLERANCE * 100:g} %)", file=MANIFEST,
-                pointer=_metric_pointer(manifest, run, counted)))
-        device_peaks = [m.value for m in run.metrics if m.name == "peak_memory" and m.scope == "device"
-                        and m.value is not None]
+            component.check(
+                difference <= rubric.FLOPS_TOLERANCE,
+                Finding(
+                    "metric-inconsistent",
+                    Severity.WARNING,
+                    f"analytical ({analytical.value:.4g}) and counted ({counted.value:.4g}) FLOPs per step differ by "
+                    f"{difference * 100:.1f} % (tolerance {rubric.FLOPS_TOLERANCE * 100:g} %)",
+                    file=MANIFEST,
+                    pointer=_metric_pointer(manifest, run, counted),
+                ),
+            )
+        device_peaks = [
+            m.value for m in run.metrics if m.name == "peak_memory" and m.scope == "device" and m.value is not None
+        ]
         global_peak = _global(run, "peak_memory")
         if device_peaks and global_peak and global_peak.value is not None:
             total = math.fsum(device_peaks)
-            component.check(abs(global_peak.value - total) <= rubric.SUMMARY_RELATIVE_TOLERANCE * total, Finding(
-                "metric-inconsistent", Severity.WARNING,
-                f"global peak_memory {global_peak.value:.6g} is not the sum of the device peaks ({total:.6g})",
-                file=MANIFEST, pointer=_metric_pointer(manifest, run, global_peak)))
+            component.check(
+                abs(global_peak.value - total) <= rubric.SUMMARY_RELATIVE_TOLERANCE * total,
+                Finding(
+                    "metric-inconsistent",
+                    Severity.WARNING,
+                    f"global peak_memory {global_peak.value:.6g} is not the sum of the device peaks ({total:.6g})",
+                    file=MANIFEST,
+                    pointer=_metric_pointer(manifest, run, global_peak),
+                ),
+            )
     for issue in (manifest.source.issues or []) if manifest.source else []:
         if issue.code == "missing-event":
             component.check(False)  # its finding comes from score.source_findings
     for breakdown in digest.kernel_breakdowns:
-        component.check(breakdown.consistent, Finding(
-            "metric-inconsistent", Severity.WARNING,
-            f"kernel categories add up to {breakdown.categories_s:.6g} s, the total says {breakdown.total_s:.6g} s",
-            file=breakdown.file, pointer="/total_time_s"))
+        component.check(
+            breakdown.consistent,
+            Finding(
+                "metric-inconsistent",
+                Severity.WARNING,
+                f"kernel categories add up to {breakdown.categories_s:.6g} s, the total says {breakdown.total_s:.6g} s",
+                file=breakdown.file,
+                pointer="/total_time_s",
+            ),
+        )
     return component
 
 
 # ---------------------------------------------------------------- F2 sampling
 
+
 def sampling(digest: TraceDigest) -> Component:
     component = Component()
-    for (run_id, channel_name, device, node, rank), stream in sorted(digest.samples.items(),
-                                                                      key=lambda item: repr(item[0])):
+    for (run_id, channel_name, device, node, rank), stream in sorted(
+        digest.samples.items(), key=lambda item: repr(item[0])
+    ):
         channel = digest.channel(channel_name)
         target = channel.target_rate_hz if channel is not None else None
         if not target or stream.count < 2:
@@ -183,25 +257,37 @@ def sampling(digest: TraceDigest) -> Component:
         label = f"channel {channel_name} ({_target(device, node, rank)}) in run {run_id}"
         achieved = stream.achieved_rate_hz or 0.0
         ratio = achieved / target
-        rate_score = min(1.0, max(0.0, (ratio - rubric.RATE_ZERO_SCORE) / (rubric.RATE_FULL_SCORE - rubric.RATE_ZERO_SCORE)))
+        rate_score = min(
+            1.0, max(0.0, (ratio - rubric.RATE_ZERO_SCORE) / (rubric.RATE_FULL_SCORE - rubric.RATE_ZERO_SCORE))
+        )
         if ratio < rubric.RATE_FULL_SCORE:
-            component.findings.append(Finding(
-                "sampling-rate-low", Severity.WARNING,
-                f"{label}: {achieved:.3g} Hz achieved of {target:g} Hz declared ({ratio * 100:.0f} %)", file=stream.file))
+            component.findings.append(
+                Finding(
+                    "sampling-rate-low",
+                    Severity.WARNING,
+                    f"{label}: {achieved:.3g} Hz achieved of {target:g} Hz declared ({ratio * 100:.0f} %)",
+                    file=stream.file,
+                )
+            )
         gap_fraction = min(1.0, stream.gap_time_over_s / stream.span_s) if stream.span_s else 0.0
         if stream.gaps_over:
             median = stream.gaps.median_s()
-            component.findings.append(Finding(
-                "sampling-gap", Severity.WARNING,
-                f"{label}: {stream.gaps_over} gap(s) longer than {rubric.GAP_FACTOR:g} x the {1 / target:g} s interval; "
-                f"median gap {median:.3g} s (histogram estimate), longest {stream.max_gap_s:.3g} s, "
-                f"{stream.gap_time_over_s:.3g} s ({gap_fraction * 100:.1f} %) of the stream in such gaps",
-                file=stream.file))
+            component.findings.append(
+                Finding(
+                    "sampling-gap",
+                    Severity.WARNING,
+                    f"{label}: {stream.gaps_over} gap(s) longer than {rubric.GAP_FACTOR:g} x the {1 / target:g} s interval; "
+                    f"median gap {median:.3g} s (histogram estimate), longest {stream.max_gap_s:.3g} s, "
+                    f"{stream.gap_time_over_s:.3g} s ({gap_fraction * 100:.1f} %) of the stream in such gaps",
+                    file=stream.file,
+                )
+            )
         component.scores.append(rate_score * (1.0 - gap_fraction))
     return component
 
 
 # ---------------------------------------------------------------- F3 clock
+
 
 def clock(digest: TraceDigest) -> Component:
     component = Component()
@@ -217,18 +303,37 @@ def clock(digest: TraceDigest) -> Component:
             parts.append(f"starts {_duration(early)} before the run started")
         if late > rubric.CLOCK_SKEW_S:
             parts.append(f"ends {_duration(late)} after the run ended")
-        component.check(not skewed, Finding(
-            "clock-skew", Severity.WARNING,
-            f"{label} in run {stream.run_id} {' and '.join(parts)}: its clock disagrees with the run's "
-            f"(more than {rubric.CLOCK_SKEW_S:g} s)", file=stream.file))
+        component.check(
+            not skewed,
+            Finding(
+                "clock-skew",
+                Severity.WARNING,
+                f"{label} in run {stream.run_id} {' and '.join(parts)}: its clock disagrees with the run's "
+                f"(more than {rubric.CLOCK_SKEW_S:g} s)",
+                file=stream.file,
+            ),
+        )
     return component
 
 
 # ---------------------------------------------------------------- F4 plausibility
 
-_NON_NEGATIVE = ("total_energy", "net_energy", "energy_per_step", "energy_per_update", "energy_per_sample",
-                 "power_mean", "power_median", "power_peak", "idle_power", "peak_memory", "time_per_step",
-                 "steps_per_second", "run_duration", "time_to_train")
+_NON_NEGATIVE = (
+    "total_energy",
+    "net_energy",
+    "energy_per_step",
+    "energy_per_update",
+    "energy_per_sample",
+    "power_mean",
+    "power_median",
+    "power_peak",
+    "idle_power",
+    "peak_memory",
+    "time_per_step",
+    "steps_per_second",
+    "run_duration",
+    "time_to_train",
+)
 
 
 @functools.cache
@@ -262,9 +367,15 @@ def _placeholders(node: Any, path: tuple = ()) -> Iterator[tuple[tuple, str]]:
 def plausibility(manifest: models.Manifest, digest: TraceDigest) -> Component:
     problems: list[Finding] = []
     for path, text in _placeholders(manifest):
-        problems.append(Finding("placeholder-value", Severity.WARNING,
-                                f"{text!r} stands for a missing value; leave the field out or give the reason",
-                                file=MANIFEST, pointer=json_pointer(path)))
+        problems.append(
+            Finding(
+                "placeholder-value",
+                Severity.WARNING,
+                f"{text!r} stands for a missing value; leave the field out or give the reason",
+                file=MANIFEST,
+                pointer=json_pointer(path),
+            )
+        )
     devices = {device.index: device for device in manifest.system.devices}
     for run_index, run in enumerate(manifest.runs):
         for metric_index, metric in enumerate(run.metrics):
@@ -279,24 +390,43 @@ def plausibility(manifest: models.Manifest, digest: TraceDigest) -> Component:
             elif metric.scope == "device" and metric.device in devices:
                 device = devices[metric.device]
                 if metric.name == "peak_memory" and device.memory_bytes and metric.value > device.memory_bytes:
-                    reason = (f"peak_memory {metric.value:.4g} By exceeds device {metric.device}'s memory "
-                              f"({device.memory_bytes} By)")
-                if metric.name == "power_peak" and device.power_limit_w and \
-                        metric.value > device.power_limit_w * rubric.POWER_LIMIT_FACTOR:
-                    reason = (f"power_peak {metric.value:.4g} W exceeds {rubric.POWER_LIMIT_FACTOR:g} x device "
-                              f"{metric.device}'s power limit ({device.power_limit_w:g} W)")
+                    reason = (
+                        f"peak_memory {metric.value:.4g} By exceeds device {metric.device}'s memory "
+                        f"({device.memory_bytes} By)"
+                    )
+                if (
+                    metric.name == "power_peak"
+                    and device.power_limit_w
+                    and metric.value > device.power_limit_w * rubric.POWER_LIMIT_FACTOR
+                ):
+                    reason = (
+                        f"power_peak {metric.value:.4g} W exceeds {rubric.POWER_LIMIT_FACTOR:g} x device "
+                        f"{metric.device}'s power limit ({device.power_limit_w:g} W)"
+                    )
             if reason:
                 problems.append(Finding("implausible-value", Severity.WARNING, reason, file=MANIFEST, pointer=pointer))
     for stream in sorted(digest.samples.values(), key=lambda s: (s.run_id, s.channel, repr(s.device), repr(s.node))):
         if stream.power_above_limit:
-            ceiling = (f"{rubric.POWER_LIMIT_FACTOR:g} x its {stream.power_limit_w:g} W power limit"
-                       if stream.power_limit_w else f"{rubric.DEVICE_POWER_CEILING_W:g} W")
-            problems.append(Finding("implausible-value", Severity.WARNING,
-                                    f"{stream.power_above_limit} power sample(s) of device {stream.device} in run "
-                                    f"{stream.run_id} exceed {ceiling} (highest {stream.max_power_w:.4g} W)",
-                                    file=stream.file, pointer="/power_w"))
-    source_problems = sum(1 for issue in (manifest.source.issues or []) if issue.code in
-                          rubric.PLAUSIBILITY_SOURCE_ISSUES) if manifest.source else 0
+            ceiling = (
+                f"{rubric.POWER_LIMIT_FACTOR:g} x its {stream.power_limit_w:g} W power limit"
+                if stream.power_limit_w
+                else f"{rubric.DEVICE_POWER_CEILING_W:g} W"
+            )
+            problems.append(
+                Finding(
+                    "implausible-value",
+                    Severity.WARNING,
+                    f"{stream.power_above_limit} power sample(s) of device {stream.device} in run "
+                    f"{stream.run_id} exceed {ceiling} (highest {stream.max_power_w:.4g} W)",
+                    file=stream.file,
+                    pointer="/power_w",
+                )
+            )
+    source_problems = (
+        sum(1 for issue in (manifest.source.issues or []) if issue.code in rubric.PLAUSIBILITY_SOURCE_ISSUES)
+        if manifest.source
+        else 0
+    )
     component = Component(findings=problems)  # the source issues' own findings come from score.source_findings
     component.scores.append(max(0.0, 1.0 - rubric.PLAUSIBILITY_PENALTY * (len(problems) + source_problems)))
     return component
@@ -304,29 +434,44 @@ def plausibility(manifest: models.Manifest, digest: TraceDigest) -> Component:
 
 # ---------------------------------------------------------------- F5 measurement tier
 
+
 def measurement_tier(manifest: models.Manifest) -> Component:
     component = Component()
     for run_index, run in enumerate(manifest.runs):
         energy = _global(run, "total_energy")
         if energy is None or energy.value is None:
             reason = energy.unavailable_reason if energy is not None else "the run reports no total_energy"
-            component.findings.append(Finding(
-                "missing-sensor", Severity.WARNING, f"run {run.run_id}: no energy measurement ({reason})",
-                file=MANIFEST, pointer=f"/runs/{run_index}" + (
-                    f"/metrics/{run.metrics.index(energy)}" if energy is not None else "")))
+            component.findings.append(
+                Finding(
+                    "missing-sensor",
+                    Severity.WARNING,
+                    f"run {run.run_id}: no energy measurement ({reason})",
+                    file=MANIFEST,
+                    pointer=f"/runs/{run_index}"
+                    + (f"/metrics/{run.metrics.index(energy)}" if energy is not None else ""),
+                )
+            )
             component.scores.append(rubric.MISSING_TIER)
             continue
         method = energy.method
         if method == "derived":
-            inputs = [m.method for m in run.metrics if m.name == "total_energy" and m.scope == "device"
-                      and m.value is not None and m.method != "derived"]
+            inputs = [
+                m.method
+                for m in run.metrics
+                if m.name == "total_energy" and m.scope == "device" and m.value is not None and m.method != "derived"
+            ]
             tier = min((rubric.MEASUREMENT_TIERS[m] for m in inputs), default=rubric.MEASUREMENT_TIERS["derived"])
         else:
             tier = rubric.MEASUREMENT_TIERS[method]
         if method == "modeled" or (method == "derived" and tier == rubric.MEASUREMENT_TIERS["modeled"]):
-            component.findings.append(Finding(
-                "modeled-energy", Severity.WARNING,
-                f"run {run.run_id}: total_energy is an estimate (modeled: {energy.source}), not a measurement",
-                file=MANIFEST, pointer=_metric_pointer(manifest, run, energy)))
+            component.findings.append(
+                Finding(
+                    "modeled-energy",
+                    Severity.WARNING,
+                    f"run {run.run_id}: total_energy is an estimate (modeled: {energy.source}), not a measurement",
+                    file=MANIFEST,
+                    pointer=_metric_pointer(manifest, run, energy),
+                )
+            )
         component.scores.append(tier)
     return component

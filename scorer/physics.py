@@ -9,10 +9,10 @@ inputs are absent does not apply.
 from __future__ import annotations
 
 import math
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from trainmark.scorer import rubric
-from trainmark.scorer.derived import _reported, text_of, highest_peak, precision_peaks, used_devices
+from trainmark.scorer.derived import _reported, highest_peak, precision_peaks, text_of, used_devices
 from trainmark.scorer.traces import TraceDigest, to_unix_ns
 from trainmark.spec import models
 from trainmark.spec.findings import Finding, Severity
@@ -20,8 +20,9 @@ from trainmark.spec.findings import Finding, Severity
 MANIFEST = "manifest.json"
 
 
-def _pointer(manifest: models.Manifest, run: models.Run, name: str, scope: str = "global",
-             device: int | None = None) -> str:
+def _pointer(
+    manifest: models.Manifest, run: models.Run, name: str, scope: str = "global", device: int | None = None
+) -> str:
     index = manifest.runs.index(run)
     for metric_index, metric in enumerate(run.metrics):
         if metric.name == name and metric.scope == scope and metric.device == device and metric.value is not None:
@@ -37,18 +38,31 @@ def _flops(manifest: models.Manifest, run: models.Run) -> list[Finding]:
         ceiling = math.fsum(ceilings)
         claimed = _reported(run, "flops_per_second")
         if claimed is not None and claimed > ceiling:
-            findings.append(Finding(
-                "physics-flops", Severity.ERROR,
-                f"run {run.run_id} claims {claimed:.4g} FLOP/s on {len(devices)} device(s) whose known peaks add up "
-                f"to {ceiling:.4g} FLOP/s ({claimed / ceiling * 100:.0f} % utilization)", file=MANIFEST,
-                pointer=_pointer(manifest, run, "flops_per_second")))
+            findings.append(
+                Finding(
+                    "physics-flops",
+                    Severity.ERROR,
+                    f"run {run.run_id} claims {claimed:.4g} FLOP/s on {len(devices)} device(s) whose known peaks add up "
+                    f"to {ceiling:.4g} FLOP/s ({claimed / ceiling * 100:.0f} % utilization)",
+                    file=MANIFEST,
+                    pointer=_pointer(manifest, run, "flops_per_second"),
+                )
+            )
     for metric_index, metric in enumerate(run.metrics):
-        if metric.name == "compute_utilization" and metric.value is not None and \
-                metric.value > rubric.UTILIZATION_CEILING_PERCENT:
-            findings.append(Finding(
-                "physics-flops", Severity.ERROR,
-                f"run {run.run_id}: compute_utilization ({metric.scope}) is {metric.value:.4g} %, above 100 %",
-                file=MANIFEST, pointer=f"/runs/{manifest.runs.index(run)}/metrics/{metric_index}/value"))
+        if (
+            metric.name == "compute_utilization"
+            and metric.value is not None
+            and metric.value > rubric.UTILIZATION_CEILING_PERCENT
+        ):
+            findings.append(
+                Finding(
+                    "physics-flops",
+                    Severity.ERROR,
+                    f"run {run.run_id}: compute_utilization ({metric.scope}) is {metric.value:.4g} %, above 100 %",
+                    file=MANIFEST,
+                    pointer=f"/runs/{manifest.runs.index(run)}/metrics/{metric_index}/value",
+                )
+            )
     return findings
 
 
@@ -59,51 +73,93 @@ def _power(manifest: models.Manifest, run: models.Run, digest: TraceDigest) -> l
         polled = [s for s in streams if s.device == device and s.mean_power_w is not None]
         counters = [s for s in streams if s.device == device and s.counter_mean_power_w is not None]
         idle = _reported(run, "idle_power", "device", device)
-        mean = (math.fsum(s.mean_power_w for s in polled) / len(polled) if polled
-                else _reported(run, "power_mean", "device", device))
+        mean = (
+            math.fsum(s.mean_power_w for s in polled) / len(polled)
+            if polled
+            else _reported(run, "power_mean", "device", device)
+        )
         if idle is not None and mean is not None and idle >= mean:
-            findings.append(Finding(
-                "physics-idle", Severity.ERROR,
-                f"run {run.run_id}, device {device}: idle power {idle:.4g} W is not below the mean training power "
-                f"{mean:.4g} W", file=MANIFEST, pointer=_pointer(manifest, run, "idle_power", "device", device)))
+            findings.append(
+                Finding(
+                    "physics-idle",
+                    Severity.ERROR,
+                    f"run {run.run_id}, device {device}: idle power {idle:.4g} W is not below the mean training power "
+                    f"{mean:.4g} W",
+                    file=MANIFEST,
+                    pointer=_pointer(manifest, run, "idle_power", "device", device),
+                )
+            )
         if polled and counters:
             counter_w = math.fsum(s.counter_mean_power_w for s in counters) / len(counters)
             polled_w = math.fsum(s.mean_power_w for s in polled) / len(polled)
             apart = abs(counter_w - polled_w) / counter_w if counter_w else math.inf
             if apart > rubric.COUNTER_POLLED_TOLERANCE:
-                findings.append(Finding(
-                    "physics-energy-channels", Severity.ERROR,
-                    f"run {run.run_id}, device {device}: the energy counter gives {counter_w:.1f} W on average, polled "
-                    f"power {polled_w:.1f} W ({apart * 100:.1f} % apart; at most "
-                    f"{rubric.COUNTER_POLLED_TOLERANCE * 100:g} %)", file=polled[0].file, pointer="/power_w"))
-        limited = [s for s in streams if s.device == device and s.power_limit_w and s.max_power_w is not None
-                   and s.max_power_w > s.power_limit_w * rubric.PHYSICS_POWER_LIMIT_FACTOR]
+                findings.append(
+                    Finding(
+                        "physics-energy-channels",
+                        Severity.ERROR,
+                        f"run {run.run_id}, device {device}: the energy counter gives {counter_w:.1f} W on average, polled "
+                        f"power {polled_w:.1f} W ({apart * 100:.1f} % apart; at most "
+                        f"{rubric.COUNTER_POLLED_TOLERANCE * 100:g} %)",
+                        file=polled[0].file,
+                        pointer="/power_w",
+                    )
+                )
+        limited = [
+            s
+            for s in streams
+            if s.device == device
+            and s.power_limit_w
+            and s.max_power_w is not None
+            and s.max_power_w > s.power_limit_w * rubric.PHYSICS_POWER_LIMIT_FACTOR
+        ]
         for stream in limited:
-            findings.append(Finding(
-                "physics-power", Severity.ERROR,
-                f"run {run.run_id}, device {device}: power reaches {stream.max_power_w:.4g} W, above "
-                f"{rubric.PHYSICS_POWER_LIMIT_FACTOR:g} x its {stream.power_limit_w:g} W limit",
-                file=stream.file, pointer="/power_w"))
+            findings.append(
+                Finding(
+                    "physics-power",
+                    Severity.ERROR,
+                    f"run {run.run_id}, device {device}: power reaches {stream.max_power_w:.4g} W, above "
+                    f"{rubric.PHYSICS_POWER_LIMIT_FACTOR:g} x its {stream.power_limit_w:g} W limit",
+                    file=stream.file,
+                    pointer="/power_w",
+                )
+            )
     idle, mean = _reported(run, "idle_power"), _reported(run, "power_mean")
     if idle is not None and mean is not None and idle >= mean and not any(f.code == "physics-idle" for f in findings):
-        findings.append(Finding("physics-idle", Severity.ERROR,
-                                f"run {run.run_id}: idle power {idle:.4g} W is not below the mean training power "
-                                f"{mean:.4g} W", file=MANIFEST, pointer=_pointer(manifest, run, "idle_power")))
+        findings.append(
+            Finding(
+                "physics-idle",
+                Severity.ERROR,
+                f"run {run.run_id}: idle power {idle:.4g} W is not below the mean training power {mean:.4g} W",
+                file=MANIFEST,
+                pointer=_pointer(manifest, run, "idle_power"),
+            )
+        )
     for scope_device in [(None,)] + [(d.index,) for d in manifest.system.devices]:
         device = scope_device[0]
         scope = "global" if device is None else "device"
         net, total = _reported(run, "net_energy", scope, device), _reported(run, "total_energy", scope, device)
         if net is not None and total is not None and net > total * (1 + rubric.SUMMARY_RELATIVE_TOLERANCE):
-            findings.append(Finding("physics-net-energy", Severity.ERROR,
-                                    f"run {run.run_id}: net energy {net:.6g} J exceeds total energy {total:.6g} J",
-                                    file=MANIFEST, pointer=_pointer(manifest, run, "net_energy", scope, device)))
+            findings.append(
+                Finding(
+                    "physics-net-energy",
+                    Severity.ERROR,
+                    f"run {run.run_id}: net energy {net:.6g} J exceeds total energy {total:.6g} J",
+                    file=MANIFEST,
+                    pointer=_pointer(manifest, run, "net_energy", scope, device),
+                )
+            )
     return findings
 
 
 def _hardware(manifest: models.Manifest, run: models.Run) -> tuple:
     """What a run ran on: the sorted (kind, vendor, model, memory) of the devices its ranks use."""
-    return tuple(sorted((text_of(device.kind) or "", device.vendor or "", device.model or "", device.memory_bytes or 0)
-                        for device in used_devices(manifest, run)))
+    return tuple(
+        sorted(
+            (text_of(device.kind) or "", device.vendor or "", device.model or "", device.memory_bytes or 0)
+            for device in used_devices(manifest, run)
+        )
+    )
 
 
 def physics_findings(manifest: models.Manifest, digest: TraceDigest, now: datetime | None = None) -> list[Finding]:
@@ -114,37 +170,70 @@ def physics_findings(manifest: models.Manifest, digest: TraceDigest, now: dateti
         findings += _power(manifest, run, digest)
     for (run_id, rank), stream in sorted(digest.steps.items()):
         if stream.overlaps:
-            findings.append(Finding("step-overlap", Severity.ERROR,
-                                    f"rank {rank} in run {run_id}: {stream.overlaps} step(s) start before the previous "
-                                    "step ended; one process runs one step at a time", file=stream.file,
-                                    line=stream.first_overlap_line))
+            findings.append(
+                Finding(
+                    "step-overlap",
+                    Severity.ERROR,
+                    f"rank {rank} in run {run_id}: {stream.overlaps} step(s) start before the previous "
+                    "step ended; one process runs one step at a time",
+                    file=stream.file,
+                    line=stream.first_overlap_line,
+                )
+            )
     slack = timedelta(seconds=rubric.WINDOW_SLACK_S)
     for index, run in enumerate(manifest.runs):
         devices = {d.index for d in used_devices(manifest, run)}
         for other_index in range(index):
             other = manifest.runs[other_index]
-            if devices & {d.index for d in used_devices(manifest, other)} and \
-                    run.started_at < other.ended_at - slack and other.started_at < run.ended_at - slack:
-                findings.append(Finding("run-overlap", Severity.ERROR,
-                                        f"runs {other.run_id} and {run.run_id} overlap in time on the same devices",
-                                        file=MANIFEST, pointer=f"/runs/{index}/started_at"))
+            if (
+                devices & {d.index for d in used_devices(manifest, other)}
+                and run.started_at < other.ended_at - slack
+                and other.started_at < run.ended_at - slack
+            ):
+                findings.append(
+                    Finding(
+                        "run-overlap",
+                        Severity.ERROR,
+                        f"runs {other.run_id} and {run.run_id} overlap in time on the same devices",
+                        file=MANIFEST,
+                        pointer=f"/runs/{index}/started_at",
+                    )
+                )
     created = manifest.created_at
     last_end = max((run.ended_at for run in manifest.runs), default=None)
     if last_end is not None and created < last_end - slack:
-        findings.append(Finding("created-at", Severity.ERROR,
-                                f"created_at {created.isoformat()} is before the last run ended ({last_end.isoformat()})",
-                                file=MANIFEST, pointer="/created_at"))
-    now = now or datetime.now(timezone.utc)
+        findings.append(
+            Finding(
+                "created-at",
+                Severity.ERROR,
+                f"created_at {created.isoformat()} is before the last run ended ({last_end.isoformat()})",
+                file=MANIFEST,
+                pointer="/created_at",
+            )
+        )
+    now = now or datetime.now(UTC)
     if to_unix_ns(created) > to_unix_ns(now) + rubric.FUTURE_SLACK_S * 1e9:
-        findings.append(Finding("created-at", Severity.ERROR,
-                                f"created_at {created.isoformat()} is in the future", file=MANIFEST,
-                                pointer="/created_at"))
+        findings.append(
+            Finding(
+                "created-at",
+                Severity.ERROR,
+                f"created_at {created.isoformat()} is in the future",
+                file=MANIFEST,
+                pointer="/created_at",
+            )
+        )
     first = _hardware(manifest, manifest.runs[0]) if manifest.runs else None
     for index, run in enumerate(manifest.runs[1:], start=1):
         if _hardware(manifest, run) != first:
             names = ", ".join(f"{model}" for _, _, model, _ in _hardware(manifest, run))
-            findings.append(Finding("hardware-mismatch", Severity.ERROR,
-                                    f"run {run.run_id} ran on other hardware ({names}) than run "
-                                    f"{manifest.runs[0].run_id}; one bundle reports one configuration",
-                                    file=MANIFEST, pointer=f"/runs/{index}/ranks"))
+            findings.append(
+                Finding(
+                    "hardware-mismatch",
+                    Severity.ERROR,
+                    f"run {run.run_id} ran on other hardware ({names}) than run "
+                    f"{manifest.runs[0].run_id}; one bundle reports one configuration",
+                    file=MANIFEST,
+                    pointer=f"/runs/{index}/ranks",
+                )
+            )
     return findings

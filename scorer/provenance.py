@@ -28,7 +28,8 @@ def provenance_of(manifest: models.Manifest) -> str:
     if manifest.source is not None:
         return "imported"
     probed = manifest.software.packages_digest is not None and all(
-        host.cpu_model for host in manifest.system.hosts or [])
+        host.cpu_model for host in manifest.system.hosts or []
+    )
     if manifest.producer.name in RUNNER_PRODUCERS and probed:
         return "measured"
     return "declared"

@@ -19,25 +19,36 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
-
+from trainmark.scorer.advice import score_advice
 from trainmark.scorer.compare import QUANTITIES, Comparison
+from trainmark.scorer.plots import interval_plot, overlaid_plots
 from trainmark.scorer.score import ScoreReport, score_bundle
 from trainmark.scorer.series import SeriesCollector
+from trainmark.scorer.units import human as human_quantity
+from trainmark.scorer.units import si
 from trainmark.spec import models
 from trainmark.spec.archive import open_bundle
 from trainmark.spec.bundle import read_manifest
-from trainmark.scorer.advice import score_advice
-from trainmark.spec.plots import interval_plot, overlaid_plots
-from trainmark.spec.units import human as human_quantity
-from trainmark.spec.units import si
 
-GLANCE = (("time_to_train", "time to train"), ("steps_per_second", "throughput"), ("time_per_step", "time per step"),
-          ("total_energy", "energy per run"), ("energy_per_sample", "energy per sample"),
-          ("energy_per_step", "energy per step"), ("peak_memory", "peak memory"), ("power_mean", "mean power"),
-          ("final_loss", "final loss"), ("final_quality", "final quality"))
+GLANCE = (
+    ("time_to_train", "time to train"),
+    ("steps_per_second", "throughput"),
+    ("time_per_step", "time per step"),
+    ("total_energy", "energy per run"),
+    ("energy_per_sample", "energy per sample"),
+    ("energy_per_step", "energy per step"),
+    ("peak_memory", "peak memory"),
+    ("power_mean", "mean power"),
+    ("final_loss", "final loss"),
+    ("final_quality", "final quality"),
+)
 """What a reader looks for first, in this order, where the bundle reports it."""
-STAGES = (("data_loading", "data loading"), ("forward", "forward"), ("backward", "backward"),
-          ("optimizer", "optimizer"))
+STAGES = (
+    ("data_loading", "data loading"),
+    ("forward", "forward"),
+    ("backward", "backward"),
+    ("optimizer", "optimizer"),
+)
 BLOCKS = ("system", "software", "model", "training", "dataset", "code", "environment", "methodology")
 
 
@@ -54,7 +65,7 @@ def _number(value: Any, digits: int = 4) -> str:
 
 
 def show(value: Any, unit: str = "") -> str:
-    """A value for a person (trainmark.spec.units: IEC bytes, SI prefixes, kWh beside J, durations);
+    """A value for a person (trainmark.scorer.units: IEC bytes, SI prefixes, kWh beside J, durations);
     the exact value goes in the element's data-value."""
     if value is None:
         return "null"
@@ -87,12 +98,16 @@ def bundle_names(comparison: Comparison) -> list[str]:
 
 
 def _environment() -> Environment:
-    environment = Environment(loader=PackageLoader("trainmark.scorer", "templates"), autoescape=select_autoescape(default=True))
+    environment = Environment(
+        loader=PackageLoader("trainmark.scorer", "templates"), autoescape=select_autoescape(default=True)
+    )
     environment.filters["number"] = _number
     environment.filters["show"] = show
     environment.filters["bound"] = bound
     environment.filters["ratio"] = ratio
-    environment.globals["style"] = Markup(resources.files("trainmark.scorer").joinpath("templates", "report.css").read_text())
+    environment.globals["style"] = Markup(
+        resources.files("trainmark.scorer").joinpath("templates", "report.css").read_text()
+    )
     return environment
 
 
@@ -102,8 +117,13 @@ def _flatten(value: Any, prefix: str = "") -> list[tuple[str, str]]:
         if "unit" in value and ("value" in value or "unavailable_reason" in value):
             if value.get("value") is None:
                 return [(prefix, f"null: {value.get('unavailable_reason')}")]
-            return [(prefix, f"{_number(value['value'])} {value['unit']} ({value.get('method', '')}"
-                             f"{'; ' + value['source'] if value.get('source') else ''})")]
+            return [
+                (
+                    prefix,
+                    f"{_number(value['value'])} {value['unit']} ({value.get('method', '')}"
+                    f"{'; ' + value['source'] if value.get('source') else ''})",
+                )
+            ]
         rows = []
         for key, item in value.items():
             rows.extend(_flatten(item, f"{prefix}.{key}" if prefix else key))
@@ -149,11 +169,21 @@ def stage_rows(manifest: models.Manifest, report: ScoreReport) -> list[dict]:
     rows = []
     for stage, label in STAGES:
         time_stats = statistics.get(f"time_per_step_{stage}")
-        row = {"stage": label, "time": time_stats, "time_metric": f"time_per_step_{stage}",
-               "share": (time_stats.headline / total.headline * 100
-                         if time_stats and total and time_stats.headline and total.headline else None)}
-        for column, metric in (("memory", f"peak_memory_{stage}"), ("bandwidth", f"memory_bandwidth_{stage}"),
-                               ("power", f"power_{stage}")):
+        row = {
+            "stage": label,
+            "time": time_stats,
+            "time_metric": f"time_per_step_{stage}",
+            "share": (
+                time_stats.headline / total.headline * 100
+                if time_stats and total and time_stats.headline and total.headline
+                else None
+            ),
+        }
+        for column, metric in (
+            ("memory", f"peak_memory_{stage}"),
+            ("bandwidth", f"memory_bandwidth_{stage}"),
+            ("power", f"power_{stage}"),
+        ):
             value, unit, reason = _stage_value(manifest, metric)
             row[column] = {"value": value, "unit": unit, "reason": reason}
         rows.append(row)
@@ -182,12 +212,29 @@ def bundle_report_html(path: Path) -> tuple[str, ScoreReport]:
         kernels = kernel_view(root, manifest)
     blocks = [(name, _flatten(document.get(name))) for name in BLOCKS if document.get(name) is not None]
     plots = [Markup(svg) for svg in overlaid_plots(series.results())]
-    glance = [(name, label, report.statistics[name]) for name, label in GLANCE
-              if name in report.statistics and report.statistics[name].headline is not None]
-    html = _environment().get_template("report.html").render(
-        manifest=manifest, document=document, score=report, blocks=blocks, stages=stage_rows(manifest, report),
-        kernels=kernels, plots=plots, findings=[finding.as_dict() for finding in report.findings],
-        gates=report.gates, statistics=report.statistics, glance=glance, advice=score_advice(report))
+    glance = [
+        (name, label, report.statistics[name])
+        for name, label in GLANCE
+        if name in report.statistics and report.statistics[name].headline is not None
+    ]
+    html = (
+        _environment()
+        .get_template("report.html")
+        .render(
+            manifest=manifest,
+            document=document,
+            score=report,
+            blocks=blocks,
+            stages=stage_rows(manifest, report),
+            kernels=kernels,
+            plots=plots,
+            findings=[finding.as_dict() for finding in report.findings],
+            gates=report.gates,
+            statistics=report.statistics,
+            glance=glance,
+            advice=score_advice(report),
+        )
+    )
     return html, report
 
 
@@ -198,11 +245,16 @@ def comparison_html(comparison: Comparison) -> str:
     names = bundle_names(comparison)
     plots = []
     for name, label, higher in QUANTITIES:
-        rows = [(bundle_name, cell.ratio, cell.ratio_low, cell.ratio_high)
-                for bundle_name, configuration in zip(names, comparison.configurations)
-                if configuration is not baseline and (cell := configuration.cells[name]).ratio is not None]
+        rows = [
+            (bundle_name, cell.ratio, cell.ratio_low, cell.ratio_high)
+            for bundle_name, configuration in zip(names, comparison.configurations)
+            if configuration is not baseline and (cell := configuration.cells[name]).ratio is not None
+        ]
         if rows:
             direction = "higher is better" if higher else "lower is better"
             plots.append(Markup(interval_plot(f"{label}: ratio to the baseline ({direction})", rows)))
-    return _environment().get_template("compare.html").render(
-        comparison=comparison, baseline=baseline, quantities=QUANTITIES, plots=plots, names=names)
+    return (
+        _environment()
+        .get_template("compare.html")
+        .render(comparison=comparison, baseline=baseline, quantities=QUANTITIES, plots=plots, names=names)
+    )

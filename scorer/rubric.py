@@ -48,12 +48,36 @@ POWER_LIMIT_FACTOR = 1.2
 """A device's power sample above 1.2 x its enforced power limit is implausible ..."""
 DEVICE_POWER_CEILING_W = 2000.0
 """... and above 2 kW when no limit is reported."""
-MEASUREMENT_TIERS = {"counter": 1.0, "sampled": 0.8, "profiler": 0.6, "analytical": 0.6, "derived": 0.6,
-                     "modeled": 0.2, "declared": 0.1}
+MEASUREMENT_TIERS = {
+    "counter": 1.0,
+    "sampled": 0.8,
+    "profiler": 0.6,
+    "analytical": 0.6,
+    "derived": 0.6,
+    "modeled": 0.2,
+    "declared": 0.1,
+}
 """Tier of the energy measurement (a derived global energy takes the lowest tier of its device energies)."""
 MISSING_TIER = 0.0
-PLACEHOLDER_STRINGS = frozenset({"placeholder", "todo", "tbd", "fixme", "changeme", "n/a", "na", "unknown",
-                                 "none", "null", "nan", "-", "?", "xxx", ""})
+PLACEHOLDER_STRINGS = frozenset(
+    {
+        "placeholder",
+        "todo",
+        "tbd",
+        "fixme",
+        "changeme",
+        "n/a",
+        "na",
+        "unknown",
+        "none",
+        "null",
+        "nan",
+        "-",
+        "?",
+        "xxx",
+        "",
+    }
+)
 """Manifest strings (compared case-insensitively, stripped) that stand for a missing value."""
 
 # ---------------------------------------------------------------- H, trace completeness
@@ -71,20 +95,61 @@ MIN_RUNS = 3
 HIGH_VARIANCE_CV = 0.05
 """A key metric whose coefficient of variation exceeds 5 % gets a high-variance finding."""
 
-HIGHER_IS_BETTER = frozenset({"steps_per_second", "samples_per_second", "tokens_per_second", "flops_per_second",
-                              "compute_utilization", "flops_per_joule", "steps_per_kilojoule", "final_accuracy",
-                              "steps_completed", "updates_completed", "device_utilization"})
-NO_DIRECTION = frozenset({"flops_per_step_analytical", "flops_per_step_counted", "final_quality",
-                          "checkpoint_interval", "checkpoint_size", "idle_power", "temperature_mean",
-                          "temperature_max"} | {f"kernel_time_share_{category}" for category in (
-                              "matmul", "attention", "normalization", "elementwise", "optimizer", "data_movement",
-                              "communication", "other")})
+HIGHER_IS_BETTER = frozenset(
+    {
+        "steps_per_second",
+        "samples_per_second",
+        "tokens_per_second",
+        "flops_per_second",
+        "compute_utilization",
+        "flops_per_joule",
+        "steps_per_kilojoule",
+        "final_accuracy",
+        "steps_completed",
+        "updates_completed",
+        "device_utilization",
+    }
+)
+NO_DIRECTION = frozenset(
+    {
+        "flops_per_step_analytical",
+        "flops_per_step_counted",
+        "final_quality",
+        "checkpoint_interval",
+        "checkpoint_size",
+        "idle_power",
+        "temperature_mean",
+        "temperature_max",
+    }
+    | {
+        f"kernel_time_share_{category}"
+        for category in (
+            "matmul",
+            "attention",
+            "normalization",
+            "elementwise",
+            "optimizer",
+            "data_movement",
+            "communication",
+            "other",
+        )
+    }
+)
 """Every other catalog metric is lower-is-better (time, energy, power, memory, loss)."""
 
-SOURCE_ISSUE_SEVERITY = {"type-mismatch": "warning", "placeholder-value": "warning", "unparseable-line": "warning",
-                         "missing-event": "warning", "assumed-value": "warning", "incomplete-source": "warning",
-                         "duplicate-event": "info", "unknown-key": "info",
-                         "duplicate-file": "info", "undefined-value": "warning", "excluded-data": "info"}
+SOURCE_ISSUE_SEVERITY = {
+    "type-mismatch": "warning",
+    "placeholder-value": "warning",
+    "unparseable-line": "warning",
+    "missing-event": "warning",
+    "assumed-value": "warning",
+    "incomplete-source": "warning",
+    "duplicate-event": "info",
+    "unknown-key": "info",
+    "duplicate-file": "info",
+    "undefined-value": "warning",
+    "excluded-data": "info",
+}
 """Severity of the finding for each kind of problem an importer recorded (source.issues)."""
 PLAUSIBILITY_SOURCE_ISSUES = frozenset({"type-mismatch", "placeholder-value", "unparseable-line"})
 """Source issues that count as plausibility problems; missing-event counts as a failed consistency check."""
@@ -105,6 +170,7 @@ def lower_is_better(name: str) -> bool | None:
 
 # ================================================================ rubric r2 (docs/scoring.md, part II)
 
+
 @dataclass(frozen=True)
 class Rubric:
     """What differs between rubric versions; everything else is the module constants above."""
@@ -119,8 +185,7 @@ class Rubric:
 
 
 R1 = Rubric("r1", KEY_QUANTITIES, strict=False)
-R2 = Rubric("r2", (("steps_per_second", "samples_per_second"), ("energy_per_step", "energy_per_sample")),
-            strict=True)
+R2 = Rubric("r2", (("steps_per_second", "samples_per_second"), ("energy_per_step", "energy_per_sample")), strict=True)
 """r2's key quantities: throughput and energy per unit of work. Peak memory is a property of the
 configuration, not a run-to-run quantity. Time-to-train results (MLPerf), whose time varies with
 convergence, use per-sample throughput and energy per sample."""

@@ -96,18 +96,23 @@ class SeriesCollector:
                         if record.loss is not None:
                             self._bucket(run_id, "loss", "rank 0", "1").add(record.start_unix_ns, record.loss)
                         phases.add(record)
+
             return on_steps
         if entry.record_type == "power_sample":
+
             def on_power(records: list[models.PowerSample], lines: list[int | None]) -> None:
                 for record in records:
                     if record.power_w is not None:
                         target = f"device {record.device}" if record.device is not None else f"node {record.node}"
                         self._bucket(run_id, "power", target, "W").add(record.time_unix_ns, record.power_w)
+
             return on_power
         if entry.record_type == "memory_sample":
+
             def on_memory(records: list[models.MemorySample], lines: list[int | None]) -> None:
                 for record in records:
                     self._add_memory(run_id, record)
+
             return on_memory
         return None
 
@@ -117,17 +122,27 @@ class SeriesCollector:
             value = getattr(record, name)
             if value is not None:
                 label = f"device {record.device} {name.removesuffix('_bytes')}" + (
-                    f" (rank {record.rank})" if record.rank else "")
+                    f" (rank {record.rank})" if record.rank else ""
+                )
                 self._bucket(run_id, "memory", label, "By").add(record.time_unix_ns, float(value))
                 return
 
     def results(self) -> list[dict]:
         """[{run_id, kind, label, unit, points}] in a stable order; phases are kind "phase" with
         points [[start_s, end_s], ...]."""
-        found = [{"run_id": run_id, "kind": kind, "label": label, "unit": unit, "points": buckets.points()}
-                 for (run_id, kind, label, unit), buckets in sorted(self.series.items())]
+        found = [
+            {"run_id": run_id, "kind": kind, "label": label, "unit": unit, "points": buckets.points()}
+            for (run_id, kind, label, unit), buckets in sorted(self.series.items())
+        ]
         for run_id, phases in sorted(self.phases.items()):
             for label, spans in sorted(phases.spans.items()):
-                found.append({"run_id": run_id, "kind": "phase", "label": label, "unit": "s",
-                              "points": [[round(start, 6), round(end, 6)] for start, end in spans]})
+                found.append(
+                    {
+                        "run_id": run_id,
+                        "kind": "phase",
+                        "label": label,
+                        "unit": "s",
+                        "points": [[round(start, 6), round(end, 6)] for start, end in spans],
+                    }
+                )
         return found

@@ -20,14 +20,18 @@ TargetKey = tuple[str, str, int | None, str | None]  # (name, scope, device, met
 
 def _counter_channels(digest: TraceDigest) -> set[str]:
     manifest = digest.manifest
-    return {channel.name for channel in manifest.methodology.channels
-            if channel.method == "counter" and "energy_j" in channel.fields and channel.domain in (None, "device")}
+    return {
+        channel.name
+        for channel in manifest.methodology.channels
+        if channel.method == "counter" and "energy_j" in channel.fields and channel.domain in (None, "device")
+    }
 
 
 def recomputed_summaries(run: models.Run, digest: TraceDigest) -> dict[TargetKey, list[float]]:
     """Candidate values per (name, scope, device) for one run; a report matching any candidate agrees."""
-    values: dict[TargetKey, list[float]] = {("run_duration", "global", None, None): [
-        (run.ended_at - run.started_at).total_seconds()]}
+    values: dict[TargetKey, list[float]] = {
+        ("run_duration", "global", None, None): [(run.ended_at - run.started_at).total_seconds()]
+    }
     rank0 = digest.steps.get((run.run_id, 0))
     if rank0 is not None:
         values[("steps_completed", "global", None, None)] = [float(rank0.count)]
@@ -51,13 +55,15 @@ def recomputed_summaries(run: models.Run, digest: TraceDigest) -> dict[TargetKey
         values[("total_energy", "device", device, "counter")] = [joules]
     if device_energy:
         values[("total_energy", "global", None, "counter")] = [
-            sum(device_energy[device] for device in sorted(device_energy))]
+            sum(device_energy[device] for device in sorted(device_energy))
+        ]
 
     for placement in run.ranks or []:
         stream = digest.steps.get((run.run_id, placement.rank))
         if placement.device is not None and stream is not None and stream.peak_memory_bytes is not None:
             values.setdefault(("peak_memory", "device", placement.device, "counter"), []).append(
-                float(stream.peak_memory_bytes))
+                float(stream.peak_memory_bytes)
+            )
     return values
 
 
@@ -67,14 +73,24 @@ METHOD_SPECIFIC = {"total_energy": ("counter",), "peak_memory": ("counter", "sam
 
 def agrees(reported: float, candidates: list[float]) -> bool:
     """Within 0.5 % (relative) or 1e-9 (absolute) of any candidate."""
-    return any(abs(reported - value) <= max(rubric.SUMMARY_RELATIVE_TOLERANCE * abs(value),
-                                            rubric.SUMMARY_ABSOLUTE_TOLERANCE) for value in candidates)
+    return any(
+        abs(reported - value) <= max(rubric.SUMMARY_RELATIVE_TOLERANCE * abs(value), rubric.SUMMARY_ABSOLUTE_TOLERANCE)
+        for value in candidates
+    )
 
 
 def summary_findings(manifest: models.Manifest, digest: TraceDigest) -> Iterator[Finding]:
     """summary-mismatch (error) and summary-unverifiable (info) findings for every run."""
-    recomputable = {"run_duration", "steps_completed", "updates_completed", "time_per_step", "steps_per_second",
-                    "final_loss", "total_energy", "peak_memory"}
+    recomputable = {
+        "run_duration",
+        "steps_completed",
+        "updates_completed",
+        "time_per_step",
+        "steps_per_second",
+        "final_loss",
+        "total_energy",
+        "peak_memory",
+    }
     for run_index, run in enumerate(manifest.runs):
         candidates = recomputed_summaries(run, digest)
         for metric_index, metric in enumerate(run.metrics):
@@ -88,15 +104,24 @@ def summary_findings(manifest: models.Manifest, digest: TraceDigest) -> Iterator
                 continue  # e.g. modeled energy: nothing to recompute it from; the tier charges for it
             key = (metric.name, metric.scope, metric.device, metric.method if methods else None)
             if key not in candidates:
-                yield Finding("summary-unverifiable", Severity.INFO,
-                              f"{metric.name} ({metric.scope}, {metric.method}) cannot be recomputed: the bundle "
-                              "has no trace it derives from", file=MANIFEST, pointer=pointer)
+                yield Finding(
+                    "summary-unverifiable",
+                    Severity.INFO,
+                    f"{metric.name} ({metric.scope}, {metric.method}) cannot be recomputed: the bundle "
+                    "has no trace it derives from",
+                    file=MANIFEST,
+                    pointer=pointer,
+                )
                 continue
             if not agrees(metric.value, candidates[key]):
                 nearest = min(candidates[key], key=lambda value: abs(value - metric.value))
                 off = abs(metric.value - nearest) / abs(nearest) * 100 if nearest else float("inf")
-                yield Finding("summary-mismatch", Severity.ERROR,
-                              f"{metric.name} ({metric.scope}{'' if metric.device is None else f' {metric.device}'}) "
-                              f"is reported as {metric.value:.6g} but the traces give {nearest:.6g} "
-                              f"({off:.2f} % off; tolerance {rubric.SUMMARY_RELATIVE_TOLERANCE * 100:g} %)",
-                              file=MANIFEST, pointer=pointer)
+                yield Finding(
+                    "summary-mismatch",
+                    Severity.ERROR,
+                    f"{metric.name} ({metric.scope}{'' if metric.device is None else f' {metric.device}'}) "
+                    f"is reported as {metric.value:.6g} but the traces give {nearest:.6g} "
+                    f"({off:.2f} % off; tolerance {rubric.SUMMARY_RELATIVE_TOLERANCE * 100:g} %)",
+                    file=MANIFEST,
+                    pointer=pointer,
+                )

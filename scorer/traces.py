@@ -14,7 +14,7 @@ from array import array
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from trainmark.scorer import rubric
@@ -78,8 +78,14 @@ class RunningMoments:
         self.count = total
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, RunningMoments) and self.count == other.count and all(
-            math.isclose(a, b, rel_tol=1e-12, abs_tol=1e-300) for a, b in ((self.mean, other.mean), (self.m2, other.m2)))
+        return (
+            isinstance(other, RunningMoments)
+            and self.count == other.count
+            and all(
+                math.isclose(a, b, rel_tol=1e-12, abs_tol=1e-300)
+                for a, b in ((self.mean, other.mean), (self.m2, other.m2))
+            )
+        )
 
     @property
     def cv(self) -> float | None:
@@ -107,8 +113,14 @@ class ContentFingerprint:
         if self._origin_ns is None:
             self._origin_ns = times[0]
         origin = self._origin_ns
-        flat = array("d", [math.nan if value is None else value
-                           for row in zip([time_ns - origin for time_ns in times], *columns) for value in row])
+        flat = array(
+            "d",
+            [
+                math.nan if value is None else value
+                for row in zip([time_ns - origin for time_ns in times], *columns)
+                for value in row
+            ],
+        )
         self._digest.update(flat.tobytes())
         self.count += len(times)
 
@@ -117,7 +129,9 @@ class ContentFingerprint:
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, ContentFingerprint) and (self.count, self.hexdigest()) == (
-            other.count, other.hexdigest())
+            other.count,
+            other.hexdigest(),
+        )
 
 
 @dataclass
@@ -215,13 +229,19 @@ class StepStream(Stream):
         """Account consecutive step records of this rank, in file order."""
         starts = [record.start_unix_ns for record in records]
         self.add_times(starts, lines)
-        self.content.add_many(starts, [record.step for record in records], [record.duration_s for record in records],
-                              [record.loss for record in records])
+        self.content.add_many(
+            starts,
+            [record.step for record in records],
+            [record.duration_s for record in records],
+            [record.loss for record in records],
+        )
         self.durations.add_many([record.duration_s for record in records if not record.warmup and not record.profiled])
         slack_ns, slack_per_s = rubric.OVERLAP_SLACK_S * NS, rubric.OVERLAP_SLACK_FRACTION * NS
         for record, line in zip(records, lines):
-            if self.last_end_ns is not None and \
-                    record.start_unix_ns < self.last_end_ns - slack_ns - slack_per_s * self.last_duration_s:
+            if (
+                self.last_end_ns is not None
+                and record.start_unix_ns < self.last_end_ns - slack_ns - slack_per_s * self.last_duration_s
+            ):
                 self.overlaps += 1
                 self.first_overlap_line = self.first_overlap_line or line
             if not record.warmup and not record.profiled:
@@ -234,8 +254,9 @@ class StepStream(Stream):
             self.last_step = record.step
             if record.loss is not None and record.step > self.final_loss_step:
                 self.final_loss, self.final_loss_step = record.loss, record.step
-            if record.peak_memory_bytes is not None and (self.peak_memory_bytes is None
-                                                         or record.peak_memory_bytes > self.peak_memory_bytes):
+            if record.peak_memory_bytes is not None and (
+                self.peak_memory_bytes is None or record.peak_memory_bytes > self.peak_memory_bytes
+            ):
                 self.peak_memory_bytes = record.peak_memory_bytes
             end = record.start_unix_ns + round(record.duration_s * NS)
             if self.last_end_ns is None or end > self.last_end_ns:
@@ -285,13 +306,16 @@ class SampleStream(Stream):
             watts = record.power_w
             self.power_count += 1
             if self.previous_power is not None and time_ns > self.previous_power[0]:
-                self.power_integral_j += 0.5 * (watts + self.previous_power[1]) * (time_ns - self.previous_power[0]) / NS
+                self.power_integral_j += (
+                    0.5 * (watts + self.previous_power[1]) * (time_ns - self.previous_power[0]) / NS
+                )
             self.previous_power = (time_ns, watts)
             self.power_first_ns = time_ns if self.power_first_ns is None else min(self.power_first_ns, time_ns)
             self.power_last_ns = time_ns if self.power_last_ns is None else max(self.power_last_ns, time_ns)
             self.max_power_w = watts if self.max_power_w is None else max(self.max_power_w, watts)
-            ceiling = (self.power_limit_w * rubric.POWER_LIMIT_FACTOR if self.power_limit_w
-                       else rubric.DEVICE_POWER_CEILING_W)
+            ceiling = (
+                self.power_limit_w * rubric.POWER_LIMIT_FACTOR if self.power_limit_w else rubric.DEVICE_POWER_CEILING_W
+            )
             if self.device is not None and watts > ceiling:
                 self.power_above_limit += 1
         if record.energy_j is not None:
@@ -372,6 +396,7 @@ class TraceDigest:
         kind = entry.record_type
 
         if kind == "step":
+
             def on_steps(records: list[models.StepRecord], lines: list[int | None]) -> None:
                 # Files hold one rank's steps each, but the standard does not insist.
                 for rank, (rank_records, rank_lines) in _by_stream(records, lines, lambda step: step.rank).items():
@@ -379,14 +404,20 @@ class TraceDigest:
                     if stream is None:
                         stream = self.steps[(run_id, rank)] = StepStream(path, run_id, window)
                     stream.add_steps(rank_records, rank_lines)
+
             return on_steps
         if kind in ("power_sample", "memory_sample"):
             fields = RECORD_CLASSES[kind].model_fields  # asking a model for a field it lacks is slow
             has_node, has_rank = "node" in fields, "rank" in fields
 
             def stream_key(record: Any) -> tuple:
-                return (run_id, record.channel, record.device, record.node if has_node else None,
-                        record.rank if has_rank else None)
+                return (
+                    run_id,
+                    record.channel,
+                    record.device,
+                    record.node if has_node else None,
+                    record.rank if has_rank else None,
+                )
 
             def on_samples(records: list[Any], lines: list[int | None]) -> None:
                 # One file interleaves several streams (channels, devices); each takes its own in order.
@@ -395,29 +426,48 @@ class TraceDigest:
                     if stream is None:
                         _, channel_name, device, node, rank = key
                         channel = self._channels.get(channel_name)
-                        threshold = (rubric.GAP_FACTOR / channel.target_rate_hz
-                                     if channel is not None and channel.target_rate_hz else None)
+                        threshold = (
+                            rubric.GAP_FACTOR / channel.target_rate_hz
+                            if channel is not None and channel.target_rate_hz
+                            else None
+                        )
                         stream = self.samples[key] = SampleStream(
-                            path, run_id, window, threshold, channel=channel_name, device=device, node=node,
-                            rank=rank, power_limit_w=self._power_limits.get(device))
+                            path,
+                            run_id,
+                            window,
+                            threshold,
+                            channel=channel_name,
+                            device=device,
+                            node=node,
+                            rank=rank,
+                            power_limit_w=self._power_limits.get(device),
+                        )
                     if kind == "power_sample":
                         stream.add_powers(stream_records, stream_lines)
                     else:
                         stream.add_memories(stream_records, stream_lines)
+
             return on_samples
         if kind == "kernel_breakdown":
+
             def on_kernels(records: list[models.KernelBreakdown], lines: list[int | None]) -> None:
                 for record in records:
                     categories = math.fsum(category.time_s for category in record.categories)
                     self.kernel_breakdowns.append(KernelCheck(path, record.total_time_s, categories))
+
             return on_kernels
 
         def on_events(records: list[Any], lines: list[int | None]) -> None:
             stream = self.events.get((run_id, path))
             if stream is None:
                 stream = self.events[(run_id, path)] = Stream(path, run_id, window)
-            stream.add_times([record.time_unix_ns for record in records] if kind == "allocator_event"
-                             else [record.start_unix_ns for record in records], lines)
+            stream.add_times(
+                [record.time_unix_ns for record in records]
+                if kind == "allocator_event"
+                else [record.start_unix_ns for record in records],
+                lines,
+            )
+
         return on_events
 
     def channel(self, name: str) -> models.Channel | None:
@@ -425,8 +475,9 @@ class TraceDigest:
         return self._channels.get(name)
 
 
-def _by_stream(records: list[Any], lines: list[int | None], key: Callable[[Any], Any]
-               ) -> dict[Any, tuple[list, list[int | None]]]:
+def _by_stream(
+    records: list[Any], lines: list[int | None], key: Callable[[Any], Any]
+) -> dict[Any, tuple[list, list[int | None]]]:
     """Records and their line numbers grouped by `key(record)`, each group in file order."""
     groups: dict[Any, tuple[list, list[int | None]]] = {}
     for record, line in zip(records, lines):
@@ -436,7 +487,7 @@ def _by_stream(records: list[Any], lines: list[int | None], key: Callable[[Any],
     return groups
 
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def to_unix_ns(moment: datetime) -> int:

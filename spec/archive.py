@@ -77,7 +77,9 @@ def _inflated(path: Path, limit: int) -> Iterator[bytes]:
                     if total > limit:
                         raise BundleInvalid(
                             f"the archive unpacks to more than {limit} bytes; split the bundle or raise the limit",
-                            file=path.name, code="archive-limit")
+                            file=path.name,
+                            code="archive-limit",
+                        )
                     yield data
                     if not decompressor.unconsumed_tail:
                         break
@@ -85,15 +87,22 @@ def _inflated(path: Path, limit: int) -> Iterator[bytes]:
                 if decompressor.eof:
                     if decompressor.unused_data or handle.read(1):
                         # gzip allows concatenated streams; a bundle archive is one (trainmark bundle pack)
-                        raise BundleInvalid("the archive goes on after the end of its gzip stream; "
-                                            "pack the bundle again", file=path.name, code="archive-invalid")
+                        raise BundleInvalid(
+                            "the archive goes on after the end of its gzip stream; pack the bundle again",
+                            file=path.name,
+                            code="archive-invalid",
+                        )
                     break
     except zlib.error as error:
-        raise BundleInvalid(f"the gzip stream is corrupt ({error}); pack the bundle again",
-                            file=path.name, code="archive-invalid") from None
+        raise BundleInvalid(
+            f"the gzip stream is corrupt ({error}); pack the bundle again", file=path.name, code="archive-invalid"
+        ) from None
     if not decompressor.eof:
-        raise BundleInvalid("the gzip stream ends early (truncated archive); copy or pack it again",
-                            file=path.name, code="archive-invalid")
+        raise BundleInvalid(
+            "the gzip stream ends early (truncated archive); copy or pack it again",
+            file=path.name,
+            code="archive-invalid",
+        )
 
 
 def _tar_stream(path: Path, limit: int) -> BinaryIO:
@@ -130,7 +139,7 @@ def _without_dot_prefix(name: str) -> str:
 def _member_name(member: tarfile.TarInfo, prefix: str) -> str:
     name = _without_dot_prefix(member.name)
     if prefix:
-        name = name[len(prefix):] if name.startswith(prefix) else name
+        name = name[len(prefix) :] if name.startswith(prefix) else name
     return name.rstrip("/") if member.isdir() else name
 
 
@@ -151,14 +160,18 @@ def _copy_counted(source: BinaryIO, out: BinaryIO, budget: int, where: str, arch
     while chunk := source.read(1 << 20):
         written += len(chunk)
         if written > budget:
-            raise BundleInvalid(f"{where} unpacks to more bytes than the archive's limit allows; split the bundle "
-                                "or raise the limit", file=archive.name, code="archive-limit")
+            raise BundleInvalid(
+                f"{where} unpacks to more bytes than the archive's limit allows; split the bundle or raise the limit",
+                file=archive.name,
+                code="archive-limit",
+            )
         out.write(chunk)
     return written
 
 
-def _checked_members(tar: tarfile.TarFile, archive: Path, destination: Path,
-                     limits: ArchiveLimits) -> list[tuple[str, tarfile.TarInfo]]:
+def _checked_members(
+    tar: tarfile.TarFile, archive: Path, destination: Path, limits: ArchiveLimits
+) -> list[tuple[str, tarfile.TarInfo]]:
     """Every member that will be written, as (bundle-relative name, member), after checking them
     all: nothing is written until the whole archive has passed. The sizes counted are what the
     members expand to (a sparse member declares its full size), not their bytes in the stream."""
@@ -166,8 +179,9 @@ def _checked_members(tar: tarfile.TarFile, archive: Path, destination: Path,
     for member in tar:
         members.append(member)
         if len(members) > limits.max_members:
-            raise BundleInvalid(f"the archive has more than {limits.max_members} members",
-                                file=archive.name, code="archive-limit")
+            raise BundleInvalid(
+                f"the archive has more than {limits.max_members} members", file=archive.name, code="archive-limit"
+            )
     prefix = _common_prefix([_without_dot_prefix(m.name) for m in members])
     seen: set[str] = set()
     folders: set[str] = set()
@@ -182,25 +196,34 @@ def _checked_members(tar: tarfile.TarFile, archive: Path, destination: Path,
                 continue
             raise BundleInvalid(f"{where} has an empty name", file=archive.name, code="archive-invalid")
         if not (member.isreg() or member.isdir()):
-            raise BundleInvalid(f"{where} is a link or device; bundles hold only regular files",
-                                file=archive.name, code="archive-unsafe")
+            raise BundleInvalid(
+                f"{where} is a link or device; bundles hold only regular files",
+                file=archive.name,
+                code="archive-unsafe",
+            )
         try:
             tarfile.data_filter(member, str(destination))
         except tarfile.FilterError as error:
             reason = str(error).replace(str(destination), "the bundle folder")
             raise BundleInvalid(f"{where} is unsafe: {reason}", file=archive.name, code="archive-unsafe") from None
         if not _MEMBER_PATH.match(name):
-            raise BundleInvalid(f"{where} is not a plain relative path (letters, digits, '.', '_', '-'; "
-                                "at most four levels; no '..', no leading '/' or '.')",
-                                file=archive.name, code="archive-unsafe")
+            raise BundleInvalid(
+                f"{where} is not a plain relative path (letters, digits, '.', '_', '-'; "
+                "at most four levels; no '..', no leading '/' or '.')",
+                file=archive.name,
+                code="archive-unsafe",
+            )
         if name in seen:
             raise BundleInvalid(f"{where} appears twice", file=archive.name, code="archive-unsafe")
         seen.add(name)
         parents = name.split("/")[:-1]
         enclosing = {"/".join(parents[:depth]) for depth in range(1, len(parents) + 1)}
         if enclosing & files or (member.isreg() and name in folders):
-            raise BundleInvalid(f"{where}: the archive uses one name both for a file and for a folder",
-                                file=archive.name, code="archive-invalid")
+            raise BundleInvalid(
+                f"{where}: the archive uses one name both for a file and for a folder",
+                file=archive.name,
+                code="archive-invalid",
+            )
         folders |= enclosing
         if member.isdir():
             folders.add(name)
@@ -208,9 +231,12 @@ def _checked_members(tar: tarfile.TarFile, archive: Path, destination: Path,
             files.add(name)
             expanded += member.size
             if expanded > limits.max_unpacked_bytes:
-                raise BundleInvalid(f"the archive's files expand to more than {limits.max_unpacked_bytes} bytes "
-                                    f"({where} passes it); split the bundle or raise the limit",
-                                    file=archive.name, code="archive-limit")
+                raise BundleInvalid(
+                    f"the archive's files expand to more than {limits.max_unpacked_bytes} bytes "
+                    f"({where} passes it); split the bundle or raise the limit",
+                    file=archive.name,
+                    code="archive-limit",
+                )
         accepted.append((name, member))
     return accepted
 
@@ -225,11 +251,13 @@ def extract(archive: Path, destination: Path, limits: ArchiveLimits = ArchiveLim
     """
     size = archive.stat().st_size
     if size > limits.max_archive_bytes:
-        raise BundleInvalid(f"the archive is {size} bytes, over the limit of {limits.max_archive_bytes}",
-                            file=archive.name, code="archive-limit")
+        raise BundleInvalid(
+            f"the archive is {size} bytes, over the limit of {limits.max_archive_bytes}",
+            file=archive.name,
+            code="archive-limit",
+        )
     try:
-        with _tar_stream(archive, limits.max_unpacked_bytes) as stream, \
-                tarfile.open(fileobj=stream, mode="r:") as tar:
+        with _tar_stream(archive, limits.max_unpacked_bytes) as stream, tarfile.open(fileobj=stream, mode="r:") as tar:
             budget = limits.max_unpacked_bytes
             for name, member in _checked_members(tar, archive, destination, limits):
                 target = destination / name
@@ -239,16 +267,17 @@ def extract(archive: Path, destination: Path, limits: ArchiveLimits = ArchiveLim
                 target.parent.mkdir(parents=True, exist_ok=True)
                 source = tar.extractfile(member)
                 with source, target.open("xb") as out:
-                    budget -= _copy_counted(source, out, min(budget, member.size),
-                                            f"archive member {member.name[:200]!r}", archive)
+                    budget -= _copy_counted(
+                        source, out, min(budget, member.size), f"archive member {member.name[:200]!r}", archive
+                    )
     except (tarfile.TarError, EOFError) as error:
-        raise BundleInvalid(f"not a readable tar.gz archive ({error}); pack the bundle again",
-                            file=archive.name, code="archive-invalid") from None
+        raise BundleInvalid(
+            f"not a readable tar.gz archive ({error}); pack the bundle again", file=archive.name, code="archive-invalid"
+        ) from None
 
 
 @contextlib.contextmanager
-def open_bundle(path: Path, limits: ArchiveLimits = ArchiveLimits(), scratch_dir: Path | None = None
-                ) -> Iterator[Path]:
+def open_bundle(path: Path, limits: ArchiveLimits = ArchiveLimits(), scratch_dir: Path | None = None) -> Iterator[Path]:
     """Yield a directory holding the bundle at `path` (a directory, or a .tar.gz unpacked safely,
     in a temporary folder under `scratch_dir`, default the system's, removed afterwards)."""
     if path.is_dir():
@@ -258,8 +287,9 @@ def open_bundle(path: Path, limits: ArchiveLimits = ArchiveLimits(), scratch_dir
         raise BundleUnreadable(f"{path} does not exist")
     if not is_archive(path):
         raise BundleUnreadable(f"{path} is neither a bundle directory nor a .tar.gz archive")
-    with tempfile.TemporaryDirectory(prefix=f"bundle-{os.getpid()}-" if scratch_dir else "trainmark-bundle-",
-                                     dir=scratch_dir) as scratch:
+    with tempfile.TemporaryDirectory(
+        prefix=f"bundle-{os.getpid()}-" if scratch_dir else "trainmark-bundle-", dir=scratch_dir
+    ) as scratch:
         root = Path(scratch)
         extract(path, root, limits)
         yield root
@@ -278,9 +308,11 @@ def pack(directory: Path, output: Path) -> None:
     descriptor, temporary = tempfile.mkstemp(prefix=f".pack-{os.getpid()}-", suffix=".tar.gz", dir=output.parent)
     try:
         os.fchmod(descriptor, 0o644)  # a file to share, not mkstemp's private 0600
-        with os.fdopen(descriptor, "wb") as raw, \
-                gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as compressed, \
-                tarfile.open(fileobj=compressed, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        with (
+            os.fdopen(descriptor, "wb") as raw,
+            gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as compressed,
+            tarfile.open(fileobj=compressed, mode="w", format=tarfile.PAX_FORMAT) as tar,
+        ):
             for file in files:
                 relative = file.relative_to(directory).as_posix()
                 info = tarfile.TarInfo(relative)

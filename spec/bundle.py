@@ -20,12 +20,11 @@ import os
 import tempfile
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import pydantic
-
 from trainmark.spec import SCHEMA_VERSION, models
 from trainmark.spec.derive import StepStatistics, read_lines, step_metrics, trace_end_unix_ns
 from trainmark.spec.errors import BundleInvalid, SchemaVersionUnsupported, TrainmarkError
@@ -38,6 +37,7 @@ HASH_CHUNK_BYTES = 1 << 20
 
 
 # ---------------------------------------------------------------- reading
+
 
 def bundle_id(manifest_document: dict) -> str:
     """A bundle's id: sha256 of its manifest in RFC 8785 canonical form."""
@@ -61,15 +61,18 @@ def check_schema_version(document: Any) -> None:
     if major != ours[0]:
         raise SchemaVersionUnsupported(
             f"the bundle follows schema {declared}; this trainmark reads {ours[0]}.x "
-            f"(up to {SCHEMA_VERSION}); use a trainmark release for schema {major}.x")
+            f"(up to {SCHEMA_VERSION}); use a trainmark release for schema {major}.x"
+        )
     if minor > ours[1]:
         raise SchemaVersionUnsupported(
             f"the bundle follows schema {declared}, newer than this trainmark's {SCHEMA_VERSION}; "
-            "upgrade trainmark (pip install -U trainmark)")
+            "upgrade trainmark (pip install -U trainmark)"
+        )
 
 
-def manifest_findings(document: Any, raw: bytes, *, schema_rules: bool = True
-                      ) -> tuple[models.Manifest | None, list[Finding]]:
+def manifest_findings(
+    document: Any, raw: bytes, *, schema_rules: bool = True
+) -> tuple[models.Manifest | None, list[Finding]]:
     """Validate a parsed manifest (its bytes too): the model, the schema rules, the semantics.
 
     `schema_rules=False` when the compiled JSON Schema already accepted the document: the rules
@@ -97,8 +100,12 @@ def read_manifest(root: Path) -> tuple[dict, models.Manifest]:
     errors = [finding for finding in found if finding.severity is Severity.ERROR]
     if errors or manifest is None:
         first = errors[0]
-        raise BundleInvalid(f"{first.message} ({len(errors)} error(s); `trainmark validate` lists them)",
-                            file=first.file, pointer=first.pointer, code=first.code)
+        raise BundleInvalid(
+            f"{first.message} ({len(errors)} error(s); `trainmark validate` lists them)",
+            file=first.file,
+            pointer=first.pointer,
+            code=first.code,
+        )
     return document, manifest
 
 
@@ -128,8 +135,11 @@ def describe_file(root: Path, relative: str) -> dict:
     """The manifest `files` entry of one file, from its content and its place in the layout."""
     role = role_of(relative)
     if role is None:
-        raise BundleInvalid("the bundle layout has no place for this file; move it out of the bundle "
-                            "(see docs/standard.md, Layout)", file=relative, code="file-unlisted")
+        raise BundleInvalid(
+            "the bundle layout has no place for this file; move it out of the bundle (see docs/standard.md, Layout)",
+            file=relative,
+            code="file-unlisted",
+        )
     digest, size = sha256_of(root / relative)
     entry: dict[str, Any] = {"path": relative, "sha256": digest, "size_bytes": size, "record_type": role.record_type}
     if role.record_type in JSON_LINES_TYPES:
@@ -165,12 +175,16 @@ def bundle_files(root: Path) -> list[str]:
     """Every regular file of a bundle directory except the manifest and its draft, sorted."""
     regular, unsafe = walk_bundle(root)
     if unsafe:
-        raise BundleInvalid("links and special files are not allowed in a bundle; replace it with a regular file",
-                            file=unsafe[0], code="file-unsafe")
+        raise BundleInvalid(
+            "links and special files are not allowed in a bundle; replace it with a regular file",
+            file=unsafe[0],
+            code="file-unsafe",
+        )
     return [relative for relative in regular if relative not in (MANIFEST_NAME, DRAFT_NAME)]
 
 
 # ---------------------------------------------------------------- writing
+
 
 def _json_text(document: dict) -> str:
     return json.dumps(document, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
@@ -324,14 +338,14 @@ class BundleWriter:
         root.mkdir(parents=True, exist_ok=True)
         return cls(root)
 
-    def open_trace(self, run_id: str, record_type: str, rank: int | None = None, *,
-                   flush_each: bool = True) -> TraceWriter:
+    def open_trace(
+        self, run_id: str, record_type: str, rank: int | None = None, *, flush_each: bool = True
+    ) -> TraceWriter:
         """A writer for one JSON Lines trace; `rank` when every rank writes its own file.
 
         `flush_each=False` buffers the writes: for converters, whose input survives a crash anyway.
         """
-        return TraceWriter(self.root / trace_path(run_id, record_type, rank), _RECORD_CLASSES[record_type],
-                           flush_each)
+        return TraceWriter(self.root / trace_path(run_id, record_type, rank), _RECORD_CLASSES[record_type], flush_each)
 
     def write_kernel_breakdown(self, run_id: str, breakdown: models.KernelBreakdown, rank: int | None = None) -> None:
         """Write a run's kernels.json."""
@@ -357,21 +371,28 @@ class BundleWriter:
 
         `document` is the manifest without `files`. Nothing is written when it is invalid.
         """
-        manifest_document = {**to_document(document),
-                             "files": [describe_file(self.root, relative) for relative in bundle_files(self.root)]}
+        manifest_document = {
+            **to_document(document),
+            "files": [describe_file(self.root, relative) for relative in bundle_files(self.root)],
+        }
         text = _json_text(manifest_document)
         manifest, found = manifest_findings(manifest_document, text.encode())
         errors = [finding for finding in found if finding.severity is Severity.ERROR]
         if errors:
             details = "; ".join(f"{finding.pointer or '/'}: {finding.message}" for finding in errors[:5])
-            raise BundleInvalid(f"the manifest would be invalid: {details}", file=MANIFEST_NAME,
-                                pointer=errors[0].pointer, code=errors[0].code)
+            raise BundleInvalid(
+                f"the manifest would be invalid: {details}",
+                file=MANIFEST_NAME,
+                pointer=errors[0].pointer,
+                code=errors[0].code,
+            )
         _atomic_write(self.root / MANIFEST_NAME, text)
         (self.root / DRAFT_NAME).unlink(missing_ok=True)
         return manifest, bundle_id(manifest_document)
 
 
 # ---------------------------------------------------------------- finalize
+
 
 @dataclass
 class FinalizeReport:
@@ -438,13 +459,21 @@ def close_run_from_traces(root: Path, run: dict, status: str, reason: str) -> di
                     record = json.loads(line)
                     if record.get("rank", 0) == 0:
                         statistics.add(record)
-    ended_at = datetime.fromtimestamp(latest_ns / 1e9, tz=timezone.utc) if latest_ns is not None else started_at
+    ended_at = datetime.fromtimestamp(latest_ns / 1e9, tz=UTC) if latest_ns is not None else started_at
     ended_at = max(ended_at, started_at)
     existing = run.get("metrics") or []
-    derived = [metric for metric in step_metrics(statistics, run_id, started_at, ended_at)
-               if not any(m.get("name") == metric["name"] and m.get("scope") == "global" for m in existing)]
-    return {**run, "ended_at": ended_at.isoformat().replace("+00:00", "Z"), "status": status,
-            "status_reason": reason, "metrics": existing + derived}
+    derived = [
+        metric
+        for metric in step_metrics(statistics, run_id, started_at, ended_at)
+        if not any(m.get("name") == metric["name"] and m.get("scope") == "global" for m in existing)
+    ]
+    return {
+        **run,
+        "ended_at": ended_at.isoformat().replace("+00:00", "Z"),
+        "status": status,
+        "status_reason": reason,
+        "metrics": existing + derived,
+    }
 
 
 FINALIZE_REASON = "the producer stopped before closing the run; closed by trainmark bundle finalize"
@@ -456,11 +485,18 @@ def _reopened_draft(root: Path) -> dict:
     manifest its producer wrote is final and is refused."""
     manifest = load_document(read_bounded(root / MANIFEST_NAME, file=MANIFEST_NAME), file=MANIFEST_NAME)
     runs = manifest.get("runs") if isinstance(manifest, dict) else None
-    closed_here = [run for run in runs or [] if isinstance(run, dict) and run.get("status") == "interrupted"
-                   and str(run.get("status_reason", "")).startswith(FINALIZE_REASON)]
+    closed_here = [
+        run
+        for run in runs or []
+        if isinstance(run, dict)
+        and run.get("status") == "interrupted"
+        and str(run.get("status_reason", "")).startswith(FINALIZE_REASON)
+    ]
     if not closed_here:
-        raise TrainmarkError(f"{root} already has a manifest.json that its producer wrote; it is final "
-                             "(check it with trainmark validate)")
+        raise TrainmarkError(
+            f"{root} already has a manifest.json that its producer wrote; it is final "
+            "(check it with trainmark validate)"
+        )
     for run in closed_here:
         for name in ("ended_at", "status", "status_reason", "metrics"):
             run.pop(name, None)
@@ -479,8 +515,10 @@ def finalize(root: Path) -> FinalizeReport:
     try:
         lock = _directory_lock(root, exclusive=True, wait_s=FINALIZE_WAIT_S)
     except BlockingIOError:
-        raise TrainmarkError(f"{root} is still being written (a trainmark process holds it); stop that process "
-                             "or wait for it to end, then finalize") from None
+        raise TrainmarkError(
+            f"{root} is still being written (a trainmark process holds it); stop that process "
+            "or wait for it to end, then finalize"
+        ) from None
     except (FileNotFoundError, NotADirectoryError):
         raise TrainmarkError(f"{root} is not a bundle directory") from None
     try:
@@ -496,8 +534,10 @@ def _finalize(root: Path) -> FinalizeReport:
     elif (root / MANIFEST_NAME).exists():
         draft = _reopened_draft(root)
     else:
-        raise TrainmarkError(f"{root} has no {DRAFT_NAME}: it was not left by a trainmark-compatible producer, "
-                             "so there is nothing to recover the metadata from")
+        raise TrainmarkError(
+            f"{root} has no {DRAFT_NAME}: it was not left by a trainmark-compatible producer, "
+            "so there is nothing to recover the metadata from"
+        )
     if not isinstance(draft, dict) or not isinstance(draft.get("runs"), list):
         raise BundleInvalid("the draft has no runs list", file=DRAFT_NAME, pointer="/runs")
     files = bundle_files(root)
@@ -510,8 +550,9 @@ def _finalize(root: Path) -> FinalizeReport:
     run_ids = {run.get("run_id") for run in draft["runs"] if isinstance(run, dict)}
     for relative, role in roles.items():
         if role is not None and role.run_id is not None and role.run_id not in run_ids:
-            raise BundleInvalid(f"traces of run {role.run_id!r} but the draft has no such run",
-                                file=relative, code="file-unlisted")
+            raise BundleInvalid(
+                f"traces of run {role.run_id!r} but the draft has no such run", file=relative, code="file-unlisted"
+            )
 
     for index, run in enumerate(draft["runs"]):
         if not isinstance(run, dict) or run.get("status"):
@@ -523,6 +564,6 @@ def _finalize(root: Path) -> FinalizeReport:
         draft["runs"][index] = close_run_from_traces(root, run, "interrupted", reason)
         report.closed_runs.append(run["run_id"])
 
-    draft["created_at"] = datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
+    draft["created_at"] = datetime.now(UTC).isoformat().replace("+00:00", "Z")
     _, report.bundle_id = BundleWriter(root, hold=False).finish(draft)
     return report

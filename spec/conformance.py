@@ -21,7 +21,6 @@ import jsonschema_rs
 import orjson
 from jsonschema import Draft202012Validator, FormatChecker
 from jsonschema.exceptions import ValidationError
-
 from trainmark.spec.findings import Finding, Severity, json_pointer
 from trainmark.spec.layout import JSON_SCHEMA_FILES
 from trainmark.spec.rules import ecma_pattern
@@ -31,7 +30,9 @@ SCHEMA_FILES = JSON_SCHEMA_FILES
 
 def schema_document(class_name: str) -> dict:
     """The published JSON Schema whose root is `class_name`."""
-    text = resources.files("trainmark.spec").joinpath("jsonschema", f"{SCHEMA_FILES[class_name]}.schema.json").read_text()
+    text = (
+        resources.files("trainmark.spec").joinpath("jsonschema", f"{SCHEMA_FILES[class_name]}.schema.json").read_text()
+    )
     return json.loads(text)
 
 
@@ -92,16 +93,38 @@ def _findings_of(error: ValidationError, file: str | None, line: int | None) -> 
     code = _CODES.get(error.validator, "schema-violation")
     if error.validator == "required" and isinstance(error.instance, dict):
         missing = [name for name in error.validator_value if name not in error.instance]
-        return [Finding(code, Severity.ERROR, f"{name} is required", file=file, line=line,
-                        pointer=json_pointer(path + (name,))) for name in missing]
+        return [
+            Finding(
+                code, Severity.ERROR, f"{name} is required", file=file, line=line, pointer=json_pointer(path + (name,))
+            )
+            for name in missing
+        ]
     if error.validator == "additionalProperties" and isinstance(error.instance, dict):
         known = error.schema.get("properties", {})
-        return [Finding(code, Severity.ERROR, f"unknown field {name!r}", file=file, line=line,
-                        pointer=json_pointer(path + (name,))) for name in error.instance if name not in known]
+        return [
+            Finding(
+                code,
+                Severity.ERROR,
+                f"unknown field {name!r}",
+                file=file,
+                line=line,
+                pointer=json_pointer(path + (name,)),
+            )
+            for name in error.instance
+            if name not in known
+        ]
     if error.validator == "type" and error.validator_value == "null":
         # A `then` branch that requires a field to be absent.
-        return [Finding("rule-violation", Severity.ERROR, "must be null or absent here", file=file, line=line,
-                        pointer=json_pointer(path))]
+        return [
+            Finding(
+                "rule-violation",
+                Severity.ERROR,
+                "must be null or absent here",
+                file=file,
+                line=line,
+                pointer=json_pointer(path),
+            )
+        ]
     return [Finding(code, Severity.ERROR, error.message[:300], file=file, line=line, pointer=json_pointer(path))]
 
 
@@ -124,7 +147,12 @@ def compiled_validator(class_name: str, *, many: bool = False):
         schema = document.pop("$schema")
         document.pop("$id", None)  # an embedded $id would start a new base for the "#/$defs/..." references
         definitions[ARRAY_ROOT] = document
-        document = {"$schema": schema, "$defs": definitions, "type": "array", "items": {"$ref": f"#/$defs/{ARRAY_ROOT}"}}
+        document = {
+            "$schema": schema,
+            "$defs": definitions,
+            "type": "array",
+            "items": {"$ref": f"#/$defs/{ARRAY_ROOT}"},
+        }
     return jsonschema_rs.validator_for(document, validate_formats=True)
 
 
@@ -158,8 +186,7 @@ def all_conform(texts: list[bytes], class_name: str) -> bool:
         return False  # not one JSON value per text (a blank line, two records on one line, ...)
 
 
-def jsonschema_findings(instance: Any, class_name: str, *, file: str | None,
-                        line: int | None = None) -> list[Finding]:
+def jsonschema_findings(instance: Any, class_name: str, *, file: str | None, line: int | None = None) -> list[Finding]:
     """Every JSON Schema violation of `instance` as findings with pointers (the reference validator;
     callers ask the compiled one first, with the models' verdict, and come here when it refuses)."""
     found: list[Finding] = []

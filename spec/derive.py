@@ -52,16 +52,29 @@ def step_metrics(statistics: StepStatistics, run_id: str, started_at: datetime, 
     source = STEPS_SOURCE.format(run_id=run_id)
     no_steps = "no measured (non-warm-up, non-profiled) steps were logged"
     per_step = (statistics.measured_duration_s / statistics.measured_steps) if statistics.measured_steps else None
-    per_second = (statistics.measured_steps / statistics.measured_duration_s
-                  if statistics.measured_steps and statistics.measured_duration_s > 0 else None)
+    per_second = (
+        statistics.measured_steps / statistics.measured_duration_s
+        if statistics.measured_steps and statistics.measured_duration_s > 0
+        else None
+    )
     return [
         _metric("steps_completed", "{step}", float(statistics.steps), f"count of step records in {source}"),
         _metric("time_per_step", "s", per_step, f"mean duration_s of measured steps in {source}", no_steps),
-        _metric("steps_per_second", "{step}/s", per_second,
-                f"measured steps / sum of their duration_s in {source}", no_steps),
+        _metric(
+            "steps_per_second",
+            "{step}/s",
+            per_second,
+            f"measured steps / sum of their duration_s in {source}",
+            no_steps,
+        ),
         _metric("run_duration", "s", (ended_at - started_at).total_seconds(), "runs[].ended_at - runs[].started_at"),
-        _metric("final_loss", "1", statistics.last_loss, f"loss of the last step record in {source}",
-                "no step record carries a loss"),
+        _metric(
+            "final_loss",
+            "1",
+            statistics.last_loss,
+            f"loss of the last step record in {source}",
+            "no step record carries a loss",
+        ),
     ]
 
 

@@ -19,8 +19,15 @@ class BundleInvalid(TrainmarkError):
     `pointer` an RFC 6901 JSON pointer into that document or record.
     """
 
-    def __init__(self, message: str, *, file: str | None = None, line: int | None = None,
-                 pointer: str = "", code: str = "bundle-invalid") -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str | None = None,
+        line: int | None = None,
+        pointer: str = "",
+        code: str = "bundle-invalid",
+    ) -> None:
         self.message = message
         self.file = file
         self.line = line

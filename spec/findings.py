@@ -91,7 +91,13 @@ def _pydantic_message(error: dict) -> str:
 def findings_from_pydantic(error, *, file: str | None, line: int | None = None) -> list[Finding]:
     """Translate a pydantic ValidationError into findings with JSON pointers."""
     return [
-        Finding(_pydantic_code(item["type"]), Severity.ERROR, _pydantic_message(item), file=file, line=line,
-                pointer=json_pointer(item["loc"]))
+        Finding(
+            _pydantic_code(item["type"]),
+            Severity.ERROR,
+            _pydantic_message(item),
+            file=file,
+            line=line,
+            pointer=json_pointer(item["loc"]),
+        )
         for item in error.errors(include_url=False)
     ]

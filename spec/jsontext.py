@@ -124,8 +124,7 @@ def check_text(document: Any, text: str | bytes, *, file: str, line: int | None 
     found = _first_bad_text(document)
     if found:
         path, problem = found
-        raise BundleInvalid(problem, file=file, line=line, pointer=json_pointer(path),
-                            code="text-invalid")
+        raise BundleInvalid(problem, file=file, line=line, pointer=json_pointer(path), code="text-invalid")
 
 
 def read_bounded(path: Path, *, file: str, max_bytes: int = MAX_DOCUMENT_BYTES) -> bytes:
@@ -141,27 +140,29 @@ def read_bounded(path: Path, *, file: str, max_bytes: int = MAX_DOCUMENT_BYTES) 
     return data
 
 
-def load_document(data: bytes, *, file: str, max_bytes: int = MAX_DOCUMENT_BYTES,
-                  max_depth: int = MAX_DEPTH) -> Any:
+def load_document(data: bytes, *, file: str, max_bytes: int = MAX_DOCUMENT_BYTES, max_depth: int = MAX_DEPTH) -> Any:
     """Parse one untrusted JSON document, or raise `BundleInvalid` saying where and why."""
     if len(data) > max_bytes:
-        raise BundleInvalid(f"document is {len(data)} bytes, over the limit of {max_bytes}",
-                            file=file, code="json-limit")
+        raise BundleInvalid(
+            f"document is {len(data)} bytes, over the limit of {max_bytes}", file=file, code="json-limit"
+        )
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as error:
-        raise BundleInvalid(f"not UTF-8 (byte {error.start}); save the file as UTF-8",
-                            file=file, code="json-invalid") from None
+        raise BundleInvalid(
+            f"not UTF-8 (byte {error.start}); save the file as UTF-8", file=file, code="json-invalid"
+        ) from None
     depth = nesting_depth(text)
     if depth > max_depth:
-        raise BundleInvalid(f"nested {depth} levels deep, over the limit of {max_depth}",
-                            file=file, code="json-limit")
+        raise BundleInvalid(f"nested {depth} levels deep, over the limit of {max_depth}", file=file, code="json-limit")
     try:
-        document = json.loads(text, parse_constant=_NonFinite, parse_float=_non_finite_float,
-                              object_pairs_hook=unique_keys)
+        document = json.loads(
+            text, parse_constant=_NonFinite, parse_float=_non_finite_float, object_pairs_hook=unique_keys
+        )
     except json.JSONDecodeError as error:
-        raise BundleInvalid(f"not valid JSON at line {error.lineno} column {error.colno}: {error.msg}",
-                            file=file, code="json-invalid") from None
+        raise BundleInvalid(
+            f"not valid JSON at line {error.lineno} column {error.colno}: {error.msg}", file=file, code="json-invalid"
+        ) from None
     except ValueError as error:
         message = str(error)
         if "integer string conversion" in message:
@@ -173,12 +174,17 @@ def load_document(data: bytes, *, file: str, max_bytes: int = MAX_DOCUMENT_BYTES
     non_finite = _first_non_finite(document)
     if non_finite:
         path, literal = non_finite
-        raise BundleInvalid(f"{literal} is not a finite number; a reading that does not exist is null with an "
-                            "unavailable_reason", file=file, pointer=json_pointer(path), code="non-finite-number")
+        raise BundleInvalid(
+            f"{literal} is not a finite number; a reading that does not exist is null with an unavailable_reason",
+            file=file,
+            pointer=json_pointer(path),
+            code="non-finite-number",
+        )
     return document
 
 
 # ---------------------------------------------------------------- RFC 8785 canonical form
+
 
 def _canonical_number(value: int | float) -> str:
     """ECMAScript Number-to-String of the IEEE 754 double nearest to `value` (RFC 8785 3.2.2.3)."""
@@ -253,8 +259,11 @@ def _canonical(value: Any, out: list[str]) -> None:
     elif isinstance(value, dict):
         out.append("{")
         # RFC 8785 sorts member names by their UTF-16 code units (for ASCII names, their order as str).
-        names = sorted(value) if all(name.isascii() for name in value) else \
-            sorted(value, key=lambda name: name.encode("utf-16-be"))
+        names = (
+            sorted(value)
+            if all(name.isascii() for name in value)
+            else sorted(value, key=lambda name: name.encode("utf-16-be"))
+        )
         for index, key in enumerate(names):
             if index:
                 out.append(",")

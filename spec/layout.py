@@ -45,8 +45,10 @@ JSON_SCHEMA_FILES = {
 
 _RECORD_TYPE_OF_STEM = {stem: record_type for record_type, stem in TRACE_STEMS.items()}
 
-_TRACE_NAME = re.compile(r"^runs/(?P<run>[A-Za-z0-9][A-Za-z0-9._-]{0,63})/"
-                         r"(?P<stem>[a-z]+)(?:\.rank(?P<rank>0|[1-9][0-9]{0,6}))?\.(?P<ext>jsonl|json)$")
+_TRACE_NAME = re.compile(
+    r"^runs/(?P<run>[A-Za-z0-9][A-Za-z0-9._-]{0,63})/"
+    r"(?P<stem>[a-z]+)(?:\.rank(?P<rank>0|[1-9][0-9]{0,6}))?\.(?P<ext>jsonl|json)$"
+)
 _DOCUMENT_NAME = re.compile(r"^(?:runs/(?P<run>[A-Za-z0-9][A-Za-z0-9._-]{0,63})/)?[A-Za-z0-9][A-Za-z0-9._-]*\.md$")
 
 

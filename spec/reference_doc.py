@@ -52,7 +52,9 @@ def _bounds(slot: dict) -> str:
 def _range(slot: dict, document: dict) -> str:
     kind = slot.get("range", document.get("default_range", "string"))
     anchor = kind.lower()
-    linked = kind in document.get("classes", {}) or kind in document.get("enums", {}) or kind in document.get("types", {})
+    linked = (
+        kind in document.get("classes", {}) or kind in document.get("enums", {}) or kind in document.get("types", {})
+    )
     text = f"[{kind}](#{anchor})" if linked else kind
     if slot.get("multivalued"):
         text = f"list of {text}"
@@ -89,8 +91,10 @@ def render_markdown() -> str:
         lines += ["| field | type | required | unit | bounds | meaning |", "|---|---|---|---|---|---|"]
         for name, slot in class_fields(document, class_name):
             unit = (slot.get("unit") or {}).get("ucum_code", "")
-            lines.append(f"| `{name}` | {_range(slot, document)} | {'yes' if slot.get('required') else 'no'} "
-                         f"| {_cell(unit)} | {_bounds(slot)} | {_cell(slot.get('description'))} |")
+            lines.append(
+                f"| `{name}` | {_range(slot, document)} | {'yes' if slot.get('required') else 'no'} "
+                f"| {_cell(unit)} | {_bounds(slot)} | {_cell(slot.get('description'))} |"
+            )
         rules = definition.get("rules") or []
         described = [rule["description"] for rule in rules if rule.get("description")]
         if described:
@@ -101,22 +105,28 @@ def render_markdown() -> str:
         lines.append("")
 
     units = metric_units(document)
-    lines += ["## Metric catalog", "",
-              "Every run-level metric has one of these names, and the name fixes its unit.", "",
-              "| name | unit | meaning |", "|---|---|---|"]
+    lines += [
+        "## Metric catalog",
+        "",
+        "Every run-level metric has one of these names, and the name fixes its unit.",
+        "",
+        "| name | unit | meaning |",
+        "|---|---|---|",
+    ]
     for name, value in document["enums"]["MetricName"]["permissible_values"].items():
         lines.append(f"| `{name}` | `{units.get(name, '')}` | {_cell((value or {}).get('description'))} |")
     lines += ["", "## Enumerations", ""]
     for enum_name, definition in document["enums"].items():
         if enum_name == "MetricName":
             continue
-        lines += [f"### {enum_name}", "", _cell(definition.get("description")), "",
-                  "| value | meaning |", "|---|---|"]
+        lines += [f"### {enum_name}", "", _cell(definition.get("description")), "", "| value | meaning |", "|---|---|"]
         for value, meta in definition["permissible_values"].items():
             lines.append(f"| `{value}` | {_cell((meta or {}).get('description'))} |")
         lines.append("")
     lines += ["## Types", "", "| type | base | pattern | meaning |", "|---|---|---|---|"]
     for type_name, definition in document["types"].items():
-        lines.append(f"| <a id=\"{type_name.lower()}\"></a>{type_name} | {definition['typeof']} "
-                     f"| `{_cell(definition.get('pattern'))}` | {_cell(definition.get('description'))} |")
+        lines.append(
+            f'| <a id="{type_name.lower()}"></a>{type_name} | {definition["typeof"]} '
+            f"| `{_cell(definition.get('pattern'))}` | {_cell(definition.get('description'))} |"
+        )
     return "\n".join(lines) + "\n"

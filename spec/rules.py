@@ -86,8 +86,7 @@ def _any_of_check(branches: list[dict]) -> Check:
     names = sorted({name for branch in branches for name in branch})
 
     def check(obj: Any, path: Path, emit: Callable[[Path, str], None]) -> None:
-        if not any(all(_holds(cond, _get(obj, name)) for name, cond in branch.items())
-                   for branch in branches):
+        if not any(all(_holds(cond, _get(obj, name)) for name, cond in branch.items()) for branch in branches):
             emit(path, f"needs at least one of {', '.join(names)}")
 
     return check
@@ -122,8 +121,7 @@ def _class_checks(class_name: str) -> tuple[tuple[Check, ...], tuple[tuple[str, 
     return tuple(checks), children
 
 
-def schema_rule_findings(document: Any, class_name: str, *, file: str | None,
-                         line: int | None = None) -> list[Finding]:
+def schema_rule_findings(document: Any, class_name: str, *, file: str | None, line: int | None = None) -> list[Finding]:
     """Violations of rules, any_of and type patterns in a document already valid for pydantic.
 
     `document` is the parsed JSON (dict) or the validated model; for the manifest pass the
@@ -132,8 +130,9 @@ def schema_rule_findings(document: Any, class_name: str, *, file: str | None,
     found: list[Finding] = []
 
     def emit(path: Path, message: str) -> None:
-        found.append(Finding("rule-violation", Severity.ERROR, message, file=file, line=line,
-                             pointer=json_pointer(path)))
+        found.append(
+            Finding("rule-violation", Severity.ERROR, message, file=file, line=line, pointer=json_pointer(path))
+        )
 
     def walk(obj: Any, name: str, path: Path) -> None:
         checks, children = _class_checks(name)
@@ -182,8 +181,9 @@ JSON_LINES_TYPES = frozenset({"step", "power_sample", "memory_sample", "epoch", 
 CHANNEL_RECORD_TYPES = frozenset({"power_sample", "memory_sample"})
 
 
-def _error(pointer_path: Path, message: str, code: str = "rule-violation",
-           severity: Severity = Severity.ERROR) -> Finding:
+def _error(
+    pointer_path: Path, message: str, code: str = "rule-violation", severity: Severity = Severity.ERROR
+) -> Finding:
     return Finding(code, severity, message, file="manifest.json", pointer=json_pointer(pointer_path))
 
 
@@ -209,17 +209,29 @@ def manifest_semantic_findings(manifest: models.Manifest) -> list[Finding]:
         found.append(_error(("system", "hosts", index, "node"), f"node {value} is listed twice"))
     for index, host in enumerate(system.hosts):
         if host.node >= node_count:
-            found.append(_error(("system", "hosts", index, "node"),
-                                f"node {host.node} is outside 0..{node_count - 1} (system.node_count)"))
+            found.append(
+                _error(
+                    ("system", "hosts", index, "node"),
+                    f"node {host.node} is outside 0..{node_count - 1} (system.node_count)",
+                )
+            )
     if len(system.hosts) != node_count:
-        found.append(_error(("system", "hosts"),
-                            f"{len(system.hosts)} hosts listed but node_count is {node_count}; list one per node"))
+        found.append(
+            _error(
+                ("system", "hosts"),
+                f"{len(system.hosts)} hosts listed but node_count is {node_count}; list one per node",
+            )
+        )
     for index, value in _duplicates(system.devices, lambda device: device.index):
         found.append(_error(("system", "devices", index, "index"), f"device index {value} is used twice"))
     for index, device in enumerate(system.devices):
         if device.node >= node_count:
-            found.append(_error(("system", "devices", index, "node"),
-                                f"node {device.node} is outside 0..{node_count - 1} (system.node_count)"))
+            found.append(
+                _error(
+                    ("system", "devices", index, "node"),
+                    f"node {device.node} is outside 0..{node_count - 1} (system.node_count)",
+                )
+            )
 
     # model
     for field, unit in (("parameters_total", "{parameter}"), ("parameters_trainable", "{parameter}")):
@@ -228,31 +240,60 @@ def manifest_semantic_findings(manifest: models.Manifest) -> list[Finding]:
             found.append(_error(("model", field, "unit"), f"must be {unit!r}, not {measurement.unit!r}"))
     total, trainable = manifest.model.parameters_total.value, manifest.model.parameters_trainable.value
     if total is not None and trainable is not None and trainable > total:
-        found.append(_error(("model", "parameters_trainable", "value"),
-                            f"{trainable:g} trainable parameters exceed the {total:g} in total"))
+        found.append(
+            _error(
+                ("model", "parameters_trainable", "value"),
+                f"{trainable:g} trainable parameters exceed the {total:g} in total",
+            )
+        )
     if manifest.environment.ambient_temperature.unit != "Cel":
-        found.append(_error(("environment", "ambient_temperature", "unit"),
-                            f"must be 'Cel', not {manifest.environment.ambient_temperature.unit!r}"))
+        found.append(
+            _error(
+                ("environment", "ambient_temperature", "unit"),
+                f"must be 'Cel', not {manifest.environment.ambient_temperature.unit!r}",
+            )
+        )
 
     # training
     parallel = training.parallelism
     if parallel is not None:
-        degrees = [d for d in (parallel.data_parallel, parallel.tensor_parallel,
-                               parallel.pipeline_parallel, parallel.context_parallel) if d is not None]
+        degrees = [
+            d
+            for d in (
+                parallel.data_parallel,
+                parallel.tensor_parallel,
+                parallel.pipeline_parallel,
+                parallel.context_parallel,
+            )
+            if d is not None
+        ]
         product = 1
         for degree in degrees:
             product *= degree
         if degrees and product != world_size:
-            found.append(_error(("training", "parallelism"),
-                                f"data x tensor x pipeline x context parallel = {product}, "
-                                f"but world_size is {world_size}", severity=Severity.WARNING))
-        if (parallel.data_parallel and training.micro_batch_size and training.gradient_accumulation_steps
-                and parallel.data_parallel * training.micro_batch_size * training.gradient_accumulation_steps
-                != training.global_batch_size):
-            found.append(_error(("training", "global_batch_size"),
-                                f"micro batch {training.micro_batch_size} x accumulation "
-                                f"{training.gradient_accumulation_steps} x data parallel {parallel.data_parallel} "
-                                f"!= global batch {training.global_batch_size}", severity=Severity.WARNING))
+            found.append(
+                _error(
+                    ("training", "parallelism"),
+                    f"data x tensor x pipeline x context parallel = {product}, but world_size is {world_size}",
+                    severity=Severity.WARNING,
+                )
+            )
+        if (
+            parallel.data_parallel
+            and training.micro_batch_size
+            and training.gradient_accumulation_steps
+            and parallel.data_parallel * training.micro_batch_size * training.gradient_accumulation_steps
+            != training.global_batch_size
+        ):
+            found.append(
+                _error(
+                    ("training", "global_batch_size"),
+                    f"micro batch {training.micro_batch_size} x accumulation "
+                    f"{training.gradient_accumulation_steps} x data parallel {parallel.data_parallel} "
+                    f"!= global batch {training.global_batch_size}",
+                    severity=Severity.WARNING,
+                )
+            )
 
     # methodology
     channels = manifest.methodology.channels
@@ -260,14 +301,22 @@ def manifest_semantic_findings(manifest: models.Manifest) -> list[Finding]:
         found.append(_error(("methodology", "channels", index, "name"), f"channel {value!r} is defined twice"))
     for index, channel in enumerate(channels):
         if channel.record_type not in CHANNEL_RECORD_TYPES:
-            found.append(_error(("methodology", "channels", index, "record_type"),
-                                f"channels feed power_sample or memory_sample records, not {channel.record_type}"))
+            found.append(
+                _error(
+                    ("methodology", "channels", index, "record_type"),
+                    f"channels feed power_sample or memory_sample records, not {channel.record_type}",
+                )
+            )
             continue
         record_fields = RECORD_CLASSES[channel.record_type].model_fields
         for field_index, field in enumerate(channel.fields):
             if field not in record_fields:
-                found.append(_error(("methodology", "channels", index, "fields", field_index),
-                                    f"{channel.record_type} has no field {field!r}"))
+                found.append(
+                    _error(
+                        ("methodology", "channels", index, "fields", field_index),
+                        f"{channel.record_type} has no field {field!r}",
+                    )
+                )
     channel_names = {channel.name for channel in channels}
 
     # runs
@@ -277,9 +326,12 @@ def manifest_semantic_findings(manifest: models.Manifest) -> list[Finding]:
     for run_index, run in enumerate(runs):
         comparable = run.started_at.tzinfo is not None and run.ended_at.tzinfo is not None  # else a pattern finding
         if comparable and run.ended_at < run.started_at:
-            found.append(_error(("runs", run_index, "ended_at"),
-                                f"the run ends ({run.ended_at.isoformat()}) before it starts "
-                                f"({run.started_at.isoformat()})"))
+            found.append(
+                _error(
+                    ("runs", run_index, "ended_at"),
+                    f"the run ends ({run.ended_at.isoformat()}) before it starts ({run.started_at.isoformat()})",
+                )
+            )
         for index, value in _duplicates(run.ranks or [], lambda placement: placement.rank):
             found.append(_error(("runs", run_index, "ranks", index, "rank"), f"rank {value} is placed twice"))
         for index, placement in enumerate(run.ranks or []):
@@ -291,8 +343,12 @@ def manifest_semantic_findings(manifest: models.Manifest) -> list[Finding]:
             if placement.device is not None and placement.device not in device_indices:
                 found.append(_error(where + ("device",), f"device {placement.device} is not in system.devices"))
         for index, value in _duplicates(run.metrics, lambda m: (m.name, m.scope, m.device, m.node, m.rank)):
-            found.append(_error(("runs", run_index, "metrics", index),
-                                f"metric {value[0]} with scope {value[1]} is reported twice for the same target"))
+            found.append(
+                _error(
+                    ("runs", run_index, "metrics", index),
+                    f"metric {value[0]} with scope {value[1]} is reported twice for the same target",
+                )
+            )
         for index, metric in enumerate(run.metrics):
             where = ("runs", run_index, "metrics", index)
             if metric.device is not None and metric.device not in device_indices:
@@ -303,11 +359,19 @@ def manifest_semantic_findings(manifest: models.Manifest) -> list[Finding]:
                 found.append(_error(where + ("rank",), f"rank {metric.rank} is outside the world size {world_size}"))
         for index, rate in enumerate(run.sampling or []):
             if rate.channel not in channel_names:
-                found.append(_error(("runs", run_index, "sampling", index, "channel"),
-                                    f"channel {rate.channel!r} is not defined in methodology.channels"))
+                found.append(
+                    _error(
+                        ("runs", run_index, "sampling", index, "channel"),
+                        f"channel {rate.channel!r} is not defined in methodology.channels",
+                    )
+                )
             if rate.device is not None and rate.device not in device_indices:
-                found.append(_error(("runs", run_index, "sampling", index, "device"),
-                                    f"device {rate.device} is not in system.devices"))
+                found.append(
+                    _error(
+                        ("runs", run_index, "sampling", index, "device"),
+                        f"device {rate.device} is not in system.devices",
+                    )
+                )
 
     # calibration
     if manifest.calibration is not None:
@@ -316,9 +380,13 @@ def manifest_semantic_findings(manifest: models.Manifest) -> list[Finding]:
         for index, deviation in enumerate(manifest.calibration.deviations):
             within = abs(deviation.deviation_percent) <= deviation.margin_percent
             if deviation.within_margin != within:
-                found.append(_error(("calibration", "deviations", index, "within_margin"),
-                                    f"|{deviation.deviation_percent:.4g} %| is {'within' if within else 'outside'} "
-                                    f"the {deviation.margin_percent:.4g} % margin"))
+                found.append(
+                    _error(
+                        ("calibration", "deviations", index, "within_margin"),
+                        f"|{deviation.deviation_percent:.4g} %| is {'within' if within else 'outside'} "
+                        f"the {deviation.margin_percent:.4g} % margin",
+                    )
+                )
 
     # source
     if manifest.source is not None:
@@ -352,7 +420,9 @@ def manifest_semantic_findings(manifest: models.Manifest) -> list[Finding]:
             if entry.run_id not in run_ids:
                 found.append(_error(where + ("run_id",), f"run {entry.run_id!r} is not in runs"))
             elif not entry.path.startswith(f"runs/{entry.run_id}/"):
-                found.append(_error(where + ("path",), f"files of run {entry.run_id!r} live under runs/{entry.run_id}/"))
+                found.append(
+                    _error(where + ("path",), f"files of run {entry.run_id!r} live under runs/{entry.run_id}/")
+                )
         if entry.rank is not None and entry.rank >= world_size:
             found.append(_error(where + ("rank",), f"rank {entry.rank} is outside the world size {world_size}"))
         if entry.record_type == "kernel_breakdown" and entry.record_count not in (None, 1):
@@ -373,8 +443,9 @@ class RecordContext:
         self.world_size = manifest.training.world_size
         self.node_count = manifest.system.node_count
         self.devices = frozenset(device.index for device in manifest.system.devices)
-        self.channels = frozenset(channel.name for channel in manifest.methodology.channels
-                                  if channel.record_type == record_type)
+        self.channels = frozenset(
+            channel.name for channel in manifest.methodology.channels if channel.record_type == record_type
+        )
         self.all_channels = frozenset(channel.name for channel in manifest.methodology.channels)
         fields = RECORD_CLASSES[record_type].model_fields
         self.has_rank, self.has_device = "rank" in fields, "device" in fields
@@ -388,8 +459,11 @@ class RecordContext:
         fails it is checked record by record (by `problems`, which words the findings)."""
         if self._all_consistent(records):
             return []
-        return [(line, pointer, message) for record, line in zip(records, lines)
-                for pointer, message in self.problems(record)]
+        return [
+            (line, pointer, message)
+            for record, line in zip(records, lines)
+            for pointer, message in self.problems(record)
+        ]
 
     def _all_consistent(self, records: list[Any]) -> bool:
         """True only when `problems` finds nothing in any of these records (the same checks,

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import pydantic
-
 from trainmark.spec import models
 from trainmark.spec.archive import ArchiveLimits, open_bundle
 from trainmark.spec.bundle import bundle_id, check_schema_version, manifest_findings, walk_bundle
@@ -26,8 +25,7 @@ from trainmark.spec.errors import BundleInvalid, BundleUnreadable, SchemaVersion
 from trainmark.spec.findings import Finding, Severity, findings_from_pydantic
 from trainmark.spec.jsontext import MAX_DOCUMENT_BYTES, load_document, read_bounded
 from trainmark.spec.layout import DRAFT_NAME, JSON_SCHEMA_FILES, MANIFEST_NAME
-from trainmark.spec.rules import (JSON_LINES_TYPES, RECORD_CLASSES, RecordContext, has_schema_rules,
-                        schema_rule_findings)
+from trainmark.spec.rules import JSON_LINES_TYPES, RECORD_CLASSES, RecordContext, has_schema_rules, schema_rule_findings
 
 DEFAULT_MAX_FINDINGS = 200
 MAX_LINE_BYTES = 1 << 20
@@ -149,8 +147,14 @@ def _finding_of(error: BundleInvalid) -> Finding:
 class _FileChecker:
     """Streams one listed file: digest, size, record count, and every record."""
 
-    def __init__(self, report: ValidationReport, entry: dict, manifest: models.Manifest | None,
-                 full_jsonschema: bool, observe: RecordsCallback | None = None) -> None:
+    def __init__(
+        self,
+        report: ValidationReport,
+        entry: dict,
+        manifest: models.Manifest | None,
+        full_jsonschema: bool,
+        observe: RecordsCallback | None = None,
+    ) -> None:
         self.report = report
         self.observe = observe
         self.path_text = entry["path"]
@@ -160,8 +164,11 @@ class _FileChecker:
         self.model = RECORD_CLASSES.get(self.record_type)
         self.class_name = self.model.__name__ if self.model else None
         self.check_rules = bool(self.class_name) and has_schema_rules(self.class_name)
-        self.context = (RecordContext(manifest, self.record_type, entry.get("rank"))
-                        if manifest is not None and self.model is not None else None)
+        self.context = (
+            RecordContext(manifest, self.record_type, entry.get("rank"))
+            if manifest is not None and self.model is not None
+            else None
+        )
         self.full_jsonschema = full_jsonschema and self.model is not None
         self.seen_pointers: set[tuple[int | None, str]] = set()
         # Records the models accepted one by one, not yet checked against the manifest or shown
@@ -216,8 +223,11 @@ class _FileChecker:
         """Records the models read: check their references and show them to the observer."""
         if self.context is not None:
             for line, pointer, message in self.context.problems_in(records, lines):
-                self._add(Finding("reference-invalid", Severity.ERROR, message, file=self.path_text,
-                                  line=line, pointer=pointer))
+                self._add(
+                    Finding(
+                        "reference-invalid", Severity.ERROR, message, file=self.path_text, line=line, pointer=pointer
+                    )
+                )
         if self.observe is not None:
             self.observe(records, lines)
 
@@ -226,8 +236,15 @@ class _FileChecker:
         compiled JSON Schema already accepted its text; `members`: check a JSON Lines record's
         members here (False: the caller checks its batch). Returns the record the models read."""
         if not data.strip():
-            self._add(Finding("json-invalid", Severity.ERROR, "blank line; JSON Lines holds one record per line",
-                              file=self.path_text, line=line))
+            self._add(
+                Finding(
+                    "json-invalid",
+                    Severity.ERROR,
+                    "blank line; JSON Lines holds one record per line",
+                    file=self.path_text,
+                    line=line,
+                )
+            )
             return
         try:
             record = self.model.model_validate_json(data)
@@ -255,8 +272,9 @@ class _FileChecker:
         one, so a batch whose commas add up and that has no escape is clean; otherwise each of its
         records is counted, and one whose count or escapes say otherwise is parsed again."""
         joined = b"\n".join(texts)
-        if b"\\u" not in joined and joined.count(b",") + len(records) == \
-                sum(len(record.__pydantic_fields_set__) for record in records):
+        if b"\\u" not in joined and joined.count(b",") + len(records) == sum(
+            len(record.__pydantic_fields_set__) for record in records
+        ):
             return
         for record, data, line in zip(records, texts, lines):
             if b"\\u" not in data and data.count(b",") + 1 == len(record.__pydantic_fields_set__):
@@ -264,8 +282,11 @@ class _FileChecker:
             try:
                 load_document(data, file=self.path_text)
             except BundleInvalid as error:
-                self._add(Finding(error.code, Severity.ERROR, error.message, file=self.path_text, line=line,
-                                  pointer=error.pointer))
+                self._add(
+                    Finding(
+                        error.code, Severity.ERROR, error.message, file=self.path_text, line=line, pointer=error.pointer
+                    )
+                )
 
     def _check_jsonschema(self, data: bytes, line: int | None, read_by_models: bool) -> None:
         from trainmark.spec.conformance import conforms_text, jsonschema_findings
@@ -281,9 +302,15 @@ class _FileChecker:
                 self._add(finding)
 
     def _report_long_line(self, line: int) -> None:
-        self._add(Finding("json-limit", Severity.ERROR,
-                          f"a line longer than {MAX_LINE_BYTES} bytes; records are one short line each",
-                          file=self.path_text, line=line))
+        self._add(
+            Finding(
+                "json-limit",
+                Severity.ERROR,
+                f"a line longer than {MAX_LINE_BYTES} bytes; records are one short line each",
+                file=self.path_text,
+                line=line,
+            )
+        )
 
     def run(self, path: Path, entry: dict) -> None:
         """Stream the file and compare it with its manifest entry."""
@@ -345,15 +372,33 @@ class _FileChecker:
     def _compare(self, entry: dict, sha256: str, size: int, records: int | None) -> None:
         where = dict(file=self.path_text)
         if entry.get("sha256") != sha256:
-            self._add(Finding("digest-mismatch", Severity.ERROR,
-                              f"sha256 is {sha256}, the manifest says {entry.get('sha256')}; the file changed "
-                              "after the manifest was written", **where))
+            self._add(
+                Finding(
+                    "digest-mismatch",
+                    Severity.ERROR,
+                    f"sha256 is {sha256}, the manifest says {entry.get('sha256')}; the file changed "
+                    "after the manifest was written",
+                    **where,
+                )
+            )
         if entry.get("size_bytes") != size:
-            self._add(Finding("size-mismatch", Severity.ERROR,
-                              f"{size} bytes, the manifest says {entry.get('size_bytes')}", **where))
+            self._add(
+                Finding(
+                    "size-mismatch",
+                    Severity.ERROR,
+                    f"{size} bytes, the manifest says {entry.get('size_bytes')}",
+                    **where,
+                )
+            )
         if records is not None and entry.get("record_count") is not None and entry["record_count"] != records:
-            self._add(Finding("record-count-mismatch", Severity.ERROR,
-                              f"{records} records, the manifest says {entry['record_count']}", **where))
+            self._add(
+                Finding(
+                    "record-count-mismatch",
+                    Severity.ERROR,
+                    f"{records} records, the manifest says {entry['record_count']}",
+                    **where,
+                )
+            )
 
 
 def _listed_entries(document: Any, manifest: models.Manifest | None) -> list[dict]:
@@ -363,27 +408,37 @@ def _listed_entries(document: Any, manifest: models.Manifest | None) -> list[dic
     raw = document.get("files") if isinstance(document, dict) else None
     if not isinstance(raw, list):
         return []
-    return [entry for entry in raw
-            if isinstance(entry, dict) and isinstance(entry.get("path"), str) and ".." not in entry["path"]
-            and not entry["path"].startswith("/")]
+    return [
+        entry
+        for entry in raw
+        if isinstance(entry, dict)
+        and isinstance(entry.get("path"), str)
+        and ".." not in entry["path"]
+        and not entry["path"].startswith("/")
+    ]
 
 
 def _files_on_disk(root: Path, report: ValidationReport) -> set[str]:
     regular, unsafe = walk_bundle(root)
     for relative in unsafe:
-        report.add(Finding("file-unsafe", Severity.ERROR, "a link or special file; bundles hold only regular files",
-                           file=relative))
+        report.add(
+            Finding(
+                "file-unsafe", Severity.ERROR, "a link or special file; bundles hold only regular files", file=relative
+            )
+        )
     return set(regular) - {MANIFEST_NAME}
 
 
-def _validate_directory(root: Path, report: ValidationReport, full_jsonschema: bool,
-                        observer: RecordObserver | None) -> None:
+def _validate_directory(
+    root: Path, report: ValidationReport, full_jsonschema: bool, observer: RecordObserver | None
+) -> None:
     on_disk = _files_on_disk(root, report)
     manifest_path = root / MANIFEST_NAME
     if not manifest_path.is_file():
         hint = "; run `trainmark bundle finalize` to close a killed run" if DRAFT_NAME in on_disk else ""
-        report.add(Finding("file-missing", Severity.ERROR, f"the bundle has no manifest.json{hint}",
-                           file=MANIFEST_NAME))
+        report.add(
+            Finding("file-missing", Severity.ERROR, f"the bundle has no manifest.json{hint}", file=MANIFEST_NAME)
+        )
         return
     try:
         raw = read_bounded(manifest_path, file=MANIFEST_NAME)
@@ -398,8 +453,11 @@ def _validate_directory(root: Path, report: ValidationReport, full_jsonschema: b
     try:
         check_schema_version(document)
     except SchemaVersionUnsupported as error:
-        report.add(Finding("schema-version-unsupported", Severity.ERROR, str(error), file=MANIFEST_NAME,
-                           pointer="/schema_version"))
+        report.add(
+            Finding(
+                "schema-version-unsupported", Severity.ERROR, str(error), file=MANIFEST_NAME, pointer="/schema_version"
+            )
+        )
         return
     conformed = False
     if full_jsonschema:
@@ -427,21 +485,34 @@ def _validate_directory(root: Path, report: ValidationReport, full_jsonschema: b
             continue
         listed.add(path_text)
         if path_text not in on_disk:
-            report.add(Finding("file-missing", Severity.ERROR, "listed in the manifest but not in the bundle",
-                               file=path_text))
+            report.add(
+                Finding("file-missing", Severity.ERROR, "listed in the manifest but not in the bundle", file=path_text)
+            )
             continue
-        observe = (observer.begin_file(entry_models[path_text])
-                   if observer is not None and path_text in entry_models else None)
+        observe = (
+            observer.begin_file(entry_models[path_text]) if observer is not None and path_text in entry_models else None
+        )
         _FileChecker(report, entry, manifest, full_jsonschema, observe).run(root / path_text, entry)
     for unlisted in sorted(on_disk - listed):
         hint = " (a draft left by an unfinished run)" if unlisted == DRAFT_NAME else ""
-        report.add(Finding("file-unlisted", Severity.ERROR,
-                           f"in the bundle but not listed in manifest.json files{hint}", file=unlisted))
+        report.add(
+            Finding(
+                "file-unlisted",
+                Severity.ERROR,
+                f"in the bundle but not listed in manifest.json files{hint}",
+                file=unlisted,
+            )
+        )
 
 
-def validate_bundle(path: Path, *, full_jsonschema: bool = False, max_findings: int = DEFAULT_MAX_FINDINGS,
-                    limits: ArchiveLimits = ArchiveLimits(), observer: RecordObserver | None = None
-                    ) -> ValidationReport:
+def validate_bundle(
+    path: Path,
+    *,
+    full_jsonschema: bool = False,
+    max_findings: int = DEFAULT_MAX_FINDINGS,
+    limits: ArchiveLimits = ArchiveLimits(),
+    observer: RecordObserver | None = None,
+) -> ValidationReport:
     """Validate the bundle at `path` (directory or .tar.gz). Bad input becomes findings, never an exception.
 
     An `observer` sees every record that passed its model during the same single pass.

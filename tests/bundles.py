@@ -16,7 +16,6 @@ VALID_BUNDLES = sorted(path for path in (EXAMPLES / "valid").iterdir() if path.i
 INVALID_EXAMPLES = sorted((EXAMPLES / "invalid").glob("*.json"))
 
 
-
 def _shared_data() -> Path:
     """The project's shared third-party data: $TRAINMARK_SHARED_DATA, ../shared/data beside this checkout,
     or /work/shared/data (where a fresh clone elsewhere, such as CI's, finds it)."""
@@ -79,8 +78,9 @@ def reseal(root: Path) -> None:
     """Write the manifest's file entries again from the files, keeping everything else."""
     manifest_path = root / "manifest.json"
     manifest = json.loads(manifest_path.read_text())
-    manifest["files"] = [describe_file(root, entry["path"]) if (root / entry["path"]).exists() else entry
-                         for entry in manifest["files"]]
+    manifest["files"] = [
+        describe_file(root, entry["path"]) if (root / entry["path"]).exists() else entry for entry in manifest["files"]
+    ]
     manifest_path.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
 
 

@@ -17,8 +17,10 @@ def postgres():
     if binaries is None:
         if os.environ.get("TRAINMARK_TESTS_WITHOUT_POSTGRES"):
             pytest.skip("TRAINMARK_TESTS_WITHOUT_POSTGRES is set and no PostgreSQL server binaries were found")
-        pytest.fail("the PostgreSQL server binaries (initdb, pg_ctl) were not found: install postgresql "
-                    "(.ci/run does) or point TRAINMARK_PG_BIN at their folder")
+        pytest.fail(
+            "the PostgreSQL server binaries (initdb, pg_ctl) were not found: install postgresql "
+            "(.ci/run does) or point TRAINMARK_PG_BIN at their folder"
+        )
     cluster = Cluster(binaries)
     cluster.start()
     yield cluster
@@ -51,10 +53,17 @@ def archives(tmp_path_factory) -> dict[str, Path]:
     from tests.registry_bundles import CPU, GPU, archive, variant
 
     folder = tmp_path_factory.mktemp("archives")
-    made = {"gpu": archive(variant(GPU, folder / "gpu"), folder / "gpu.tar.gz"),
-            "cpu": archive(variant(CPU, folder / "cpu"), folder / "cpu.tar.gz")}
-    made["cpu-two-runs"] = archive(variant(CPU, folder / "two", submitter="Lab Two", keep_runs=2),
-                                   folder / "two.tar.gz")
-    made["cpu-script"] = archive(variant(CPU, folder / "script", submitter="<script>alert(1)</script> Lab",
-                                         description="=HYPERLINK(\"http://evil\")"), folder / "script.tar.gz")
+    made = {
+        "gpu": archive(variant(GPU, folder / "gpu"), folder / "gpu.tar.gz"),
+        "cpu": archive(variant(CPU, folder / "cpu"), folder / "cpu.tar.gz"),
+    }
+    made["cpu-two-runs"] = archive(
+        variant(CPU, folder / "two", submitter="Lab Two", keep_runs=2), folder / "two.tar.gz"
+    )
+    made["cpu-script"] = archive(
+        variant(
+            CPU, folder / "script", submitter="<script>alert(1)</script> Lab", description='=HYPERLINK("http://evil")'
+        ),
+        folder / "script.tar.gz",
+    )
     return made

@@ -56,4 +56,3 @@ def served_registry(url: str, blobs: Path, limits) -> Iterator[tuple[str, object
             yield server.url, store, key
     finally:
         store.close()
-

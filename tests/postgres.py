@@ -49,19 +49,25 @@ class Cluster:
         self.count = 0
 
     def _run(self, *arguments: str) -> None:
-        result = subprocess.run([str(self.binaries / arguments[0]), *arguments[1:]], user=self.user,
-                                capture_output=True, text=True, timeout=120)
+        result = subprocess.run(
+            [str(self.binaries / arguments[0]), *arguments[1:]],
+            user=self.user,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         if result.returncode != 0:
-            log = (self.root / "server.log")
+            log = self.root / "server.log"
             tail = log.read_text()[-2000:] if log.exists() else ""
             raise RuntimeError(f"{arguments[0]} failed ({result.returncode}): {result.stderr[-2000:]}\n{tail}")
 
     def start(self) -> None:
         data = self.root / "data"
-        self._run("initdb", "-D", str(data), "-U", SUPERUSER, "--auth=trust", "-E", "UTF8", "--no-locale",
-                  "--no-sync")
-        options = (f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off "
-                   f"-c synchronous_commit=off -c full_page_writes=off -c max_connections=200")
+        self._run("initdb", "-D", str(data), "-U", SUPERUSER, "--auth=trust", "-E", "UTF8", "--no-locale", "--no-sync")
+        options = (
+            f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off "
+            f"-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
+        )
         self._run("pg_ctl", "-D", str(data), "-o", options, "-l", str(self.root / "server.log"), "-w", "start")
 
     def stop(self) -> None:

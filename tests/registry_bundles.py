@@ -9,14 +9,23 @@ import tarfile
 from pathlib import Path
 
 from trainmark.spec.archive import pack
+
 from tests.bundles import EXAMPLES, copy_bundle, edit_manifest
 
 GPU = EXAMPLES / "valid" / "gpu-h100-gpt2"
 CPU = EXAMPLES / "valid" / "cpu-tiny"
 
 
-def variant(source: Path, destination: Path, *, submitter: str | None = None, description: str | None = None,
-            keep_runs: int | None = None, supersedes: str | None = None, synthetic: bool = False) -> Path:
+def variant(
+    source: Path,
+    destination: Path,
+    *,
+    submitter: str | None = None,
+    description: str | None = None,
+    keep_runs: int | None = None,
+    supersedes: str | None = None,
+    synthetic: bool = False,
+) -> Path:
     """A copy of a bundle with another submitter, description or fewer runs; the id changes with it.
     Unless `synthetic`, the copy drops the examples' `provenance: synthetic` marker, as a submitter's
     bundle would not have it (a synthetic bundle is never ranked)."""
@@ -34,8 +43,9 @@ def variant(source: Path, destination: Path, *, submitter: str | None = None, de
         if keep_runs is not None:
             kept = {run["run_id"] for run in manifest["runs"][:keep_runs]}
             manifest["runs"] = manifest["runs"][:keep_runs]
-            manifest["files"] = [entry for entry in manifest["files"]
-                                 if entry.get("run_id") is None or entry["run_id"] in kept]
+            manifest["files"] = [
+                entry for entry in manifest["files"] if entry.get("run_id") is None or entry["run_id"] in kept
+            ]
 
     edit_manifest(root, change)
     if keep_runs is not None:

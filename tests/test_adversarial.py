@@ -14,8 +14,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from trainmark.scorer.score import LogScaleStatistics, score_bundle
+
 from tests.bundles import EXAMPLES, copy_bundle, edit_manifest, edit_trace, reseal
 
 GPU = EXAMPLES / "valid" / "gpu-h100-gpt2"
@@ -59,7 +59,8 @@ def _set_energy(run: dict, device_joules: dict[int, float], windows: dict[int, f
             _metric(run, name, "device", device)["value"] = watts
     _metric(run, "total_energy")["value"] = total
     _metric(run, "net_energy")["value"] = total - sum(
-        _metric(run, "idle_power", "device", d)["value"] * windows[d] for d in device_joules)
+        _metric(run, "idle_power", "device", d)["value"] * windows[d] for d in device_joules
+    )
     _metric(run, "energy_per_step")["value"] = total / steps
     _metric(run, "energy_per_update")["value"] = total / _metric(run, "updates_completed")["value"]
     _metric(run, "energy_per_sample")["value"] = total / (steps * 64)
@@ -71,10 +72,11 @@ def _set_energy(run: dict, device_joules: dict[int, float], windows: dict[int, f
 
 # ---------------------------------------------------------------- the cases
 
+
 def constant_power(root: Path) -> None:
     """Constant 700 W at exactly 1 Hz on both GPUs, the energy counters and every summary made consistent."""
     manifest = json.loads((root / "manifest.json").read_text())
-    for index, run in enumerate(manifest["runs"]):
+    for _index, run in enumerate(manifest["runs"]):
         path = f"runs/{run['run_id']}/power.rank0.jsonl"
         records = [json.loads(line) for line in (root / path).read_text().splitlines()]
         first = min(r["time_unix_ns"] for r in records)
@@ -84,9 +86,15 @@ def constant_power(root: Path) -> None:
         for tick_index, tick in enumerate(ticks):
             for device in (0, 1):
                 fabricated.append({"time_unix_ns": tick, "channel": "nvml_power", "device": device, "power_w": 700.0})
-                fabricated.append({"time_unix_ns": tick, "channel": "nvml_energy", "device": device,
-                                   "energy_j": 1.0e6 + 700.0 * tick_index})
-        edit_trace(root, path, lambda _: fabricated)
+                fabricated.append(
+                    {
+                        "time_unix_ns": tick,
+                        "channel": "nvml_energy",
+                        "device": device,
+                        "energy_j": 1.0e6 + 700.0 * tick_index,
+                    }
+                )
+        edit_trace(root, path, lambda _: fabricated)  # noqa: B023 - called at once
         window = (len(ticks) - 1) * 1.0
         _set_energy(run, {0: 700.0 * window, 1: 700.0 * window}, {0: window, 1: window}, 700.0)
         for entry in run.get("sampling", []):
@@ -123,14 +131,21 @@ def shifted_copies(root: Path) -> None:
             path.write_text("\n".join(lines) + "\n")
         copied = json.loads(json.dumps(first))
         from datetime import timedelta
+
         ended = parse(first["ended_at"]) + timedelta(microseconds=offset_ns // 1000)
-        copied.update(run_id=run["run_id"], seed=run["seed"], started_at=run["started_at"],
-                      ended_at=ended.strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
+        copied.update(
+            run_id=run["run_id"],
+            seed=run["seed"],
+            started_at=run["started_at"],
+            ended_at=ended.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        )
         _metric(copied, "allocations_per_step")["value"] += 0.001 * index
         manifest["runs"][index] = copied
         manifest["files"] = [e for e in manifest["files"] if e.get("run_id") != run["run_id"]] + [
             {**e, "path": e["path"].replace(first["run_id"], run["run_id"]), "run_id": run["run_id"]}
-            for e in manifest["files"] if e.get("run_id") == first["run_id"]]
+            for e in manifest["files"]
+            if e.get("run_id") == first["run_id"]
+        ]
     (root / "manifest.json").write_text(json.dumps(manifest, indent=2))
     reseal(root)
 
@@ -144,7 +159,9 @@ def identical_steps(root: Path) -> None:
 
             def exact(records):
                 start = records[0]["start_unix_ns"]
-                return [{**r, "start_unix_ns": start + i * 70_000_000, "duration_s": 0.07} for i, r in enumerate(records)]
+                return [
+                    {**r, "start_unix_ns": start + i * 70_000_000, "duration_s": 0.07} for i, r in enumerate(records)
+                ]
 
             edit_trace(root, path, exact)
         _set_throughput(manifest, run, 1 / 0.07)
@@ -153,25 +170,33 @@ def identical_steps(root: Path) -> None:
 
 
 def energy_halved(root: Path) -> None:
-    edit_manifest(root, lambda m: _metric(m["runs"][0], "total_energy").update(
-        value=_metric(m["runs"][0], "total_energy")["value"] / 2))
+    edit_manifest(
+        root,
+        lambda m: _metric(m["runs"][0], "total_energy").update(
+            value=_metric(m["runs"][0], "total_energy")["value"] / 2
+        ),
+    )
 
 
 def idle_above_mean(root: Path) -> None:
     """Idle power 800 W per GPU, above the ~560 W mean; net energy recomputed to match."""
+
     def change(manifest):
         for run in manifest["runs"]:
             for device in (0, 1):
                 _metric(run, "idle_power", "device", device)["value"] = 800.0
             _metric(run, "idle_power")["value"] = 1600.0
+
     edit_manifest(root, change)
 
 
 def flops_above_peak(root: Path) -> None:
     """5 PFLOP/s claimed on 2 x 989 TFLOP/s."""
+
     def change(manifest):
         for run in manifest["runs"]:
             _metric(run, "flops_per_second")["value"] = 5.0e15
+
     edit_manifest(root, change)
 
 
@@ -181,38 +206,68 @@ def created_before_runs(root: Path) -> None:
 
 def runs_at_once(root: Path) -> None:
     """Three runs at the same time on the same GPUs."""
+
     def change(manifest):
         for run in manifest["runs"][1:]:
             run.update(started_at=manifest["runs"][0]["started_at"], ended_at=manifest["runs"][0]["ended_at"])
             _metric(run, "run_duration")["value"] = _metric(manifest["runs"][0], "run_duration")["value"]
+
     edit_manifest(root, change)
 
 
 def overlapping_steps(root: Path) -> None:
-    edit_trace(root, "runs/run-1/steps.rank0.jsonl", lambda records: [
-        {**r, "start_unix_ns": r["start_unix_ns"] - 30_000_000} if r["step"] == 20 else r for r in records])
+    edit_trace(
+        root,
+        "runs/run-1/steps.rank0.jsonl",
+        lambda records: [
+            {**r, "start_unix_ns": r["start_unix_ns"] - 30_000_000} if r["step"] == 20 else r for r in records
+        ],
+    )
 
 
 def other_hardware(root: Path) -> None:
     """Run 3 on 2 x A100 of another node."""
+
     def change(manifest):
         system = manifest["system"]
         system["node_count"] = 2
         system["hosts"].append({**system["hosts"][0], "node": 1})
         for local in (0, 1):
             a100 = json.loads(json.dumps(system["devices"][local]))
-            a100.update(index=2 + local, node=1, local_index=local, model="NVIDIA A100-SXM4-80GB",
-                        uuid=f"GPU-a100-{local}", peak_flops=[{"format": "bf16", "flops_per_s": 312e12, "sparse": False,
-                                                               "source": "NVIDIA A100 datasheet"}])
+            a100.update(
+                index=2 + local,
+                node=1,
+                local_index=local,
+                model="NVIDIA A100-SXM4-80GB",
+                uuid=f"GPU-a100-{local}",
+                peak_flops=[
+                    {"format": "bf16", "flops_per_s": 312e12, "sparse": False, "source": "NVIDIA A100 datasheet"}
+                ],
+            )
             system["devices"].append(a100)
         for placement in manifest["runs"][2]["ranks"]:
             placement.update(node=1, device=2 + placement["rank"])
+
     edit_manifest(root, change)
 
 
-ENERGY_METRICS = {"total_energy", "idle_power", "power_mean", "power_median", "power_peak", "net_energy",
-                  "energy_per_step", "energy_per_update", "energy_per_sample", "flops_per_joule",
-                  "steps_per_kilojoule", "power_data_loading", "power_forward", "power_backward", "power_optimizer"}
+ENERGY_METRICS = {
+    "total_energy",
+    "idle_power",
+    "power_mean",
+    "power_median",
+    "power_peak",
+    "net_energy",
+    "energy_per_step",
+    "energy_per_update",
+    "energy_per_sample",
+    "flops_per_joule",
+    "steps_per_kilojoule",
+    "power_data_loading",
+    "power_forward",
+    "power_backward",
+    "power_optimizer",
+}
 
 
 def honest_without_sensors(root: Path) -> None:
@@ -229,9 +284,11 @@ def honest_without_sensors(root: Path) -> None:
             run["sampling"] = [s for s in run.get("sampling", []) if s["channel"] not in ("nvml_power", "nvml_energy")]
             (root / f"runs/{run['run_id']}/power.rank0.jsonl").unlink()
         manifest["files"] = [e for e in manifest["files"] if "power." not in e["path"]]
-        manifest["methodology"]["channels"] = [c for c in manifest["methodology"]["channels"]
-                                               if c["record_type"] != "power_sample"]
+        manifest["methodology"]["channels"] = [
+            c for c in manifest["methodology"]["channels"] if c["record_type"] != "power_sample"
+        ]
         manifest["methodology"]["idle_subtraction"] = {"method": "none", "description": reason}
+
     edit_manifest(root, change)
 
 
@@ -295,8 +352,16 @@ def test_too_good_scores_below_the_honest_bundle(verdicts, name):
 def test_r1_verdicts_are_what_the_issue_measured(verdicts):
     """The table of issue 14 under r1, reproduced: why r2 exists."""
     r1 = {name: verdicts[name]["r1"] for name in CASES}
-    for name in ("idle-above-mean", "5-PFLOPs-on-2-H100", "created-before-runs", "overlapping-steps",
-                 "run-3-on-A100s", "constant-700W-1Hz", "identical-70ms-steps", "shifted-copies"):
+    for name in (
+        "idle-above-mean",
+        "5-PFLOPs-on-2-H100",
+        "created-before-runs",
+        "overlapping-steps",
+        "run-3-on-A100s",
+        "constant-700W-1Hz",
+        "identical-70ms-steps",
+        "shifted-copies",
+    ):
         assert r1[name].ranked, name
     assert not r1["energy-halved"].ranked and "Reproduced" in r1["energy-halved"].badges
 
@@ -327,8 +392,12 @@ def test_clean_example_keeps_reproduced_under_r2(tmp_path):
 
 def test_derived_metric_off_by_two_percent_fails_the_summary_gate(tmp_path):
     root = _submitted(tmp_path)
-    edit_manifest(root, lambda m: _metric(m["runs"][1], "energy_per_step").update(
-        value=_metric(m["runs"][1], "energy_per_step")["value"] * 1.02))
+    edit_manifest(
+        root,
+        lambda m: _metric(m["runs"][1], "energy_per_step").update(
+            value=_metric(m["runs"][1], "energy_per_step")["value"] * 1.02
+        ),
+    )
     r1, r2 = score_bundle(root, "r1"), score_bundle(root, "r2")
     assert r1.ranked and not r2.ranked
     [mismatch] = [f for f in r2.findings if f.code == "summary-mismatch"]
@@ -337,26 +406,40 @@ def test_derived_metric_off_by_two_percent_fails_the_summary_gate(tmp_path):
 
 def test_counter_and_polled_energy_apart_fail_the_physics_gate(tmp_path):
     root = _submitted(tmp_path)
-    edit_trace(root, "runs/run-1/power.rank0.jsonl", lambda records: [
-        {**r, "power_w": round(r["power_w"] * 1.2, 3)} if "power_w" in r and r["device"] == 0 else r
-        for r in records])
+    edit_trace(
+        root,
+        "runs/run-1/power.rank0.jsonl",
+        lambda records: [
+            {**r, "power_w": round(r["power_w"] * 1.2, 3)} if "power_w" in r and r["device"] == 0 else r
+            for r in records
+        ],
+    )
     report = score_bundle(root, "r2")
     assert not report.ranked and "physics-energy-channels" in {f.code for f in report.findings}
 
 
 def test_power_above_its_limit_fails_the_physics_gate(tmp_path):
     root = _submitted(tmp_path)
-    edit_trace(root, "runs/run-2/power.rank0.jsonl", lambda records: [
-        {**r, "power_w": 900.0} if r.get("power_w") and r["device"] == 1 and i == 30 else r
-        for i, r in enumerate(records)])
+    edit_trace(
+        root,
+        "runs/run-2/power.rank0.jsonl",
+        lambda records: [
+            {**r, "power_w": 900.0} if r.get("power_w") and r["device"] == 1 and i == 30 else r
+            for i, r in enumerate(records)
+        ],
+    )
     report = score_bundle(root, "r2")
     assert not report.ranked and "physics-power" in {f.code for f in report.findings}
 
 
 def test_net_energy_above_total_fails_the_physics_gate(tmp_path):
     root = _submitted(tmp_path)
-    edit_manifest(root, lambda m: _metric(m["runs"][0], "net_energy").update(
-        value=_metric(m["runs"][0], "total_energy")["value"] * 1.5))
+    edit_manifest(
+        root,
+        lambda m: _metric(m["runs"][0], "net_energy").update(
+            value=_metric(m["runs"][0], "total_energy")["value"] * 1.5
+        ),
+    )
     report = score_bundle(root, "r2")
     assert not report.ranked and "physics-net-energy" in {f.code for f in report.findings}
 
@@ -374,16 +457,26 @@ def test_a_busy_machine_keeps_its_interval_positive(tmp_path):
     scale = {"run-2": 0.4, "run-3": 2.2}
 
     def slow(run_id):
-        return lambda records: [{**r, "duration_s": r["duration_s"] * scale[run_id],
-                                 "start_unix_ns": records[0]["start_unix_ns"] + round(
-                                     (r["start_unix_ns"] - records[0]["start_unix_ns"]) * scale[run_id])}
-                                for r in records]
+        return lambda records: [
+            {
+                **r,
+                "duration_s": r["duration_s"] * scale[run_id],
+                "start_unix_ns": records[0]["start_unix_ns"]
+                + round((r["start_unix_ns"] - records[0]["start_unix_ns"]) * scale[run_id]),
+            }
+            for r in records
+        ]
 
     def summaries(manifest):
         for run in manifest["runs"]:
             if run["run_id"] in scale:
-                for name, power in (("steps_per_second", -1), ("time_per_step", 1), ("samples_per_second", -1),
-                                    ("tokens_per_second", -1), ("flops_per_second", -1)):
+                for name, power in (
+                    ("steps_per_second", -1),
+                    ("time_per_step", 1),
+                    ("samples_per_second", -1),
+                    ("tokens_per_second", -1),
+                    ("flops_per_second", -1),
+                ):
                     _metric(run, name)["value"] *= scale[run["run_id"]] ** power
 
     for run_id in scale:
@@ -398,7 +491,7 @@ def test_a_busy_machine_keeps_its_interval_positive(tmp_path):
 
 def test_the_log_scale_interval_is_geometric():
     from trainmark.scorer.score import _on_log_scale
-    from trainmark.spec.statistics import metric_statistics
+    from trainmark.scorer.statistics import metric_statistics
 
     values = [1.0, 2.0, 4.0]
     stats = _on_log_scale(metric_statistics(values, "1"), values)
@@ -420,12 +513,14 @@ def test_r2_constants_are_quoted_in_the_docs():
     from trainmark.scorer import rubric
 
     text = (Path(__file__).resolve().parent.parent / "docs" / "scoring.md").read_text().split("# Part II")[1]
-    for value in (rubric.DERIVED_RELATIVE_TOLERANCE, rubric.SAMPLED_ENERGY_TOLERANCE,
-                  rubric.COUNTER_POLLED_TOLERANCE):
+    for value in (rubric.DERIVED_RELATIVE_TOLERANCE, rubric.SAMPLED_ENERGY_TOLERANCE, rubric.COUNTER_POLLED_TOLERANCE):
         assert f"**{value * 100:g} %**" in text, value
     for value in (rubric.STEP_DURATION_CV_FLOOR, rubric.POWER_CV_FLOOR, rubric.RUN_TO_RUN_CV_FLOOR):
         assert f"**{value:g}**" in text, value
-    assert f"**{rubric.PHYSICS_POWER_LIMIT_FACTOR:g} x**" in text and f"at least **{rubric.TOO_REGULAR_MIN_RECORDS}**" in text
+    assert (
+        f"**{rubric.PHYSICS_POWER_LIMIT_FACTOR:g} x**" in text
+        and f"at least **{rubric.TOO_REGULAR_MIN_RECORDS}**" in text
+    )
     assert f"1 - h / {rubric.R2_TARGET_RELATIVE_HALF_WIDTH:.2f}" in text
     for alternatives in rubric.R2.key_quantities:
         assert all(f"{name}" in text.split("## II.6 C")[1] for name in alternatives)
@@ -436,18 +531,42 @@ def test_node_energy_is_integrated_from_its_power_trace(tmp_path):
 
     def node_meter(manifest):
         manifest["methodology"]["channels"].append(
-            {"name": "psu_ac", "record_type": "power_sample", "fields": ["power_w"], "method": "sampled",
-             "source": "BMC", "tool": "ipmitool 1.8", "target_rate_hz": 1.0, "domain": "node", "current_type": "AC"})
+            {
+                "name": "psu_ac",
+                "record_type": "power_sample",
+                "fields": ["power_w"],
+                "method": "sampled",
+                "source": "BMC",
+                "tool": "ipmitool 1.8",
+                "target_rate_hz": 1.0,
+                "domain": "node",
+                "current_type": "AC",
+            }
+        )
 
     edit_manifest(root, node_meter)
     start = json.loads((root / "runs/run-1/steps.rank0.jsonl").read_text().splitlines()[0])["start_unix_ns"]
-    edit_trace(root, "runs/run-1/power.rank0.jsonl", lambda records: records + [
-        {"time_unix_ns": start + i * NS, "channel": "psu_ac", "node": 0, "power_w": 2500.0} for i in range(5)])
-    claimed = {"name": "total_energy", "scope": "node", "node": 0, "unit": "J", "method": "sampled",
-               "source": "trapezoid integral of psu_ac", "tool": "ipmitool 1.8"}
+    edit_trace(
+        root,
+        "runs/run-1/power.rank0.jsonl",
+        lambda records: (
+            records
+            + [{"time_unix_ns": start + i * NS, "channel": "psu_ac", "node": 0, "power_w": 2500.0} for i in range(5)]
+        ),
+    )
+    claimed = {
+        "name": "total_energy",
+        "scope": "node",
+        "node": 0,
+        "unit": "J",
+        "method": "sampled",
+        "source": "trapezoid integral of psu_ac",
+        "tool": "ipmitool 1.8",
+    }
     edit_manifest(root, lambda m: m["runs"][0]["metrics"].append({**claimed, "value": 10000.0}))
     assert score_bundle(root, "r2").ranked  # 4 s x 2500 W
     edit_manifest(root, lambda m: m["runs"][0]["metrics"][-1].update(value=12000.0))
     report = score_bundle(root, "r2")
-    assert not report.ranked and any("total_energy (node 0)" in f.message for f in report.findings
-                                     if f.code == "summary-mismatch")
+    assert not report.ranked and any(
+        "total_energy (node 0)" in f.message for f in report.findings if f.code == "summary-mismatch"
+    )

@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 
 import pytest
-from typer.testing import CliRunner
-
-from trainmark.cli import app
 from trainmark.scorer import rubric
 from trainmark.scorer.advice import score_advice
 from trainmark.scorer.score import score_bundle
+from typer.testing import CliRunner
+
 from tests.bundles import VALID_BUNDLES
+from trainmark.cli import app
 
 
 @pytest.mark.parametrize("bundle", VALID_BUNDLES, ids=lambda path: path.name)

@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from trainmark.spec import archive as archive_module
 from trainmark.spec.archive import ArchiveLimits, extract, open_bundle, pack
 from trainmark.spec.errors import BundleInvalid, BundleUnreadable
 from trainmark.spec.validate import validate_bundle
+
 from tests.bundles import VALID_BUNDLES
 
 CPU_BUNDLE = next(path for path in VALID_BUNDLES if path.name == "cpu-tiny")
@@ -79,18 +79,21 @@ def test_archive_with_a_top_folder_or_dot_prefix_is_accepted(tmp_path):
         assert validate_bundle(archive).valid, prefix
 
 
-@pytest.mark.parametrize("name, members, message", [
-    ("absolute", [_file("/etc/passwd")], "unsafe|plain relative path"),
-    ("dotdot", [_file("runs/../../evil.json")], "unsafe|plain relative path"),
-    ("symlink", [_special("runs/link", tarfile.SYMTYPE, "/etc/passwd")], "link or device"),
-    ("hardlink", [_file("a.md"), _special("b.md", tarfile.LNKTYPE, "a.md")], "link or device"),
-    ("device", [_special("dev", tarfile.CHRTYPE)], "link or device"),
-    ("fifo", [_special("pipe", tarfile.FIFOTYPE)], "link or device"),
-    ("hidden", [_file(".manifest.json")], "plain relative path"),
-    ("too-deep", [_file("a/b/c/d/e.json")], "plain relative path"),
-    ("duplicate", [_file("manifest.json"), _file("manifest.json", b"[]")], "appears twice"),
-    ("backslash", [_file("runs\\run-1\\steps.jsonl")], "plain relative path"),
-])
+@pytest.mark.parametrize(
+    "name, members, message",
+    [
+        ("absolute", [_file("/etc/passwd")], "unsafe|plain relative path"),
+        ("dotdot", [_file("runs/../../evil.json")], "unsafe|plain relative path"),
+        ("symlink", [_special("runs/link", tarfile.SYMTYPE, "/etc/passwd")], "link or device"),
+        ("hardlink", [_file("a.md"), _special("b.md", tarfile.LNKTYPE, "a.md")], "link or device"),
+        ("device", [_special("dev", tarfile.CHRTYPE)], "link or device"),
+        ("fifo", [_special("pipe", tarfile.FIFOTYPE)], "link or device"),
+        ("hidden", [_file(".manifest.json")], "plain relative path"),
+        ("too-deep", [_file("a/b/c/d/e.json")], "plain relative path"),
+        ("duplicate", [_file("manifest.json"), _file("manifest.json", b"[]")], "appears twice"),
+        ("backslash", [_file("runs\\run-1\\steps.jsonl")], "plain relative path"),
+    ],
+)
 def test_hostile_members_are_refused_before_anything_is_written(tmp_path, name, members, message):
     archive = _tar(tmp_path / f"{name}.tar.gz", members)
     destination = tmp_path / "out"
@@ -132,8 +135,11 @@ def test_a_tar_stream_too_big_for_memory_unpacks_from_a_temporary_file(tmp_path,
     monkeypatch.setattr(archive_module, "IN_MEMORY_TAR_BYTES", 4096)
     spills = []
     real_temporary_file = tempfile.TemporaryFile
-    monkeypatch.setattr(archive_module.tempfile, "TemporaryFile",
-                        lambda **kwargs: spills.append(kwargs) or real_temporary_file(**kwargs))
+    monkeypatch.setattr(
+        archive_module.tempfile,
+        "TemporaryFile",
+        lambda **kwargs: spills.append(kwargs) or real_temporary_file(**kwargs),
+    )
     payloads = {f"doc{index}.md": os.urandom(3000) for index in range(5)}
     archive = _tar(tmp_path / "big.tar.gz", [_file(name, data) for name, data in payloads.items()])
     extract(archive, tmp_path / "out")
@@ -143,8 +149,11 @@ def test_a_tar_stream_too_big_for_memory_unpacks_from_a_temporary_file(tmp_path,
 
 def test_a_bomb_too_big_for_memory_writes_nothing_before_it_is_refused(tmp_path, monkeypatch):
     monkeypatch.setattr(archive_module, "IN_MEMORY_TAR_BYTES", 4096)
-    monkeypatch.setattr(archive_module.tempfile, "TemporaryFile",
-                        lambda **kwargs: pytest.fail("a temporary file was written before the size check"))
+    monkeypatch.setattr(
+        archive_module.tempfile,
+        "TemporaryFile",
+        lambda **kwargs: pytest.fail("a temporary file was written before the size check"),
+    )
     archive = _tar(tmp_path / "bomb.tar.gz", [_file("doc.md", b"\0" * 20_000_000)])
     with pytest.raises(BundleInvalid, match="unpacks to more than 1000000 bytes"):
         extract(archive, tmp_path / "out", ArchiveLimits(max_unpacked_bytes=1_000_000))

@@ -7,7 +7,6 @@ import os
 import stat
 
 import pytest
-
 from trainmark.registry.blobs import BlobStore
 
 

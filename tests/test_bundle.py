@@ -9,20 +9,20 @@ import signal
 import subprocess
 import sys
 import textwrap
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from trainmark.spec import models
 from trainmark.spec.bundle import BundleWriter, bundle_id, finalize, read_manifest
 from trainmark.spec.errors import BundleInvalid, TrainmarkError
 from trainmark.spec.jsontext import canonical_json
 from trainmark.spec.validate import validate_bundle
+
 from tests.bundles import REPO, VALID_BUNDLES, manifest_blocks
 
-T0 = datetime(2026, 11, 29, 12, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 
 
 def _iso(moment: datetime) -> str:
@@ -30,10 +30,24 @@ def _iso(moment: datetime) -> str:
 
 
 def _run(run_id: str, started: datetime, ended: datetime, steps: int) -> dict:
-    return {"run_id": run_id, "seed": 1, "started_at": _iso(started), "ended_at": _iso(ended),
-            "status": "completed",
-            "metrics": [{"name": "steps_completed", "scope": "global", "value": float(steps), "unit": "{step}",
-                         "method": "derived", "source": "count of step records", "tool": "test 1"}]}
+    return {
+        "run_id": run_id,
+        "seed": 1,
+        "started_at": _iso(started),
+        "ended_at": _iso(ended),
+        "status": "completed",
+        "metrics": [
+            {
+                "name": "steps_completed",
+                "scope": "global",
+                "value": float(steps),
+                "unit": "{step}",
+                "method": "derived",
+                "source": "count of step records",
+                "tool": "test 1",
+            }
+        ],
+    }
 
 
 def test_create_refuses_a_non_empty_directory(tmp_path):
@@ -47,8 +61,15 @@ def test_writer_produces_a_valid_bundle_whose_id_is_its_canonical_manifest(tmp_p
     writer = BundleWriter.create(tmp_path / "b")
     with writer.open_trace("run-1", "step") as trace:
         for step in range(5):
-            trace.append(models.StepRecord(step=step, rank=0, start_unix_ns=1_796_000_000_000_000_000 + step * 10**8,
-                                           duration_s=0.1, loss=2.0 - step / 10))
+            trace.append(
+                models.StepRecord(
+                    step=step,
+                    rank=0,
+                    start_unix_ns=1_796_000_000_000_000_000 + step * 10**8,
+                    duration_s=0.1,
+                    loss=2.0 - step / 10,
+                )
+            )
     writer.write_document("README.md", "# what was run\n")
     manifest, identity = writer.finish({**manifest_blocks(), "runs": [_run("run-1", T0, T0 + timedelta(seconds=1), 5)]})
     assert [entry.path for entry in manifest.files] == ["README.md", "runs/run-1/steps.jsonl"]
@@ -93,11 +114,17 @@ def test_trace_writer_takes_only_its_record_type(tmp_path):
 
 step_records = st.builds(
     models.StepRecord,
-    step=st.integers(0, 10**6), rank=st.just(0), epoch=st.none() | st.integers(0, 100),
+    step=st.integers(0, 10**6),
+    rank=st.just(0),
+    epoch=st.none() | st.integers(0, 100),
     start_unix_ns=st.integers(1_700_000_000_000_000_000, 1_900_000_000_000_000_000),
-    duration_s=st.floats(0, 1e4), forward_s=st.none() | st.floats(0, 100),
-    loss=st.none() | st.floats(-1e6, 1e6), learning_rate=st.none() | st.floats(0, 1),
-    warmup=st.none() | st.booleans(), tokens=st.none() | st.integers(0, 2**40))
+    duration_s=st.floats(0, 1e4),
+    forward_s=st.none() | st.floats(0, 100),
+    loss=st.none() | st.floats(-1e6, 1e6),
+    learning_rate=st.none() | st.floats(0, 1),
+    warmup=st.none() | st.booleans(),
+    tokens=st.none() | st.integers(0, 2**40),
+)
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -145,14 +172,23 @@ PRODUCER = textwrap.dedent("""
 
 
 def test_killed_producer_leaves_a_bundle_finalize_makes_valid(tmp_path):
-    started = datetime.now(timezone.utc)
-    draft = {**manifest_blocks(), "created_at": _iso(started),
-             "runs": [_run("run-1", started - timedelta(minutes=5), started - timedelta(minutes=4), 0),
-                      {"run_id": "run-2", "seed": 2, "started_at": _iso(started)}]}
+    started = datetime.now(UTC)
+    draft = {
+        **manifest_blocks(),
+        "created_at": _iso(started),
+        "runs": [
+            _run("run-1", started - timedelta(minutes=5), started - timedelta(minutes=4), 0),
+            {"run_id": "run-2", "seed": 2, "started_at": _iso(started)},
+        ],
+    }
     (tmp_path / "draft.json").write_text(json.dumps(draft))
     root = tmp_path / "bundle"
-    process = subprocess.Popen([sys.executable, "-c", PRODUCER, str(root), str(tmp_path / "draft.json")],
-                               stdout=subprocess.PIPE, text=True, cwd=REPO)
+    process = subprocess.Popen(
+        [sys.executable, "-c", PRODUCER, str(root), str(tmp_path / "draft.json")],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+    )
     for line in process.stdout:
         if int(line) >= 40:
             break
@@ -186,8 +222,11 @@ def test_finalize_drops_a_line_cut_off_mid_write(tmp_path):
     writer.write_draft({**manifest_blocks(), "runs": [{"run_id": "run-1", "started_at": _iso(T0)}]})
     with writer.open_trace("run-1", "step") as trace:
         for step in range(3):
-            trace.append(models.StepRecord(step=step, rank=0, start_unix_ns=int(T0.timestamp() * 1e9) + step * 10**8,
-                                           duration_s=0.1))
+            trace.append(
+                models.StepRecord(
+                    step=step, rank=0, start_unix_ns=int(T0.timestamp() * 1e9) + step * 10**8, duration_s=0.1
+                )
+            )
     with (root / "runs/run-1/steps.jsonl").open("ab") as handle:
         handle.write(b'{"step":3,"rank":0,"start_unix_ns":17')
     writer.release()  # the producer is gone

@@ -11,8 +11,8 @@ import pytest
 from typer.main import get_command
 from typer.testing import CliRunner
 
-from trainmark.cli import app, main
 from tests.bundles import INVALID_EXAMPLES, REPO, VALID_BUNDLES, load_example, materialize
+from trainmark.cli import app, main
 
 runner = CliRunner()
 GPU = next(path for path in VALID_BUNDLES if path.name == "gpu-h100-gpt2")
@@ -38,8 +38,14 @@ def _commands() -> list[tuple[str, object]]:
 def test_every_command_is_documented_with_an_example():
     docs = (REPO / "docs" / "cli.md").read_text()
     commands = _commands()
-    assert {name for name, _ in commands} >= {"validate", "score", "schema", "bundle pack", "bundle finalize",
-                                              "bundle show"}
+    assert {name for name, _ in commands} >= {
+        "validate",
+        "score",
+        "schema",
+        "bundle pack",
+        "bundle finalize",
+        "bundle show",
+    }
     for name, command in commands:
         assert f"## `trainmark {name}`" in docs, name
         assert "Example: trainmark" in (command.help or ""), f"{name} --help has no example"
@@ -76,8 +82,16 @@ def test_validate_human_output_escapes_and_lists_findings(tmp_path):
     assert "rule-violation" in result.output and "manifest.json#/runs/0/metrics/52/unit" in result.output
 
 
-@pytest.mark.parametrize("arguments", [["validate", "/no/such/bundle"], ["validate"], ["validate", ".", "--bogus"],
-                                       ["validate", ".", "--max-findings", "0"], ["nonsense"]])
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        ["validate", "/no/such/bundle"],
+        ["validate"],
+        ["validate", ".", "--bogus"],
+        ["validate", ".", "--max-findings", "0"],
+        ["nonsense"],
+    ],
+)
 def test_usage_errors_exit_2(arguments):
     assert runner.invoke(app, arguments).exit_code == 2
 
@@ -101,8 +115,20 @@ def test_bundle_show_json_and_text():
 def test_pack_refuses_an_invalid_bundle_with_one_line(tmp_path):
     example = load_example(next(p for p in INVALID_EXAMPLES if p.stem == "run-ends-before-start"))
     root = materialize(example, tmp_path / "b")
-    process = subprocess.run([sys.executable, "-c", "from trainmark.cli import main; main()", "bundle", "pack",
-                              str(root), "-o", str(tmp_path / "x.tar.gz")], capture_output=True, text=True)
+    process = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from trainmark.cli import main; main()",
+            "bundle",
+            "pack",
+            str(root),
+            "-o",
+            str(tmp_path / "x.tar.gz"),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert process.returncode == 1
     assert process.stderr.count("\n") == 1 and process.stderr.startswith("error: ")
     assert "Traceback" not in process.stderr
@@ -110,8 +136,19 @@ def test_pack_refuses_an_invalid_bundle_with_one_line(tmp_path):
 
 
 def test_debug_shows_the_traceback(tmp_path):
-    process = subprocess.run([sys.executable, "-c", "from trainmark.cli import main; main()", "--debug", "bundle",
-                              "finalize", str(tmp_path)], capture_output=True, text=True)
+    process = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from trainmark.cli import main; main()",
+            "--debug",
+            "bundle",
+            "finalize",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert process.returncode == 1 and "Traceback" in process.stderr
 
 
@@ -130,14 +167,18 @@ def test_finalize_error_is_one_line(tmp_path, capsys, monkeypatch):
 
 
 def test_the_cli_imports_neither_torch_nor_linkml():
-    code = ("import sys, trainmark.cli; from trainmark.cli import app; "
-            "assert not {'torch', 'linkml', 'trainmark.spec.models'} & set(sys.modules), sorted(sys.modules)")
+    code = (
+        "import sys, trainmark.cli; from trainmark.cli import app; "
+        "assert not {'torch', 'linkml', 'trainmark.spec.models'} & set(sys.modules), sorted(sys.modules)"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
 def test_validate_as_a_real_process_never_imports_torch():
-    code = ("import sys\nfrom trainmark.cli import main\nsys.argv = ['trainmark', 'validate', sys.argv[1]]\n"
-            "try:\n    main()\nexcept SystemExit as done:\n    assert 'torch' not in sys.modules\n    raise\n")
+    code = (
+        "import sys\nfrom trainmark.cli import main\nsys.argv = ['trainmark', 'validate', sys.argv[1]]\n"
+        "try:\n    main()\nexcept SystemExit as done:\n    assert 'torch' not in sys.modules\n    raise\n"
+    )
     process = subprocess.run([sys.executable, "-c", code, str(CPU)], capture_output=True, text=True)
     assert process.returncode == 0, process.stderr
     assert process.stdout.startswith("valid bundle ")
@@ -152,10 +193,15 @@ def test_score_json_and_exit_codes(tmp_path):
     assert 0 <= report["score"] <= 1
     assert runner.invoke(app, ["score", str(CPU), "--rubric", "r9"]).exit_code == 2
     (tmp_path / "empty").mkdir()
-    process = subprocess.run([sys.executable, "-c", "from trainmark.cli import main; main()", "score",
-                              str(tmp_path / "empty")], capture_output=True, text=True)
+    process = subprocess.run(
+        [sys.executable, "-c", "from trainmark.cli import main; main()", "score", str(tmp_path / "empty")],
+        capture_output=True,
+        text=True,
+    )
     assert process.returncode == 1
-    assert process.stderr.startswith("error: manifest.json: not a readable bundle") and "Traceback" not in process.stderr
+    assert (
+        process.stderr.startswith("error: manifest.json: not a readable bundle") and "Traceback" not in process.stderr
+    )
 
 
 def test_score_human_output_groups_findings(tmp_path):

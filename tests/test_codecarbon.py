@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-
 from trainmark.spec.bundle import read_manifest
 from trainmark.spec.errors import TrainmarkError
 from trainmark.spec.importers.codecarbon import JOULES_PER_KWH, import_codecarbon
@@ -59,7 +58,7 @@ def test_a_real_codecarbon_file_imports_with_its_estimates_as_modeled(tmp_path):
     _, rows = _rows()
     assert [run.run_id for run in manifest.runs] == [row["run_id"] for row in rows]  # one run per row
     assert [d.kind for d in manifest.system.devices] == ["cpu"] and manifest.system.devices[0].model == "AMD EPYC"
-    assert manifest.system.hosts[0].memory_bytes == round(float(rows[0]["ram_total_size"]) * 1024 ** 3)
+    assert manifest.system.hosts[0].memory_bytes == round(float(rows[0]["ram_total_size"]) * 1024**3)
     metrics = _metrics(tmp_path / "out")
     total = metrics[("total_energy", "global", None)]
     assert total.value == pytest.approx(float(rows[0]["energy_consumed"]) * JOULES_PER_KWH, rel=1e-12)
@@ -70,7 +69,7 @@ def test_a_real_codecarbon_file_imports_with_its_estimates_as_modeled(tmp_path):
     assert metrics[("power_mean", "device", 0)].value == pytest.approx(cpu.value / float(rows[0]["duration"]))
     assert "no GPU was tracked" in total.note  # CodeCarbon's gpu_energy 0 is not written as a reading
     run = manifest.runs[0]
-    assert run.ended_at == datetime.fromisoformat(rows[0]["timestamp"]).replace(tzinfo=timezone.utc)
+    assert run.ended_at == datetime.fromisoformat(rows[0]["timestamp"]).replace(tzinfo=UTC)
     assert (run.ended_at - run.started_at).total_seconds() == pytest.approx(float(rows[0]["duration"]), abs=1e-5)
     assert (tmp_path / "out/source/emissions.csv").read_bytes() == (REAL / "emissions.csv").read_bytes()
     codes = {issue.code for issue in _issues(tmp_path / "out")}
@@ -88,14 +87,17 @@ def test_without_the_log_the_cpu_is_taken_as_an_estimate_and_said_so(tmp_path):
 def _gpu_machine(tmp_path: Path, gpus: int) -> tuple[Path, Path]:
     fields, rows = _rows()
     for row in rows:
-        row.update(gpu_count=str(gpus), gpu_model=f"{gpus} x NVIDIA H100 80GB HBM3", gpu_energy="0.002",
-                   gpu_power="700.0")
+        row.update(
+            gpu_count=str(gpus), gpu_model=f"{gpus} x NVIDIA H100 80GB HBM3", gpu_energy="0.002", gpu_power="700.0"
+        )
         row["energy_consumed"] = repr(float(row["cpu_energy"]) + float(row["ram_energy"]) + 0.002)
     log = tmp_path / "codecarbon.log"
-    log.write_text("[codecarbon INFO @ 10:00:00] The below tracking methods have been set up:\n"
-                   "                RAM Tracking Method: RAM power estimation model\n"
-                   "                CPU Tracking Method: RAPL\n"
-                   "                GPU Tracking Method: pynvml\n")
+    log.write_text(
+        "[codecarbon INFO @ 10:00:00] The below tracking methods have been set up:\n"
+        "                RAM Tracking Method: RAM power estimation model\n"
+        "                CPU Tracking Method: RAPL\n"
+        "                GPU Tracking Method: pynvml\n"
+    )
     return _write(tmp_path / "emissions.csv", fields, rows), log
 
 
@@ -156,8 +158,11 @@ def test_the_timestamps_zone_can_be_given(tmp_path):
     import_codecarbon(REAL / "emissions.csv", tmp_path / "utc")
     paris, utc = (read_manifest(tmp_path / name)[1].runs[0].ended_at for name in ("paris", "utc"))
     assert (utc - paris).total_seconds() == 3600  # December: Paris is UTC+1
-    assert not [issue for issue in _issues(tmp_path / "paris") if issue.code == "assumed-value"
-                and "UTC is assumed" in issue.message]
+    assert not [
+        issue
+        for issue in _issues(tmp_path / "paris")
+        if issue.code == "assumed-value" and "UTC is assumed" in issue.message
+    ]
 
 
 def test_a_log_with_two_cpu_methods_names_none(tmp_path):
@@ -168,11 +173,15 @@ def test_a_log_with_two_cpu_methods_names_none(tmp_path):
     assert any("2 CPU tracking methods" in issue.message for issue in _issues(tmp_path / "out"))
 
 
-@pytest.mark.parametrize("change, message", [
-    (lambda text: text.replace("cpu_energy,", "cpu_energ,", 1), "header lacks cpu_energy"),
-    (lambda text: text.splitlines()[0] + "\n", "no rows"),
-    (lambda text: text.replace("2026-12-03T", "yesterday ", 1), "not an ISO date"),
-], ids=["missing-column", "no-rows", "bad-timestamp"])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda text: text.replace("cpu_energy,", "cpu_energ,", 1), "header lacks cpu_energy"),
+        (lambda text: text.splitlines()[0] + "\n", "no rows"),
+        (lambda text: text.replace("2026-12-03T", "yesterday ", 1), "not an ISO date"),
+    ],
+    ids=["missing-column", "no-rows", "bad-timestamp"],
+)
 def test_a_broken_file_is_refused_and_leaves_nothing(tmp_path, change, message):
     csv_file = tmp_path / "emissions.csv"
     csv_file.write_text(change((REAL / "emissions.csv").read_text()))

@@ -7,11 +7,11 @@ import json
 import jsonschema
 import pytest
 import yaml
-
-from tools import codegen
 from trainmark.spec import SCHEMA_VERSION, constraints, models
 from trainmark.spec.reference_doc import class_fields, metric_units, render_markdown
+
 from tests.bundles import REPO
+from tools import codegen
 
 SCHEMA = yaml.safe_load(codegen.SCHEMA_PATH.read_text())
 
@@ -73,17 +73,22 @@ def test_every_slot_states_whether_it_is_required():
 
 
 def test_every_numeric_slot_has_unit_and_bounds():
-    incomplete = [f"{cls}.{name}" for cls, name, slot in _all_fields()
-                  if slot.get("range") in ("integer", "float")
-                  and not ({"minimum_value", "maximum_value"} <= set(slot) and (slot.get("unit") or {}).get("ucum_code"))]
+    incomplete = [
+        f"{cls}.{name}"
+        for cls, name, slot in _all_fields()
+        if slot.get("range") in ("integer", "float")
+        and not ({"minimum_value", "maximum_value"} <= set(slot) and (slot.get("unit") or {}).get("ucum_code"))
+    ]
     assert incomplete == []
 
 
 def test_integers_stay_within_exact_json_range():
     # Only trace timestamps (nanoseconds) may exceed 2**53.
-    too_wide = [f"{cls}.{name}" for cls, name, slot in _all_fields()
-                if slot.get("range") == "integer" and slot.get("maximum_value", 0) > 2**53 - 1
-                and not name.endswith("_unix_ns")]
+    too_wide = [
+        f"{cls}.{name}"
+        for cls, name, slot in _all_fields()
+        if slot.get("range") == "integer" and slot.get("maximum_value", 0) > 2**53 - 1 and not name.endswith("_unix_ns")
+    ]
     assert too_wide == []
 
 

@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pydantic
 import pytest
-
 from trainmark.scorer.score import score_bundle
 from trainmark.spec import conformance, models
 from trainmark.spec.conformance import all_conform, compiled_accepts, compiled_validator, conforms_text, validator_for
 from trainmark.spec.findings import Severity
 from trainmark.spec.layout import JSON_SCHEMA_FILES
 from trainmark.spec.validate import compile_validators, validate_bundle
+
 from tests.bundles import EXAMPLES, broken_document, class_of, copy_bundle, load_example, reseal
 
 INVALID = sorted((EXAMPLES / "invalid").glob("*.json"))
@@ -73,14 +73,17 @@ def test_the_compiled_path_accepts_every_valid_record(bundle: Path):
                 assert conforms_text(line, class_name), (entry["path"], line[:120])
 
 
-@pytest.mark.parametrize("change", [
-    lambda r: r.update(step=3.0),                      # an integral float is not an integer
-    lambda r: r.update(samples=1e1),
-    lambda r: r.update(rank=True),
-    lambda r: r.update(duration_s=-1.0),
-    lambda r: r.update(extra_field=1),
-    lambda r: r.pop("step"),
-])
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda r: r.update(step=3.0),  # an integral float is not an integer
+        lambda r: r.update(samples=1e1),
+        lambda r: r.update(rank=True),
+        lambda r: r.update(duration_s=-1.0),
+        lambda r: r.update(extra_field=1),
+        lambda r: r.pop("step"),
+    ],
+)
 def test_readings_where_the_libraries_differ_step(change):
     record = copy.deepcopy(STEP)
     change(record)
@@ -89,8 +92,16 @@ def test_readings_where_the_libraries_differ_step(change):
     assert not (compiled_accepts(record, "StepRecord") and models_accept(record, "StepRecord"))
 
 
-@pytest.mark.parametrize("stamp", ["2026-02-30T10:00:00Z", "2026-11-02T09:00:00+0100", "2026-11-02 09:00:00Z",
-                                   "2026-11-02T09:00:00Z\n", "2026-11-02T23:59:60Z"])
+@pytest.mark.parametrize(
+    "stamp",
+    [
+        "2026-02-30T10:00:00Z",
+        "2026-11-02T09:00:00+0100",
+        "2026-11-02 09:00:00Z",
+        "2026-11-02T09:00:00Z\n",
+        "2026-11-02T23:59:60Z",
+    ],
+)
 def test_dates_are_read_as_rfc_3339(stamp):
     manifest = copy.deepcopy(MANIFEST)
     manifest["runs"][0]["started_at"] = stamp
@@ -145,8 +156,11 @@ def test_an_integral_float_in_a_conforming_batch_is_found_by_the_models(tmp_path
     steps.write_bytes(b"\n".join(lines) + b"\n")
     reseal(root)
     report = validate_bundle(root, full_jsonschema=True)
-    errors = [(finding.file, finding.line, finding.pointer) for finding in report.findings
-              if finding.severity is Severity.ERROR]
+    errors = [
+        (finding.file, finding.line, finding.pointer)
+        for finding in report.findings
+        if finding.severity is Severity.ERROR
+    ]
     assert errors and set(errors) == {("runs/run-1/steps.jsonl", 5, "/step")}, errors
 
 

@@ -21,8 +21,7 @@ from tests.bundles import REPO
 
 pytestmark = pytest.mark.training  # trains for real: left out of make test-fast
 
-MARKED_BLOCK = re.compile(r"<!-- (run|save as (?P<name>[\w.]+)) -->\n```(?P<language>\w+)\n(?P<code>.*?)```",
-                          re.DOTALL)
+MARKED_BLOCK = re.compile(r"<!-- (run|save as (?P<name>[\w.]+)) -->\n```(?P<language>\w+)\n(?P<code>.*?)```", re.DOTALL)
 
 
 def _blocks(text: str) -> list[tuple[str | None, str, str]]:
@@ -31,13 +30,14 @@ def _blocks(text: str) -> list[tuple[str | None, str, str]]:
 
 def _section(text: str, heading: str) -> str:
     start = text.index(heading)
-    return text[start:text.index("\n## ", start + 1)]
+    return text[start : text.index("\n## ", start + 1)]
 
 
 DOCUMENTS = {
     "tracking.md": (REPO / "docs" / "tracking.md").read_text(),
-    "standard.md section 9": _section((REPO / "docs" / "standard.md").read_text(),
-                                      "## 9. Producing bundles with your own tools"),
+    "standard.md section 9": _section(
+        (REPO / "docs" / "standard.md").read_text(), "## 9. Producing bundles with your own tools"
+    ),
 }
 
 

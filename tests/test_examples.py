@@ -8,7 +8,6 @@ import json
 
 import pydantic
 import pytest
-
 from trainmark.spec import SCHEMA_VERSION, models
 from trainmark.spec.bundle import read_manifest
 from trainmark.spec.conformance import jsonschema_findings
@@ -19,8 +18,16 @@ from trainmark.spec.jsontext import load_document
 from trainmark.spec.layout import MANIFEST_NAME, role_of
 from trainmark.spec.rules import RecordContext, manifest_semantic_findings, schema_rule_findings
 from trainmark.spec.validate import validate_bundle
-from tests.bundles import (EXAMPLES, INVALID_EXAMPLES, VALID_BUNDLES, broken_document, class_of, load_example,
-                           materialize)
+
+from tests.bundles import (
+    EXAMPLES,
+    INVALID_EXAMPLES,
+    VALID_BUNDLES,
+    broken_document,
+    class_of,
+    load_example,
+    materialize,
+)
 
 
 def test_example_folders_are_not_empty():
@@ -35,8 +42,11 @@ def test_examples_are_what_the_generator_writes(tmp_path):
         pending = [comparison]
         while pending:
             current = pending.pop()
-            assert not current.left_only and not current.right_only, (current.left, current.left_only,
-                                                                      current.right_only)
+            assert not current.left_only and not current.right_only, (
+                current.left,
+                current.left_only,
+                current.right_only,
+            )
             _, mismatch, errors = filecmp.cmpfiles(current.left, current.right, current.common_files, shallow=False)
             assert not mismatch and not errors, f"{current.left}: {mismatch or errors} differ; run make examples"
             pending.extend(current.subdirs.values())
@@ -51,6 +61,7 @@ def test_valid_example_has_no_findings_at_all(bundle):
 
 
 # ---------------------------------------------------------------- the two pipelines, one document at a time
+
 
 def pipeline_pydantic(text: str, class_name: str) -> set[str]:
     """Pointers pipeline A (pydantic models + the rules mirror) reports for one document."""
@@ -71,8 +82,11 @@ def pipeline_jsonschema(text: str, class_name: str) -> set[str]:
 def semantic_pointers(text: str, class_name: str, base_manifest: models.Manifest, file: str) -> set[str]:
     """Pointers of the cross-field checks both pipelines share."""
     if class_name == "Manifest":
-        return {finding.pointer for finding in manifest_semantic_findings(models.Manifest.model_validate_json(text))
-                if finding.severity is Severity.ERROR}
+        return {
+            finding.pointer
+            for finding in manifest_semantic_findings(models.Manifest.model_validate_json(text))
+            if finding.severity is Severity.ERROR
+        }
     record = getattr(models, class_name).model_validate_json(text)
     role = role_of(file)
     return {pointer for pointer, _ in RecordContext(base_manifest, role.record_type, role.rank).problems(record)}
@@ -125,8 +139,11 @@ def test_validator_rejects_invalid_example_at_its_pointer(path, tmp_path):
     for full_jsonschema in (False, True):
         report = validate_bundle(root, full_jsonschema=full_jsonschema, max_findings=10_000)
         assert not report.valid
-        located = [(finding.file, finding.line, finding.pointer) for finding in report.findings
-                   if finding.severity is Severity.ERROR]
+        located = [
+            (finding.file, finding.line, finding.pointer)
+            for finding in report.findings
+            if finding.severity is Severity.ERROR
+        ]
         assert (example["file"], example["line"], example["expect"]["pointer"]) in located, located
 
 
@@ -146,7 +163,7 @@ def test_examples_are_documented():
 
 
 def test_generated_bundle_overview_is_complete():
-    from trainmark.spec.overview import bundle_overview
+    from trainmark.overview import bundle_overview
 
     document, manifest = read_manifest(EXAMPLES / "valid" / "gpu-h100-gpt2")
     overview = bundle_overview(manifest, "x")
@@ -154,4 +171,3 @@ def test_generated_bundle_overview_is_complete():
     assert [run["run_id"] for run in overview["runs"]] == ["run-1", "run-2", "run-3"]
     assert overview["runs"][0]["metrics"]["total_energy"]["method"] == "counter"
     assert overview["files"] == len(document["files"]) == 27
-

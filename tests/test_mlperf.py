@@ -11,16 +11,19 @@ import shutil
 from collections import Counter
 
 import pytest
-
 from trainmark.scorer.score import score_bundle
 from trainmark.spec.bundle import read_manifest
 from trainmark.spec.importers.mlperf import import_mlperf
 from trainmark.spec.validate import validate_bundle
+
 from tests.bundles import MLPERF_DATA
 
 SETS = ["lenovo_v5.0_llama2_70b_lora", "habana_v3.1_resnet", "google_v3.1_gpt3"]
-OFFICIAL_MINUTES = {"lenovo_v5.0_llama2_70b_lora": 11.324490299145298, "habana_v3.1_resnet": 16.422279719887957,
-                    "google_v3.1_gpt3": 44.68485}
+OFFICIAL_MINUTES = {
+    "lenovo_v5.0_llama2_70b_lora": 11.324490299145298,
+    "habana_v3.1_resnet": 16.422279719887957,
+    "google_v3.1_gpt3": 44.68485,
+}
 OFFICIAL_ENERGY_J = {"lenovo_v5.0_llama2_70b_lora": 6114237.986822284}
 
 
@@ -124,6 +127,7 @@ def test_what_the_scorer_finds_in_the_shared_sets(scores):
 
 # ---------------------------------------------------------------- broken copies
 
+
 @pytest.fixture()
 def lenovo_copy(tmp_path):
     copy = tmp_path / "lenovo"
@@ -211,16 +215,28 @@ def test_messy_logs_never_crash_the_importer(lenovo_copy, tmp_path):
     def mess(lines):
         noise = ["[rank 3] WARNING: NCCL_ASYNC_ERROR_HANDLING is deprecated\n", "\x1b[31mbash: module: not found\n"]
         run_start = next(line for line in lines if '"key": "run_start"' in line)
-        return noise + lines[:5] + ['0: :::MLLOG {"key": "broken", \n', '0: :::MLLOG [1, 2]\n',
-                                    '0: :::MLLOG {"namespace": "", "time_ms": 1745519519700, "event_type": '
-                                    '"POINT_IN_TIME", "key": "vendor_secret_knob", "value": 3, "metadata": {}}\n'
-                                    ] + lines[5:] + [run_start]
+        return (
+            noise
+            + lines[:5]
+            + [
+                '0: :::MLLOG {"key": "broken", \n',
+                "0: :::MLLOG [1, 2]\n",
+                '0: :::MLLOG {"namespace": "", "time_ms": 1745519519700, "event_type": '
+                '"POINT_IN_TIME", "key": "vendor_secret_knob", "value": 3, "metadata": {}}\n',
+            ]
+            + lines[5:]
+            + [run_start]
+        )
 
     _edit_lines(lenovo_copy / "result_0.txt", mess)
-    _edit_lines(lenovo_copy / "power/result_0/node_0.txt",
-                lambda lines: [line for line in lines if "power_measurement_stop" not in line])
-    _edit_lines(lenovo_copy / "result_3.txt",
-                lambda lines: [line.replace('"status": "success"', '"status": "aborted"') for line in lines])
+    _edit_lines(
+        lenovo_copy / "power/result_0/node_0.txt",
+        lambda lines: [line for line in lines if "power_measurement_stop" not in line],
+    )
+    _edit_lines(
+        lenovo_copy / "result_3.txt",
+        lambda lines: [line.replace('"status": "success"', '"status": "aborted"') for line in lines],
+    )
     import_mlperf(lenovo_copy, tmp_path / "out")
     assert validate_bundle(tmp_path / "out").valid
     report = score_bundle(tmp_path / "out")

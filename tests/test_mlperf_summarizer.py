@@ -18,16 +18,17 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from trainmark.spec.bundle import read_manifest
 from trainmark.spec.errors import TrainmarkError
 from trainmark.spec.importers.mlperf import import_mlperf
 from trainmark.spec.validate import validate_bundle
+
 from tests.bundles import MLPERF_DATA
 
 CORPUS = MLPERF_DATA.parent / "mlperf-corpus.tar.gz"
-OFFICIAL = {entry["set"]: entry
-            for entry in json.loads((MLPERF_DATA.parent / "mlperf-corpus.json").read_text())["sets"]}
+OFFICIAL = {
+    entry["set"]: entry for entry in json.loads((MLPERF_DATA.parent / "mlperf-corpus.json").read_text())["sets"]
+}
 LENOVO = MLPERF_DATA / "lenovo_v5.0_llama2_70b_lora"
 LENOVO_MINUTES, LENOVO_ENERGY_J, LENOVO_SCALING = 11.324490299145298, 6114237.986822284, 1.0188034188034187
 
@@ -73,6 +74,7 @@ def test_every_corpus_set_imports_validates_and_reproduces_mlcommons(corpus, tmp
 
 
 # ---------------------------------------------------------------- layouts made from the shared sets
+
 
 def _copy(source: Path, target: Path) -> Path:
     shutil.copytree(source, target)
@@ -183,8 +185,10 @@ def test_a_switch_adds_its_estimate_and_never_its_readings(tmp_path):
     folder = _copy(LENOVO, tmp_path / "in")
     for power in sorted((folder / "power").iterdir()):
         node = (power / "node_0.txt").read_text()
-        estimate = (':::MLLOG {"namespace": "", "time_ms": 1745519750000, "event_type": "POINT_IN_TIME", '
-                    '"key": "interconnect_power_est", "value": 500.0, "metadata": {}}\n')
+        estimate = (
+            ':::MLLOG {"namespace": "", "time_ms": 1745519750000, "event_type": "POINT_IN_TIME", '
+            '"key": "interconnect_power_est", "value": 500.0, "metadata": {}}\n'
+        )
         # a switch log with its own power_reading lines; the estimate comes after its conversion_eff (MLCommons
         # reads a switch log in file order and stops at the first interconnect_power_est)
         (power / "sw_0.txt").write_text(node + estimate)
@@ -196,8 +200,9 @@ def test_a_switch_adds_its_estimate_and_never_its_readings(tmp_path):
     # conversion_eff (0.94, from the copied node log) x 500 W x time to train, averaged like the rest
     assert reported["total_energy"].value == pytest.approx(LENOVO_ENERGY_J + 0.94 * 500 * official_s, rel=1e-9, abs=0)
     [switch] = _energy(tmp_path / "out", "result_0", "interconnect")
-    assert switch.method == "modeled" and switch.value == pytest.approx(0.94 * 500 * _times_min(tmp_path / "out")[
-        "result_0"] * 60)
+    assert switch.method == "modeled" and switch.value == pytest.approx(
+        0.94 * 500 * _times_min(tmp_path / "out")["result_0"] * 60
+    )
     _, manifest = read_manifest(tmp_path / "out")
     assert "mlperf_switch_0_power" in [c.name for c in manifest.methodology.channels]
     excluded = [i for i in _issues(tmp_path / "out", "excluded-data") if "switch" in i.message]
@@ -207,8 +212,11 @@ def test_a_switch_adds_its_estimate_and_never_its_readings(tmp_path):
 def test_a_zero_length_window_makes_the_energy_null_with_a_reason(tmp_path):
     folder = _copy(LENOVO, tmp_path / "in")
     node = folder / "power/result_0/node_0.txt"
-    start = next(json.loads(line.partition(":::MLLOG ")[2])["time_ms"] for line in node.read_text().splitlines()
-                 if '"power_measurement_start"' in line)
+    start = next(
+        json.loads(line.partition(":::MLLOG ")[2])["time_ms"]
+        for line in node.read_text().splitlines()
+        if '"power_measurement_start"' in line
+    )
 
     def collapse(event):
         if event["key"] == "power_measurement_stop":
@@ -238,13 +246,17 @@ def test_readings_count_in_time_order_and_only_inside_the_window(tmp_path):
         event = json.loads(line.partition(":::MLLOG ")[2])
         if event["key"] in ("power_measurement_start", "power_measurement_stop"):
             shift = -5000 if event["key"] == "power_measurement_start" else 5000
-            outside.append(':::MLLOG ' + json.dumps({**event, "key": "power_reading", "value": 1e6,
-                                                     "time_ms": event["time_ms"] + shift}) + "\n")
+            outside.append(
+                ":::MLLOG "
+                + json.dumps({**event, "key": "power_reading", "value": 1e6, "time_ms": event["time_ms"] + shift})
+                + "\n"
+            )
     node.write_text("".join(others[:2] + outside + readings[::-1] + others[2:]))  # reversed, two far outside
     import_mlperf(folder, tmp_path / "out")
     import_mlperf(LENOVO, tmp_path / "original")
-    assert [m.value for m in _energy(tmp_path / "out", "result_3")] == \
-        [m.value for m in _energy(tmp_path / "original", "result_3")]
+    assert [m.value for m in _energy(tmp_path / "out", "result_3")] == [
+        m.value for m in _energy(tmp_path / "original", "result_3")
+    ]
     assert _reported(tmp_path / "out")["total_energy"].value == pytest.approx(LENOVO_ENERGY_J, rel=1e-9, abs=0)
     [excluded] = [i for i in _issues(tmp_path / "out", "excluded-data") if "outside" in i.message]
     assert excluded.file == "source/power/result_3/node_0.txt" and excluded.message.startswith("2 power_reading")
@@ -263,11 +275,15 @@ def test_unet3d_drops_four_and_four_and_failed_runs_count_as_slowest(corpus, tmp
     scaling = json.loads((folder / "scaling.json").read_text())["scaling_factor"]
     ordered = sorted(times.values())
     assert _reported(tmp_path / "all")["time_to_train"].value / 60 == pytest.approx(
-        sum(ordered[4:36]) / 32 * scaling, rel=1e-12)
+        sum(ordered[4:36]) / 32 * scaling, rel=1e-12
+    )
     fastest = min(times, key=times.get)
     _set_status(folder / f"{fastest}.txt", "aborted")  # a failed run takes a slowest place
-    (folder / "result_7.txt").write_text("".join(line for line in (folder / "result_7.txt").read_text()
-                                                 .splitlines(keepends=True) if '"run_stop"' not in line))
+    (folder / "result_7.txt").write_text(
+        "".join(
+            line for line in (folder / "result_7.txt").read_text().splitlines(keepends=True) if '"run_stop"' not in line
+        )
+    )
     import_mlperf(folder, tmp_path / "failed")
     rest = sorted(value for run_id, value in times.items() if run_id not in (fastest, "result_7"))
     reported = _reported(tmp_path / "failed")["time_to_train"]
@@ -302,8 +318,11 @@ def test_the_official_figures_say_what_they_are(tmp_path):
     import_mlperf(LENOVO, tmp_path / "out")
     reported = _reported(tmp_path / "out")
     for metric in reported.values():
-        assert metric.method == "derived" and "MLCommons" in metric.tool and metric.note.startswith(
-            "what MLCommons reports")
+        assert (
+            metric.method == "derived"
+            and "MLCommons" in metric.tool
+            and metric.note.startswith("what MLCommons reports")
+        )
     assert re.search(r"scaling_factor \(1\.0188034188034187\)", reported["time_to_train"].source)
 
 
@@ -329,13 +348,23 @@ def test_an_output_that_is_not_empty_is_refused_and_left_alone(tmp_path):
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.one_of(st.text(max_size=80), st.builds(lambda body: ":::MLLOG " + body, st.text(max_size=80)),
-                          st.builds(lambda key, time, metadata: ":::MLLOG " + json.dumps(
-                              {"key": key, "time_ms": time, "value": 1.0, "metadata": metadata}),
-                              st.one_of(st.text(max_size=8), st.integers()),
-                              st.one_of(st.integers(), st.floats(allow_nan=False), st.text(max_size=4)),
-                              st.one_of(st.text(max_size=4), st.dictionaries(st.text(max_size=4), st.integers())))),
-                max_size=20))
+@given(
+    st.lists(
+        st.one_of(
+            st.text(max_size=80),
+            st.builds(lambda body: ":::MLLOG " + body, st.text(max_size=80)),
+            st.builds(
+                lambda key, time, metadata: (
+                    ":::MLLOG " + json.dumps({"key": key, "time_ms": time, "value": 1.0, "metadata": metadata})
+                ),
+                st.one_of(st.text(max_size=8), st.integers()),
+                st.one_of(st.integers(), st.floats(allow_nan=False), st.text(max_size=4)),
+                st.one_of(st.text(max_size=4), st.dictionaries(st.text(max_size=4), st.integers())),
+            ),
+        ),
+        max_size=20,
+    )
+)
 def test_any_lines_read_into_events_and_issues_never_an_exception(lines):
     import tempfile
 
@@ -356,13 +385,17 @@ def test_any_lines_read_into_events_and_issues_never_an_exception(lines):
 def test_garbage_numbers_are_issues_and_never_a_crash(tmp_path):
     folder = _copy(LENOVO, tmp_path / "in")
     result = folder / "result_1.txt"
-    result.write_text(result.read_text() + ':::MLLOG {"key": "eval_accuracy", "time_ms": 1e300, "value": 1, '
-                      '"metadata": {}}\n:::MLLOG {"key": "seed", "time_ms": -5, "value": 1, "metadata": {}}\n')
+    result.write_text(
+        result.read_text() + ':::MLLOG {"key": "eval_accuracy", "time_ms": 1e300, "value": 1, '
+        '"metadata": {}}\n:::MLLOG {"key": "seed", "time_ms": -5, "value": 1, "metadata": {}}\n'
+    )
     node = folder / "power/result_2/node_0.txt"
     lines = node.read_text().splitlines(keepends=True)
     inside = json.loads(lines[5].partition(":::MLLOG ")[2])["time_ms"] + 500  # between two real readings
-    node.write_text("".join(lines[:6]) + f':::MLLOG {{"key": "power_reading", "time_ms": {inside}, "value": 1e308, '
-                    '"metadata": ""}\n' + "".join(lines[6:]))
+    node.write_text(
+        "".join(lines[:6]) + f':::MLLOG {{"key": "power_reading", "time_ms": {inside}, "value": 1e308, '
+        '"metadata": ""}\n' + "".join(lines[6:])
+    )
     import_mlperf(folder, tmp_path / "out")
     assert validate_bundle(tmp_path / "out").valid
     [energy] = _energy(tmp_path / "out", "result_2")

@@ -49,7 +49,8 @@ def loaded_from(driver) -> list[str]:
     logo from a CDN, which the page's Content-Security-Policy refuses; see the header check)."""
     return driver.execute_script(
         "return [location.href].concat(performance.getEntriesByType('resource')"
-        ".filter(e => e.initiatorType !== 'img').map(e => e.name))")
+        ".filter(e => e.initiatorType !== 'img').map(e => e.name))"
+    )
 
 
 def fits_the_window(driver) -> tuple[int, int, list[str]]:
@@ -62,18 +63,23 @@ def fits_the_window(driver) -> tuple[int, int, list[str]]:
         return [document.documentElement.scrollWidth, width, over];""")
 
 
-@pytest.mark.parametrize(("path", "ready", "kind"), [
-    ("/docs", ".swagger-ui .info .title", "swagger"),
-    ("/redoc", "h1", "redoc"),
-])
+@pytest.mark.parametrize(
+    ("path", "ready", "kind"),
+    [
+        ("/docs", ".swagger-ui .info .title", "swagger"),
+        ("/redoc", "h1", "redoc"),
+    ],
+)
 def test_the_api_documentation_renders_offline(served, chrome, shots, path, ready, kind):
     url, _ = served
     chrome.get(url + path)
     title = WebDriverWait(chrome, PAGE_LOAD_S).until(
-        expected_conditions.visibility_of_element_located((By.CSS_SELECTOR, ready)))
+        expected_conditions.visibility_of_element_located((By.CSS_SELECTOR, ready))
+    )
     WebDriverWait(chrome, PAGE_LOAD_S).until(lambda driver: "trainmark registry" in title.text)
-    WebDriverWait(chrome, PAGE_LOAD_S).until(lambda driver: "/api/v1/leaderboard" in driver.find_element(
-        By.TAG_NAME, "body").text)
+    WebDriverWait(chrome, PAGE_LOAD_S).until(
+        lambda driver: "/api/v1/leaderboard" in driver.find_element(By.TAG_NAME, "body").text
+    )
     sources = loaded_from(chrome)
     assert any("/static-docs/" in source for source in sources), sources
     assert all(source.startswith(url) or source.startswith(("blob:", "data:")) for source in sources), sources
@@ -87,6 +93,7 @@ def pages(tmp_path_factory) -> dict[str, Path]:
     """`trainmark report` of the GPU example and of the CPU one, and `compare --html` of the two."""
     from trainmark.scorer.compare import compare
     from trainmark.scorer.report import bundle_report_html, comparison_html
+
     from tests.bundles import VALID_BUNDLES
 
     folder = tmp_path_factory.mktemp("pages")
@@ -102,7 +109,8 @@ def pages(tmp_path_factory) -> dict[str, Path]:
 
 def overlapping_texts(driver, selector: str) -> list[tuple[str, str]]:
     """Pairs of text elements inside `selector` whose boxes overlap."""
-    return driver.execute_script("""
+    return driver.execute_script(
+        """
         const found = [];
         for (const svg of document.querySelectorAll(arguments[0])) {
             const boxes = [...svg.querySelectorAll('text')].map(t => [t.textContent, t.getBoundingClientRect()]);
@@ -112,27 +120,38 @@ def overlapping_texts(driver, selector: str) -> list[tuple[str, str]]:
                     found.push([a, b]);
             }
         }
-        return found;""", selector)
+        return found;""",
+        selector,
+    )
 
 
 def test_the_report_leads_with_what_matters_and_fits_1280_px(pages, chrome, shots):
     chrome.get(pages["gpu-h100-gpt2"].as_uri())
-    figures = {figure.get_attribute("data-metric"): figure.text
-               for figure in chrome.find_elements(By.CSS_SELECTOR, ".glance .figure")}
+    figures = {
+        figure.get_attribute("data-metric"): figure.text
+        for figure in chrome.find_elements(By.CSS_SELECTOR, ".glance .figure")
+    }
     assert list(figures)[:3] == ["steps_per_second", "time_per_step", "total_energy"]
     assert "13.9 steps/s" in figures["steps_per_second"] and "29.9 GiB" in figures["peak_memory"]
     assert "7.55 kJ" in figures["total_energy"] and "J/sample" in figures["energy_per_sample"]
-    plots = {plot.get_attribute("aria-label"): plot for plot in chrome.find_elements(
-        By.CSS_SELECTOR, "section.traces svg.plot")}
+    plots = {
+        plot.get_attribute("aria-label"): plot
+        for plot in chrome.find_elements(By.CSS_SELECTOR, "section.traces svg.plot")
+    }
     # one plot per quantity, every run in it with a legend, the loss curve first
     assert list(plots) == ["Loss: 3 run(s)", "Step time: 3 run(s)", "Power: 3 run(s)", "Memory: 3 run(s)"]
     loss = plots["Loss: 3 run(s)"]
-    assert [line.get_attribute("data-label") for line in loss.find_elements(By.CSS_SELECTOR, "polyline.series")] \
-        == ["run-1", "run-2", "run-3"]
+    assert [line.get_attribute("data-label") for line in loss.find_elements(By.CSS_SELECTOR, "polyline.series")] == [
+        "run-1",
+        "run-2",
+        "run-3",
+    ]
     steps = plots["Step time: 3 run(s)"]
     assert "scaled to the steady state" in steps.find_element(By.CSS_SELECTOR, "text.off-scale").text
-    assert {band.get_attribute("data-label") for band in steps.find_elements(By.CSS_SELECTOR, "rect.phase")} \
-        == {"warm-up", "profiled"}
+    assert {band.get_attribute("data-label") for band in steps.find_elements(By.CSS_SELECTOR, "rect.phase")} == {
+        "warm-up",
+        "profiled",
+    }
     assert overlapping_texts(chrome, "section.traces svg.plot") == []
     width, window, over = fits_the_window(chrome)
     assert width <= window and over == [], (width, window, over)
@@ -149,8 +168,10 @@ def test_the_comparison_names_columns_by_bundle_and_fits_1280_px(pages, chrome, 
     chrome.get(pages["compare"].as_uri())
     headers = [cell.text for cell in chrome.find_elements(By.CSS_SELECTOR, "table.comparison thead th")]
     assert headers == ["Quantity", "cpu-tiny", "gpu-h100-gpt2"]
-    rows = [row.find_element(By.TAG_NAME, "th").text.split("\n")[0]
-            for row in chrome.find_elements(By.CSS_SELECTOR, "table.comparison tbody tr")]
+    rows = [
+        row.find_element(By.TAG_NAME, "th").text.split("\n")[0]
+        for row in chrome.find_elements(By.CSS_SELECTOR, "table.comparison tbody tr")
+    ]
     assert "peak memory, forward" in rows and "energy per step" in rows
     for cell in chrome.find_elements(By.CSS_SELECTOR, "table.comparison td"):  # every cell in view, none scrolled
         box = cell.rect

@@ -51,8 +51,9 @@ def test_without_root_it_names_the_one_command_and_stops():
         done = _run(_path_without_chromium(Path(scratch) / "bin"), as_unprivileged=True)
     assert done.returncode == 1
     assert "chromium chromium-driver" in done.stderr
-    assert "sudo apt-get update && sudo apt-get install -y --no-install-recommends chromium chromium-driver" \
-        in done.stderr
+    assert (
+        "sudo apt-get update && sudo apt-get install -y --no-install-recommends chromium chromium-driver" in done.stderr
+    )
 
 
 def test_as_root_it_installs_what_is_missing(tmp_path):
@@ -63,5 +64,7 @@ def test_as_root_it_installs_what_is_missing(tmp_path):
     done = _run(_path_without_chromium(tmp_path / "bin", {"apt-get": fake_apt}), as_unprivileged=False)
     assert done.returncode == 0, done.stderr
     assert "installing what the tests need: chromium chromium-driver" in done.stdout
-    assert log.read_text().splitlines() == ["update -qq",
-                                            "install -y -qq --no-install-recommends chromium chromium-driver"]
+    assert log.read_text().splitlines() == [
+        "update -qq",
+        "install -y -qq --no-install-recommends chromium chromium-driver",
+    ]

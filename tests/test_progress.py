@@ -7,8 +7,8 @@ import io
 import time
 
 from rich.console import Console
-
 from trainmark.reference_runner.progress import JobProgress, ProgressReader, ProgressWriter
+
 from trainmark.terminal import ProgressDisplay, progress_text
 
 
@@ -43,8 +43,13 @@ def test_the_estimate_exists_from_the_first_step_and_covers_every_run():
     # this run: 99 steps at 4/s; two more runs of about 10 s + 100 / 4 s each
     assert abs(left - (99 / 4 + 2 * (10 + 100 / 4))) < 0.5
     state = job.snapshot()
-    assert (state["run"], state["runs"], state["phase"], state["step"], state["left_is_estimate"]) == \
-        (1, 3, "training", 1, True)
+    assert (state["run"], state["runs"], state["phase"], state["step"], state["left_is_estimate"]) == (
+        1,
+        3,
+        "training",
+        1,
+        True,
+    )
     job.end_run()
     job.finished_run_seconds[-1] = 40.0
     job.start_run("run-2")

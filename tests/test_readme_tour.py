@@ -33,8 +33,8 @@ SHORT_TRAINING = ["--set", "max_steps=3", "--set", "idle_seconds=0", "--repeats"
 def tour_lines() -> list[str]:
     """The tour's code block: its shell lines, comments stripped."""
     text = (REPO / "README.md").read_text()
-    block = text[text.index("## A short tour"):]
-    block = block[:block.index("\n## ", 3)] if "\n## " in block[3:] else block
+    block = text[text.index("## A short tour") :]
+    block = block[: block.index("\n## ", 3)] if "\n## " in block[3:] else block
     lines = [line[4:] for line in block.splitlines() if line.startswith("    ")]
     return [line.split("  #", 1)[0].strip() for line in lines if line.strip()]
 
@@ -80,8 +80,14 @@ def test_every_tour_line_runs_at_80_columns_and_nothing_is_cut(workplace):
             arguments += ["--steps", "5", "--idle-seconds", "0"]
         if arguments[0] == "serve":
             port = _free_port()
-            server = subprocess.Popen([*trainmark, *arguments, "--port", str(port)], cwd=workplace, env=env,
-                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            server = subprocess.Popen(
+                [*trainmark, *arguments, "--port", str(port)],
+                cwd=workplace,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
             try:
                 deadline = time.monotonic() + 60
                 while time.monotonic() < deadline:
@@ -99,8 +105,9 @@ def test_every_tour_line_runs_at_80_columns_and_nothing_is_cut(workplace):
                 output = server.communicate(timeout=60)[0]
             assert "…" not in output
             continue
-        result = subprocess.run([*trainmark, *arguments], cwd=workplace, env=env, capture_output=True, text=True,
-                                timeout=900)
+        result = subprocess.run(
+            [*trainmark, *arguments], cwd=workplace, env=env, capture_output=True, text=True, timeout=900
+        )
         assert result.returncode == 0, f"{line}\n{result.stdout}\n{result.stderr}"
         printed = result.stdout + result.stderr
         assert "…" not in printed, f"{line} cut its output:\n{printed}"

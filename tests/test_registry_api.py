@@ -15,11 +15,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from trainmark.registry.api import create_app, csv_cell, prepare_serving_process
 from trainmark.registry.database import upgrade
 from trainmark.registry.store import RegistryLimits, Store
 from trainmark.spec import conformance
+
 from tests.bundles import edit_manifest, edit_trace
 from tests.live_server import LiveServer, served_registry
 from tests.registry_bundles import CPU, archive, member, tar_with, variant
@@ -95,7 +95,7 @@ def test_formula_like_text_is_defused_in_the_csv(service, archives):
     assert post(url, key, archives["cpu-script"].read_bytes()).status_code == 201
     row = next(csv.DictReader(io.StringIO(httpx.get(f"{url}/export.csv").text)))
     assert row["submitter"] == "<script>alert(1)</script> Lab"
-    assert csv_cell('=HYPERLINK("http://evil")') == "'=HYPERLINK(\"http://evil\")"
+    assert csv_cell('=HYPERLINK("http://evil")') == '\'=HYPERLINK("http://evil")'
     assert csv_cell("-2+3") == "'-2+3" and csv_cell("@SUM(A1)") == "'@SUM(A1)"
     assert csv_cell(-2.5) == "-2.5" and csv_cell(None) == ""
 
@@ -159,18 +159,28 @@ def _nan_in_trace(path: Path) -> Path:
     target = root / trace
     target.write_text(target.read_text().replace('"__INF__"', "Infinity"))
     from tests.bundles import reseal
+
     reseal(root)
     return archive(root, path)
 
 
 HOSTILE = {
-    "dot-dot member": (lambda p: tar_with(p, [member("manifest.json", b"{}"), member("../escape.txt", b"x")]),
-                       422, "unsafe"),
+    "dot-dot member": (
+        lambda p: tar_with(p, [member("manifest.json", b"{}"), member("../escape.txt", b"x")]),
+        422,
+        "unsafe",
+    ),
     "absolute member": (lambda p: tar_with(p, [member("/etc/cron.d/evil", b"x")]), 422, "unsafe"),
-    "symlink member": (lambda p: tar_with(p, [member("manifest.json", kind=tarfile.SYMTYPE, link="/etc/passwd")]),
-                       422, "link"),
-    "hard link member": (lambda p: tar_with(p, [member("a", b"x"), member("manifest.json", kind=tarfile.LNKTYPE,
-                                                                          link="a")]), 422, "link"),
+    "symlink member": (
+        lambda p: tar_with(p, [member("manifest.json", kind=tarfile.SYMTYPE, link="/etc/passwd")]),
+        422,
+        "link",
+    ),
+    "hard link member": (
+        lambda p: tar_with(p, [member("a", b"x"), member("manifest.json", kind=tarfile.LNKTYPE, link="a")]),
+        422,
+        "link",
+    ),
     "decompression bomb": (_bomb, 422, "unpacks to more than"),
     "deeply nested JSON": (_nested, 422, "nest"),
     "NaN in a metric": (_nan_metric, 422, "finite"),
@@ -203,7 +213,7 @@ def test_oversized_uploads_are_cut_off(service, tmp_path):
 
     def chunks():  # no Content-Length: the server counts while it reads
         for start in range(0, len(big), 256 * 1024):
-            yield big[start:start + 256 * 1024]
+            yield big[start : start + 256 * 1024]
 
     streamed = post(url, key, chunks())
     assert streamed.status_code == 413
@@ -227,16 +237,19 @@ def test_an_empty_body_is_refused(service):
     assert answer.status_code == 400 and "empty" in answer.json()["error"]
 
 
-@pytest.mark.parametrize("params, words", [
-    ({"submitter": "x'; DROP TABLE submission; --"}, "submitter may hold"),
-    ({"device_model": "1 OR 1=1; --"}, "device_model may hold"),
-    ({"precision": "fp32' OR '1'='1"}, "precision must be one of"),
-    ({"sort": "password"}, "sort must be one of"),
-    ({"sort": "score desc, (select 1)"}, "sort must be one of"),
-    ({"metric": "key_hash"}, "metric must be one of"),
-    ({"cursor": "eyJub3QiOiAiYSBjdXJzb3IifQ"}, "cursor"),
-    ({"parameters_min": "nan"}, "finite"),
-])
+@pytest.mark.parametrize(
+    "params, words",
+    [
+        ({"submitter": "x'; DROP TABLE submission; --"}, "submitter may hold"),
+        ({"device_model": "1 OR 1=1; --"}, "device_model may hold"),
+        ({"precision": "fp32' OR '1'='1"}, "precision must be one of"),
+        ({"sort": "password"}, "sort must be one of"),
+        ({"sort": "score desc, (select 1)"}, "sort must be one of"),
+        ({"metric": "key_hash"}, "metric must be one of"),
+        ({"cursor": "eyJub3QiOiAiYSBjdXJzb3IifQ"}, "cursor"),
+        ({"parameters_min": "nan"}, "finite"),
+    ],
+)
 def test_bad_board_queries_get_400_and_the_tables_survive(service, archives, params, words):
     url, store, key = service
     post(url, key, archives["cpu"].read_bytes())

@@ -23,11 +23,11 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.select import Select
 from selenium.webdriver.support.wait import WebDriverWait
-
 from trainmark.registry.api import create_app
 from trainmark.registry.database import upgrade
 from trainmark.registry.store import BoardQuery, Store
-from trainmark.spec.plots import PALETTE
+from trainmark.scorer.plots import PALETTE
+
 from tests.live_server import LiveServer
 
 SCRIPT_SUBMITTER = "<script>alert(1)</script> Lab"
@@ -57,9 +57,11 @@ def _chrome_binaries() -> tuple[str, str]:
         return browser, driver
     if os.environ.get("TRAINMARK_TESTS_WITHOUT_BROWSER"):
         pytest.skip("TRAINMARK_TESTS_WITHOUT_BROWSER is set and chromium or chromedriver was not found")
-    pytest.fail(f"the browser tests need chromium and chromedriver on PATH (found {browser or 'no chromium'}, "
-                f"{driver or 'no chromedriver'}): install Debian's chromium and chromium-driver packages, or set "
-                "TRAINMARK_TESTS_WITHOUT_BROWSER=1 to skip them")
+    pytest.fail(
+        f"the browser tests need chromium and chromedriver on PATH (found {browser or 'no chromium'}, "
+        f"{driver or 'no chromedriver'}): install Debian's chromium and chromium-driver packages, or set "
+        "TRAINMARK_TESTS_WITHOUT_BROWSER=1 to skip them"
+    )
 
 
 def _start_chrome(javascript: bool) -> WebDriver:
@@ -67,8 +69,13 @@ def _start_chrome(javascript: bool) -> WebDriver:
     options = webdriver.ChromeOptions()
     options.binary_location = browser
     # --no-sandbox because CI runs as root, where Chromium refuses to start with its sandbox.
-    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
-                     f"--window-size={WINDOW[0]},{WINDOW[1]}", "--force-device-scale-factor=1"):
+    for argument in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        f"--window-size={WINDOW[0]},{WINDOW[1]}",
+        "--force-device-scale-factor=1",
+    ):
         options.add_argument(argument)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     if not javascript:
@@ -104,15 +111,23 @@ def board_rows(driver: WebDriver) -> list[dict]:
     for row in driver.find_elements(By.CSS_SELECTOR, "table.board tbody tr:not(.workload)"):
         link = row.find_element(By.CSS_SELECTOR, "a.entry")
         cells = row.find_elements(By.TAG_NAME, "td")
-        rows.append({"id": urlsplit(link.get_attribute("href")).path.removeprefix("/submissions/"),
-                     "rank": cells[0].text, "submitter": link.text, "classes": row.get_attribute("class").split(),
-                     "score": float(row.find_element(By.CSS_SELECTOR, "td.score").text.split()[0]),
-                     "hardware": cells[3].text, "precision": cells[4].text})
+        rows.append(
+            {
+                "id": urlsplit(link.get_attribute("href")).path.removeprefix("/submissions/"),
+                "rank": cells[0].text,
+                "submitter": link.text,
+                "classes": row.get_attribute("class").split(),
+                "score": float(row.find_element(By.CSS_SELECTOR, "td.score").text.split()[0]),
+                "hardware": cells[3].text,
+                "precision": cells[4].text,
+            }
+        )
     return rows
 
 
-def apply_filters(driver: WebDriver, base_url: str, selects: dict[str, str],
-                  inputs: dict[str, str] | None = None) -> dict[str, list[str]]:
+def apply_filters(
+    driver: WebDriver, base_url: str, selects: dict[str, str], inputs: dict[str, str] | None = None
+) -> dict[str, list[str]]:
     """Fill the board's filter form from a fresh board, click Apply, and return the new page's query."""
     driver.get(base_url + "/")
     form = driver.find_element(By.CSS_SELECTOR, "form.filters")
@@ -145,8 +160,8 @@ def png_pixels(png: bytes) -> tuple[int, int, list[tuple[int, int, int]]]:
     assert png.startswith(b"\x89PNG\r\n\x1a\n"), "not a PNG"
     position, header, data = 8, None, b""
     while position < len(png):
-        length, kind = struct.unpack(">I4s", png[position:position + 8])
-        body = png[position + 8:position + 8 + length]
+        length, kind = struct.unpack(">I4s", png[position : position + 8])
+        body = png[position + 8 : position + 8 + length]
         position += 12 + length
         if kind == b"IHDR":
             header = struct.unpack(">IIBBBBB", body)
@@ -165,7 +180,7 @@ def png_pixels(png: bytes) -> tuple[int, int, list[tuple[int, int, int]]]:
     pixels = []
     for line in range(height):
         start = line * (stride + 1)
-        kind, current = raw[start], bytearray(raw[start + 1:start + 1 + stride])
+        kind, current = raw[start], bytearray(raw[start + 1 : start + 1 + stride])
         for i in range(stride):
             left = current[i - channels] if i >= channels else 0
             up = previous[i]
@@ -180,7 +195,7 @@ def png_pixels(png: bytes) -> tuple[int, int, list[tuple[int, int, int]]]:
                 guess = left + up - corner
                 nearest = min((abs(guess - left), 0, left), (abs(guess - up), 1, up), (abs(guess - corner), 2, corner))
                 current[i] = (current[i] + nearest[2]) & 0xFF
-        pixels += [tuple(current[i:i + 3]) for i in range(0, stride, channels)]
+        pixels += [tuple(current[i : i + 3]) for i in range(0, stride, channels)]
         previous = current
     return width, height, pixels
 
@@ -207,22 +222,31 @@ def test_the_board_lists_submissions_in_rank_order(registry, browser):
     # Ranks count within a workload: the GPU model's alone, then the CPU one's, where the example and
     # its renamed copy tie on bound and score (they share rank 1) and the two-run copy comes last.
     assert [row["workload"] for row in ranked] == ["gpt2-124m / openwebtext-10k / bf16_autocast"] + [
-        "tiny / trainmark-sample-text / fp32"] * 3
-    assert (ranked[1]["score"], ranked[1]["steps_per_second_low"]) == \
-        (ranked[2]["score"], ranked[2]["steps_per_second_low"])
+        "tiny / trainmark-sample-text / fp32"
+    ] * 3
+    assert (ranked[1]["score"], ranked[1]["steps_per_second_low"]) == (
+        ranked[2]["score"],
+        ranked[2]["steps_per_second_low"],
+    )
     assert [row["rank"] for row in shown] == ["1", "1=", "1=", "3"]
     headings = [cell.text for cell in browser.find_elements(By.CSS_SELECTOR, "table.board tr.workload th")]
-    assert headings == ["workload: gpt2-124m / openwebtext-10k / bf16_autocast",
-                        "workload: tiny / trainmark-sample-text / fp32"]  # one heading over each workload's rows
+    assert headings == [
+        "workload: gpt2-124m / openwebtext-10k / bf16_autocast",
+        "workload: tiny / trainmark-sample-text / fp32",
+    ]  # one heading over each workload's rows
     assert all("ranked" in row["classes"] for row in shown)
     assert shown[0]["id"] == ids["gpu"] and shown[0]["hardware"] == "2 × NVIDIA H100 80GB HBM3"
     assert shown[-1]["submitter"] == "Lab Two"
 
 
-@pytest.mark.parametrize("selects, query, check", [
-    ({"precision": "bf16_autocast"}, {"precision": "bf16_autocast"}, ("precision", "bf16_autocast")),
-    ({"device_model": "AMD EPYC 7B13"}, {"device_model": "AMD EPYC 7B13"}, ("hardware", "1 × AMD EPYC 7B13")),
-], ids=["precision", "device model"])
+@pytest.mark.parametrize(
+    "selects, query, check",
+    [
+        ({"precision": "bf16_autocast"}, {"precision": "bf16_autocast"}, ("precision", "bf16_autocast")),
+        ({"device_model": "AMD EPYC 7B13"}, {"device_model": "AMD EPYC 7B13"}, ("hardware", "1 × AMD EPYC 7B13")),
+    ],
+    ids=["precision", "device model"],
+)
 def test_the_filter_form_narrows_the_board(registry, browser, selects, query, check):
     url, store, _ = registry
     params = apply_filters(browser, url, selects)
@@ -268,15 +292,17 @@ def test_a_submission_page_shows_its_plots(registry, browser, tmp_path):
     plots = traces.find_elements(By.CSS_SELECTOR, "svg.plot")
     runs = len(record["runs"])
     assert [plot.get_attribute("aria-label") for plot in plots] == [
-        f"{name}: {runs} run(s)" for name in ("Loss", "Step time", "Power", "Memory")]
+        f"{name}: {runs} run(s)" for name in ("Loss", "Step time", "Power", "Memory")
+    ]
     assert {phase["label"] for phase in phases} == {"warm-up", "profiled"}
     step_plot = plots[1]
     assert len(step_plot.find_elements(By.CSS_SELECTOR, "rect.phase")) == sum(len(phase["points"]) for phase in phases)
     for plot in plots:
         assert plot.is_displayed() and plot.size["width"] > 300 and plot.size["height"] > 100, plot.size
     lines = traces.find_elements(By.CSS_SELECTOR, "svg.plot polyline.series")
-    assert sorted(int(line.get_attribute("data-points")) for line in lines) == \
-        sorted(len(item["points"]) for item in series)
+    assert sorted(int(line.get_attribute("data-points")) for line in lines) == sorted(
+        len(item["points"]) for item in series
+    )
     for line in lines:
         points = int(line.get_attribute("data-points"))
         assert points > 0 and len(line.get_attribute("points").split()) == points
@@ -322,15 +348,19 @@ def test_the_pages_work_without_javascript(registry, browser_without_javascript)
     url, store, ids = registry
     driver = browser_without_javascript
     # Prove the preference took: a page that would rewrite its own text with a script keeps it.
-    driver.get("data:text/html,<p id=probe>static</p><script>document.getElementById('probe')"
-               ".textContent='scripted'</script>")
+    driver.get(
+        "data:text/html,<p id=probe>static</p><script>document.getElementById('probe').textContent='scripted'</script>"
+    )
     assert driver.find_element(By.ID, "probe").text == "static"
 
     params = apply_filters(driver, url, {"precision": "fp32"}, {"submitter": "Lab Two"})
     assert params["precision"] == ["fp32"] and params["submitter"] == ["Lab Two"]
     shown = board_rows(driver)
-    assert [row["id"] for row in shown] == expected_ids(store, precision="fp32", submitter="Lab Two") \
+    assert (
+        [row["id"] for row in shown]
+        == expected_ids(store, precision="fp32", submitter="Lab Two")
         == [ids["cpu-two-runs"]]
+    )
     driver.find_element(By.CSS_SELECTOR, "a.entry").click()
     WebDriverWait(driver, PAGE_LOAD_S).until(expected_conditions.url_contains(ids["cpu-two-runs"]))
     assert len(driver.find_elements(By.CSS_SELECTOR, "section.run")) == 2

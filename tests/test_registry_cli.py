@@ -18,8 +18,13 @@ from tests.registry_bundles import CPU, GPU, variant
 
 
 def trainmark(*arguments: str, env: dict | None = None, check: bool = True) -> subprocess.CompletedProcess:
-    result = subprocess.run([sys.executable, "-m", "trainmark", *arguments], capture_output=True, text=True,
-                            timeout=300, env={**os.environ, **(env or {})})
+    result = subprocess.run(
+        [sys.executable, "-m", "trainmark", *arguments],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, **(env or {})},
+    )
     if check and result.returncode != 0:
         raise AssertionError(f"trainmark {' '.join(arguments)} exited {result.returncode}:\n{result.stderr}")
     return result
@@ -28,7 +33,7 @@ def trainmark(*arguments: str, env: dict | None = None, check: bool = True) -> s
 @pytest.fixture
 def registry(tmp_path) -> dict:
     """TRAINMARK_DB / TRAINMARK_BLOBS of an initialized SQLite registry."""
-    env = {"TRAINMARK_DB": f"sqlite:///{tmp_path / 'reg' / 'registry.db'}", "TRAINMARK_BLOBS": str(tmp_path / 'blobs')}
+    env = {"TRAINMARK_DB": f"sqlite:///{tmp_path / 'reg' / 'registry.db'}", "TRAINMARK_BLOBS": str(tmp_path / "blobs")}
     out = trainmark("registry", "init", env=env)
     assert "at schema revision 0003" in out.stdout
     assert trainmark("registry", "upgrade", env=env).returncode == 0  # safe to run again
@@ -46,8 +51,10 @@ def test_submit_into_a_database_and_print_the_board(registry, tmp_path):
     assert synthetic["ranked"] is False  # the example as it is says synthetic
     board = json.loads(trainmark("leaderboard", "--json", env=registry).stdout)
     assert [row["device_model"] for row in board] == ["NVIDIA H100 80GB HBM3", "AMD EPYC 7B13"]
-    assert [row["workload"] for row in board] == ["gpt2-124m / openwebtext-10k / bf16_autocast",
-                                                  "tiny / trainmark-sample-text / fp32"]
+    assert [row["workload"] for row in board] == [
+        "gpt2-124m / openwebtext-10k / bf16_autocast",
+        "tiny / trainmark-sample-text / fp32",
+    ]
     printed = trainmark("leaderboard", env={**registry, "COLUMNS": "200"}).stdout
     assert "trainmark leaderboard" in printed and "NVIDIA H100" in printed
     assert "workload: gpt2-124m / openwebtext-10k / bf16_autocast" in printed and "declared" in printed
@@ -71,7 +78,7 @@ def test_a_refused_bundle_prints_why(registry, tmp_path):
 
 
 def test_an_uninitialized_database_is_refused_with_the_fix(tmp_path):
-    env = {"TRAINMARK_DB": f"sqlite:///{tmp_path / 'empty.db'}", "TRAINMARK_BLOBS": str(tmp_path / 'blobs')}
+    env = {"TRAINMARK_DB": f"sqlite:///{tmp_path / 'empty.db'}", "TRAINMARK_BLOBS": str(tmp_path / "blobs")}
     for command in (["serve", "--port", "1"], ["leaderboard"], ["keys", "create", "--name", "x"]):
         result = trainmark(*command, env=env, check=False)
         assert result.returncode == 1
@@ -84,9 +91,13 @@ def test_serve_and_submit_over_http(registry):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    server = subprocess.Popen([sys.executable, "-m", "trainmark", "serve", "--port", str(port)],
-                              env={**os.environ, **registry}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                              text=True)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "trainmark", "serve", "--port", str(port)],
+        env={**os.environ, **registry},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -102,8 +113,7 @@ def test_serve_and_submit_over_http(registry):
         assert httpx.get(f"{url}/api/v1/submissions/{answer['id']}").json()["submission"]["score"] == answer["score"]
         wrong = trainmark("submit", str(CPU), "--to", url, "--key", "tmk_wrong", check=False)
         assert wrong.returncode == 1 and "401" in wrong.stderr and "API key" in wrong.stderr
-        missing_key = trainmark("submit", str(CPU), "--to", url, check=False,
-                                env={"TRAINMARK_KEY": ""})
+        missing_key = trainmark("submit", str(CPU), "--to", url, check=False, env={"TRAINMARK_KEY": ""})
         assert missing_key.returncode == 2 and "--key" in missing_key.stderr
     finally:
         server.send_signal(signal.SIGINT)

@@ -7,11 +7,10 @@ import json
 
 import pytest
 from sqlmodel import Session, select
-
 from trainmark.registry.store import SubmissionRejected
 from trainmark.registry.tables import ScoreRecord, Submission
 from trainmark.scorer.score import score_bundle
-from trainmark.spec.units import human
+from trainmark.scorer.units import human
 
 
 def test_rescore_moves_every_submission_to_the_current_rubric_and_keeps_the_old_report(store, archives):
@@ -27,17 +26,23 @@ def test_rescore_moves_every_submission_to_the_current_rubric_and_keeps_the_old_
         session.commit()
     [change] = store.rescore()
     r2 = score_bundle(archives["gpu"], "r2", full_jsonschema=True)
-    assert change == {"id": outcome.id, "old": {"rubric_version": "r1", "score": r1.score, "ranked": True},
-                      "new": {"rubric_version": "r2", "score": r2.score, "ranked": r2.ranked}}
+    assert change == {
+        "id": outcome.id,
+        "old": {"rubric_version": "r1", "score": r1.score, "ranked": True},
+        "new": {"rubric_version": "r2", "score": r2.score, "ranked": r2.ranked},
+    }
     with Session(store.engine) as session:
-        versions = sorted(r.rubric_version for r in session.exec(
-            select(ScoreRecord).where(ScoreRecord.submission_id == outcome.id)).all())
+        versions = sorted(
+            r.rubric_version
+            for r in session.exec(select(ScoreRecord).where(ScoreRecord.submission_id == outcome.id)).all()
+        )
         row = session.get(Submission, outcome.id)
     assert versions == ["r1", "r2"] and (row.rubric_version, row.score) == ("r2", r2.score)
 
 
 def test_a_synthetic_bundle_is_stored_but_never_ranked(store, tmp_path):
     from trainmark.registry.store import BoardQuery
+
     from tests.registry_bundles import GPU, archive
 
     outcome = store.submit(archive(GPU, tmp_path / "gpu-synthetic.tar.gz"))  # the example as it is
@@ -48,7 +53,9 @@ def test_a_synthetic_bundle_is_stored_but_never_ranked(store, tmp_path):
     assert document["provenance"] == "synthetic" and document["badges"] == []
     assert any("synthetic" in reason for reason in document["not_ranked_because"])
     [row] = [row for row in store.export() if row["id"] == outcome.id]  # what the CSV and JSON Lines export
-    assert row["ranked"] is False and row["not_ranked_because"].startswith("provenance: the bundle says it is synthetic")
+    assert row["ranked"] is False and row["not_ranked_because"].startswith(
+        "provenance: the bundle says it is synthetic"
+    )
 
 
 def test_a_run_resubmitted_shifted_in_time_is_a_duplicate_across_the_registry(store, archives, tmp_path):
@@ -71,7 +78,8 @@ def test_a_run_resubmitted_shifted_in_time_is_a_duplicate_across_the_registry(st
 
     def later(text: str) -> str:
         return (datetime.fromisoformat(text.replace("Z", "+00:00")) + timedelta(days=1)).strftime(
-            "%Y-%m-%dT%H:%M:%S.%fZ")
+            "%Y-%m-%dT%H:%M:%S.%fZ"
+        )
 
     def shift(manifest):
         manifest["created_at"] = later(manifest["created_at"])
@@ -85,14 +93,16 @@ def test_a_run_resubmitted_shifted_in_time_is_a_duplicate_across_the_registry(st
     assert copy.id != original.id and copy.ranked
     for bundle_id in (original.id, copy.id):
         messages = [f["message"] for f in store.get(bundle_id)["registry_findings"] if f["code"] == "duplicate-run"]
-        assert len(messages) == 3 and all("the same trace content once time offsets are removed" in m
-                                          for m in messages), messages
+        assert len(messages) == 3 and all(
+            "the same trace content once time offsets are removed" in m for m in messages
+        ), messages
 
 
 @pytest.fixture(scope="module")
 def lenovo(tmp_path_factory):
     """The real Lenovo MLPerf set, imported as a bundle."""
     from trainmark.spec.importers.mlperf import import_mlperf
+
     from tests.bundles import MLPERF_DATA
 
     out = tmp_path_factory.mktemp("mlperf") / "lenovo"
@@ -112,8 +122,8 @@ def test_an_import_is_verified_against_its_kept_sources(store, lenovo, tmp_path)
 
     # the board page shows what an MLPerf result is judged by where steps/s is not measured
     import httpx
-
     from trainmark.registry.api import create_app
+
     from tests.live_server import LiveServer
 
     with LiveServer(create_app(store)) as server:

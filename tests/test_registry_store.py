@@ -9,16 +9,16 @@ import threading
 from pathlib import Path
 
 import pytest
+import trainmark.registry.tables  # noqa: F401  (the metadata the migrations must produce)
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import text
 from sqlmodel import SQLModel
-
-import trainmark.registry.tables  # noqa: F401  (the metadata the migrations must produce)
 from trainmark.registry.database import engine_for, upgrade
 from trainmark.registry.store import BoardQuery, QueryInvalid, Store, SubmissionRejected
 from trainmark.scorer.score import score_bundle
 from trainmark.spec.errors import StoreOutOfDate
+
 from tests.bundles import reseal
 from tests.registry_bundles import CPU, archive, variant
 
@@ -27,8 +27,9 @@ def test_migrations_produce_exactly_the_models(registry_url):
     upgrade(registry_url)
     engine = engine_for(registry_url)
     with engine.connect() as connection:
-        differences = compare_metadata(MigrationContext.configure(connection, opts={"compare_type": True}),
-                                       SQLModel.metadata)
+        differences = compare_metadata(
+            MigrationContext.configure(connection, opts={"compare_type": True}), SQLModel.metadata
+        )
     engine.dispose()
     assert differences == []
 
@@ -36,7 +37,6 @@ def test_migrations_produce_exactly_the_models(registry_url):
 def test_migrations_go_down_to_nothing_and_up_again(registry_url):
     from alembic import command
     from sqlalchemy import inspect
-
     from trainmark.registry.database import alembic_config
 
     upgrade(registry_url)
@@ -101,15 +101,17 @@ def test_a_run_submitted_before_is_reported_on_both_submissions(store, archives)
 
 def test_a_correction_supersedes_and_the_board_shows_the_newest(store, archives, tmp_path):
     original = store.submit(archives["cpu"], None)
-    fixed = archive(variant(CPU, tmp_path / "fixed", supersedes=original.id, description="corrected"),
-                    tmp_path / "fixed.tar.gz")
+    fixed = archive(
+        variant(CPU, tmp_path / "fixed", supersedes=original.id, description="corrected"), tmp_path / "fixed.tar.gz"
+    )
     correction = store.submit(fixed, None)
     board = store.leaderboard(BoardQuery(include_unranked=True))
     assert [row["id"] for row in board.rows] == [correction.id]
     assert store.get(original.id)["submission"]["superseded_by"] == correction.id
     assert store.get(original.id)["submission"]["current"] is False
-    again = archive(variant(CPU, tmp_path / "again", supersedes=original.id, description="second try"),
-                    tmp_path / "again.tar.gz")
+    again = archive(
+        variant(CPU, tmp_path / "again", supersedes=original.id, description="second try"), tmp_path / "again.tar.gz"
+    )
     before = store.counts()
     with pytest.raises(SubmissionRejected, match="already superseded") as refused:
         store.submit(again, None)
@@ -137,8 +139,8 @@ def test_keys_are_stored_hashed_and_checked(store):
     assert store.verify_key(key[:-1] + ("A" if key[-1] != "A" else "B")) is None
     assert store.verify_key(None) is None and store.verify_key("") is None
     from sqlmodel import Session, select
-
     from trainmark.registry.tables import ApiKey
+
     with Session(store.engine) as session:
         stored = session.exec(select(ApiKey)).one()
     assert key not in json.dumps(stored.model_dump(), default=str)
@@ -150,21 +152,28 @@ def test_the_board_ranks_within_a_workload_by_bound_and_filters(store, archives)
     keys = [(row["workload"], -(row["steps_per_second_low"] or -1e300), -row["score"]) for row in board]
     assert keys == sorted(keys)
     assert [row["workload"] for row in board] == ["gpt2-124m / openwebtext-10k / bf16_autocast"] + [
-        "tiny / trainmark-sample-text / fp32"] * 3
+        "tiny / trainmark-sample-text / fp32"
+    ] * 3
     assert {row["provenance"] for row in board} == {"declared"}
     trust = store.leaderboard(BoardQuery(sort="trust", include_unranked=True)).rows
     assert [(row["trust_sort"] if "trust_sort" in row else 1) for row in trust] == [1] * 4
     assert {row["id"] for row in board} == set(ids.values())
     gpu_only = store.leaderboard(BoardQuery(device_model="NVIDIA H100 80GB HBM3", include_unranked=True)).rows
     assert [row["id"] for row in gpu_only] == [ids["gpu"]]
-    assert [row["id"] for row in store.leaderboard(BoardQuery(device_count=2, include_unranked=True)).rows] == \
-        [ids["gpu"]]
-    assert {row["id"] for row in store.leaderboard(BoardQuery(precision="fp32", include_unranked=True)).rows} == \
-        {ids["cpu"], ids["cpu-two-runs"], ids["cpu-script"]}
-    assert [row["id"] for row in store.leaderboard(BoardQuery(parameters_min=1e8, include_unranked=True)).rows] == \
-        [ids["gpu"]]
-    assert [row["id"] for row in store.leaderboard(BoardQuery(submitter="Lab Two", include_unranked=True)).rows] \
-        == [ids["cpu-two-runs"]]
+    assert [row["id"] for row in store.leaderboard(BoardQuery(device_count=2, include_unranked=True)).rows] == [
+        ids["gpu"]
+    ]
+    assert {row["id"] for row in store.leaderboard(BoardQuery(precision="fp32", include_unranked=True)).rows} == {
+        ids["cpu"],
+        ids["cpu-two-runs"],
+        ids["cpu-script"],
+    }
+    assert [row["id"] for row in store.leaderboard(BoardQuery(parameters_min=1e8, include_unranked=True)).rows] == [
+        ids["gpu"]
+    ]
+    assert [row["id"] for row in store.leaderboard(BoardQuery(submitter="Lab Two", include_unranked=True)).rows] == [
+        ids["cpu-two-runs"]
+    ]
     energy = store.leaderboard(BoardQuery(metric="energy_per_step", include_unranked=True)).rows
     assert energy[0]["energy_per_step"] is not None or energy[0]["score"] > energy[1]["score"]
 
@@ -184,15 +193,18 @@ def test_cursor_pages_cover_the_board_once(store, archives, sort):
     assert seen == whole and len(seen) == 4
 
 
-@pytest.mark.parametrize("change, message", [
-    (dict(sort="id; DROP TABLE submission"), "sort must be one of"),
-    (dict(metric="score"), "metric must be one of"),
-    (dict(precision="fp32' OR '1'='1"), "precision must be one of"),
-    (dict(submitter="x'; DROP TABLE submission; --"), "submitter may hold"),
-    (dict(device_model="A100\x00"), "device_model may hold"),
-    (dict(limit=1000), "limit must be between"),
-    (dict(parameters_min=float("nan")), "finite"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (dict(sort="id; DROP TABLE submission"), "sort must be one of"),
+        (dict(metric="score"), "metric must be one of"),
+        (dict(precision="fp32' OR '1'='1"), "precision must be one of"),
+        (dict(submitter="x'; DROP TABLE submission; --"), "submitter may hold"),
+        (dict(device_model="A100\x00"), "device_model may hold"),
+        (dict(limit=1000), "limit must be between"),
+        (dict(parameters_min=float("nan")), "finite"),
+    ],
+)
 def test_bad_queries_are_refused(change, message):
     with pytest.raises(QueryInvalid, match=message):
         BoardQuery(**change)
@@ -325,9 +337,12 @@ def test_concurrent_submissions_from_processes(registry_url, archives, tmp_path)
     context = multiprocessing.get_context("spawn")
     queue = context.Queue()
     names = ["gpu", "cpu", "cpu-two-runs", "cpu-script", "gpu", "cpu"]
-    workers = [context.Process(target=_submit_in_process,
-                               args=(registry_url, str(tmp_path / "blobs"), str(archives[name]), queue))
-               for name in names]
+    workers = [
+        context.Process(
+            target=_submit_in_process, args=(registry_url, str(tmp_path / "blobs"), str(archives[name]), queue)
+        )
+        for name in names
+    ]
     for worker in workers:
         worker.start()
     results = [queue.get(timeout=300) for _ in workers]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 
 from trainmark.scorer import rubric
+
 from tests.bundles import REPO
 
 SCORING = (REPO / "docs" / "scoring.md").read_text()
@@ -19,19 +20,28 @@ def _percent(value: float) -> str:
 
 def test_weights_and_thresholds_are_quoted():
     weights = rubric.SCORE_WEIGHTS
-    assert (f"R = {weights['fidelity']:.2f} F + {weights['completeness']:.2f} H + "
-            f"{weights['confidence']:.2f} C") in SCORING
+    assert (
+        f"R = {weights['fidelity']:.2f} F + {weights['completeness']:.2f} H + {weights['confidence']:.2f} C"
+    ) in SCORING
     for name, weight in rubric.FIDELITY_WEIGHTS.items():
         assert f"{name} {weight:.2f}" in SCORING, name
     for name, weight in rubric.COMPLETENESS_WEIGHTS.items():
         assert f"{weight:.2f} {name}" in SCORING, name
-    for value in (rubric.SUMMARY_RELATIVE_TOLERANCE, rubric.ENERGY_CHANNEL_TOLERANCE, rubric.FLOPS_TOLERANCE,
-                  rubric.KERNEL_TOTAL_TOLERANCE, rubric.COVERAGE_FULL, rubric.HIGH_VARIANCE_CV):
+    for value in (
+        rubric.SUMMARY_RELATIVE_TOLERANCE,
+        rubric.ENERGY_CHANNEL_TOLERANCE,
+        rubric.FLOPS_TOLERANCE,
+        rubric.KERNEL_TOTAL_TOLERANCE,
+        rubric.COVERAGE_FULL,
+        rubric.HIGH_VARIANCE_CV,
+    ):
         assert f"**{_percent(value)}**" in SCORING, value
     assert f"**{rubric.CLOCK_SKEW_S:g} s**" in SCORING and f"**{rubric.WINDOW_SLACK_S:g} s**" in SCORING
     assert f"1 - {rubric.PLAUSIBILITY_PENALTY} x k" in SCORING
-    assert f"clip((achieved / target - {rubric.RATE_ZERO_SCORE}) / ({rubric.RATE_FULL_SCORE} - " \
-           f"{rubric.RATE_ZERO_SCORE}), 0, 1)" in SCORING
+    assert (
+        f"clip((achieved / target - {rubric.RATE_ZERO_SCORE}) / ({rubric.RATE_FULL_SCORE} - "
+        f"{rubric.RATE_ZERO_SCORE}), 0, 1)" in SCORING
+    )
     assert f"longer than {rubric.GAP_FACTOR:g} / target" in SCORING
     assert f"1 - h / {rubric.TARGET_RELATIVE_HALF_WIDTH:.2f}" in SCORING
     for method, tier in rubric.MEASUREMENT_TIERS.items():

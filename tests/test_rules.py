@@ -8,13 +8,19 @@ import json
 import pydantic
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from trainmark.spec import models
 from trainmark.spec.conformance import jsonschema_findings
 from trainmark.spec.findings import findings_from_pydantic
-from trainmark.spec.rules import (JSON_LINES_TYPES, RECORD_CLASSES, RecordContext, ecma_pattern, has_schema_rules,
-                        schema_rule_findings)
 from trainmark.spec.reference_doc import metric_units, schema
+from trainmark.spec.rules import (
+    JSON_LINES_TYPES,
+    RECORD_CLASSES,
+    RecordContext,
+    ecma_pattern,
+    has_schema_rules,
+    schema_rule_findings,
+)
+
 from tests.bundles import EXAMPLES
 
 CATALOG = metric_units(schema())
@@ -71,8 +77,10 @@ def test_models_and_json_schema_agree_on_metrics(document):
 
 @st.composite
 def power_samples(draw):
-    document = {"time_unix_ns": draw(st.sampled_from([1_793_610_000_000_000_000, 1.7936e18, 5, True])),
-                "channel": draw(st.sampled_from(["nvml_power", "nvml power", "x\n", "a" * 65]))}
+    document = {
+        "time_unix_ns": draw(st.sampled_from([1_793_610_000_000_000_000, 1.7936e18, 5, True])),
+        "channel": draw(st.sampled_from(["nvml_power", "nvml power", "x\n", "a" * 65])),
+    }
     for name in ("power_w", "energy_j"):
         value = draw(_optional(st.floats(-10, 1e4)))
         if value is not ABSENT:
@@ -98,8 +106,15 @@ def test_ecma_dollar_matches_only_at_the_end():
 
 
 def test_rule_messages_name_the_rule():
-    document = {"name": "total_energy", "scope": "global", "value": 1.0, "unit": "W", "method": "counter",
-                "source": "nvml", "tool": "nvidia-ml-py 12"}
+    document = {
+        "name": "total_energy",
+        "scope": "global",
+        "value": 1.0,
+        "unit": "W",
+        "method": "counter",
+        "source": "nvml",
+        "tool": "nvidia-ml-py 12",
+    }
     [finding] = schema_rule_findings(document, "Metric", file="manifest.json")
     assert finding.pointer == "/unit"
     assert finding.message == "must be 'J' when name is 'total_energy', not 'W'"
@@ -119,8 +134,9 @@ def test_step_records_have_no_mirror_work_but_power_samples_do():
 
 def test_pydantic_errors_become_pointed_findings():
     try:
-        models.StepRecord.model_validate_json(b'{"step": -1, "rank": 0, "start_unix_ns": 1793610000000000000, '
-                                              b'"duration_s": 0.1, "extra": 1}')
+        models.StepRecord.model_validate_json(
+            b'{"step": -1, "rank": 0, "start_unix_ns": 1793610000000000000, "duration_s": 0.1, "extra": 1}'
+        )
     except pydantic.ValidationError as error:
         findings = {(finding.code, finding.pointer) for finding in findings_from_pydantic(error, file="s.jsonl")}
     assert findings == {("value-out-of-range", "/step"), ("field-unknown", "/extra")}
@@ -129,9 +145,15 @@ def test_pydantic_errors_become_pointed_findings():
 GPU_BUNDLE = EXAMPLES / "valid" / "gpu-h100-gpt2"
 GPU_MANIFEST = models.Manifest.model_validate_json((GPU_BUNDLE / "manifest.json").read_bytes())
 FIRST_RECORDS = {  # record type -> (its first record in a rank-0 file, that file's rank)
-    entry.record_type: (RECORD_CLASSES[entry.record_type].model_validate_json(
-        (GPU_BUNDLE / entry.path).read_bytes().split(b"\n", 1)[0]), entry.rank)
-    for entry in reversed(GPU_MANIFEST.files) if entry.record_type in JSON_LINES_TYPES and entry.rank == 0}
+    entry.record_type: (
+        RECORD_CLASSES[entry.record_type].model_validate_json(
+            (GPU_BUNDLE / entry.path).read_bytes().split(b"\n", 1)[0]
+        ),
+        entry.rank,
+    )
+    for entry in reversed(GPU_MANIFEST.files)
+    if entry.record_type in JSON_LINES_TYPES and entry.rank == 0
+}
 REFERENCE_VALUES = {  # in range and out of it, for the example's 2 ranks, 2 devices, 1 node, 3 channels
     "rank": st.sampled_from([None, 0, 1, 2, 7]),
     "device": st.sampled_from([None, 0, 1, 2]),
@@ -146,11 +168,15 @@ def test_a_batch_finds_exactly_what_its_records_find_one_by_one(data):
     record_type = data.draw(st.sampled_from(sorted(FIRST_RECORDS)))
     base, file_rank = FIRST_RECORDS[record_type]
     fields = type(base).model_fields
-    changes = st.fixed_dictionaries({}, optional={name: values for name, values in REFERENCE_VALUES.items()
-                                                  if name in fields})
+    changes = st.fixed_dictionaries(
+        {}, optional={name: values for name, values in REFERENCE_VALUES.items() if name in fields}
+    )
     records = [base.model_copy(update=update) for update in data.draw(st.lists(changes, max_size=6))]
     lines = list(range(1, len(records) + 1))
     context = RecordContext(GPU_MANIFEST, record_type, file_rank)
-    one_by_one = [(line, pointer, message) for record, line in zip(records, lines)
-                  for pointer, message in context.problems(record)]
+    one_by_one = [
+        (line, pointer, message)
+        for record, line in zip(records, lines)
+        for pointer, message in context.problems(record)
+    ]
     assert context.problems_in(records, lines) == one_by_one

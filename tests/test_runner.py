@@ -12,12 +12,12 @@ import sys
 import time
 
 import pytest
-
 from trainmark.reference_runner.config import build_config
 from trainmark.reference_runner.launch import Topology, run_bundle
 from trainmark.scorer.score import score_bundle
 from trainmark.spec.bundle import finalize, read_manifest
 from trainmark.spec.validate import validate_bundle
+
 from tests.bundles import REPO
 from tests.gpu_recording import write_recording
 
@@ -27,17 +27,63 @@ SHORT = {"max_steps": 24, "idle_seconds": 1.0}
 
 # Every metric DESIGN section 1 names; each must be reported, measured or null with a reason.
 REQUIRED_METRICS = {
-    "steps_per_second", "time_per_step", "samples_per_second", "tokens_per_second", "time_per_epoch",
-    "time_per_step_data_loading", "time_per_step_forward", "time_per_step_backward", "time_per_step_optimizer",
-    "flops_per_step_analytical", "flops_per_step_counted", "flops_per_second", "compute_utilization",
-    *(f"kernel_time_share_{c}" for c in ("matmul", "attention", "normalization", "elementwise", "optimizer",
-                                          "data_movement", "communication", "other")),
-    "peak_memory", "peak_memory_forward", "peak_memory_backward", "peak_memory_optimizer",
-    "memory_bandwidth", "memory_bandwidth_forward", "memory_bandwidth_backward", "memory_bandwidth_optimizer",
-    "allocations_per_step", "memory_fragmentation", "checkpoint_size", "checkpoint_interval", "checkpoint_time",
-    "total_energy", "net_energy", "idle_power", "energy_per_step", "energy_per_update", "power_mean",
-    "power_median", "power_peak", "power_data_loading", "power_forward", "power_backward", "power_optimizer",
-    "flops_per_joule", "steps_per_kilojoule", "final_loss", "final_accuracy", "run_duration", "steps_completed",
+    "steps_per_second",
+    "time_per_step",
+    "samples_per_second",
+    "tokens_per_second",
+    "time_per_epoch",
+    "time_per_step_data_loading",
+    "time_per_step_forward",
+    "time_per_step_backward",
+    "time_per_step_optimizer",
+    "flops_per_step_analytical",
+    "flops_per_step_counted",
+    "flops_per_second",
+    "compute_utilization",
+    *(
+        f"kernel_time_share_{c}"
+        for c in (
+            "matmul",
+            "attention",
+            "normalization",
+            "elementwise",
+            "optimizer",
+            "data_movement",
+            "communication",
+            "other",
+        )
+    ),
+    "peak_memory",
+    "peak_memory_forward",
+    "peak_memory_backward",
+    "peak_memory_optimizer",
+    "memory_bandwidth",
+    "memory_bandwidth_forward",
+    "memory_bandwidth_backward",
+    "memory_bandwidth_optimizer",
+    "allocations_per_step",
+    "memory_fragmentation",
+    "checkpoint_size",
+    "checkpoint_interval",
+    "checkpoint_time",
+    "total_energy",
+    "net_energy",
+    "idle_power",
+    "energy_per_step",
+    "energy_per_update",
+    "power_mean",
+    "power_median",
+    "power_peak",
+    "power_data_loading",
+    "power_forward",
+    "power_backward",
+    "power_optimizer",
+    "flops_per_joule",
+    "steps_per_kilojoule",
+    "final_loss",
+    "final_accuracy",
+    "run_duration",
+    "steps_completed",
 }
 
 
@@ -65,8 +111,9 @@ def test_tiny_bundle_is_valid_and_scores(tiny_bundle):
     steps = score.statistics["steps_per_second"]
     assert steps.n == 3 and steps.headline_method == "median" and 0.0 <= score.confidence <= 1.0
     # short runs on 2 shared cores vary by several percent; the scorer must say so when they do
-    assert (steps.cv > 0.05) == any(f.code == "high-variance" and f.message.startswith("steps_per_second")
-                                    for f in score.findings)
+    assert (steps.cv > 0.05) == any(
+        f.code == "high-variance" and f.message.startswith("steps_per_second") for f in score.findings
+    )
     assert "missing-sensor" in {finding.code for finding in score.findings}  # this machine has none
 
 
@@ -92,9 +139,19 @@ def test_what_the_cpu_run_measures_and_what_it_cannot(tiny_bundle):
     assert metrics["checkpoint_size"].value > 1_000_000 and metrics["checkpoint_interval"].value == 20
     assert metrics["memory_bandwidth"].value is None
     assert 0 < metrics["final_accuracy"].value < 1
-    shares = sum(metrics[f"kernel_time_share_{c}"].value for c in ("matmul", "attention", "normalization",
-                                                                    "elementwise", "optimizer", "data_movement",
-                                                                    "communication", "other"))
+    shares = sum(
+        metrics[f"kernel_time_share_{c}"].value
+        for c in (
+            "matmul",
+            "attention",
+            "normalization",
+            "elementwise",
+            "optimizer",
+            "data_movement",
+            "communication",
+            "other",
+        )
+    )
     assert shares == pytest.approx(100.0)
     assert manifest.dataset.snapshot_id and manifest.code.commit or manifest.code.unavailable_reason
     assert [run.seed for run in manifest.runs] == [1234, 1235, 1236]
@@ -107,8 +164,9 @@ def test_traces_and_flags(tiny_bundle):
     assert [s["step"] for s in steps] == list(range(24))
     assert [s["step"] for s in steps if s.get("warmup")] == [0, 1, 2, 3, 4]
     assert [s["step"] for s in steps if s.get("profiled")] == [10, 11, 12, 13, 14]
-    assert all(s["forward_s"] + s["backward_s"] + s["optimizer_s"] + s["data_loading_s"] <= s["duration_s"]
-               for s in steps)
+    assert all(
+        s["forward_s"] + s["backward_s"] + s["optimizer_s"] + s["data_loading_s"] <= s["duration_s"] for s in steps
+    )
     assert steps[-1]["loss"] < steps[0]["loss"]  # it learns
     allocations = [json.loads(line) for line in (out / "runs/run-2/allocator.jsonl").read_text().splitlines()]
     steps_of_events = [event.get("step") for event in allocations]  # None: between two steps' clocks
@@ -121,8 +179,17 @@ def test_traces_and_flags(tiny_bundle):
 
 
 def test_same_seed_same_losses_in_deterministic_mode(tmp_path):
-    config = build_config("tiny", overrides={"max_steps": 8, "idle_seconds": 0, "deterministic": True,
-                                             "profile_steps": 0, "allocation_steps": 0, "warmup_steps": 2})
+    config = build_config(
+        "tiny",
+        overrides={
+            "max_steps": 8,
+            "idle_seconds": 0,
+            "deterministic": True,
+            "profile_steps": 0,
+            "allocation_steps": 0,
+            "warmup_steps": 2,
+        },
+    )
     losses = []
     for name in ("a", "b"):
         run_bundle(config, 1, tmp_path / name)
@@ -136,8 +203,17 @@ def test_same_seed_same_losses_in_deterministic_mode(tmp_path):
 
 
 def test_two_real_processes_with_torchrun(tmp_path):
-    config = build_config("tiny", overrides={"max_steps": 14, "idle_seconds": 0, "profile_first_step": 6,
-                                             "profile_steps": 2, "allocation_steps": 1, "micro_batch_size": 8})
+    config = build_config(
+        "tiny",
+        overrides={
+            "max_steps": 14,
+            "idle_seconds": 0,
+            "profile_first_step": 6,
+            "profile_steps": 2,
+            "allocation_steps": 1,
+            "micro_batch_size": 8,
+        },
+    )
     outcome = run_bundle(config, 1, tmp_path / "ddp", Topology(processes_per_node=2))
     assert outcome.statuses == {"run-1": "completed"}
     report = validate_bundle(tmp_path / "ddp")
@@ -155,10 +231,28 @@ def test_two_real_processes_with_torchrun(tmp_path):
 
 def test_sigkill_mid_run_then_finalize(tmp_path):
     out = tmp_path / "killed"
-    process = subprocess.Popen([sys.executable, "-c", "from trainmark.cli import main; main()", "run",
-                                "--preset", "tiny", "--repeats", "2", "--set", "max_steps=400", "--set",
-                                "idle_seconds=0", "--out", str(out)], cwd=REPO, start_new_session=True,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "from trainmark.cli import main; main()",
+            "run",
+            "--preset",
+            "tiny",
+            "--repeats",
+            "2",
+            "--set",
+            "max_steps=400",
+            "--set",
+            "idle_seconds=0",
+            "--out",
+            str(out),
+        ],
+        cwd=REPO,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     steps = out / "runs/run-1/steps.jsonl"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -208,9 +302,23 @@ def test_replayed_gpu_recording_end_to_end(tmp_path):
 
 
 def test_bad_knob_is_refused_before_anything_runs(tmp_path):
-    process = subprocess.run([sys.executable, "-c", "from trainmark.cli import main; main()", "run", "--preset",
-                              "tiny", "--set", "n_head=5", "--out", str(tmp_path / "x")], cwd=REPO,
-                             capture_output=True, text=True)
+    process = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from trainmark.cli import main; main()",
+            "run",
+            "--preset",
+            "tiny",
+            "--set",
+            "n_head=5",
+            "--out",
+            str(tmp_path / "x"),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
     assert process.returncode == 1
     assert process.stderr.startswith("error: n_embd (128) must be divisible by n_head (5)")
     assert not (tmp_path / "x").exists()
@@ -219,8 +327,10 @@ def test_bad_knob_is_refused_before_anything_runs(tmp_path):
 def test_calibrate_then_compare(tmp_path):
     from trainmark.reference_runner.launch import calibrate
 
-    config = build_config("tiny", overrides={"max_steps": 10, "idle_seconds": 0, "profile_steps": 0,
-                                             "allocation_steps": 0, "warmup_steps": 2})
+    config = build_config(
+        "tiny",
+        overrides={"max_steps": 10, "idle_seconds": 0, "profile_steps": 0, "allocation_steps": 0, "warmup_steps": 2},
+    )
     record = calibrate(config, 3, tmp_path / "calibration.json", tmp_path / "calibration.bundle")
     assert record["metrics"]["steps_per_second"]["n"] == 3
     assert json.loads((tmp_path / "calibration.json").read_text()) == record

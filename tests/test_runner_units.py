@@ -12,31 +12,43 @@ import time
 
 import pytest
 import torch
-
 from trainmark.reference_runner.config import PRESETS, ConfigInvalid, RunConfig, build_config
 from trainmark.reference_runner.data import FeedingOrder, builtin_corpus, load_dataset
 from trainmark.reference_runner.devices import CpuBackend, nvidia_peaks
-from trainmark.reference_runner.model import TinyGPT, analytical_flops_per_step, counted_flops_per_step, parameter_counts
-from trainmark.reference_runner.sensors import (PowerReading, RaplPowerMeter, RecordingPowerMeter, ReplayPowerMeter,
-                                      rapl_packages)
+from trainmark.reference_runner.model import (
+    TinyGPT,
+    analytical_flops_per_step,
+    counted_flops_per_step,
+    parameter_counts,
+)
+from trainmark.reference_runner.sensors import (
+    PowerReading,
+    RaplPowerMeter,
+    RecordingPowerMeter,
+    ReplayPowerMeter,
+    rapl_packages,
+)
 from trainmark.spec.errors import SensorUnavailable
-
 
 # ---------------------------------------------------------------- configuration
 
-@pytest.mark.parametrize("overrides, message", [
-    ({"n_embd": 130, "n_head": 4}, "n_embd (130) must be divisible by n_head (4)"),
-    ({"precision": "fp8"}, "precision must be one of fp32, bf16_autocast, fp16_autocast"),
-    ({"precision": "fp16_autocast", "device": "cpu"}, "fp16_autocast needs a CUDA device"),
-    ({"micro_batch_size": 32}, "global_batch_size (16) must be a multiple of micro_batch_size (32)"),
-    ({"micro_batch_size": 8, "gradient_accumulation_steps": 4}, "(8 x 4) exceeds global_batch_size (16)"),
-    ({"gradient_accumulation_steps": -1}, "gradient_accumulation_steps must not be negative"),
-    ({"learning_rate": 0}, "learning_rate must be in (0, 10)"),
-    ({"max_steps": 0}, "set max_steps (optimizer steps) or epochs"),
-    ({"profile_first_step": 2}, "must come after the warm-up"),
-    ({"vocab_size": 100}, "vocab_size must be at least 256"),
-    ({"sample_rate_hz": 0}, "sample_rate_hz must be in (0, 1000]"),
-])
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"n_embd": 130, "n_head": 4}, "n_embd (130) must be divisible by n_head (4)"),
+        ({"precision": "fp8"}, "precision must be one of fp32, bf16_autocast, fp16_autocast"),
+        ({"precision": "fp16_autocast", "device": "cpu"}, "fp16_autocast needs a CUDA device"),
+        ({"micro_batch_size": 32}, "global_batch_size (16) must be a multiple of micro_batch_size (32)"),
+        ({"micro_batch_size": 8, "gradient_accumulation_steps": 4}, "(8 x 4) exceeds global_batch_size (16)"),
+        ({"gradient_accumulation_steps": -1}, "gradient_accumulation_steps must not be negative"),
+        ({"learning_rate": 0}, "learning_rate must be in (0, 10)"),
+        ({"max_steps": 0}, "set max_steps (optimizer steps) or epochs"),
+        ({"profile_first_step": 2}, "must come after the warm-up"),
+        ({"vocab_size": 100}, "vocab_size must be at least 256"),
+        ({"sample_rate_hz": 0}, "sample_rate_hz must be in (0, 1000]"),
+    ],
+)
 def test_bad_values_are_refused_naming_the_knob(overrides, message):
     with pytest.raises(ConfigInvalid) as error:
         build_config("tiny", overrides=overrides)
@@ -53,7 +65,7 @@ def test_unknown_knob_and_wrong_type():
 
 
 def test_config_file_then_overrides(tmp_path):
-    (tmp_path / "run.toml").write_text('[run]\nmax_steps = 12\nlearning_rate = 0.001\ndeterministic = true\n')
+    (tmp_path / "run.toml").write_text("[run]\nmax_steps = 12\nlearning_rate = 0.001\ndeterministic = true\n")
     (tmp_path / "run.yaml").write_text("max_steps: 14\nprecision: bf16_autocast\n")
     toml = build_config("tiny", tmp_path / "run.toml", {"max_steps": "20"})
     assert (toml.max_steps, toml.learning_rate, toml.deterministic, toml.n_layer) == (20, 0.001, True, 4)
@@ -86,6 +98,7 @@ def test_presets_are_valid_and_tiny_is_small():
 
 # ---------------------------------------------------------------- data
 
+
 def test_builtin_corpus_is_fixed_and_learnable_text():
     corpus = builtin_corpus()
     assert len(corpus) == 1 << 20
@@ -104,7 +117,7 @@ def test_feeding_order_and_snapshot_are_deterministic():
     digest = hashlib.sha256()
     for step in range(2):
         for start in first.sequences_of_step(step).tolist():
-            digest.update(dataset.train[start * 128:(start + 1) * 128].numpy().tobytes())
+            digest.update(dataset.train[start * 128 : (start + 1) * 128].numpy().tobytes())
     assert first.snapshot(2) == digest.hexdigest()
 
 
@@ -128,6 +141,7 @@ def test_text_data_from_a_file_or_folder(tmp_path):
 
 
 # ---------------------------------------------------------------- model and FLOPs
+
 
 @pytest.mark.parametrize("checkpointing", [False, True])
 @pytest.mark.parametrize("preset", ["tiny", "small"])
@@ -154,10 +168,20 @@ def test_gpt2_preset_has_gpt2_small_size():
 
 # ---------------------------------------------------------------- devices and sensors
 
-@pytest.mark.parametrize("name, bf16", [("NVIDIA H100 80GB HBM3", 989.4e12), ("NVIDIA H100 PCIe", 756e12),
-                                        ("NVIDIA H200", 989.4e12), ("NVIDIA A100-SXM4-80GB", 312e12),
-                                        ("NVIDIA A100 80GB PCIe", 312e12), ("NVIDIA L4", 121e12),
-                                        ("NVIDIA A10", 125e12), ("NVIDIA L40S", 362.05e12)])
+
+@pytest.mark.parametrize(
+    "name, bf16",
+    [
+        ("NVIDIA H100 80GB HBM3", 989.4e12),
+        ("NVIDIA H100 PCIe", 756e12),
+        ("NVIDIA H200", 989.4e12),
+        ("NVIDIA A100-SXM4-80GB", 312e12),
+        ("NVIDIA A100 80GB PCIe", 312e12),
+        ("NVIDIA L4", 121e12),
+        ("NVIDIA A10", 125e12),
+        ("NVIDIA L40S", 362.05e12),
+    ],
+)
 def test_peak_table(name, bf16):
     source, table = nvidia_peaks(name)
     assert table["bf16"] == bf16 and "datasheet" in source or "whitepaper" in source
@@ -223,8 +247,9 @@ def test_record_then_replay(tmp_path):
     [recorder.read() for _ in range(3)]
     recorder.close()
     lines = [json.loads(line) for line in (tmp_path / "rec.jsonl").read_text().splitlines()]
-    replay = ReplayPowerMeter([PowerReading(line["power_w"], line["energy_j"]) for line in lines], 3, "rec", "nvml",
-                              rate_hz=100.0)
+    replay = ReplayPowerMeter(
+        [PowerReading(line["power_w"], line["energy_j"]) for line in lines], 3, "rec", "nvml", rate_hz=100.0
+    )
     played = []
     for _ in range(6):
         played.append(replay.read())
@@ -248,18 +273,31 @@ def test_an_interrupted_run_that_does_not_stop_is_terminated_then_killed(monkeyp
     import sys
 
     from trainmark.reference_runner import launch
+
     from tests.processes import default_sigint
 
     monkeypatch.setattr(launch, "INTERRUPT_GRACE_S", 0.6)
-    stubborn = subprocess.Popen([sys.executable, "-c", "import signal, time\n"
-                                 "signal.signal(signal.SIGINT, signal.SIG_IGN)\n"
-                                 "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
-                                 "print('ready', flush=True)\ntime.sleep(60)"], stdout=subprocess.PIPE, text=True)
+    stubborn = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import signal, time\n"
+            "signal.signal(signal.SIGINT, signal.SIG_IGN)\n"
+            "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+            "print('ready', flush=True)\ntime.sleep(60)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert stubborn.stdout.readline().strip() == "ready"
     launch._stop(stubborn)
     assert stubborn.returncode == -9  # neither SIGINT nor SIGTERM ended it
-    polite = subprocess.Popen([sys.executable, "-c", "print('ready', flush=True)\nimport time\ntime.sleep(60)"],
-                              stdout=subprocess.PIPE, text=True, preexec_fn=default_sigint)
+    polite = subprocess.Popen(
+        [sys.executable, "-c", "print('ready', flush=True)\nimport time\ntime.sleep(60)"],
+        stdout=subprocess.PIPE,
+        text=True,
+        preexec_fn=default_sigint,
+    )
     assert polite.stdout.readline().strip() == "ready"
     launch._stop(polite)
     assert polite.returncode == -2  # ended by its KeyboardInterrupt (Python exits as if by SIGINT)
@@ -268,7 +306,6 @@ def test_an_interrupted_run_that_does_not_stop_is_terminated_then_killed(monkeyp
 @pytest.mark.parametrize("device", ["auto", "cpu"])
 def test_fp16_is_refused_on_a_cpu_whatever_the_device_says(tmp_path, device):
     import torch
-
     from trainmark.reference_runner.config import ConfigInvalid, build_config
     from trainmark.reference_runner.launch import run_bundle
     from trainmark.reference_runner.sweep import grid
@@ -286,13 +323,20 @@ def test_fp16_is_refused_on_a_cpu_whatever_the_device_says(tmp_path, device):
 def test_stale_scratch_folders_of_dead_processes_are_swept_and_no_others(tmp_path):
     from trainmark.reference_runner.scratch import sweep_stale_scratch
 
-    finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
-                              text=True, check=True)
+    finished = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True
+    )
     dead, alive = int(finished.stdout), os.getpid()
-    for name in (f"trainmark-run-{dead}-abc", f"trainmark-checkpoint-{dead}-def", f"trainmark-run-{alive}-ghi",
-                 "trainmark-bundle-xyz", f"other-run-{dead}-x"):
+    for name in (
+        f"trainmark-run-{dead}-abc",
+        f"trainmark-checkpoint-{dead}-def",
+        f"trainmark-run-{alive}-ghi",
+        "trainmark-bundle-xyz",
+        f"other-run-{dead}-x",
+    ):
         (tmp_path / name).mkdir()
     removed = sweep_stale_scratch(tmp_path)
     assert sorted(path.name for path in removed) == [f"trainmark-checkpoint-{dead}-def", f"trainmark-run-{dead}-abc"]
     assert sorted(path.name for path in tmp_path.iterdir()) == sorted(
-        ["trainmark-bundle-xyz", f"other-run-{dead}-x", f"trainmark-run-{alive}-ghi"])
+        ["trainmark-bundle-xyz", f"other-run-{dead}-x", f"trainmark-run-{alive}-ghi"]
+    )

@@ -9,15 +9,14 @@ import shutil
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-
 from trainmark.scorer.completeness import REPORTING_FIELDS, completeness, field_present
 from trainmark.scorer.score import score_bundle as _score_bundle
 from trainmark.scorer.traces import TraceDigest
 from trainmark.spec import models
 from trainmark.spec.archive import pack
 from trainmark.spec.validate import validate_bundle
-from tests.bundles import EXAMPLES, copy_bundle, edit_manifest, edit_trace, reseal
 
+from tests.bundles import EXAMPLES, copy_bundle, edit_manifest, edit_trace, reseal
 
 
 def score_bundle(path, rubric_version="r1", **options):
@@ -55,6 +54,7 @@ def _gpu(tmp_path):
 
 # ---------------------------------------------------------------- the examples
 
+
 def test_clean_gpu_bundle_is_ranked_complete_and_has_no_problems(gpu_score):
     assert gpu_score.ranked and all(gate.passed for gate in gpu_score.gates)
     assert [f.as_dict() for f in gpu_score.findings if f.severity.value in ("error", "warning")] == []
@@ -69,23 +69,48 @@ def test_cpu_bundle_without_sensor_is_ranked_but_pays_for_it(cpu_score, gpu_scor
     assert cpu_score.components["fidelity"]["tier"] == 0.0
     assert {"missing-sensor", "channel-absent"} <= _codes(cpu_score)
     assert [f.location() for f in _find(cpu_score, "missing-sensor")] == [
-        f"manifest.json#/runs/{index}/metrics/25" for index in range(3)]
+        f"manifest.json#/runs/{index}/metrics/25" for index in range(3)
+    ]
     assert "no energy sensor" in _find(cpu_score, "missing-sensor")[0].message
     assert cpu_score.score < gpu_score.score
     assert "energy_per_step" not in cpu_score.statistics  # C over the key metrics it has
     absent = {f.location() for f in _find(cpu_score, "reporting-field-absent")}
-    assert absent == {"manifest.json#/system/devices/0/memory_bytes", "manifest.json#/system/devices/0/peak_flops",
-                      "manifest.json#/environment/ambient_temperature/value", "manifest.json#/environment/cooling_method",
-                      "manifest.json#/methodology/clock/synchronization"}
+    assert absent == {
+        "manifest.json#/system/devices/0/memory_bytes",
+        "manifest.json#/system/devices/0/peak_flops",
+        "manifest.json#/environment/ambient_temperature/value",
+        "manifest.json#/environment/cooling_method",
+        "manifest.json#/methodology/clock/synchronization",
+    }
     assert cpu_score.components["completeness"]["fields"] == pytest.approx(31 / 36, abs=1e-6)
 
 
 def test_score_json_has_exactly_the_documented_shape(gpu_score):
     document = gpu_score.as_dict()
-    assert list(document) == ["bundle_id", "rubric_version", "ranked", "score", "fidelity", "completeness",
-                              "confidence", "badges", "gates", "statistics", "findings"]
+    assert list(document) == [
+        "bundle_id",
+        "rubric_version",
+        "ranked",
+        "score",
+        "fidelity",
+        "completeness",
+        "confidence",
+        "badges",
+        "gates",
+        "statistics",
+        "findings",
+    ]
     assert set(document["statistics"]["steps_per_second"]) == {
-        "unit", "n", "mean", "std", "cv", "ci95_low", "ci95_high", "headline", "headline_method"}
+        "unit",
+        "n",
+        "mean",
+        "std",
+        "cv",
+        "ci95_low",
+        "ci95_high",
+        "headline",
+        "headline_method",
+    }
     assert [gate["code"] for gate in document["gates"]] == ["integrity", "validity", "finite", "summary"]
     json.dumps(document, allow_nan=False)
 
@@ -104,13 +129,16 @@ def test_statistics_use_the_olympic_headline(gpu_score):
     steps = gpu_score.statistics["steps_per_second"]
     assert steps.n == 3 and steps.headline_method == "median"
     manifest = models.Manifest.model_validate_json((GPU / "manifest.json").read_bytes())
-    values = sorted(next(m.value for m in run.metrics if m.name == "steps_per_second" and m.scope == "global")
-                    for run in manifest.runs)
+    values = sorted(
+        next(m.value for m in run.metrics if m.name == "steps_per_second" and m.scope == "global")
+        for run in manifest.runs
+    )
     assert steps.headline == values[1]
 
 
 def test_minimal_bundle_with_one_trace_per_run_scores(tmp_path):
     from trainmark.spec.bundle import BundleWriter
+
     from tests.bundles import manifest_blocks
 
     writer = BundleWriter.create(tmp_path / "b")
@@ -119,11 +147,20 @@ def test_minimal_bundle_with_one_trace_per_run_scores(tmp_path):
         start_ns = 1_796_000_000_000_000_000 + index * 10**12
         with writer.open_trace(f"run-{index}", "step") as trace:
             for step in range(10):
-                trace.append(models.StepRecord(step=step, rank=0, start_unix_ns=start_ns + step * 10**8,
-                                               duration_s=0.1))
+                trace.append(
+                    models.StepRecord(step=step, rank=0, start_unix_ns=start_ns + step * 10**8, duration_s=0.1)
+                )
         started = f"2026-11-29T{12 + index}:00:00Z"
-        runs.append({"run_id": f"run-{index}", "seed": index, "started_at": started,
-                     "ended_at": f"2026-11-29T{12 + index}:00:01Z", "status": "completed", "metrics": []})
+        runs.append(
+            {
+                "run_id": f"run-{index}",
+                "seed": index,
+                "started_at": started,
+                "ended_at": f"2026-11-29T{12 + index}:00:01Z",
+                "status": "completed",
+                "metrics": [],
+            }
+        )
     writer.finish({**manifest_blocks(), "runs": runs})
     report = score_bundle(tmp_path / "b")
     assert report.ranked and report.confidence == 0.0  # no key metric reported
@@ -131,6 +168,7 @@ def test_minimal_bundle_with_one_trace_per_run_scores(tmp_path):
 
 
 # ---------------------------------------------------------------- gates
+
 
 def test_changed_file_fails_integrity_but_is_still_scored(tmp_path):
     root = _gpu(tmp_path)
@@ -168,8 +206,13 @@ def test_summary_that_disagrees_with_its_trace(tmp_path):
 
 def test_wrong_json_type_in_a_record_fails_validity(tmp_path):
     root = _gpu(tmp_path)
-    edit_trace(root, "runs/run-1/steps.rank1.jsonl", lambda records: [
-        {**record, "loss": str(record["loss"])} if record["step"] == 4 else record for record in records])
+    edit_trace(
+        root,
+        "runs/run-1/steps.rank1.jsonl",
+        lambda records: [
+            {**record, "loss": str(record["loss"])} if record["step"] == 4 else record for record in records
+        ],
+    )
     report = score_bundle(root)
     assert not report.ranked and not report.gates[1].passed
     assert _find(report, "type-mismatch")[0].location() == "runs/run-1/steps.rank1.jsonl:5#/loss"
@@ -189,7 +232,9 @@ def test_nan_fails_the_finite_gate(tmp_path):
 def test_unverifiable_summary_is_information_not_failure(tmp_path):
     root = _gpu(tmp_path)
     (root / "runs/run-1/steps.rank0.jsonl").unlink()
-    edit_manifest(root, lambda m: m.update(files=[e for e in m["files"] if e["path"] != "runs/run-1/steps.rank0.jsonl"]))
+    edit_manifest(
+        root, lambda m: m.update(files=[e for e in m["files"] if e["path"] != "runs/run-1/steps.rank0.jsonl"])
+    )
     report = score_bundle(root)
     assert report.ranked
     unverifiable = {f.location() for f in _find(report, "summary-unverifiable")}
@@ -198,6 +243,7 @@ def test_unverifiable_summary_is_information_not_failure(tmp_path):
 
 
 # ---------------------------------------------------------------- F
+
 
 def _power_lines(records, device, run_from, run_to):
     """Indices of a device's ticks (both channels) whose tick number is in [run_from, run_to)."""
@@ -241,7 +287,7 @@ def test_sampling_rate_low(tmp_path):
 
 def test_window_coverage(tmp_path, gpu_score):
     root = _gpu(tmp_path)
-    edit_trace(root, "runs/run-2/memory.rank0.jsonl", lambda records: records[len(records) // 2:])
+    edit_trace(root, "runs/run-2/memory.rank0.jsonl", lambda records: records[len(records) // 2 :])
     report = score_bundle(root)
     [coverage] = _find(report, "window-coverage")
     assert coverage.location() == "runs/run-2/memory.rank0.jsonl"
@@ -252,8 +298,11 @@ def test_window_coverage(tmp_path, gpu_score):
 def test_clock_skew(tmp_path, gpu_score):
     root = _gpu(tmp_path)
     three_hours = 3 * 3600 * 10**9
-    edit_trace(root, "runs/run-3/memory.rank1.jsonl",
-               lambda records: [{**r, "time_unix_ns": r["time_unix_ns"] + three_hours} for r in records])
+    edit_trace(
+        root,
+        "runs/run-3/memory.rank1.jsonl",
+        lambda records: [{**r, "time_unix_ns": r["time_unix_ns"] + three_hours} for r in records],
+    )
     report = score_bundle(root)
     [skew] = _find(report, "clock-skew")
     assert skew.location() == "runs/run-3/memory.rank1.jsonl"
@@ -265,8 +314,9 @@ def test_clock_skew(tmp_path, gpu_score):
 def test_duplicate_timestamp_and_backwards_time(tmp_path):
     root = _gpu(tmp_path)
     edit_trace(root, "runs/run-1/memory.rank0.jsonl", lambda records: records[:10] + [records[9]] + records[10:])
-    edit_trace(root, "runs/run-1/memory.rank1.jsonl",
-               lambda records: records[:5] + [records[6], records[5]] + records[7:])
+    edit_trace(
+        root, "runs/run-1/memory.rank1.jsonl", lambda records: records[:5] + [records[6], records[5]] + records[7:]
+    )
     report = score_bundle(root)
     [duplicate] = _find(report, "duplicate-timestamp")
     assert duplicate.location() == "runs/run-1/memory.rank0.jsonl:11"
@@ -308,9 +358,14 @@ def test_placeholder_value(tmp_path, gpu_score):
 def test_implausible_values(tmp_path):
     root = _gpu(tmp_path)
     edit_manifest(root, lambda m: m["runs"][1]["metrics"][14].update(value=150.0))  # compute_utilization
-    edit_trace(root, "runs/run-1/power.rank0.jsonl", lambda records: [
-        {**r, "power_w": 5000.0} if r.get("power_w") and r["device"] == 0 and i == 40 else r
-        for i, r in enumerate(records)])
+    edit_trace(
+        root,
+        "runs/run-1/power.rank0.jsonl",
+        lambda records: [
+            {**r, "power_w": 5000.0} if r.get("power_w") and r["device"] == 0 and i == 40 else r
+            for i, r in enumerate(records)
+        ],
+    )
     report = score_bundle(root)
     locations = {f.location() for f in _find(report, "implausible-value")}
     assert "manifest.json#/runs/1/metrics/14/value" in locations
@@ -320,9 +375,14 @@ def test_implausible_values(tmp_path):
 
 def test_counter_and_polled_energy_disagree(tmp_path):
     root = _gpu(tmp_path)
-    edit_trace(root, "runs/run-1/power.rank0.jsonl", lambda records: [
-        {**r, "power_w": round(r["power_w"] * 1.2, 3)} if "power_w" in r and r["device"] == 0 else r
-        for r in records])
+    edit_trace(
+        root,
+        "runs/run-1/power.rank0.jsonl",
+        lambda records: [
+            {**r, "power_w": round(r["power_w"] * 1.2, 3)} if "power_w" in r and r["device"] == 0 else r
+            for r in records
+        ],
+    )
     report = score_bundle(root)
     [inconsistent] = _find(report, "channel-inconsistent")
     apart = float(inconsistent.message.split("(")[1].split(" % apart")[0])
@@ -335,16 +395,44 @@ def test_dc_above_ac(tmp_path):
 
     def node_meters(manifest):
         manifest["methodology"]["channels"] += [
-            {"name": "psu_ac", "record_type": "power_sample", "fields": ["power_w"], "method": "sampled",
-             "source": "BMC", "tool": "ipmitool 1.8", "target_rate_hz": 1.0, "domain": "node", "current_type": "AC"},
-            {"name": "psu_dc", "record_type": "power_sample", "fields": ["power_w"], "method": "sampled",
-             "source": "BMC", "tool": "ipmitool 1.8", "target_rate_hz": 1.0, "domain": "node", "current_type": "DC"}]
+            {
+                "name": "psu_ac",
+                "record_type": "power_sample",
+                "fields": ["power_w"],
+                "method": "sampled",
+                "source": "BMC",
+                "tool": "ipmitool 1.8",
+                "target_rate_hz": 1.0,
+                "domain": "node",
+                "current_type": "AC",
+            },
+            {
+                "name": "psu_dc",
+                "record_type": "power_sample",
+                "fields": ["power_w"],
+                "method": "sampled",
+                "source": "BMC",
+                "tool": "ipmitool 1.8",
+                "target_rate_hz": 1.0,
+                "domain": "node",
+                "current_type": "DC",
+            },
+        ]
 
     edit_manifest(root, node_meters)
     start = json.loads((root / "runs/run-1/steps.rank0.jsonl").read_text().splitlines()[0])["start_unix_ns"]
-    edit_trace(root, "runs/run-1/power.rank0.jsonl", lambda records: records + [
-        {"time_unix_ns": start + i * 10**9, "channel": channel, "node": 0, "power_w": watts}
-        for i in range(6) for channel, watts in (("psu_ac", 2500.0), ("psu_dc", 2600.0))])
+    edit_trace(
+        root,
+        "runs/run-1/power.rank0.jsonl",
+        lambda records: (
+            records
+            + [
+                {"time_unix_ns": start + i * 10**9, "channel": channel, "node": 0, "power_w": watts}
+                for i in range(6)
+                for channel, watts in (("psu_ac", 2500.0), ("psu_dc", 2600.0))
+            ]
+        ),
+    )
     report = score_bundle(root)
     assert any("DC power (2600 W) above AC power (2500 W)" in f.message for f in _find(report, "channel-inconsistent"))
 
@@ -367,6 +455,7 @@ def test_flops_disagreement(tmp_path):
 
 # ---------------------------------------------------------------- C and independence
 
+
 def test_seed_reuse(tmp_path, gpu_score):
     root = _gpu(tmp_path)
     edit_manifest(root, lambda m: m["runs"][1].update(seed=m["runs"][0]["seed"]))
@@ -384,7 +473,9 @@ def test_duplicate_run_does_not_count(tmp_path, gpu_score):
         manifest["runs"][1] = {**manifest["runs"][0], "run_id": "run-2", "seed": manifest["runs"][1]["seed"]}
         manifest["files"] = [e for e in manifest["files"] if e["run_id"] != "run-2"] + [
             {**e, "path": e["path"].replace("run-1", "run-2"), "run_id": "run-2"}
-            for e in manifest["files"] if e["run_id"] == "run-1"]
+            for e in manifest["files"]
+            if e["run_id"] == "run-1"
+        ]
 
     edit_manifest(root, copy_run)
     report = score_bundle(root)
@@ -436,8 +527,11 @@ def test_failed_run_counts_as_slowest(tmp_path):
     report = score_bundle(root)
     times = report.statistics["time_per_step"]
     manifest = models.Manifest.model_validate_json((root / "manifest.json").read_bytes())
-    kept = [next(m.value for m in run.metrics if m.name == "time_per_step" and m.scope == "global")
-            for run in manifest.runs if run.status == "completed"]
+    kept = [
+        next(m.value for m in run.metrics if m.name == "time_per_step" and m.scope == "global")
+        for run in manifest.runs
+        if run.status == "completed"
+    ]
     assert times.n == 2 and times.headline == max(kept)
     assert report.confidence == 0.0  # two completed runs
 
@@ -447,13 +541,20 @@ def test_failed_run_counts_as_slowest(tmp_path):
 CPU_DOCUMENT = json.loads((CPU / "manifest.json").read_text())
 ADDITIONS = {
     "/system/devices/*/memory_bytes": lambda m: [d.update(memory_bytes=25769803776) for d in m["system"]["devices"]],
-    "/system/devices/*/peak_flops": lambda m: [d.update(peak_flops=[{"format": "fp32", "flops_per_s": 1e11,
-                                                                      "sparse": False, "source": "measured"}])
-                                               for d in m["system"]["devices"]],
-    "/environment/ambient_temperature/value": lambda m: m["environment"].update(ambient_temperature={
-        "value": 22.0, "unit": "Cel", "method": "declared", "source": "thermostat", "tool": "a person"}),
-    "/environment/cooling_method": lambda m: m["environment"].update(cooling_method="air",
-                                                                     cooling_source="declared"),
+    "/system/devices/*/peak_flops": lambda m: [
+        d.update(peak_flops=[{"format": "fp32", "flops_per_s": 1e11, "sparse": False, "source": "measured"}])
+        for d in m["system"]["devices"]
+    ],
+    "/environment/ambient_temperature/value": lambda m: m["environment"].update(
+        ambient_temperature={
+            "value": 22.0,
+            "unit": "Cel",
+            "method": "declared",
+            "source": "thermostat",
+            "tool": "a person",
+        }
+    ),
+    "/environment/cooling_method": lambda m: m["environment"].update(cooling_method="air", cooling_source="declared"),
     "/methodology/clock/synchronization": lambda m: m["methodology"]["clock"].update(synchronization="chrony"),
 }
 
@@ -467,8 +568,11 @@ def cpu_digest():
 
 def test_the_additions_cover_what_the_cpu_example_lacks():
     manifest = models.Manifest.model_validate(CPU_DOCUMENT, strict=False)
-    absent = {pattern for pattern, applies in REPORTING_FIELDS
-              if applies(manifest) and not field_present(CPU_DOCUMENT, pattern)}
+    absent = {
+        pattern
+        for pattern, applies in REPORTING_FIELDS
+        if applies(manifest) and not field_present(CPU_DOCUMENT, pattern)
+    }
     assert absent == set(ADDITIONS)
 
 
@@ -497,22 +601,36 @@ def test_permuting_runs_changes_nothing(tmp_path_factory, gpu_score, order):
 
 
 DAMAGE = {
-    "drop-run": lambda root, rng: edit_manifest(root, lambda m: m.update(runs=m["runs"][:1 + rng.randrange(3)])),
-    "fail-run": lambda root, rng: edit_manifest(root, lambda m: m["runs"][rng.randrange(len(m["runs"]))].update(
-        status="failed")),
-    "scale-metric": lambda root, rng: edit_manifest(root, lambda m: m["runs"][rng.randrange(len(m["runs"]))][
-        "metrics"][rng.randrange(20)].update(value=rng.uniform(-10, 1e6))),
-    "null-energy": lambda root, rng: edit_manifest(root, lambda m: m["runs"][rng.randrange(len(m["runs"]))][
-        "metrics"][52].update(
-        value=None, unavailable_reason="sensor died", method=None, source=None, tool=None)),
-    "thin-power": lambda root, rng: edit_trace(root, f"runs/run-{1 + rng.randrange(3)}/power.rank0.jsonl",
-                                               lambda records: records[::2 + rng.randrange(5)]),
-    "shift-memory": lambda root, rng: edit_trace(root, "runs/run-1/memory.rank1.jsonl", lambda records: [
-        {**r, "time_unix_ns": r["time_unix_ns"] + rng.randrange(10**13)} for r in records]),
-    "cut-steps": lambda root, rng: edit_trace(root, "runs/run-2/steps.rank0.jsonl",
-                                              # applied twice, the first cut may have left nothing
-                                              lambda records: records[:rng.randrange(len(records))] if records
-                                              else records),
+    "drop-run": lambda root, rng: edit_manifest(root, lambda m: m.update(runs=m["runs"][: 1 + rng.randrange(3)])),
+    "fail-run": lambda root, rng: edit_manifest(
+        root, lambda m: m["runs"][rng.randrange(len(m["runs"]))].update(status="failed")
+    ),
+    "scale-metric": lambda root, rng: edit_manifest(
+        root,
+        lambda m: m["runs"][rng.randrange(len(m["runs"]))]["metrics"][rng.randrange(20)].update(
+            value=rng.uniform(-10, 1e6)
+        ),
+    ),
+    "null-energy": lambda root, rng: edit_manifest(
+        root,
+        lambda m: m["runs"][rng.randrange(len(m["runs"]))]["metrics"][52].update(
+            value=None, unavailable_reason="sensor died", method=None, source=None, tool=None
+        ),
+    ),
+    "thin-power": lambda root, rng: edit_trace(
+        root, f"runs/run-{1 + rng.randrange(3)}/power.rank0.jsonl", lambda records: records[:: 2 + rng.randrange(5)]
+    ),
+    "shift-memory": lambda root, rng: edit_trace(
+        root,
+        "runs/run-1/memory.rank1.jsonl",
+        lambda records: [{**r, "time_unix_ns": r["time_unix_ns"] + rng.randrange(10**13)} for r in records],
+    ),
+    "cut-steps": lambda root, rng: edit_trace(
+        root,
+        "runs/run-2/steps.rank0.jsonl",
+        # applied twice, the first cut may have left nothing
+        lambda records: records[: rng.randrange(len(records))] if records else records,
+    ),
 }
 
 
@@ -535,12 +653,24 @@ def test_scores_stay_in_zero_one_under_damage(tmp_path_factory, damage, seed):
 
 
 def _calibration(within: bool) -> dict:
-    deviation = {"name": "steps_per_second", "unit": "{step}/s", "reference_mean": 13.9, "reference_half_width": 0.2,
-                 "measured_mean": 13.6 if within else 12.0, "measured_half_width": 0.3,
-                 "deviation_percent": -2.158 if within else -13.669, "margin_percent": 2.594, "within_margin": within}
-    return {"record_id": "a" * 64, "record_created_at": "2026-11-01T10:00:00Z",
-            "hardware": "2 device(s) (gpu NVIDIA H100 80GB HBM3) on 1 node(s)", "configuration": "gpt2-124m",
-            "deviations": [deviation]}
+    deviation = {
+        "name": "steps_per_second",
+        "unit": "{step}/s",
+        "reference_mean": 13.9,
+        "reference_half_width": 0.2,
+        "measured_mean": 13.6 if within else 12.0,
+        "measured_half_width": 0.3,
+        "deviation_percent": -2.158 if within else -13.669,
+        "margin_percent": 2.594,
+        "within_margin": within,
+    }
+    return {
+        "record_id": "a" * 64,
+        "record_created_at": "2026-11-01T10:00:00Z",
+        "hardware": "2 device(s) (gpu NVIDIA H100 80GB HBM3) on 1 node(s)",
+        "configuration": "gpt2-124m",
+        "deviations": [deviation],
+    }
 
 
 @pytest.mark.parametrize("within", [True, False])
@@ -559,5 +689,6 @@ def test_a_calibration_flag_that_contradicts_its_numbers_is_invalid(tmp_path):
     edit_manifest(root, lambda m: m.update(calibration=calibration))
     report = score_bundle(root)
     assert not report.ranked and "Calibrated" not in report.badges
-    assert any(f.location() == "manifest.json#/calibration/deviations/0/within_margin"
-               for f in _find(report, "rule-violation"))
+    assert any(
+        f.location() == "manifest.json#/calibration/deviations/0/within_margin" for f in _find(report, "rule-violation")
+    )

@@ -1,4 +1,4 @@
-"""spec/statistics.py and C match hand-computed values and scipy.stats (used here only as a reference)."""
+"""scorer/statistics.py and C match hand-computed values and scipy.stats (used here only as a reference)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from scipy import stats as scipy_stats
-
 from trainmark.scorer.confidence import confidence_of
-from trainmark.spec.statistics import metric_statistics, olympic_mean, student_t_cdf, student_t_quantile
+from trainmark.scorer.statistics import metric_statistics, olympic_mean, student_t_cdf, student_t_quantile
 
 
 @pytest.mark.parametrize("df", [1, 2, 3, 4, 5, 7, 9, 10, 19, 29, 30, 60, 120, 1000])
@@ -60,7 +59,8 @@ def test_olympic_mean_drops_one_at_each_end():
     assert olympic_mean([5.0, 1.0, 3.0, 4.0, 2.0]) == 3.0
     assert olympic_mean([1.0, 2.0, 4.0, 100.0]) == 3.0
     assert metric_statistics([5.0, 1.0, 3.0, 4.0, 2.0], "s", lower_is_better=True).headline_method.startswith(
-        "olympic mean")
+        "olympic mean"
+    )
     with pytest.raises(ValueError):
         olympic_mean([1.0, 2.0])
 
@@ -74,12 +74,15 @@ def test_a_failed_run_counts_as_the_slowest():
     assert five.headline == pytest.approx(12.0)  # drop 10 and the failed run: mean of 11, 12, 13
 
 
-@pytest.mark.parametrize("values, failed, direction, reason", [
-    ([1.0, 2.0, 3.0], 2, True, "2 failed runs"),
-    ([1.0, 2.0, 3.0], 1, None, "no direction"),
-    ([1.0], 1, True, "too few runs"),
-    ([], 0, True, "no run reports"),
-])
+@pytest.mark.parametrize(
+    "values, failed, direction, reason",
+    [
+        ([1.0, 2.0, 3.0], 2, True, "2 failed runs"),
+        ([1.0, 2.0, 3.0], 1, None, "no direction"),
+        ([1.0], 1, True, "too few runs"),
+        ([], 0, True, "no run reports"),
+    ],
+)
 def test_undefined_headlines_say_why(values, failed, direction, reason):
     result = metric_statistics(values, "s", failed_runs=failed, lower_is_better=direction)
     assert result.headline is None and reason in result.headline_method
@@ -119,8 +122,9 @@ def test_a_smaller_spread_never_lowers_confidence(values, factor, extra_attempts
 def test_order_of_runs_does_not_matter(values, rng):
     shuffled = values[:]
     rng.shuffle(shuffled)
-    assert metric_statistics(values, "s", lower_is_better=True) == metric_statistics(shuffled, "s",
-                                                                                      lower_is_better=True)
+    assert metric_statistics(values, "s", lower_is_better=True) == metric_statistics(
+        shuffled, "s", lower_is_better=True
+    )
 
 
 def test_bootstrap_would_under_cover_where_t_does_not():

@@ -6,10 +6,10 @@ import dataclasses
 
 from hypothesis import given
 from hypothesis import strategies as st
-
 from trainmark.scorer import rubric
 from trainmark.scorer.traces import NS, Stream, TraceDigest
 from trainmark.spec import models
+
 from tests.bundles import EXAMPLES
 
 START_S, END_S = 1_000, 2_000
@@ -40,8 +40,11 @@ def test_a_stream_without_a_declared_rate_has_no_gaps():
     assert stream.gaps.count == 0 and stream.gaps_over == 0 and stream.achieved_rate_hz == 1 / 100
 
 
-@given(offsets=st.lists(st.integers(-50, 1_500), max_size=40), cuts=st.lists(st.integers(0, 40), max_size=6),
-       threshold=st.sampled_from([None, 0.5]))
+@given(
+    offsets=st.lists(st.integers(-50, 1_500), max_size=40),
+    cuts=st.lists(st.integers(0, 40), max_size=6),
+    threshold=st.sampled_from([None, 0.5]),
+)
 def test_any_split_into_batches_gives_the_same_totals(offsets, cuts, threshold):
     times = [START_S * NS + offset * NS // 10 for offset in offsets]
     lines = list(range(1, len(times) + 1))
@@ -58,8 +61,13 @@ def test_any_split_into_batches_gives_the_same_totals(offsets, cuts, threshold):
 def test_steps_of_two_ranks_in_one_batch_go_to_their_own_streams():
     manifest = models.Manifest.model_validate_json((GPU_BUNDLE / "manifest.json").read_bytes())
     entries = {entry.path: entry for entry in manifest.files}
-    steps = {rank: [models.StepRecord.model_validate_json(line) for line in
-                    (GPU_BUNDLE / f"runs/run-1/steps.rank{rank}.jsonl").read_bytes().splitlines()] for rank in (0, 1)}
+    steps = {
+        rank: [
+            models.StepRecord.model_validate_json(line)
+            for line in (GPU_BUNDLE / f"runs/run-1/steps.rank{rank}.jsonl").read_bytes().splitlines()
+        ]
+        for rank in (0, 1)
+    }
     apart, together = TraceDigest(), TraceDigest()
     for digest in (apart, together):
         digest.begin(manifest)
@@ -76,8 +84,9 @@ def test_interleaved_samples_of_one_file_go_to_their_own_streams():
     # The example's power file interleaves two devices and two channels, line by line.
     manifest = models.Manifest.model_validate_json((GPU_BUNDLE / "manifest.json").read_bytes())
     entry = next(entry for entry in manifest.files if entry.path == "runs/run-1/power.rank0.jsonl")
-    samples = [models.PowerSample.model_validate_json(line)
-               for line in (GPU_BUNDLE / entry.path).read_bytes().splitlines()]
+    samples = [
+        models.PowerSample.model_validate_json(line) for line in (GPU_BUNDLE / entry.path).read_bytes().splitlines()
+    ]
     whole, one_by_one = TraceDigest(), TraceDigest()
     for digest in (whole, one_by_one):
         digest.begin(manifest)

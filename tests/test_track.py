@@ -42,9 +42,29 @@ def _clean_environment() -> dict:
 
 def test_repeat_runs_the_plain_loop_three_times_into_one_ranked_bundle(tmp_path):
     out = tmp_path / "mlp"
-    done = subprocess.run([*TRAINMARK, "repeat", "-n", "3", "--seed", "7", "--out", str(out), "--",
-                           sys.executable, str(REPO / "examples" / "plain_loop.py"), "--steps", "16",
-                           "--idle-seconds", "0"], capture_output=True, text=True, env=_clean_environment(), cwd=REPO)
+    done = subprocess.run(
+        [
+            *TRAINMARK,
+            "repeat",
+            "-n",
+            "3",
+            "--seed",
+            "7",
+            "--out",
+            str(out),
+            "--",
+            sys.executable,
+            str(REPO / "examples" / "plain_loop.py"),
+            "--steps",
+            "16",
+            "--idle-seconds",
+            "0",
+        ],
+        capture_output=True,
+        text=True,
+        env=_clean_environment(),
+        cwd=REPO,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     for k in (1, 2, 3):
         assert f"run {k}/3 (run-{k}) completed" in done.stderr
@@ -52,14 +72,26 @@ def test_repeat_runs_the_plain_loop_three_times_into_one_ranked_bundle(tmp_path)
     _check_ranked(out)
     manifest = _manifest(out)
     assert [(run["run_id"], run["seed"], run["status"]) for run in manifest["runs"]] == [
-        ("run-1", 7, "completed"), ("run-2", 8, "completed"), ("run-3", 9, "completed")]
+        ("run-1", 7, "completed"),
+        ("run-2", 8, "completed"),
+        ("run-3", 9, "completed"),
+    ]
     assert manifest["training"]["optimizer"]["name"] == "SGD"
     assert manifest["model"]["parameters_total"]["value"] == 32 * 128 + 128 + 128 * 10 + 10
     assert manifest["model"]["precision_policy"] == "fp32"
     metrics = _global(manifest["runs"][0])
-    for name in ("steps_per_second", "time_per_step_forward", "time_per_step_backward", "time_per_step_optimizer",
-                 "time_per_step_data_loading", "flops_per_step_analytical", "flops_per_step_counted", "peak_memory",
-                 "kernel_time_share_matmul", "final_loss"):
+    for name in (
+        "steps_per_second",
+        "time_per_step_forward",
+        "time_per_step_backward",
+        "time_per_step_optimizer",
+        "time_per_step_data_loading",
+        "flops_per_step_analytical",
+        "flops_per_step_counted",
+        "peak_memory",
+        "kernel_time_share_matmul",
+        "final_loss",
+    ):
         assert metrics[name]["value"] is not None, name
     allocations = next(m for m in manifest["runs"][0]["metrics"] if m["name"] == "allocations_per_step")
     assert allocations["value"] > 0 and allocations["method"] == "profiler"
@@ -75,20 +107,46 @@ def test_repeat_runs_the_plain_loop_three_times_into_one_ranked_bundle(tmp_path)
 @pytest.mark.parametrize("example", ["hf_trainer.py", "lightning_loop.py"])
 def test_repeat_runs_a_framework_callback_three_times_into_one_ranked_bundle(tmp_path, example):
     out = tmp_path / "bundle"
-    done = subprocess.run([*TRAINMARK, "repeat", "-n", "3", "--out", str(out), "--", sys.executable,
-                           str(REPO / "examples" / example), "--steps", "12", "--idle-seconds", "0"],
-                          capture_output=True, text=True, env=_clean_environment(), cwd=tmp_path)
+    done = subprocess.run(
+        [
+            *TRAINMARK,
+            "repeat",
+            "-n",
+            "3",
+            "--out",
+            str(out),
+            "--",
+            sys.executable,
+            str(REPO / "examples" / example),
+            "--steps",
+            "12",
+            "--idle-seconds",
+            "0",
+        ],
+        capture_output=True,
+        text=True,
+        env=_clean_environment(),
+        cwd=tmp_path,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     _check_ranked(out)
     manifest = _manifest(out)
     assert [(run["run_id"], run["seed"], run["status"]) for run in manifest["runs"]] == [
-        ("run-1", 0, "completed"), ("run-2", 1, "completed"), ("run-3", 2, "completed")]
+        ("run-1", 0, "completed"),
+        ("run-2", 1, "completed"),
+        ("run-3", 2, "completed"),
+    ]
     assert manifest["training"]["optimizer"]["name"] == ("AdamW" if example == "hf_trainer.py" else "SGD")
     for run in manifest["runs"]:
         metrics = _global(run)
         assert metrics["updates_completed"]["value"] == 12
-        for name in ("time_per_step_forward", "time_per_step_backward", "time_per_step_optimizer", "final_loss",
-                     "flops_per_step_counted"):
+        for name in (
+            "time_per_step_forward",
+            "time_per_step_backward",
+            "time_per_step_optimizer",
+            "final_loss",
+            "flops_per_step_counted",
+        ):
             assert metrics[name]["value"] is not None, name
     if example == "hf_trainer.py":  # tokens counted from input_ids: 8 sequences of 32
         records = [json.loads(line) for line in (out / "runs" / "run-1" / "steps.jsonl").read_text().splitlines()]
@@ -119,14 +177,17 @@ def test_repeat_keeps_a_crashed_run_as_failed_and_refuses_a_different_configurat
     script = tmp_path / "crashing.py"
     script.write_text(CRASHING)
     out = tmp_path / "bundle"
-    done = subprocess.run([*TRAINMARK, "repeat", "-n", "3", "--out", str(out), "--", sys.executable, str(script)],
-                          capture_output=True, text=True, env=_clean_environment())
+    done = subprocess.run(
+        [*TRAINMARK, "repeat", "-n", "3", "--out", str(out), "--", sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        env=_clean_environment(),
+    )
     assert done.returncode == 1
     assert "run-3 differs from run-1 in training/global_batch_size (16 here, 8 there)" in done.stderr
     assert "written with the 2 run(s) before" in done.stderr
     manifest = _manifest(out)
-    assert [(run["run_id"], run["status"]) for run in manifest["runs"]] == [("run-1", "completed"),
-                                                                            ("run-2", "failed")]
+    assert [(run["run_id"], run["status"]) for run in manifest["runs"]] == [("run-1", "completed"), ("run-2", "failed")]
     failed = manifest["runs"][1]
     assert "exited with status 3" in failed["status_reason"]
     assert _global(failed)["steps_completed"]["value"] == 3
@@ -135,9 +196,26 @@ def test_repeat_keeps_a_crashed_run_as_failed_and_refuses_a_different_configurat
 
 def test_two_torchrun_processes_each_write_their_traces_and_rank_0_the_manifest(tmp_path):
     out = tmp_path / "ddp"
-    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-                           str(REPO / "examples" / "torchrun_loop.py"), "--out", str(out), "--steps", "14",
-                           "--idle-seconds", "0"], capture_output=True, text=True, env=_clean_environment())
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc-per-node",
+            "2",
+            str(REPO / "examples" / "torchrun_loop.py"),
+            "--out",
+            str(out),
+            "--steps",
+            "14",
+            "--idle-seconds",
+            "0",
+        ],
+        capture_output=True,
+        text=True,
+        env=_clean_environment(),
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     files = sorted(path.name for path in (out / "runs" / "run-1").iterdir())
     assert {"steps.rank0.jsonl", "steps.rank1.jsonl", "memory.rank0.jsonl", "memory.rank1.jsonl"} <= set(files)
@@ -151,6 +229,7 @@ def test_two_torchrun_processes_each_write_their_traces_and_rank_0_the_manifest(
 
 
 # ---------------------------------------------------------------- in this process
+
 
 def _model_and_optimizer():
     import torch
@@ -185,8 +264,17 @@ def test_track_in_process_with_a_checkpoint_and_an_accuracy(tmp_path, monkeypatc
         monkeypatch.delenv(name, raising=False)
     model, opt = _model_and_optimizer()
     out = tmp_path / "tokens"
-    with trainmark.track(model=model, batch_size=4, sequence_length=6, submitter="test", out=out, seed=0,
-                         dataset="random tokens", name="tiny-embedding", **QUIET) as run:
+    with trainmark.track(
+        model=model,
+        batch_size=4,
+        sequence_length=6,
+        submitter="test",
+        out=out,
+        seed=0,
+        dataset="random tokens",
+        name="tiny-embedding",
+        **QUIET,
+    ) as run:
         _train(run, model, opt, 8)
         with run.checkpoint(tmp_path / "ckpt.pt"):
             torch.save(model.state_dict(), tmp_path / "ckpt.pt")

@@ -18,13 +18,13 @@ from pathlib import Path
 
 import pytest
 from scipy import stats
-
 from trainmark.reference_runner.config import ConfigInvalid
 from trainmark.reference_runner.sweep import grid, parse_vary
 from trainmark.scorer.compare import Cell, compare, ratio_interval, verdict
 from trainmark.scorer.score import score_bundle
 from trainmark.spec.bundle import read_manifest
 from trainmark.spec.validate import validate_bundle
+
 from tests.bundles import EXAMPLES
 from tests.processes import default_sigint
 
@@ -35,18 +35,31 @@ POINTS = ("precision=fp32", "precision=bf16_autocast")
 
 
 def trainmark(*arguments: str, **options) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "trainmark", *arguments], capture_output=True, text=True,
-                          timeout=900, **options)
+    return subprocess.run(
+        [sys.executable, "-m", "trainmark", *arguments], capture_output=True, text=True, timeout=900, **options
+    )
 
 
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory) -> Path:
     """The sweep, interrupted once its first point is complete, then run again to the end."""
     out = tmp_path_factory.mktemp("sweep") / "precision"
-    command = [sys.executable, "-m", "trainmark", "sweep", "--preset", "tiny", "--vary",
-               "precision=fp32,bf16_autocast", *SWEEP_KNOBS, "--out", str(out)]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                               preexec_fn=default_sigint)
+    command = [
+        sys.executable,
+        "-m",
+        "trainmark",
+        "sweep",
+        "--preset",
+        "tiny",
+        "--vary",
+        "precision=fp32,bf16_autocast",
+        *SWEEP_KNOBS,
+        "--out",
+        str(out),
+    ]
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, preexec_fn=default_sigint
+    )
     deadline = time.monotonic() + 600
     index = out / "sweep.json"
     while time.monotonic() < deadline and process.poll() is None:
@@ -61,18 +74,23 @@ def sweep(tmp_path_factory) -> Path:
     assert interrupted["points"][0]["configuration_digest"] and not interrupted["points"][1]["configuration_digest"]
     first_manifest = (out / POINTS[0] / "manifest.json").read_bytes()
 
-    resumed = trainmark("sweep", "--preset", "tiny", "--vary", "precision=fp32,bf16_autocast", *SWEEP_KNOBS,
-                        "--out", str(out))
+    resumed = trainmark(
+        "sweep", "--preset", "tiny", "--vary", "precision=fp32,bf16_autocast", *SWEEP_KNOBS, "--out", str(out)
+    )
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert f"{POINTS[0]}: already complete, skipped" in resumed.stdout
     assert f"{POINTS[1]}: trained" in resumed.stdout
     # Not a terminal: plain progress lines (run k of N, the point, phase, step, loss, rate, the time
     # left) instead of a live line, and one line per finished run.
-    assert re.search(rf"^{re.escape(POINTS[1])}: run-2 completed in [0-9a-z. ]+ s$", resumed.stdout, re.M), \
+    assert re.search(rf"^{re.escape(POINTS[1])}: run-2 completed in [0-9a-z. ]+ s$", resumed.stdout, re.M), (
         resumed.stdout
-    assert re.search(rf"^run 2 of 2 \({re.escape(POINTS[1])}\) · training · step \d+ of 20 · loss [0-9.]+ · "
-                     r"[0-9.]+ steps/s · about [0-9a-z. ]+ left \(estimate\) · ", resumed.stdout, re.M), \
-        resumed.stdout
+    )
+    assert re.search(
+        rf"^run 2 of 2 \({re.escape(POINTS[1])}\) · training · step \d+ of 20 · loss [0-9.]+ · "
+        r"[0-9.]+ steps/s · about [0-9a-z. ]+ left \(estimate\) · ",
+        resumed.stdout,
+        re.M,
+    ), resumed.stdout
     assert re.search(rf"^run 1 of 2 \({re.escape(POINTS[1])}\) · set-up · ", resumed.stdout, re.M)
     assert (out / POINTS[0] / "manifest.json").read_bytes() == first_manifest  # not trained again
     return out
@@ -90,8 +108,9 @@ def test_the_sweep_writes_a_complete_bundle_per_point(sweep):
 
 def test_a_complete_sweep_run_again_trains_nothing(sweep):
     before = {name: (sweep / name / "manifest.json").read_bytes() for name in POINTS}
-    again = trainmark("sweep", "--preset", "tiny", "--vary", "precision=fp32,bf16_autocast", *SWEEP_KNOBS,
-                      "--out", str(sweep))
+    again = trainmark(
+        "sweep", "--preset", "tiny", "--vary", "precision=fp32,bf16_autocast", *SWEEP_KNOBS, "--out", str(sweep)
+    )
     assert again.returncode == 0
     assert again.stdout.count("already complete, skipped") == 2
     assert {name: (sweep / name / "manifest.json").read_bytes() for name in POINTS} == before
@@ -130,8 +149,13 @@ def test_every_runner_bundle_carries_a_readme(sweep):
     readme = (bundle / "README.md").read_text()
     assert readme.startswith("# tiny: 2 run(s) on 1 x ")
     assert "precision bf16_autocast" in readme
-    for heading in ("## What was run", "## On what", "## How each quantity was measured",
-                    "## What is missing, and why", "## Before scaling these figures"):
+    for heading in (
+        "## What was run",
+        "## On what",
+        "## How each quantity was measured",
+        "## What is missing, and why",
+        "## Before scaling these figures",
+    ):
         assert heading in readme
     missing = [metric for metric in manifest.runs[0].metrics if metric.value is None]
     assert missing and all(f"`{metric.name}`" in readme for metric in missing)
@@ -205,8 +229,11 @@ def test_report_renders_with_visible_plots_in_chromium(sweep, tmp_path):
         assert len(driver.find_elements(By.CSS_SELECTOR, "table.runs tbody tr")) == 2
         plots = driver.find_elements(By.CSS_SELECTOR, "section.traces svg.plot")
         # one plot per quantity, both runs in it
-        assert [plot.get_attribute("aria-label") for plot in plots] == ["Loss: 2 run(s)", "Step time: 2 run(s)",
-                                                                        "Memory: 2 run(s)"]
+        assert [plot.get_attribute("aria-label") for plot in plots] == [
+            "Loss: 2 run(s)",
+            "Step time: 2 run(s)",
+            "Memory: 2 run(s)",
+        ]
         for plot in plots:
             assert plot.size["width"] > 300 and plot.size["height"] > 100
             lines = plot.find_elements(By.CSS_SELECTOR, "polyline.series")
@@ -236,10 +263,16 @@ def line_points(text: str) -> list[str]:
 
 def test_vary_options_are_checked():
     assert parse_vary(["precision=fp32,bf16_autocast", "micro_batch_size=8,16"]) == [
-        ("precision", ["fp32", "bf16_autocast"]), ("micro_batch_size", ["8", "16"])]
-    for bad, words in ((["precision"], "KNOB=V1,V2"), (["precision="], "KNOB=V1,V2"),
-                       (["precision=fp32", "precision=bf16_autocast"], "twice"), (["seed=1,1"], "repeats a value"),
-                       ([], "at least one")):
+        ("precision", ["fp32", "bf16_autocast"]),
+        ("micro_batch_size", ["8", "16"]),
+    ]
+    for bad, words in (
+        (["precision"], "KNOB=V1,V2"),
+        (["precision="], "KNOB=V1,V2"),
+        (["precision=fp32", "precision=bf16_autocast"], "twice"),
+        (["seed=1,1"], "repeats a value"),
+        ([], "at least one"),
+    ):
         with pytest.raises(ConfigInvalid, match=words):
             parse_vary(bad)
 
@@ -250,11 +283,15 @@ def test_every_point_is_checked_before_anything_trains(tmp_path):
     assert "nothing was trained" in str(refused.value)
     with pytest.raises(ConfigInvalid, match="unknown knob"):
         grid("tiny", None, {}, parse_vary(["batch=1,2"]))
-    points = grid("tiny", None, {"max_steps": 20}, parse_vary(["precision=fp32,bf16_autocast",
-                                                                 "micro_batch_size=8,16"]))
+    points = grid(
+        "tiny", None, {"max_steps": 20}, parse_vary(["precision=fp32,bf16_autocast", "micro_batch_size=8,16"])
+    )
     assert [point.name for point in points] == [
-        "precision=fp32,micro_batch_size=8", "precision=fp32,micro_batch_size=16",
-        "precision=bf16_autocast,micro_batch_size=8", "precision=bf16_autocast,micro_batch_size=16"]
+        "precision=fp32,micro_batch_size=8",
+        "precision=fp32,micro_batch_size=16",
+        "precision=bf16_autocast,micro_batch_size=8",
+        "precision=bf16_autocast,micro_batch_size=16",
+    ]
     assert all(point.config.max_steps == 20 for point in points)
 
 
@@ -268,8 +305,8 @@ def test_the_ratio_interval_matches_an_independent_computation():
     a, b = [10.2, 10.9, 10.4, 10.6], [12.1, 11.7, 12.6]
     ratio, low, high = ratio_interval(_cell(b), _cell(a))
     ma, mb = sum(a) / len(a), sum(b) / len(b)
-    va, vb = stats.tvar(a) / (len(a) * ma ** 2), stats.tvar(b) / (len(b) * mb ** 2)
-    df = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))
+    va, vb = stats.tvar(a) / (len(a) * ma**2), stats.tvar(b) / (len(b) * mb**2)
+    df = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
     half = stats.t.ppf(0.975, df) * math.sqrt(va + vb)
     assert ratio == pytest.approx(mb / ma, rel=1e-12)
     assert (low, high) == pytest.approx((mb / ma * math.exp(-half), mb / ma * math.exp(half)), rel=1e-9)
@@ -303,7 +340,7 @@ def test_report_of_an_example_bundle(tmp_path):
 
 
 def test_interval_plot_fits_long_configuration_labels():
-    from trainmark.spec.plots import interval_plot
+    from trainmark.scorer.plots import interval_plot
 
     label = "precision bf16_autocast, micro batch 16, accumulation 1"
     svg = interval_plot("steps/s", [(label, 0.07, 0.05, 0.1), ("short", 1.04, 0.78, 1.38)])

@@ -1,4 +1,4 @@
-"""Quantities for people (trainmark.spec.units) and tables that are never cut (trainmark.terminal)."""
+"""Quantities for people (trainmark.scorer.units) and tables that are never cut (trainmark.terminal)."""
 
 from __future__ import annotations
 
@@ -6,41 +6,53 @@ import io
 
 import pytest
 from rich.console import Console
+from trainmark.scorer.units import duration, energy, human, iec_bytes, si
 
-from trainmark.spec.units import duration, energy, human, iec_bytes, si
 from trainmark.terminal import interval, print_table
 
 
-@pytest.mark.parametrize(("value", "unit", "shown"), [
-    (567291904, "By", "541 MiB"),
-    (1023, "By", "1023 B"),
-    (1024, "By", "1 KiB"),
-    (32 * 1024**3, "By", "32 GiB"),
-    (2.5e9, "By/s", "2.33 GiB/s"),
-    (124_439_808, "1", "124 M"),
-    (818_176, "{param}", "818 k"),
-    (80, "{step}", "80 steps"),
-    (6.001e6, "J", "6 MJ (1.67 kWh)"),
-    (7360, "J", "7.36 kJ"),
-    (0.5, "J", "500 mJ"),
-    (1923.4, "J/{sample}", "1.92 kJ/sample"),
-    (1120, "W", "1.12 kW"),
-    (1.24e11, "{flop}/s", "124 GFLOP/s"),
-    (21_900, "{token}/s", "21.9 k tokens/s"),
-    (10.71, "{step}/s", "10.7 steps/s"),
-    (0.0701, "s", "70.1 ms"),
-    (3720, "s", "1 h 02 min"),
-    (51.23, "%", "51.2 %"),
-    (None, "J", "null"),
-])
+@pytest.mark.parametrize(
+    ("value", "unit", "shown"),
+    [
+        (567291904, "By", "541 MiB"),
+        (1023, "By", "1023 B"),
+        (1024, "By", "1 KiB"),
+        (32 * 1024**3, "By", "32 GiB"),
+        (2.5e9, "By/s", "2.33 GiB/s"),
+        (124_439_808, "1", "124 M"),
+        (818_176, "{param}", "818 k"),
+        (80, "{step}", "80 steps"),
+        (6.001e6, "J", "6 MJ (1.67 kWh)"),
+        (7360, "J", "7.36 kJ"),
+        (0.5, "J", "500 mJ"),
+        (1923.4, "J/{sample}", "1.92 kJ/sample"),
+        (1120, "W", "1.12 kW"),
+        (1.24e11, "{flop}/s", "124 GFLOP/s"),
+        (21_900, "{token}/s", "21.9 k tokens/s"),
+        (10.71, "{step}/s", "10.7 steps/s"),
+        (0.0701, "s", "70.1 ms"),
+        (3720, "s", "1 h 02 min"),
+        (51.23, "%", "51.2 %"),
+        (None, "J", "null"),
+    ],
+)
 def test_human_units(value, unit, shown):
     assert human(value, unit) == shown
 
 
-@pytest.mark.parametrize(("seconds", "shown"), [
-    (0, "0 s"), (4.5e-5, "45 µs"), (12.34, "12.3 s"), (59.6, "59.6 s"), (245, "4 min 05 s"),
-    (3599.6, "1 h 00 min"), (3720, "1 h 02 min"), (90000, "1 d 01 h"),
-])
+@pytest.mark.parametrize(
+    ("seconds", "shown"),
+    [
+        (0, "0 s"),
+        (4.5e-5, "45 µs"),
+        (12.34, "12.3 s"),
+        (59.6, "59.6 s"),
+        (245, "4 min 05 s"),
+        (3599.6, "1 h 00 min"),
+        (3720, "1 h 02 min"),
+        (90000, "1 d 01 h"),
+    ],
+)
 def test_durations_read_as_people_say_them(seconds, shown):
     assert duration(seconds) == shown
 

@@ -9,10 +9,10 @@ import shutil
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from trainmark.spec.bundle import read_manifest
 from trainmark.spec.findings import Severity
 from trainmark.spec.validate import MAX_LINE_BYTES, validate_bundle
+
 from tests.bundles import VALID_BUNDLES, copy_bundle, reseal
 
 CPU_BUNDLE = next(path for path in VALID_BUNDLES if path.name == "cpu-tiny")
@@ -118,11 +118,14 @@ def test_findings_are_capped_but_counted(tmp_path):
     assert report.as_dict()["findings_cap"] == 50
 
 
-@pytest.mark.parametrize("version, message", [
-    ("2.0.0", "reads 1.x"),
-    ("1.9.0", "newer than this trainmark"),
-    ("0.9.0", "reads 1.x"),
-])
+@pytest.mark.parametrize(
+    "version, message",
+    [
+        ("2.0.0", "reads 1.x"),
+        ("1.9.0", "newer than this trainmark"),
+        ("0.9.0", "reads 1.x"),
+    ],
+)
 def test_schema_versions_this_trainmark_cannot_read(tmp_path, version, message):
     root = copy_bundle(VALID_BUNDLES[0], tmp_path / "b")
     manifest = json.loads((root / "manifest.json").read_text())
@@ -192,8 +195,7 @@ def mutated_manifests(draw):
         parent = None
         while isinstance(node, (dict, list)) and node and draw(st.booleans()):
             parent = node
-            key = draw(st.sampled_from(sorted(node))) if isinstance(node, dict) else draw(
-                st.integers(0, len(node) - 1))
+            key = draw(st.sampled_from(sorted(node))) if isinstance(node, dict) else draw(st.integers(0, len(node) - 1))
             node = node[key]
         if parent is None:
             continue
@@ -257,5 +259,9 @@ def test_findings_follow_the_lines_across_batches(tmp_path, full_jsonschema):
     reseal(root)
     report = validate_bundle(root, full_jsonschema=full_jsonschema)
     located = [(finding.line, finding.code) for finding in report.findings if finding.severity is Severity.ERROR]
-    assert located == [(2, "reference-invalid"), (3, "field-unknown"), (200, "reference-invalid"),
-                       (300, "field-unknown")]
+    assert located == [
+        (2, "reference-invalid"),
+        (3, "field-unknown"),
+        (200, "reference-invalid"),
+        (300, "field-unknown"),
+    ]

@@ -11,7 +11,6 @@ import types
 
 import pytest
 import torch
-
 from trainmark.reference_runner import devices, sensors
 from trainmark.reference_runner.sensors import PowerReading, RecordingPowerMeter, ReplayPowerMeter
 from trainmark.spec.errors import SensorUnavailable
@@ -56,8 +55,11 @@ class _AmdSmiRecording(types.ModuleType):
         return ["gpu-0", "gpu-1"]
 
     def amdsmi_get_power_info(self, handle):
-        return {"current_socket_power": self.readings[min(self.reads, len(self.readings) - 1)][0],
-                "average_socket_power": "N/A", "power_limit": 750}
+        return {
+            "current_socket_power": self.readings[min(self.reads, len(self.readings) - 1)][0],
+            "average_socket_power": "N/A",
+            "power_limit": 750,
+        }
 
     def amdsmi_get_energy_count(self, handle):
         watts, accumulator = self.readings[min(self.reads, len(self.readings) - 1)]
@@ -77,9 +79,13 @@ def test_the_amd_smi_meter_converts_watts_and_the_energy_accumulator(monkeypatch
     recorded.close()
     assert first == PowerReading(410.0, 15.3) and second == PowerReading(420.0, 30.6)
     lines = [json.loads(line) for line in (tmp_path / "amd.jsonl").read_text().splitlines()]
-    assert lines == [{"device": 5, "power_w": 410.0, "energy_j": 15.3}, {"device": 5, "power_w": 420.0, "energy_j": 30.6}]
-    replay = ReplayPowerMeter([PowerReading(line["power_w"], line["energy_j"]) for line in lines], 5, "amd.jsonl",
-                              "amdsmi", 10.0)
+    assert lines == [
+        {"device": 5, "power_w": 410.0, "energy_j": 15.3},
+        {"device": 5, "power_w": 420.0, "energy_j": 30.6},
+    ]
+    replay = ReplayPowerMeter(
+        [PowerReading(line["power_w"], line["energy_j"]) for line in lines], 5, "amd.jsonl", "amdsmi", 10.0
+    )
     assert replay.energy_channel.tool == "trainmark replay of amd.jsonl"
     assert replay.read().power_w == 410.0
 

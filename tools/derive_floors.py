@@ -65,8 +65,11 @@ def mlperf_set(folder: Path) -> dict:
         if cv is not None:
             block_cvs.append(cv)
     for node in sorted(folder.glob("power/result_*/*.txt")):
-        readings = [float(e["value"]) for e in _events(node) if e.get("key") == "power_reading"
-                    and isinstance(e.get("value"), (int, float))]
+        readings = [
+            float(e["value"])
+            for e in _events(node)
+            if e.get("key") == "power_reading" and isinstance(e.get("value"), (int, float))
+        ]
         if len(readings) >= 10:
             repeats = sum(1 for a, b in zip(readings, readings[1:]) if a == b) / (len(readings) - 1)
             power.append((_cv(readings), repeats))
@@ -76,8 +79,11 @@ def mlperf_set(folder: Path) -> dict:
 def trainmark_bundle(folder: Path) -> dict:
     step_cvs = []
     for path in sorted(folder.glob("runs/*/steps*.jsonl")):
-        durations = [record["duration_s"] for record in map(json.loads, path.read_text().splitlines())
-                     if not record.get("warmup") and not record.get("profiled")]
+        durations = [
+            record["duration_s"]
+            for record in map(json.loads, path.read_text().splitlines())
+            if not record.get("warmup") and not record.get("profiled")
+        ]
         cv = _cv(durations)
         if cv is not None:
             step_cvs.append(cv)
@@ -107,13 +113,22 @@ def main(arguments: list[str]) -> None:
     step_cvs = [cv for b in bundles for cv in b["step_cvs"]]
     report = {
         "mlperf_sets": len(sets),
-        "run_to_run_time_cv": {"sets": len(time_cvs), "min": min(time_cvs, default=None),
-                               "median": statistics.median(time_cvs) if time_cvs else None},
-        "within_run_block_duration_cv": {"runs": len(block_cvs), "min": min(block_cvs, default=None),
-                                         "median": statistics.median(block_cvs) if block_cvs else None},
+        "run_to_run_time_cv": {
+            "sets": len(time_cvs),
+            "min": min(time_cvs, default=None),
+            "median": statistics.median(time_cvs) if time_cvs else None,
+        },
+        "within_run_block_duration_cv": {
+            "runs": len(block_cvs),
+            "min": min(block_cvs, default=None),
+            "median": statistics.median(block_cvs) if block_cvs else None,
+        },
         "power_reading_cv": {"runs": len(power), "min": min((p[0] for p in power), default=None)},
-        "power_repeat_share": {"runs": len(power), "max": max((p[1] for p in power), default=None),
-                               "median": statistics.median(p[1] for p in power) if power else None},
+        "power_repeat_share": {
+            "runs": len(power),
+            "max": max((p[1] for p in power), default=None),
+            "median": statistics.median(p[1] for p in power) if power else None,
+        },
         "trainmark_step_duration_cv": {"runs": len(step_cvs), "min": min(step_cvs, default=None)},
     }
     print(json.dumps(report, indent=2))

@@ -36,12 +36,12 @@ from typing import TYPE_CHECKING
 from trainmark.spec import producer_version
 
 if TYPE_CHECKING:  # the names as type checkers and IDEs see them
+    from trainmark.api import score, validate
+    from trainmark.reference_runner.track import track
     from trainmark.spec import SCHEMA_VERSION
     from trainmark.spec.archive import open_bundle, pack
     from trainmark.spec.bundle import BundleWriter, finalize
     from trainmark.spec.errors import TrainmarkError
-    from trainmark.api import score, validate
-    from trainmark.reference_runner.track import track
 
 __version__ = producer_version()
 

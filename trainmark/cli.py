@@ -12,7 +12,7 @@ import json
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -46,8 +46,9 @@ def _version(value: bool) -> None:
 @app.callback()
 def _options(
     debug: Annotated[bool, typer.Option("--debug", help="Show the full traceback when something fails.")] = False,
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
-                                          help="Print the version and exit.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
 ) -> None:
     _debug["on"] = debug
 
@@ -76,12 +77,17 @@ def _existing(path: Path) -> Path:
 
 # ---------------------------------------------------------------- validate
 
+
 @app.command()
 def validate(
     path: Annotated[Path, typer.Argument(help="A bundle directory or .tar.gz archive.", callback=_existing)],
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
-    full_jsonschema: Annotated[bool, typer.Option(
-        "--jsonschema", help="Also check full JSON Schema conformance (slower; for registries and auditors).")] = False,
+    full_jsonschema: Annotated[
+        bool,
+        typer.Option(
+            "--jsonschema", help="Also check full JSON Schema conformance (slower; for registries and auditors)."
+        ),
+    ] = False,
     max_findings: Annotated[int, typer.Option(min=1, help="Show at most this many findings.")] = 200,
 ) -> None:
     """Check a bundle against the standard: manifest, every trace record, digests and file list.
@@ -103,15 +109,20 @@ def validate(
             console.print(f"[red]invalid[/red]: {report.error_count} error(s) in {_plain(path)}")
         for finding in report.findings:
             colour = {"error": "red", "warning": "yellow", "info": "blue"}[finding.severity.value]
-            console.print(f"  [{colour}]{finding.severity.value:7}[/{colour}] {finding.code:22} "
-                          f"{_plain(finding.location())}  {_plain(finding.message)}")
+            console.print(
+                f"  [{colour}]{finding.severity.value:7}[/{colour}] {finding.code:22} "
+                f"{_plain(finding.location())}  {_plain(finding.message)}"
+            )
         if report.findings_total > len(report.findings):
-            console.print(f"  ... {report.findings_total - len(report.findings)} more finding(s) not shown "
-                          f"(cap {report.max_findings}; raise it with --max-findings)")
+            console.print(
+                f"  ... {report.findings_total - len(report.findings)} more finding(s) not shown "
+                f"(cap {report.max_findings}; raise it with --max-findings)"
+            )
     raise typer.Exit(0 if report.valid else 1)
 
 
 # ---------------------------------------------------------------- run
+
 
 def _knobs(pairs: list[str] | None, named: dict) -> dict:
     """--set knob=value pairs, then the named options that were given."""
@@ -128,26 +139,32 @@ def _knobs(pairs: list[str] | None, named: dict) -> dict:
 @app.command(context_settings={"allow_extra_args": False})
 def run(
     out: Annotated[Path, typer.Option("--out", help="The bundle directory to create (must not exist or be empty).")],
-    preset: Annotated[Optional[str], typer.Option(help="tiny (CPU, under a minute a run), small, gpt2-125m.")] = None,
-    config_file: Annotated[Optional[Path], typer.Option("--config", help="A TOML or YAML file of knobs.")] = None,
+    preset: Annotated[str | None, typer.Option(help="tiny (CPU, under a minute a run), small, gpt2-125m.")] = None,
+    config_file: Annotated[Path | None, typer.Option("--config", help="A TOML or YAML file of knobs.")] = None,
     repeats: Annotated[int, typer.Option(help="Independent runs (fresh process, own seed) in the bundle.")] = 3,
-    knob: Annotated[Optional[list[str]], typer.Option(
-        "--set", help="Override a knob: --set max_steps=40 (repeatable; see docs/runner.md for every knob).")] = None,
-    max_steps: Annotated[Optional[int], typer.Option(help="Optimizer steps per run.")] = None,
-    precision: Annotated[Optional[str], typer.Option(help="fp32, bf16_autocast or fp16_autocast (CUDA).")] = None,
-    device: Annotated[Optional[str], typer.Option(help="auto, cpu or cuda.")] = None,
-    seed: Annotated[Optional[int], typer.Option(help="Seed of the first run; run k uses seed + k - 1.")] = None,
-    data: Annotated[Optional[Path], typer.Option(help="Train on this text file or folder (byte-level).")] = None,
+    knob: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set", help="Override a knob: --set max_steps=40 (repeatable; see docs/runner.md for every knob)."
+        ),
+    ] = None,
+    max_steps: Annotated[int | None, typer.Option(help="Optimizer steps per run.")] = None,
+    precision: Annotated[str | None, typer.Option(help="fp32, bf16_autocast or fp16_autocast (CUDA).")] = None,
+    device: Annotated[str | None, typer.Option(help="auto, cpu or cuda.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed of the first run; run k uses seed + k - 1.")] = None,
+    data: Annotated[Path | None, typer.Option(help="Train on this text file or folder (byte-level).")] = None,
     nproc_per_node: Annotated[int, typer.Option(help="Processes per node (torchrun, DDP).")] = 1,
     nnodes: Annotated[int, typer.Option(help="Nodes (torchrun); --out must be shared.")] = 1,
     node_rank: Annotated[int, typer.Option(help="This node's rank when nnodes > 1.")] = 0,
     master_addr: Annotated[str, typer.Option(help="Node 0's address when nnodes > 1.")] = "127.0.0.1",
     master_port: Annotated[int, typer.Option(help="Node 0's port when nnodes > 1.")] = 29500,
-    replay: Annotated[Optional[Path], typer.Option(help="Replay a GPU sensor recording instead of live sensors.")]
-    = None,
-    calibration: Annotated[Optional[Path], typer.Option(
-        help="A calibration record (trainmark calibrate) of this configuration and hardware to compare with.")]
-    = None,
+    replay: Annotated[Path | None, typer.Option(help="Replay a GPU sensor recording instead of live sensors.")] = None,
+    calibration: Annotated[
+        Path | None,
+        typer.Option(
+            help="A calibration record (trainmark calibrate) of this configuration and hardware to compare with."
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Train for real, measuring compute, memory and energy, and write one bundle of N runs.
@@ -159,18 +176,42 @@ def run(
     from trainmark.reference_runner.config import build_config
     from trainmark.reference_runner.launch import Topology, run_bundle
 
-    named = {"max_steps": max_steps, "precision": precision, "device": device, "seed": seed,
-             "data": str(data) if data else None}
+    named = {
+        "max_steps": max_steps,
+        "precision": precision,
+        "device": device,
+        "seed": seed,
+        "data": str(data) if data else None,
+    }
     config = build_config(preset, config_file, _knobs(knob, named))
     topology = Topology(nproc_per_node, nnodes, node_rank, master_addr, master_port)
-    outcome = _with_progress(as_json, lambda display: run_bundle(
-        config, repeats, out, topology, replay, calibration, on_progress=display.update,
-        on_run=lambda run_id, status, seconds: display.note(f"{run_id} {status} in {_duration(seconds)}")))
+    outcome = _with_progress(
+        as_json,
+        lambda display: run_bundle(
+            config,
+            repeats,
+            out,
+            topology,
+            replay,
+            calibration,
+            on_progress=display.update,
+            on_run=lambda run_id, status, seconds: display.note(f"{run_id} {status} in {_duration(seconds)}"),
+        ),
+    )
     if as_json:
-        typer.echo(json.dumps({"bundle": str(out), "bundle_id": outcome.bundle_id, "runs": outcome.statuses,
-                               "duration_s": outcome.seconds}, indent=2))
+        typer.echo(
+            json.dumps(
+                {
+                    "bundle": str(out),
+                    "bundle_id": outcome.bundle_id,
+                    "runs": outcome.statuses,
+                    "duration_s": outcome.seconds,
+                },
+                indent=2,
+            )
+        )
         return
-    from trainmark.spec.units import duration
+    from trainmark.scorer.units import duration
 
     console = _console()
     statuses = ", ".join(f"{run_id} {status}" for run_id, status in outcome.statuses.items())
@@ -207,13 +248,13 @@ def repeat(
 @app.command()
 def calibrate(
     out: Annotated[Path, typer.Option("--out", help="The calibration record (JSON) to write.")],
-    bundle: Annotated[Optional[Path], typer.Option(help="Where to keep the calibration runs' bundle "
-                                                        "(default: beside the record).")] = None,
-    preset: Annotated[Optional[str], typer.Option(help="Default: gpt2-125m on a GPU, tiny on a CPU.")] = None,
+    bundle: Annotated[
+        Path | None, typer.Option(help="Where to keep the calibration runs' bundle (default: beside the record).")
+    ] = None,
+    preset: Annotated[str | None, typer.Option(help="Default: gpt2-125m on a GPU, tiny on a CPU.")] = None,
     repeats: Annotated[int, typer.Option(help="Calibration runs (at least 3).")] = 5,
-    knob: Annotated[Optional[list[str]], typer.Option("--set", help="Override a knob: --set max_steps=40.")] = None,
-    replay: Annotated[Optional[Path], typer.Option(help="Replay a GPU sensor recording instead of live sensors.")]
-    = None,
+    knob: Annotated[list[str] | None, typer.Option("--set", help="Override a knob: --set max_steps=40.")] = None,
+    replay: Annotated[Path | None, typer.Option(help="Replay a GPU sensor recording instead of live sensors.")] = None,
 ) -> None:
     """Run the calibration configuration several times here and write a calibration record.
 
@@ -229,16 +270,23 @@ def calibrate(
 
     chosen = preset or ("gpt2-125m" if torch.cuda.is_available() and replay is None else "tiny")
     config = build_config(chosen, None, _knobs(knob, {}))
-    record = _with_progress(False, lambda display: run_calibration(
-        config, repeats, out, bundle or out.with_suffix(".bundle"), replay=replay, on_progress=display.update))
+    record = _with_progress(
+        False,
+        lambda display: run_calibration(
+            config, repeats, out, bundle or out.with_suffix(".bundle"), replay=replay, on_progress=display.update
+        ),
+    )
     console = _console()
     console.print(f"calibration record {_plain(out)}: {record['hardware']['description']}, {config.name}")
     for name, stats in record["metrics"].items():
-        console.print(f"  {name:18} {stats['mean']:.6g} {_plain(stats['unit'])} +- {stats['ci95_half_width']:.3g} "
-                      f"(95 %, n = {stats['n']})")
+        console.print(
+            f"  {name:18} {stats['mean']:.6g} {_plain(stats['unit'])} +- {stats['ci95_half_width']:.3g} "
+            f"(95 %, n = {stats['n']})"
+        )
 
 
 # ---------------------------------------------------------------- score
+
 
 class Rubric(str, Enum):
     r1 = "r1"
@@ -249,8 +297,12 @@ class Rubric(str, Enum):
 def score(
     path: Annotated[Path, typer.Argument(help="A bundle directory or .tar.gz archive.", callback=_existing)],
     as_json: Annotated[bool, typer.Option("--json", help="Print the score report as JSON.")] = False,
-    rubric: Annotated[Rubric, typer.Option(help="The rubric version to score with (r2, the current one, by "
-                                                "default; r1 reproduces earlier scores).")] = Rubric.r2,
+    rubric: Annotated[
+        Rubric,
+        typer.Option(
+            help="The rubric version to score with (r2, the current one, by default; r1 reproduces earlier scores)."
+        ),
+    ] = Rubric.r2,
 ) -> None:
     """Compute the reproducibility score: gates, fidelity F, completeness H, confidence C, badges.
 
@@ -259,20 +311,20 @@ def score(
 
     Example: trainmark score spec/examples/valid/cpu-tiny --json
     """
-    from trainmark.scorer.score import score_bundle
-
     from trainmark.scorer.advice import score_advice
+    from trainmark.scorer.score import score_bundle
 
     report = score_bundle(path, rubric.value)
     if as_json:
-        typer.echo(json.dumps({**report.as_dict(), "advice": [item.as_dict() for item in score_advice(report)]},
-                              indent=2))
+        typer.echo(
+            json.dumps({**report.as_dict(), "advice": [item.as_dict() for item in score_advice(report)]}, indent=2)
+        )
     else:
         _render_score(report)
 
 
 def _render_score(report) -> None:
-    from trainmark.spec.units import human
+    from trainmark.scorer.units import human
     from trainmark.terminal import Column, field_lines, interval, print_table
 
     console = _console()
@@ -283,8 +335,9 @@ def _render_score(report) -> None:
         fields.append(("provenance", _plain(report.provenance)))
     fields += [("not ranked because", _plain(gate.message)) for gate in report.gates if not gate.passed]
     for letter, name in (("F", "fidelity"), ("H", "completeness")):
-        parts = ", ".join(f"{part} {'n/a' if value is None else f'{value:.3f}'}"
-                          for part, value in report.components[name].items())
+        parts = ", ".join(
+            f"{part} {'n/a' if value is None else f'{value:.3f}'}" for part, value in report.components[name].items()
+        )
         fields.append((f"{letter} {name}", f"{getattr(report, name):.3f}  ({_plain(parts)})"))
     fields.append(("C confidence", f"{report.confidence:.3f}"))
     fields.append(("badges", ", ".join(report.badges) or "none"))
@@ -298,25 +351,45 @@ def _render_score(report) -> None:
         headline = "-" if stats.headline is None else human(stats.headline, stats.unit)
         if len(methods) > 1:
             headline += f" ({stats.headline_method})"
-        row = [_plain(name.removeprefix("kernel_time_share_")), _plain(headline),
-               _plain(interval(stats.ci95_low, stats.ci95_high, stats.unit)),
-               "-" if stats.cv is None else f"{stats.cv * 100:.2f} %", str(stats.n)]
+        row = [
+            _plain(name.removeprefix("kernel_time_share_")),
+            _plain(headline),
+            _plain(interval(stats.ci95_low, stats.ci95_high, stats.unit)),
+            "-" if stats.cv is None else f"{stats.cv * 100:.2f} %",
+            str(stats.n),
+        ]
         (shares if name.startswith("kernel_time_share_") else rows).append(row)
     title = "statistics over the runs" + (f" (headline: {_plain(next(iter(methods)))})" if len(methods) == 1 else "")
-    print_table(console, ["metric", Column("headline", True), Column("95 % interval", True), Column("CV", True),
-                          Column("n", True)], rows, title=title, inline=True)
+    print_table(
+        console,
+        ["metric", Column("headline", True), Column("95 % interval", True), Column("CV", True), Column("n", True)],
+        rows,
+        title=title,
+        inline=True,
+    )
     if shares:
-        print_table(console, ["kernel category", Column("time share", True), Column("95 % interval", True),
-                              Column("CV", True), Column("n", True)], shares,
-                    title="kernel time shares (kernel_time_share_*)", inline=True)
+        print_table(
+            console,
+            [
+                "kernel category",
+                Column("time share", True),
+                Column("95 % interval", True),
+                Column("CV", True),
+                Column("n", True),
+            ],
+            shares,
+            title="kernel time shares (kernel_time_share_*)",
+            inline=True,
+        )
     _render_advice(console, report)
     for severity in ("error", "warning", "info"):
         group = [finding for finding in report.findings if finding.severity.value == severity]
         if group:
             console.print(f"[bold]{severity}s ({len(group)})[/bold]")
             for finding in group:
-                field_lines(console, [(finding.code, _plain(finding.location())), ("", _plain(finding.message))],
-                            indent=2)
+                field_lines(
+                    console, [(finding.code, _plain(finding.location())), ("", _plain(finding.message))], indent=2
+                )
 
 
 def _render_advice(console, report) -> None:
@@ -329,8 +402,10 @@ def _render_advice(console, report) -> None:
     advice = score_advice(report)
     if not advice:
         return
-    console.print("[bold]what would raise this score[/bold] (points of 100; a finding's share is an even split "
-                  "of its part's points)")
+    console.print(
+        "[bold]what would raise this score[/bold] (points of 100; a finding's share is an even split "
+        "of its part's points)"
+    )
     rows = []
     for item in advice:
         name = item.part if item.part == item.component else f"{item.component} {item.part}"
@@ -338,23 +413,31 @@ def _render_advice(console, report) -> None:
         codes = Counter(finding["code"] for finding in item.findings)
         if codes:
             each = item.points / len(item.findings)
-            rows.append(("", _plain(", ".join(f"{count} x {code}" for code, count in codes.items())
-                                    + f", about {each:.2f} each")))
+            rows.append(
+                (
+                    "",
+                    _plain(
+                        ", ".join(f"{count} x {code}" for code, count in codes.items()) + f", about {each:.2f} each"
+                    ),
+                )
+            )
     field_lines(console, rows, indent=2)
 
 
 # ---------------------------------------------------------------- import
 
+
 @import_app.command("mlperf")
 def import_mlperf(
-    result_dir: Annotated[Path, typer.Argument(help="A folder of result_<i>.txt (and power/, scaling.json).",
-                                               callback=_existing)],
+    result_dir: Annotated[
+        Path, typer.Argument(help="A folder of result_<i>.txt (and power/, scaling.json).", callback=_existing)
+    ],
     out: Annotated[Path, typer.Option("--out", help="The bundle directory to create.")],
-    system: Annotated[Optional[Path], typer.Option(help="The system description JSON (default: system.json in "
-                                                        "RESULT_DIR, if there).")] = None,
-    benchmark: Annotated[Optional[str], typer.Option(help="The benchmark, when the logs do not name it.")] = None,
-    origin: Annotated[Optional[str], typer.Option(help="Where the logs come from (repository, commit, path).")]
-    = None,
+    system: Annotated[
+        Path | None, typer.Option(help="The system description JSON (default: system.json in RESULT_DIR, if there).")
+    ] = None,
+    benchmark: Annotated[str | None, typer.Option(help="The benchmark, when the logs do not name it.")] = None,
+    origin: Annotated[str | None, typer.Option(help="Where the logs come from (repository, commit, path).")] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Convert an MLPerf Training result folder into a bundle: runs, power traces, energy, and the originals.
@@ -378,12 +461,21 @@ def import_mlperf(
 def import_codecarbon(
     csv_file: Annotated[Path, typer.Argument(help="CodeCarbon's emissions.csv.", callback=_existing)],
     out: Annotated[Path, typer.Option("--out", help="The bundle directory to create.")],
-    log: Annotated[Optional[Path], typer.Option(help="CodeCarbon's log of the same runs (info level): it names the "
-                                                     "CPU tracking method, which the CSV does not.")] = None,
-    timezone: Annotated[Optional[str], typer.Option(help="IANA zone of the CSV's timestamps (CodeCarbon writes local "
-                                                         "time without one; default: UTC, stated as an assumption).")]
-    = None,
-    origin: Annotated[Optional[str], typer.Option(help="Where the file comes from.")] = None,
+    log: Annotated[
+        Path | None,
+        typer.Option(
+            help="CodeCarbon's log of the same runs (info level): it names the "
+            "CPU tracking method, which the CSV does not."
+        ),
+    ] = None,
+    timezone: Annotated[
+        str | None,
+        typer.Option(
+            help="IANA zone of the CSV's timestamps (CodeCarbon writes local "
+            "time without one; default: UTC, stated as an assumption)."
+        ),
+    ] = None,
+    origin: Annotated[str | None, typer.Option(help="Where the file comes from.")] = None,
 ) -> None:
     """Convert CodeCarbon's emissions.csv into a bundle: one run per run_id, energies with CodeCarbon's method.
 
@@ -398,6 +490,7 @@ def import_codecarbon(
 
 
 # ---------------------------------------------------------------- schema
+
 
 class SchemaFormat(str, Enum):
     linkml = "linkml"
@@ -417,10 +510,12 @@ class SchemaRoot(str, Enum):
 
 @app.command()
 def schema(
-    output_format: Annotated[SchemaFormat, typer.Option("--format", help="Which form of the standard to print.")]
-    = SchemaFormat.linkml,
-    root: Annotated[SchemaRoot, typer.Option(help="With --format json-schema: the document or record type.")]
-    = SchemaRoot.manifest,
+    output_format: Annotated[
+        SchemaFormat, typer.Option("--format", help="Which form of the standard to print.")
+    ] = SchemaFormat.linkml,
+    root: Annotated[
+        SchemaRoot, typer.Option(help="With --format json-schema: the document or record type.")
+    ] = SchemaRoot.manifest,
 ) -> None:
     """Print the bundle standard: the LinkML source, a JSON Schema, or the Markdown field reference.
 
@@ -442,15 +537,23 @@ def schema(
 
 # ---------------------------------------------------------------- trade-off studies
 
+
 @app.command()
 def sweep(
     out: Annotated[Path, typer.Option("--out", help="The folder of the sweep: one bundle per point, and sweep.json.")],
-    vary: Annotated[list[str], typer.Option("--vary", help="A knob and its values: --vary precision=fp32,bf16_autocast "
-                                                           "(repeatable: the grid is every combination).")],
-    preset: Annotated[Optional[str], typer.Option(help="tiny (CPU, under a minute a run), small, gpt2-125m.")] = None,
-    config_file: Annotated[Optional[Path], typer.Option("--config", help="A TOML or YAML file of knobs.")] = None,
-    knob: Annotated[Optional[list[str]], typer.Option("--set", help="A knob fixed for every point: --set max_steps=40.")]
-    = None,
+    vary: Annotated[
+        list[str],
+        typer.Option(
+            "--vary",
+            help="A knob and its values: --vary precision=fp32,bf16_autocast "
+            "(repeatable: the grid is every combination).",
+        ),
+    ],
+    preset: Annotated[str | None, typer.Option(help="tiny (CPU, under a minute a run), small, gpt2-125m.")] = None,
+    config_file: Annotated[Path | None, typer.Option("--config", help="A TOML or YAML file of knobs.")] = None,
+    knob: Annotated[
+        list[str] | None, typer.Option("--set", help="A knob fixed for every point: --set max_steps=40.")
+    ] = None,
     repeats: Annotated[int, typer.Option(help="Independent runs per point.")] = 3,
     as_json: JsonOption = False,
 ) -> None:
@@ -466,13 +569,30 @@ def sweep(
     points = grid(preset, config_file, _knobs(knob, {}), parse_vary(vary))
     console = _console(stderr=as_json)
     console.print(f"{len(points)} point(s) x {repeats} run(s) into {_plain(out)}")
-    outcome = _with_progress(as_json, lambda display: run_sweep(
-        points, repeats, out, on_progress=display.update,
-        on_run=lambda point, run_id, status, seconds: display.note(f"{point}: {run_id} {status} in "
-                                                                   f"{_duration(seconds)}")))
+    outcome = _with_progress(
+        as_json,
+        lambda display: run_sweep(
+            points,
+            repeats,
+            out,
+            on_progress=display.update,
+            on_run=lambda point, run_id, status, seconds: display.note(
+                f"{point}: {run_id} {status} in {_duration(seconds)}"
+            ),
+        ),
+    )
     if as_json:
-        typer.echo(json.dumps({"sweep": str(out), "trained": outcome.trained, "skipped": outcome.skipped,
-                               "duration_s": outcome.seconds}, indent=2))
+        typer.echo(
+            json.dumps(
+                {
+                    "sweep": str(out),
+                    "trained": outcome.trained,
+                    "skipped": outcome.skipped,
+                    "duration_s": outcome.seconds,
+                },
+                indent=2,
+            )
+        )
         return
     for name in outcome.skipped:
         console.print(f"  {_plain(name)}: already complete, skipped")
@@ -482,7 +602,7 @@ def sweep(
 
 
 def _duration(seconds: float) -> str:
-    from trainmark.spec.units import duration
+    from trainmark.scorer.units import duration
 
     return duration(seconds)
 
@@ -501,12 +621,20 @@ def _with_progress(to_stderr: bool, job):
 
 @app.command()
 def compare(
-    bundles: Annotated[list[Path], typer.Argument(help="Bundles, or folders of bundles (a sweep).",
-                                                  callback=lambda paths: [_existing(path) for path in paths])],
-    baseline: Annotated[Optional[Path], typer.Option(help="The bundle the others are compared with (path, folder "
-                                                          "name or bundle id; default: the first).")] = None,
+    bundles: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Bundles, or folders of bundles (a sweep).", callback=lambda paths: [_existing(path) for path in paths]
+        ),
+    ],
+    baseline: Annotated[
+        Path | None,
+        typer.Option(
+            help="The bundle the others are compared with (path, folder name or bundle id; default: the first)."
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the comparison as JSON.")] = False,
-    html: Annotated[Optional[Path], typer.Option("--html", help="Also write a self-contained HTML page.")] = None,
+    html: Annotated[Path | None, typer.Option("--html", help="Also write a self-contained HTML page.")] = None,
 ) -> None:
     """Compare configurations side by side, with 95 % intervals and ratios to a baseline.
 
@@ -528,8 +656,9 @@ def compare(
     console = _console()
     from trainmark.terminal import field_lines
 
-    field_lines(console, [("differs" if index == 0 else "", _plain(line))
-                          for index, line in enumerate(comparison.differences)])
+    field_lines(
+        console, [("differs" if index == 0 else "", _plain(line)) for index, line in enumerate(comparison.differences)]
+    )
     field_lines(console, [("[yellow]caveat[/yellow]", _plain(caveat)) for caveat in comparison.caveats])
     if html is not None:
         console.print(f"wrote {_plain(html)}")
@@ -538,7 +667,7 @@ def compare(
 def _render_comparison(comparison) -> None:
     """One column per bundle (named by its folder) when that fits whole, else one block per quantity."""
     from trainmark.scorer.compare import QUANTITIES
-    from trainmark.spec.units import human, si
+    from trainmark.scorer.units import human, si
     from trainmark.terminal import Column, field_lines, interval, print_table
 
     console = _console()
@@ -546,11 +675,23 @@ def _render_comparison(comparison) -> None:
 
     configurations = comparison.configurations
     names = bundle_names(comparison)
-    console.print(f"[bold]trainmark compare: {len(configurations)} bundles, against "
-                  f"{_plain(names[comparison.baseline])}[/bold]")
-    field_lines(console, [(_plain(name), _plain(f"{configuration.label}; {configuration.runs_completed} of "
-                                                 f"{configuration.runs_total} runs completed"))
-                          for name, configuration in zip(names, configurations)], indent=2)
+    console.print(
+        f"[bold]trainmark compare: {len(configurations)} bundles, against {_plain(names[comparison.baseline])}[/bold]"
+    )
+    field_lines(
+        console,
+        [
+            (
+                _plain(name),
+                _plain(
+                    f"{configuration.label}; {configuration.runs_completed} of "
+                    f"{configuration.runs_total} runs completed"
+                ),
+            )
+            for name, configuration in zip(names, configurations)
+        ],
+        indent=2,
+    )
 
     def cell_text(cell) -> str:
         if cell.headline is None:
@@ -560,24 +701,34 @@ def _render_comparison(comparison) -> None:
             text += f"\n95 %: {_plain(interval(cell.ci95_low, cell.ci95_high, cell.unit))}"
         if cell.ratio is not None:
             colour = "green" if "better" in cell.verdict else "red" if "worse" in cell.verdict else "dim"
-            ratio = f"x{si(cell.ratio)}" + ("" if cell.ratio_low is None else
-                                            f" ({si(max(0.0, cell.ratio_low))} to {si(cell.ratio_high)})")
+            ratio = f"x{si(cell.ratio)}" + (
+                "" if cell.ratio_low is None else f" ({si(max(0.0, cell.ratio_low))} to {si(cell.ratio_high)})"
+            )
             text += f"\n[{colour}]{ratio}\n{_plain(cell.verdict)}[/{colour}]"
         elif cell.verdict == "baseline":
             text += "\n[dim]baseline[/dim]"
         return text
 
-    rows = [[label, *[cell_text(configuration.cells[name]) for configuration in configurations]]
-            for name, label, _ in QUANTITIES]
-    print_table(console, ["quantity", *[Column(_plain(name), True) for name in names]], rows, lines=True,
-                title="headline, its 95 % interval, and the ratio of means to the baseline")
+    rows = [
+        [label, *[cell_text(configuration.cells[name]) for configuration in configurations]]
+        for name, label, _ in QUANTITIES
+    ]
+    print_table(
+        console,
+        ["quantity", *[Column(_plain(name), True) for name in names]],
+        rows,
+        lines=True,
+        title="headline, its 95 % interval, and the ratio of means to the baseline",
+    )
 
 
 @app.command()
 def report(
     path: Annotated[Path, typer.Argument(help="A bundle directory or .tar.gz archive.", callback=_existing)],
-    html: Annotated[Optional[Path], typer.Option("--html", help="Where to write the report (default: "
-                                                                "BUNDLE-report.html beside the bundle).")] = None,
+    html: Annotated[
+        Path | None,
+        typer.Option("--html", help="Where to write the report (default: BUNDLE-report.html beside the bundle)."),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Write a self-contained HTML report of one bundle: what was run, the score and its findings,
@@ -591,21 +742,43 @@ def report(
     text, score_report = bundle_report_html(path)
     target.write_text(text)
     if as_json:
-        typer.echo(json.dumps({"html": str(target), "bundle_id": score_report.bundle_id, "score": score_report.score,
-                               "ranked": score_report.ranked}, indent=2))
+        typer.echo(
+            json.dumps(
+                {
+                    "html": str(target),
+                    "bundle_id": score_report.bundle_id,
+                    "score": score_report.score,
+                    "ranked": score_report.ranked,
+                },
+                indent=2,
+            )
+        )
         return
-    _console().print(f"wrote {_plain(target)} (score {score_report.score:.3f}, "
-                     f"{'ranked' if score_report.ranked else 'not ranked'})")
+    _console().print(
+        f"wrote {_plain(target)} (score {score_report.score:.3f}, {'ranked' if score_report.ranked else 'not ranked'})"
+    )
 
 
 # ---------------------------------------------------------------- registry
 
-DbOption = Annotated[Optional[str], typer.Option(
-    "--db", envvar="TRAINMARK_DB", show_envvar=True,
-    help="Database URL: sqlite:///PATH or postgresql://USER@HOST/DB (default: ./trainmark-registry/registry.db).")]
-BlobsOption = Annotated[Optional[Path], typer.Option(
-    "--blobs", envvar="TRAINMARK_BLOBS", show_envvar=True,
-    help="The trace blob folder (default: ./trainmark-registry/blobs).")]
+DbOption = Annotated[
+    str | None,
+    typer.Option(
+        "--db",
+        envvar="TRAINMARK_DB",
+        show_envvar=True,
+        help="Database URL: sqlite:///PATH or postgresql://USER@HOST/DB (default: ./trainmark-registry/registry.db).",
+    ),
+]
+BlobsOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--blobs",
+        envvar="TRAINMARK_BLOBS",
+        show_envvar=True,
+        help="The trace blob folder (default: ./trainmark-registry/blobs).",
+    ),
+]
 
 
 def _open_store(db: str | None, blobs: Path | None):
@@ -635,7 +808,8 @@ def registry_upgrade(db: DbOption = None, blobs: BlobsOption = None) -> None:
 
 @registry_app.command("rescore")
 def registry_rescore(
-    db: DbOption = None, blobs: BlobsOption = None,
+    db: DbOption = None,
+    blobs: BlobsOption = None,
     rubric: Annotated[Rubric, typer.Option(help="The rubric to score every submission under.")] = Rubric.r2,
 ) -> None:
     """Score every submission again under the current rubric (or the one named) from its stored
@@ -651,9 +825,11 @@ def registry_rescore(
     console = _console()
     for change in changes:
         old, new = change["old"], change["new"]
-        console.print(f"{change['id'][:12]}  {old['rubric_version']} {old['score']:.3f}"
-                      f"{'' if old['ranked'] else ' (not ranked)'} -> {new['rubric_version']} {new['score']:.3f}"
-                      f"{'' if new['ranked'] else ' (not ranked)'}")
+        console.print(
+            f"{change['id'][:12]}  {old['rubric_version']} {old['score']:.3f}"
+            f"{'' if old['ranked'] else ' (not ranked)'} -> {new['rubric_version']} {new['score']:.3f}"
+            f"{'' if new['ranked'] else ' (not ranked)'}"
+        )
     console.print(f"{len(changes)} submission(s) scored under {rubric.value}")
 
 
@@ -670,7 +846,8 @@ def _migrate(db: str | None, blobs: Path | None) -> None:
 @keys_app.command("create")
 def keys_create(
     name: Annotated[str, typer.Option(help="Who the key is for (shown in the audit log).")],
-    db: DbOption = None, blobs: BlobsOption = None,
+    db: DbOption = None,
+    blobs: BlobsOption = None,
 ) -> None:
     """Create an API key for submitting; it is printed once and only its hash is stored.
 
@@ -686,8 +863,11 @@ def keys_create(
 
 
 @keys_app.command("list")
-def keys_list(db: DbOption = None, blobs: BlobsOption = None,
-              as_json: Annotated[bool, typer.Option("--json", help="Print the keys as JSON.")] = False) -> None:
+def keys_list(
+    db: DbOption = None,
+    blobs: BlobsOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the keys as JSON.")] = False,
+) -> None:
     """List the API keys: id, name, prefix (the key's first characters), created, revoked.
 
     Example: trainmark keys list
@@ -701,13 +881,18 @@ def keys_list(db: DbOption = None, blobs: BlobsOption = None,
         typer.echo(json.dumps(keys, indent=2))
         return
     for key in keys:
-        typer.echo(f"{key['id']}\t{key['prefix']}\t{'revoked' if key['revoked'] else 'active'}\t"
-                   f"{key['created_at']}\t{key['name']}")
+        typer.echo(
+            f"{key['id']}\t{key['prefix']}\t{'revoked' if key['revoked'] else 'active'}\t"
+            f"{key['created_at']}\t{key['name']}"
+        )
 
 
 @keys_app.command("revoke")
-def keys_revoke(which: Annotated[str, typer.Argument(help="The key's id or prefix, as trainmark keys list shows.")],
-                db: DbOption = None, blobs: BlobsOption = None) -> None:
+def keys_revoke(
+    which: Annotated[str, typer.Argument(help="The key's id or prefix, as trainmark keys list shows.")],
+    db: DbOption = None,
+    blobs: BlobsOption = None,
+) -> None:
     """Revoke an API key: from now on the registry refuses it (401). Audited.
 
     Example: trainmark keys revoke 3
@@ -721,10 +906,17 @@ def keys_revoke(which: Annotated[str, typer.Argument(help="The key's id or prefi
 
 
 @registry_app.command("check")
-def registry_check(db: DbOption = None, blobs: BlobsOption = None,
-                   grace: Annotated[float, typer.Option(help="Keep unreferenced blobs younger than this many "
-                                                             "seconds (another server may be committing them).",
-                                                        min=0)] = 3600.0) -> None:
+def registry_check(
+    db: DbOption = None,
+    blobs: BlobsOption = None,
+    grace: Annotated[
+        float,
+        typer.Option(
+            help="Keep unreferenced blobs younger than this many seconds (another server may be committing them).",
+            min=0,
+        ),
+    ] = 3600.0,
+) -> None:
     """Find and remove what failed or killed writers left in the blob folder: partial blobs and
     scratch folders of processes that are gone, and blobs and archives no submission references.
 
@@ -735,9 +927,11 @@ def registry_check(db: DbOption = None, blobs: BlobsOption = None,
         removed = store.sweep(grace)
     finally:
         store.close()
-    _console().print(f"removed {removed['temporaries']} stale temporary file(s) or folder(s), "
-                     f"{removed['orphan_blobs']} orphan blob(s), {removed['orphan_archives']} orphan archive(s): "
-                     f"{removed['bytes']} bytes")
+    _console().print(
+        f"removed {removed['temporaries']} stale temporary file(s) or folder(s), "
+        f"{removed['orphan_blobs']} orphan blob(s), {removed['orphan_archives']} orphan archive(s): "
+        f"{removed['bytes']} bytes"
+    )
     for problem in removed["errors"]:
         _console(stderr=True).print(f"could not remove {_plain(problem)}")
     if removed["errors"]:
@@ -749,11 +943,17 @@ def serve(
     host: Annotated[str, typer.Option(help="The address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="The port to listen on.")] = 8000,
     rate_limit: Annotated[float, typer.Option(help="Submissions a minute per API key.", min=0.1)] = 60.0,
-    header_timeout: Annotated[float, typer.Option(help="Seconds a connection may take to send a request's "
-                                                       "headers (or stay idle between requests).", min=0.1)] = 10.0,
-    body_timeout: Annotated[float, typer.Option(help="Seconds an upload may send nothing before it is dropped "
-                                                     "(408).", min=0.1)] = 60.0,
-    db: DbOption = None, blobs: BlobsOption = None,
+    header_timeout: Annotated[
+        float,
+        typer.Option(
+            help="Seconds a connection may take to send a request's headers (or stay idle between requests).", min=0.1
+        ),
+    ] = 10.0,
+    body_timeout: Annotated[
+        float, typer.Option(help="Seconds an upload may send nothing before it is dropped (408).", min=0.1)
+    ] = 60.0,
+    db: DbOption = None,
+    blobs: BlobsOption = None,
 ) -> None:
     """Serve the registry: the leaderboard at /, the API under /api/v1, its documentation at /docs.
 
@@ -768,9 +968,11 @@ def serve(
     store = _open_store(db, blobs)
     removed = store.sweep()
     if removed["temporaries"] + removed["orphan_blobs"] + removed["orphan_archives"]:
-        _console(stderr=True).print(f"removed what an earlier server left: {removed['temporaries']} temporary "
-                                    f"file(s) or folder(s), {removed['orphan_blobs']} orphan blob(s), "
-                                    f"{removed['orphan_archives']} orphan archive(s) ({removed['bytes']} bytes)")
+        _console(stderr=True).print(
+            f"removed what an earlier server left: {removed['temporaries']} temporary "
+            f"file(s) or folder(s), {removed['orphan_blobs']} orphan blob(s), "
+            f"{removed['orphan_archives']} orphan archive(s) ({removed['bytes']} bytes)"
+        )
     app = create_app(store, submissions_per_minute=rate_limit, body_timeout_s=body_timeout)
     prepare_serving_process()
     _console(stderr=True).print(f"trainmark registry on http://{host}:{port}/  (API documentation: /docs)")
@@ -783,11 +985,12 @@ def serve(
 @app.command()
 def submit(
     path: Annotated[Path, typer.Argument(help="A bundle directory or .tar.gz archive.", callback=_existing)],
-    to: Annotated[Optional[str], typer.Option("--to", help="A registry's URL, e.g. https://registry.example.org")]
-    = None,
-    key: Annotated[Optional[str], typer.Option(envvar="TRAINMARK_KEY", show_envvar=True,
-                                               help="Your API key (with --to).")] = None,
-    db: DbOption = None, blobs: BlobsOption = None,
+    to: Annotated[str | None, typer.Option("--to", help="A registry's URL, e.g. https://registry.example.org")] = None,
+    key: Annotated[
+        str | None, typer.Option(envvar="TRAINMARK_KEY", show_envvar=True, help="Your API key (with --to).")
+    ] = None,
+    db: DbOption = None,
+    blobs: BlobsOption = None,
     as_json: Annotated[bool, typer.Option("--json", help='Print {"id", "score", "ranked", "findings"}.')] = False,
 ) -> None:
     """Submit a bundle to a registry: over HTTP (--to URL --key KEY) or straight into a database (--db).
@@ -825,8 +1028,11 @@ def submit(
                 answer, created, page = outcome.as_dict(), outcome.created, None
         except (RegistryError, SubmissionRejected) as refused:
             if as_json:
-                body = refused.body if isinstance(refused, RegistryError) else {
-                    "error": str(refused), "findings": [finding.as_dict() for finding in refused.findings]}
+                body = (
+                    refused.body
+                    if isinstance(refused, RegistryError)
+                    else {"error": str(refused), "findings": [finding.as_dict() for finding in refused.findings]}
+                )
                 typer.echo(json.dumps(body or {"error": str(refused)}, indent=2))
                 raise typer.Exit(1) from None
             raise
@@ -836,21 +1042,23 @@ def submit(
     console = _console()
     state = "accepted" if created else "already in the registry"
     ranked = "[green]ranked[/green]" if answer["ranked"] else "[red]not ranked[/red]"
-    console.print(f"{state}: {answer['id']}  score {answer['score']:.3f}  {ranked}  "
-                  f"{len(answer['findings'])} finding(s)")
+    console.print(
+        f"{state}: {answer['id']}  score {answer['score']:.3f}  {ranked}  {len(answer['findings'])} finding(s)"
+    )
     if page:
         console.print(f"  {_plain(page)}")
 
 
 @app.command()
 def leaderboard(
-    db: DbOption = None, blobs: BlobsOption = None,
-    metric: Annotated[str, typer.Option(help="steps_per_second, flops_per_joule or energy_per_step.")]
-    = "steps_per_second",
-    device_model: Annotated[Optional[str], typer.Option(help="Only this device model.")] = None,
-    precision: Annotated[Optional[str], typer.Option(help="Only this precision policy.")] = None,
-    include_unranked: Annotated[bool, typer.Option("--all", help="Also list entries that are not ranked.")]
-    = False,
+    db: DbOption = None,
+    blobs: BlobsOption = None,
+    metric: Annotated[
+        str, typer.Option(help="steps_per_second, flops_per_joule or energy_per_step.")
+    ] = "steps_per_second",
+    device_model: Annotated[str | None, typer.Option(help="Only this device model.")] = None,
+    precision: Annotated[str | None, typer.Option(help="Only this precision policy.")] = None,
+    include_unranked: Annotated[bool, typer.Option("--all", help="Also list entries that are not ranked.")] = False,
     limit: Annotated[int, typer.Option(min=1, max=100, help="How many entries.")] = 20,
     as_json: Annotated[bool, typer.Option("--json", help="Print the entries as JSON.")] = False,
 ) -> None:
@@ -863,8 +1071,15 @@ def leaderboard(
 
     store = _open_store(db, blobs)
     try:
-        page = store.leaderboard(BoardQuery(metric=metric, device_model=device_model, precision=precision,
-                                            include_unranked=include_unranked, limit=limit))
+        page = store.leaderboard(
+            BoardQuery(
+                metric=metric,
+                device_model=device_model,
+                precision=precision,
+                include_unranked=include_unranked,
+                limit=limit,
+            )
+        )
     finally:
         store.close()
     if as_json:
@@ -876,22 +1091,32 @@ def leaderboard(
 def _render_board(rows: list[dict], metric: str) -> None:
     """The board, one table per workload (rows come workload by workload, ranked within it): a
     table when it fits the terminal whole, else one block per entry."""
-    from trainmark.spec.units import human, si
+    from trainmark.scorer.units import human, si
     from trainmark.terminal import Column, bound, field_lines, print_table, table_fits
 
     side = "high" if metric == "energy_per_step" else "low"
-    unit, short = {"steps_per_second": ("{step}/s", "steps/s"), "flops_per_joule": ("{flop}/J", "FLOP/J"),
-                   "energy_per_step": ("J/{step}", "J/step")}.get(metric, ("", metric))
+    unit, short = {
+        "steps_per_second": ("{step}/s", "steps/s"),
+        "flops_per_joule": ("{flop}/J", "FLOP/J"),
+        "energy_per_step": ("J/{step}", "J/step"),
+    }.get(metric, ("", metric))
     console = _console()
 
     def shown(row: dict, compact: bool) -> str:
         value, limit_value = row[metric], row[f"{metric}_{side}"]
-        text = "not measured" if value is None else (
-            si(value) + ("" if limit_value is None else f" ({si(max(0.0, limit_value))})") if compact  # unit in header
-            else human(value, unit) + ("" if limit_value is None else f" (95 % {side} {bound(limit_value, unit)})"))
+        text = (
+            "not measured"
+            if value is None
+            else (
+                si(value) + ("" if limit_value is None else f" ({si(max(0.0, limit_value))})")
+                if compact  # unit in header
+                else human(value, unit) + ("" if limit_value is None else f" (95 % {side} {bound(limit_value, unit)})")
+            )
+        )
         if row.get("time_to_train") is not None:  # an MLPerf result: what it is judged by
             text += f"; time to train {human(row['time_to_train'], 's')}" + (
-                "" if row.get("energy_to_train") is None else f", energy {human(row['energy_to_train'], 'J')}")
+                "" if row.get("energy_to_train") is None else f", energy {human(row['energy_to_train'], 'J')}"
+            )
         return text
 
     console.print(_plain(f"trainmark leaderboard: ranked within each workload by {short} (95 % {side} bound)"))
@@ -901,19 +1126,39 @@ def _render_board(rows: list[dict], metric: str) -> None:
     workloads: dict[str, list[dict]] = {}
     for row in rows:
         workloads.setdefault(row["workload"], []).append(row)
-    columns = ["#", "submitter", "model", "hardware", "precision", "trust", Column("score", True),
-               Column(f"{short} (95 % {side})", True), "badges", "missing"]
+    columns = [
+        "#",
+        "submitter",
+        "model",
+        "hardware",
+        "precision",
+        "trust",
+        Column("score", True),
+        Column(f"{short} (95 % {side})", True),
+        "badges",
+        "missing",
+    ]
     for workload, entries in workloads.items():
         title = f"workload: {workload or 'not recorded (run trainmark registry rescore)'}"
         positions, position = [], 0
         for row in entries:
             position += row["ranked"]
             positions.append(str(position) if row["ranked"] else "-")
-        table_rows = [[number, _plain(row["submitter"]), _plain(row["model_name"]),
-                       _plain(f"{row['device_count']} x {row['device_model']}"), _plain(row["precision"]),
-                       _plain(row["provenance"] or "-"), f"{row['score']:.3f}", _plain(shown(row, True)),
-                       _plain(", ".join(row["badges"]) or "-"), _plain(row["missing"] or "-")]
-                      for number, row in zip(positions, entries)]
+        table_rows = [
+            [
+                number,
+                _plain(row["submitter"]),
+                _plain(row["model_name"]),
+                _plain(f"{row['device_count']} x {row['device_model']}"),
+                _plain(row["precision"]),
+                _plain(row["provenance"] or "-"),
+                f"{row['score']:.3f}",
+                _plain(shown(row, True)),
+                _plain(", ".join(row["badges"]) or "-"),
+                _plain(row["missing"] or "-"),
+            ]
+            for number, row in zip(positions, entries)
+        ]
         if table_fits(console, columns, table_rows):
             print_table(console, columns, table_rows, title=_plain(title))
             continue
@@ -921,12 +1166,22 @@ def _render_board(rows: list[dict], metric: str) -> None:
         for cells, row in zip(table_rows, entries):
             heading = cells[0] + "." if row["ranked"] else "- (not ranked)"
             console.print(f"[bold]{heading} {cells[2]}, {cells[4]}, on {cells[3]}[/bold]")
-            field_lines(console, [("submitter", cells[1]), ("trust", cells[5]), ("score", cells[6]),
-                                  (short, _plain(shown(row, False))), ("badges", cells[8]),
-                                  ("missing", cells[9])], indent=4)
+            field_lines(
+                console,
+                [
+                    ("submitter", cells[1]),
+                    ("trust", cells[5]),
+                    ("score", cells[6]),
+                    (short, _plain(shown(row, False))),
+                    ("badges", cells[8]),
+                    ("missing", cells[9]),
+                ],
+                indent=4,
+            )
 
 
 # ---------------------------------------------------------------- bundle
+
 
 @bundle_app.command("pack")
 def bundle_pack(
@@ -949,20 +1204,26 @@ def bundle_pack(
     report = validate_bundle(directory, max_findings=1)
     if not report.valid:
         first = report.findings[0]
-        raise TrainmarkError(f"{directory} is not a valid bundle ({report.error_count} error(s), first: "
-                             f"{first.location()} {first.message}); see trainmark validate {directory}")
+        raise TrainmarkError(
+            f"{directory} is not a valid bundle ({report.error_count} error(s), first: "
+            f"{first.location()} {first.message}); see trainmark validate {directory}"
+        )
     pack(directory, output)
     if as_json:
-        typer.echo(json.dumps({"archive": str(output), "bundle_id": report.bundle_id,
-                               "size_bytes": output.stat().st_size}, indent=2))
+        typer.echo(
+            json.dumps(
+                {"archive": str(output), "bundle_id": report.bundle_id, "size_bytes": output.stat().st_size}, indent=2
+            )
+        )
         return
     _console().print(f"packed bundle {report.bundle_id} into {output}")
 
 
 @bundle_app.command("finalize")
 def bundle_finalize(
-    directory: Annotated[Path, typer.Argument(help="What a killed or crashed producer left behind.",
-                                              callback=_existing)],
+    directory: Annotated[
+        Path, typer.Argument(help="What a killed or crashed producer left behind.", callback=_existing)
+    ],
     as_json: JsonOption = False,
 ) -> None:
     """Close the runs a killed producer left open (status interrupted) and write the manifest.
@@ -973,9 +1234,16 @@ def bundle_finalize(
 
     report = finalize(directory)
     if as_json:
-        typer.echo(json.dumps({"bundle_id": report.bundle_id, "closed_runs": list(report.closed_runs),
-                               "dropped_partial_lines": [str(path) for path in report.dropped_partial_lines]},
-                              indent=2))
+        typer.echo(
+            json.dumps(
+                {
+                    "bundle_id": report.bundle_id,
+                    "closed_runs": list(report.closed_runs),
+                    "dropped_partial_lines": [str(path) for path in report.dropped_partial_lines],
+                },
+                indent=2,
+            )
+        )
         return
     console = _console()
     console.print(f"finalized bundle {report.bundle_id}")
@@ -994,9 +1262,9 @@ def bundle_show(
 
     Example: trainmark bundle show spec/examples/valid/cpu-tiny
     """
+    from trainmark.overview import bundle_overview
     from trainmark.spec.archive import open_bundle
     from trainmark.spec.bundle import bundle_id, read_manifest
-    from trainmark.spec.overview import bundle_overview
 
     with open_bundle(path) as root:
         document, manifest = read_manifest(root)
@@ -1008,8 +1276,8 @@ def bundle_show(
 
 
 def _render_overview(overview: dict) -> None:
-    from trainmark.spec.overview import HEADLINE_METRICS
-    from trainmark.spec.units import duration, human, iec_bytes
+    from trainmark.overview import HEADLINE_METRICS
+    from trainmark.scorer.units import duration, human, iec_bytes
     from trainmark.terminal import Column, field_lines, print_table
 
     console = _console()
@@ -1018,26 +1286,52 @@ def _render_overview(overview: dict) -> None:
     planned = training["max_steps"]
     runs = overview["runs"]
     counted = "parameter count not reported" if parameters is None else f"{human(parameters, '1')} parameters"
-    field_lines(console, [(name, _plain(value)) for name, value in [
-        ("bundle", overview["bundle_id"]),
-        ("schema", overview["schema_version"]),
-        ("producer", overview["producer"]),
-        *([("about", overview["description"])] if overview["description"] else []),
-        ("system", f"{system['nodes']} node(s): {', '.join(system['devices'])}; host {system['host_cpu']}"),
-        ("software", overview["software"]),
-        ("model", f"{model['name']} ({model['architecture_family']}, {counted}, {model['precision_policy']})"),
-        ("training", f"global batch {training['global_batch_size']}, "
-                     f"sequence {training['sequence_length'] or 'length not reported'}, "
-                     f"world size {training['world_size']}, "
-                     + (f"{planned} steps planned" if planned is not None else "no step count planned")),
-        ("files", f"{overview['files']} ({iec_bytes(overview['bytes'])})"),
-        *([("reported", "by the source's own rules (source.reported): " + "; ".join(
-            f"{name} {human(view['value'], view['unit'])}" if view["value"] is not None
-            else f"{name} null ({view['unavailable_reason']})" for name, view in overview["reported"].items()))]
-          if overview["reported"] else []),
-        *[("runs" if index == 0 else "", f"{run['run_id']}  {run['status']}, seed {run['seed']}, "
-                                         f"{duration(run['duration_s'])}") for index, run in enumerate(runs)],
-    ]])
+    field_lines(
+        console,
+        [
+            (name, _plain(value))
+            for name, value in [
+                ("bundle", overview["bundle_id"]),
+                ("schema", overview["schema_version"]),
+                ("producer", overview["producer"]),
+                *([("about", overview["description"])] if overview["description"] else []),
+                ("system", f"{system['nodes']} node(s): {', '.join(system['devices'])}; host {system['host_cpu']}"),
+                ("software", overview["software"]),
+                ("model", f"{model['name']} ({model['architecture_family']}, {counted}, {model['precision_policy']})"),
+                (
+                    "training",
+                    f"global batch {training['global_batch_size']}, "
+                    f"sequence {training['sequence_length'] or 'length not reported'}, "
+                    f"world size {training['world_size']}, "
+                    + (f"{planned} steps planned" if planned is not None else "no step count planned"),
+                ),
+                ("files", f"{overview['files']} ({iec_bytes(overview['bytes'])})"),
+                *(
+                    [
+                        (
+                            "reported",
+                            "by the source's own rules (source.reported): "
+                            + "; ".join(
+                                f"{name} {human(view['value'], view['unit'])}"
+                                if view["value"] is not None
+                                else f"{name} null ({view['unavailable_reason']})"
+                                for name, view in overview["reported"].items()
+                            ),
+                        )
+                    ]
+                    if overview["reported"]
+                    else []
+                ),
+                *[
+                    (
+                        "runs" if index == 0 else "",
+                        f"{run['run_id']}  {run['status']}, seed {run['seed']}, {duration(run['duration_s'])}",
+                    )
+                    for index, run in enumerate(runs)
+                ],
+            ]
+        ],
+    )
     reasons: dict[str, str] = {}
     rows = []
     for name in HEADLINE_METRICS:
@@ -1058,8 +1352,10 @@ def _render_overview(overview: dict) -> None:
         if not methods:  # null in every run: one line below says why
             continue
         rows.append((name, present[0]["unit"], "/".join(methods) or "-", cells))
-    wide = [["metric (global), method", *[Column(run["run_id"], True) for run in runs]],
-            *[[_plain(f"{name}\n  {method}"), *[_plain(cell) for cell in cells]] for name, _, method, cells in rows]]
+    wide = [
+        ["metric (global), method", *[Column(run["run_id"], True) for run in runs]],
+        *[[_plain(f"{name}\n  {method}"), *[_plain(cell) for cell in cells]] for name, _, method, cells in rows],
+    ]
     print_table(console, wide[0], wide[1:], title="headline metrics per run")
     if reasons:
         console.print("[bold]not measured (null)[/bold]")

@@ -4,7 +4,7 @@ A table is printed as a table only when every cell fits the terminal whole (rich
 first); otherwise it is printed stacked, one entry after another with one line per field, so an
 80-column terminal, a log file or a pipe sees every name and every number in full, never an
 ellipsis. Long free text folds onto the next line at a space. Quantities are shown in the units
-people read (trainmark.spec.units); the exact values are what `--json` prints.
+people read (trainmark.scorer.units); the exact values are what `--json` prints.
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from trainmark.spec.units import human, si
+from trainmark.scorer.units import human, si
+
 
 def console(stderr: bool = False) -> Console:
     """A console that wraps long lines at spaces (never cuts them). On stderr (an error, a notice) a
@@ -62,8 +63,16 @@ class Column:
 
 
 def _table(columns: Sequence[Column], rows: Sequence[Sequence[str]], title: str | None, lines: bool) -> Table:
-    table = Table(title=title, show_lines=lines, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False,
-                  show_edge=False, title_style="bold", padding=(0, 1, 0, 0))
+    table = Table(
+        title=title,
+        show_lines=lines,
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        show_edge=False,
+        title_style="bold",
+        padding=(0, 1, 0, 0),
+    )
     for column in columns:
         table.add_column(column.header, justify="right" if column.numeric else "left", no_wrap=True, overflow="fold")
     for row in rows:
@@ -77,8 +86,14 @@ def table_fits(out: Console, columns: Sequence[Column | str], rows: Sequence[Seq
     return _table(columns, rows, None, False).__rich_measure__(out, out.options).maximum <= out.width
 
 
-def print_table(out: Console, columns: Sequence[Column | str], rows: Sequence[Sequence[str]],
-                title: str | None = None, lines: bool = False, inline: bool = False) -> bool:
+def print_table(
+    out: Console,
+    columns: Sequence[Column | str],
+    rows: Sequence[Sequence[str]],
+    title: str | None = None,
+    lines: bool = False,
+    inline: bool = False,
+) -> bool:
     """Print `rows` as a table when it fits `out` whole, else stacked: the first cell as the entry's
     heading, then its other cells one per line ("header  cell"), or with `inline` on one folded
     line ("header cell; header cell"). Cells are rich markup. Returns True for a table."""
@@ -127,10 +142,12 @@ PLAIN_EVERY_FRACTION = 0.10
 def progress_text(state: dict) -> str:
     """One progress line: "run 2 of 3 · training · step 40 of 80 · loss 2.31 · 12.3 steps/s · about
     1 min 05 s left (estimate)"."""
-    from trainmark.spec.units import duration
+    from trainmark.scorer.units import duration
 
-    parts = [f"run {state['run']} of {state['runs']}" + (f" ({state['label']})" if state["label"] else ""),
-             state["phase"]]
+    parts = [
+        f"run {state['run']} of {state['runs']}" + (f" ({state['label']})" if state["label"] else ""),
+        state["phase"],
+    ]
     if state["phase"] == "training" and state["step"] is not None:
         parts.append(f"step {state['step']} of {state['steps']}")
         if state["loss"] is not None:

@@ -1,10 +1,9 @@
 """Alembic environment: the registry's tables, the URL from the config trainmark builds."""
 
+import trainmark.registry.tables  # noqa: F401  (registers the tables on SQLModel.metadata)
 from alembic import context
 from sqlalchemy import engine_from_config, pool
 from sqlmodel import SQLModel
-
-import trainmark.registry.tables  # noqa: F401  (registers the tables on SQLModel.metadata)
 
 config = context.config
 target_metadata = SQLModel.metadata
@@ -13,8 +12,9 @@ target_metadata = SQLModel.metadata
 def run_migrations() -> None:
     connectable = config.attributes.get("connection")
     if connectable is None:
-        engine = engine_from_config(config.get_section(config.config_ini_section), prefix="sqlalchemy.",
-                                    poolclass=pool.NullPool)
+        engine = engine_from_config(
+            config.get_section(config.config_ini_section), prefix="sqlalchemy.", poolclass=pool.NullPool
+        )
         with engine.connect() as connection:
             _run(connection)
     else:
@@ -22,8 +22,7 @@ def run_migrations() -> None:
 
 
 def _run(connection) -> None:
-    context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True,
-                      compare_type=True)
+    context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True, compare_type=True)
     with context.begin_transaction():
         context.run_migrations()
 

@@ -17,7 +17,6 @@ from pathlib import Path
 from types import TracebackType
 
 import pydantic
-
 from trainmark.spec import SCHEMA_VERSION, models, producer_version
 from trainmark.spec.bundle import BundleWriter
 from trainmark.spec.errors import TrainmarkError
@@ -46,8 +45,9 @@ class BundleImport:
     def __enter__(self) -> BundleImport:
         return self
 
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                 trace: TracebackType | None) -> None:
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
         if not self._finished:
             shutil.rmtree(self.root, ignore_errors=True)
 
@@ -71,8 +71,17 @@ class BundleImport:
         self.kept.append(path)
         return path
 
-    def issue(self, code: str, file: str, message: str, *, line: int | None = None, pointer: str | None = None,
-              repeated: str | None = None, count: int = 1) -> None:
+    def issue(
+        self,
+        code: str,
+        file: str,
+        message: str,
+        *,
+        line: int | None = None,
+        pointer: str | None = None,
+        repeated: str | None = None,
+        count: int = 1,
+    ) -> None:
         """Record a problem met `count` times in the original `file` (a bundle path under source/).
 
         Problems with the same `repeated` key in one file are one issue: the first occurrence's line
@@ -81,8 +90,9 @@ class BundleImport:
         key = (file, code, repeated or message, None if repeated else line)
         found = self._issues.get(key)
         if found is None:
-            self._issues[key] = models.SourceIssue(code=code, file=file, message=message, line=line, pointer=pointer,
-                                                   count=count if count > 1 else None)
+            self._issues[key] = models.SourceIssue(
+                code=code, file=file, message=message, line=line, pointer=pointer, count=count if count > 1 else None
+            )
         else:
             found.count = (found.count or 1) + count
 
@@ -91,17 +101,31 @@ class BundleImport:
         """Every issue recorded so far, in the order first met."""
         return list(self._issues.values())
 
-    def provenance(self, *, origin: str | None = None, parameters: list[models.Hyperparameter] | None = None,
-                   reported: list[models.Metric] | None = None) -> models.SourceProvenance:
+    def provenance(
+        self,
+        *,
+        origin: str | None = None,
+        parameters: list[models.Hyperparameter] | None = None,
+        reported: list[models.Metric] | None = None,
+    ) -> models.SourceProvenance:
         """The manifest's `source` block: format, importer, originals, issues, and what the source reports."""
-        return models.SourceProvenance(format=self.source_format, importer=self.producer, origin=origin,
-                                       files=list(self.kept), parameters=parameters or None, issues=self.issues or None,
-                                       reported=reported or None)
+        return models.SourceProvenance(
+            format=self.source_format,
+            importer=self.producer,
+            origin=origin,
+            files=list(self.kept),
+            parameters=parameters or None,
+            issues=self.issues or None,
+            reported=reported or None,
+        )
 
     def finish(self, blocks: dict[str, pydantic.BaseModel | list | str | None]) -> str:
         """Write the manifest from its blocks (models; `files` is added), move the bundle into place, return its id."""
-        document = {"schema_version": SCHEMA_VERSION, "producer": self.producer,
-                    **{key: value for key, value in blocks.items() if value is not None}}
+        document = {
+            "schema_version": SCHEMA_VERSION,
+            "producer": self.producer,
+            **{key: value for key, value in blocks.items() if value is not None},
+        }
         _, bundle_id = self.writer.finish(document)
         if self.out.is_dir():
             self.out.rmdir()  # empty, checked when the import began

@@ -10,9 +10,10 @@ per file, not 300,000).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 TOKEN = ":::MLLOG "
 LAST_MS = 253402300799999  # 9999-12-31T23:59:59.999Z: later times are not dates a bundle can hold
@@ -42,8 +43,15 @@ class Log:
     unparsed_lines: int = 0  # :::MLLOG lines MLCommons' parser would also fail on
     _repeated: dict[str, list] = field(default_factory=dict)
 
-    def issue(self, code: str, message: str, *, line: int | None = None, pointer: str | None = None,
-              repeated: str | None = None) -> None:
+    def issue(
+        self,
+        code: str,
+        message: str,
+        *,
+        line: int | None = None,
+        pointer: str | None = None,
+        repeated: str | None = None,
+    ) -> None:
         """Record a problem of this file; with `repeated`, one issue and a count however often it occurs."""
         if repeated is None:
             self.issue_sink(code, self.path, message, line=line, pointer=pointer)
@@ -70,8 +78,11 @@ class Log:
         """The first event with `key`; later ones are a duplicate-event issue."""
         found = [event for event in self.events if event.key == key]
         if len(found) > 1:
-            self.issue("duplicate-event", f"{key} occurs {len(found)} times; the first (line {found[0].line}) is used",
-                       line=found[1].line)
+            self.issue(
+                "duplicate-event",
+                f"{key} occurs {len(found)} times; the first (line {found[0].line}) is used",
+                line=found[1].line,
+            )
         return found[0] if found else None
 
     def all(self, key: str) -> list[Event]:
@@ -128,7 +139,7 @@ def number(value: Any) -> float | None:
     if kind is float:
         return value if value - value == 0 else None  # inf - inf and nan - nan are nan
     if kind is int:
-        return float(value) if abs(value) < 2 ** 1023 else None
+        return float(value) if abs(value) < 2**1023 else None
     return None
 
 
@@ -139,7 +150,7 @@ def read_log(file: Path, bundle_path: str, issue_sink: IssueSink) -> Log:
     for number_, raw in enumerate(file.read_bytes().decode("utf-8", errors="replace").split("\n"), start=1):
         index = raw.rfind(TOKEN)
         if index >= 0:
-            _parse_line(log, raw[index + token_length:], number_)
+            _parse_line(log, raw[index + token_length :], number_)
     log.flush_issues()
     return log
 
@@ -149,41 +160,70 @@ def _parse_line(log: Log, text: str, line: int) -> None:
         data, repeated_key = _loads(text)
     except ValueError as error:
         log.unparsed_lines += 1
-        log.issue("unparseable-line", f"an :::MLLOG line that is not JSON ({error}); skipped", line=line,
-                  repeated="not-json")
+        log.issue(
+            "unparseable-line", f"an :::MLLOG line that is not JSON ({error}); skipped", line=line, repeated="not-json"
+        )
         return
     if not isinstance(data, dict):
         log.unparsed_lines += 1
-        log.issue("unparseable-line", "an :::MLLOG line whose JSON is not an object; skipped", line=line,
-                  repeated="not-object")
+        log.issue(
+            "unparseable-line",
+            "an :::MLLOG line whose JSON is not an object; skipped",
+            line=line,
+            repeated="not-object",
+        )
         return
     if repeated_key:
-        log.issue("unparseable-line", "a repeated key in one event; the last value is used", line=line,
-                  repeated="repeated-key")
+        log.issue(
+            "unparseable-line",
+            "a repeated key in one event; the last value is used",
+            line=line,
+            repeated="repeated-key",
+        )
     key, time_ms, metadata = data.get("key"), data.get("time_ms"), data.get("metadata", {})
     if not isinstance(key, str):
         log.unparsed_lines += 1
-        log.issue("type-mismatch", f"key is {type(key).__name__}, not a string; event skipped", line=line,
-                  pointer="/key", repeated="key-type")
+        log.issue(
+            "type-mismatch",
+            f"key is {type(key).__name__}, not a string; event skipped",
+            line=line,
+            pointer="/key",
+            repeated="key-type",
+        )
         return
     milliseconds = number(time_ms)
     if milliseconds is None:
         log.unparsed_lines += 1
-        log.issue("type-mismatch", f"time_ms of {key} is {type(time_ms).__name__}, not a number; event skipped",
-                  line=line, pointer="/time_ms", repeated=f"time-type:{key}")
+        log.issue(
+            "type-mismatch",
+            f"time_ms of {key} is {type(time_ms).__name__}, not a number; event skipped",
+            line=line,
+            pointer="/time_ms",
+            repeated=f"time-type:{key}",
+        )
         return
     if not 0 <= milliseconds <= LAST_MS:
         log.unparsed_lines += 1
-        log.issue("type-mismatch", f"time_ms of {key} is {time_ms}, not a Unix time in milliseconds (1970 to 9999); "
-                  "event skipped", line=line, pointer="/time_ms", repeated=f"time-range:{key}")
+        log.issue(
+            "type-mismatch",
+            f"time_ms of {key} is {time_ms}, not a Unix time in milliseconds (1970 to 9999); event skipped",
+            line=line,
+            pointer="/time_ms",
+            repeated=f"time-range:{key}",
+        )
         return
     if type(metadata) is dict:
         if repeated_key:
             metadata.pop("__duplicate_keys__", None)
     elif not log.counted_again(f"metadata-type:{key}"):  # the message is built once per file
-        log.issue("type-mismatch", f"metadata of {key} is {type(metadata).__name__}, not an object; its fields "
-                  "(host, status, samples_count, ...) are lost", line=line, pointer="/metadata",
-                  repeated=f"metadata-type:{key}")
+        log.issue(
+            "type-mismatch",
+            f"metadata of {key} is {type(metadata).__name__}, not an object; its fields "
+            "(host, status, samples_count, ...) are lost",
+            line=line,
+            pointer="/metadata",
+            repeated=f"metadata-type:{key}",
+        )
     if type(metadata) is not dict:
         metadata = {}
     log.events.append(Event(key, data.get("value"), milliseconds, metadata, line))

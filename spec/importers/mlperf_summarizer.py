@@ -27,7 +27,6 @@ from dataclasses import dataclass
 
 from trainmark.spec.importers.mlperf_log import Log, number
 
-
 MAX_ENERGY_J = 1e30  # the standard's bound of a metric value
 
 
@@ -104,8 +103,14 @@ def node_window(log: Log) -> NodeWindow:
             stop = event.time_ms
         if event.key == "conversion_eff" and number(event.value) is not None:
             efficiency = float(event.value)
-    return NodeWindow(start, stop if stop is not None else (last if start is not None else None), stop is not None,
-                      efficiency, total, counted)
+    return NodeWindow(
+        start,
+        stop if stop is not None else (last if start is not None else None),
+        stop is not None,
+        efficiency,
+        total,
+        counted,
+    )
 
 
 def node_energy_j(window: NodeWindow, time_to_train_ms: float, path: str) -> tuple[float | None, str | None]:
@@ -114,8 +119,10 @@ def node_energy_j(window: NodeWindow, time_to_train_ms: float, path: str) -> tup
         return None, f"no power_measurement_start in {path}: MLCommons' formula has no window"
     length = window.stop_ms - window.start_ms
     if length == 0:
-        return None, (f"the power measurement window of {path} has zero length (power_measurement_stop at the "
-                      "start's time): MLCommons' formula divides by it, so the energy is undefined")
+        return None, (
+            f"the power measurement window of {path} has zero length (power_measurement_stop at the "
+            "start's time): MLCommons' formula divides by it, so the energy is undefined"
+        )
     joules = window.efficiency * window.weighted_sum * time_to_train_ms / length / 1000
     if not math.isfinite(joules) or abs(joules) > MAX_ENERGY_J:
         return None, f"MLCommons' formula gives {joules!r} J for {path}: not a number a bundle can hold"
@@ -156,10 +163,12 @@ def olympic(scores: list[RunScore], benchmark: str | None, has_power: bool) -> O
     timed = sorted((s for s in scores if s.time_to_train_ms is not None), key=lambda s: (s.time_to_train_ms, s.stem))
     dropped = [s.stem for s in scores if s.time_to_train_ms is None]
     if len(dropped) > k:
-        reason = (f"{len(dropped)} runs did not converge or could not be read ({', '.join(dropped)}); MLCommons "
-                  f"allows at most {k} for this benchmark and reports no score")
+        reason = (
+            f"{len(dropped)} runs did not converge or could not be read ({', '.join(dropped)}); MLCommons "
+            f"allows at most {k} for this benchmark and reports no score"
+        )
         return OlympicResult(None, None, [], dropped, reason, reason)
-    kept = timed[k:len(timed) - (k - len(dropped))]
+    kept = timed[k : len(timed) - (k - len(dropped))]
     if not kept:
         reason = f"{len(timed)} usable runs leave none after dropping {k} fastest and {k} slowest"
         return OlympicResult(None, None, [], dropped, reason, reason)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from typing import Callable
+from collections.abc import Callable
+
 
 def _bytes(text: str) -> int | None:
     """'2 TB', '180 GB', '64GB' as bytes (decimal units, the way the descriptions write them)."""
@@ -16,10 +17,18 @@ def _bytes(text: str) -> int | None:
 def system_block(system: dict | None, platform: str | None, issue: Callable[[str, str], None]) -> tuple[dict, int]:
     """(system, accelerators) from the system description, or as much as the platform name says."""
     if system is None:
-        issue("incomplete-source", f"no system description (system.json or --system): the hardware is known only as "
-                                   f"the platform name {platform or 'not logged'!r}, one device on one node")
-        device = {"index": 0, "node": 0, "kind": "other_accelerator", "vendor": "not in MLPerf logs",
-                  "model": platform or "not in MLPerf logs"}
+        issue(
+            "incomplete-source",
+            f"no system description (system.json or --system): the hardware is known only as "
+            f"the platform name {platform or 'not logged'!r}, one device on one node",
+        )
+        device = {
+            "index": 0,
+            "node": 0,
+            "kind": "other_accelerator",
+            "vendor": "not in MLPerf logs",
+            "model": platform or "not in MLPerf logs",
+        }
         return {"node_count": 1, "hosts": [{"node": 0}], "devices": [device]}, 1
 
     def text(key):
@@ -37,9 +46,15 @@ def system_block(system: dict | None, platform: str | None, issue: Callable[[str
     if count("number_of_nodes") is None:
         issue("assumed-value", "number_of_nodes is missing or not a number: 1 node is assumed")
     per_node = count("accelerators_per_node") or 0
-    host = {key: value for key, value in {
-        "cpu_model": text("host_processor_model_name"), "cpu_sockets": count("host_processors_per_node"),
-        "accelerators": per_node}.items() if value is not None}
+    host = {
+        key: value
+        for key, value in {
+            "cpu_model": text("host_processor_model_name"),
+            "cpu_sockets": count("host_processors_per_node"),
+            "accelerators": per_node,
+        }.items()
+        if value is not None
+    }
     cores = count("host_processor_core_count")
     if cores and host.get("cpu_sockets"):
         host["cpu_cores"] = cores * host["cpu_sockets"]
@@ -48,25 +63,49 @@ def system_block(system: dict | None, platform: str | None, issue: Callable[[str
         host["memory_bytes"] = memory
     model = text("accelerator_model_name") or "not in the system description"
     lowered = model.lower()
-    kind = "gpu" if "gpu" in lowered or "nvidia" in lowered else "tpu" if "tpu" in lowered else \
-        "hpu" if "gaudi" in lowered else "other_accelerator"
-    vendor = "NVIDIA" if kind == "gpu" else "Google" if kind == "tpu" else "Intel Habana" if kind == "hpu" else \
-        text("submitter") or "not in the system description"
+    kind = (
+        "gpu"
+        if "gpu" in lowered or "nvidia" in lowered
+        else "tpu"
+        if "tpu" in lowered
+        else "hpu"
+        if "gaudi" in lowered
+        else "other_accelerator"
+    )
+    vendor = (
+        "NVIDIA"
+        if kind == "gpu"
+        else "Google"
+        if kind == "tpu"
+        else "Intel Habana"
+        if kind == "hpu"
+        else text("submitter") or "not in the system description"
+    )
     device = {"kind": kind, "vendor": vendor, "model": model}
     device_memory = _bytes(text("accelerator_memory_capacity") or "")
     if device_memory:
         device["memory_bytes"] = device_memory
     if text("accelerator_memory_configuration"):
         device["memory_type"] = text("accelerator_memory_configuration")
-    devices = [{"index": node * per_node + local, "node": node, "local_index": local, **device}
-               for node in range(nodes) for local in range(per_node)]
+    devices = [
+        {"index": node * per_node + local, "node": node, "local_index": local, **device}
+        for node in range(nodes)
+        for local in range(per_node)
+    ]
     if not devices:
         issue("incomplete-source", "accelerators_per_node is missing: the accelerators are not described")
         devices = [{"index": 0, "node": 0, **device}]
-    block = {"system_name": text("system_name"), "node_count": nodes,
-             "hosts": [{"node": node, **host} for node in range(nodes)], "devices": devices}
-    interconnect = {"intra_node": text("accelerator_interconnect"), "inter_node": text("host_networking"),
-                    "topology": text("host_networking_topology")}
+    block = {
+        "system_name": text("system_name"),
+        "node_count": nodes,
+        "hosts": [{"node": node, **host} for node in range(nodes)],
+        "devices": devices,
+    }
+    interconnect = {
+        "intra_node": text("accelerator_interconnect"),
+        "inter_node": text("host_networking"),
+        "topology": text("host_networking_topology"),
+    }
     interconnect = {key: value for key, value in interconnect.items() if value}
     if interconnect:
         block["interconnect"] = interconnect
@@ -102,6 +141,13 @@ def cooling_block(system: dict | None) -> dict:
     if not isinstance(text, str) or not text.strip():
         return {}
     lowered = text.lower()
-    method = "immersion" if "immersion" in lowered else "direct_liquid" if re.search(r"water|liquid", lowered) else \
-        "air" if "air" in lowered else None
+    method = (
+        "immersion"
+        if "immersion" in lowered
+        else "direct_liquid"
+        if re.search(r"water|liquid", lowered)
+        else "air"
+        if "air" in lowered
+        else None
+    )
     return {"cooling_method": method, "cooling_source": f"the system description says {text!r}"} if method else {}

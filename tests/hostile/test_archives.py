@@ -10,10 +10,10 @@ import time
 from pathlib import Path
 
 import pytest
-
 from trainmark.spec.archive import ArchiveLimits, extract
 from trainmark.spec.errors import BundleInvalid
 from trainmark.spec.validate import validate_bundle
+
 from tests.registry_bundles import CPU, member, tar_with
 
 MIB = 1024 * 1024
@@ -67,10 +67,13 @@ def test_a_5_gib_sparse_member_is_refused_in_seconds(tmp_path):
 
 def test_a_member_under_a_file_name_is_refused_cleanly(tmp_path):
     # runs/run-1/steps.jsonl is a file, then the folder of another member: once a FileExistsError, an HTTP 500
-    for order in (["runs/run-1/steps.jsonl", "runs/run-1/steps.jsonl/x.md"],
-                  ["runs/run-1/steps.jsonl/x.md", "runs/run-1/steps.jsonl"]):
-        archive = tar_with(tmp_path / "clash.tar.gz", [member("manifest.json", b"{}")] +
-                           [member(name, b"data") for name in order])
+    for order in (
+        ["runs/run-1/steps.jsonl", "runs/run-1/steps.jsonl/x.md"],
+        ["runs/run-1/steps.jsonl/x.md", "runs/run-1/steps.jsonl"],
+    ):
+        archive = tar_with(
+            tmp_path / "clash.tar.gz", [member("manifest.json", b"{}")] + [member(name, b"data") for name in order]
+        )
         destination = tmp_path / f"out-{len(list(tmp_path.iterdir()))}"
         destination.mkdir()
         with pytest.raises(BundleInvalid) as refused:

@@ -10,8 +10,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from trainmark.spec.validate import validate_bundle
+
 from tests.bundles import copy_bundle, edit_manifest, reseal
 from tests.registry_bundles import CPU, archive
 
@@ -30,8 +30,9 @@ print(int(re.search(r"VmHWM:\s+(\d+) kB", Path("/proc/self/status").read_text())
 
 def peak_rss_of_validating(bundle: Path) -> tuple[list[str], int]:
     """(first finding codes, peak resident bytes) of `trainmark validate` in a fresh process."""
-    done = subprocess.run([sys.executable, "-c", PEAK_RSS, str(bundle)], capture_output=True, text=True,
-                          cwd=REPO, timeout=300, check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", PEAK_RSS, str(bundle)], capture_output=True, text=True, cwd=REPO, timeout=300, check=True
+    )
     codes, peak = done.stdout.splitlines()[-2:]
     return eval(codes), int(peak)  # noqa: S307 (our own child's repr of a list of str)
 
@@ -45,8 +46,11 @@ def test_a_1_gb_manifest_is_refused_without_being_read(tmp_path):
     assert peak < 150 * 1024 * 1024, f"peak RSS {peak / 2**20:.0f} MiB"
 
 
-@pytest.mark.parametrize("escape, what", [("\\ud800", "lone UTF-16 surrogate"), ("\\udfff", "lone UTF-16 surrogate"),
-                                          ("\\u0000", "U+0000")], ids=["high", "low", "nul"])
+@pytest.mark.parametrize(
+    "escape, what",
+    [("\\ud800", "lone UTF-16 surrogate"), ("\\udfff", "lone UTF-16 surrogate"), ("\\u0000", "U+0000")],
+    ids=["high", "low", "nul"],
+)
 def test_text_that_cannot_be_stored_is_refused_with_a_pointer(tmp_path, escape, what):
     bundle = copy_bundle(CPU, tmp_path / "text")
     edit_manifest(bundle, lambda manifest: manifest.update(submitter={"name": "LAB"}))
@@ -89,8 +93,11 @@ def test_records_written_with_spaces_and_escapes_are_not_taken_for_duplicates(tm
     steps = bundle / "runs/run-1/steps.jsonl"
     records = [json.loads(line) for line in steps.read_text().splitlines()]
     # ", " between members, and every name written with an escape: the precise parse runs, and passes
-    steps.write_text("".join(json.dumps(record, separators=(", ", ": ")).replace('"step"', '"\\u0073tep"') + "\n"
-                             for record in records))
+    steps.write_text(
+        "".join(
+            json.dumps(record, separators=(", ", ": ")).replace('"step"', '"\\u0073tep"') + "\n" for record in records
+        )
+    )
     reseal(bundle)
     report = validate_bundle(bundle, full_jsonschema=True)
     assert report.valid, report.findings[:3]

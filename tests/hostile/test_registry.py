@@ -17,12 +17,12 @@ from pathlib import Path
 import httpx
 import pytest
 from sqlmodel import Session, select
-
 from trainmark.registry.api import create_app
 from trainmark.registry.database import upgrade
 from trainmark.registry.store import RegistryLimits, Store, SubmissionRejected
 from trainmark.registry.tables import AuditEvent
 from trainmark.spec.archive import pack
+
 from tests.bundles import copy_bundle, edit_manifest
 from tests.live_server import LiveServer, served_registry
 from tests.registry_bundles import CPU, archive, variant
@@ -39,14 +39,18 @@ def service(registry_url, tmp_path):
 
 
 def post(url: str, key: str, body: bytes) -> httpx.Response:
-    return httpx.post(url + "/api/v1/submissions", content=body, headers={"Authorization": f"Bearer {key}"},
-                      timeout=120)
+    return httpx.post(
+        url + "/api/v1/submissions", content=body, headers={"Authorization": f"Bearer {key}"}, timeout=120
+    )
 
 
 def stored_files(store: Store) -> dict[str, int]:
     """Every file under the blob folder, with its size (what a refusal must leave unchanged)."""
-    return {str(path.relative_to(store.blobs.root)): path.stat().st_size
-            for path in store.blobs.root.rglob("*") if path.is_file()}
+    return {
+        str(path.relative_to(store.blobs.root)): path.stat().st_size
+        for path in store.blobs.root.rglob("*")
+        if path.is_file()
+    }
 
 
 def audit(store: Store, action: str) -> list[AuditEvent]:
@@ -72,10 +76,22 @@ HOSTILE_BOARD_QUERIES = [
 ]
 
 
-@pytest.mark.parametrize("params", HOSTILE_BOARD_QUERIES, ids=[
-    "huge-device-count", "cursor-int-beyond-float", "cursor-invalid-timestamp",
-    "cursor-naive-timestamp", "cursor-of-another-sort", "cursor-number-for-text", "cursor-3000-deep",
-    "cursor-300-deep", "unknown-parameter", "unknown-beside-known"])
+@pytest.mark.parametrize(
+    "params",
+    HOSTILE_BOARD_QUERIES,
+    ids=[
+        "huge-device-count",
+        "cursor-int-beyond-float",
+        "cursor-invalid-timestamp",
+        "cursor-naive-timestamp",
+        "cursor-of-another-sort",
+        "cursor-number-for-text",
+        "cursor-3000-deep",
+        "cursor-300-deep",
+        "unknown-parameter",
+        "unknown-beside-known",
+    ],
+)
 def test_hostile_board_queries_get_400_not_500(service, archives, params):
     url, store, key = service
     assert post(url, key, archives["cpu"].read_bytes()).status_code == 201
@@ -94,7 +110,7 @@ def test_a_cursor_with_a_huge_integer_is_read_as_a_position(service, archives):
     # the rank sort's keys: workload, the metric's bound, score, id; the bound is the huge integer
     above_all = httpx.get(f"{url}/api/v1/leaderboard", params={"cursor": cursor([workload, 10**30, 1.0, "a" * 64])})
     assert above_all.status_code == 200 and len(above_all.json()["rows"]) == 1  # once a 500 (SQL overflow)
-    below_all = httpx.get(f"{url}/api/v1/leaderboard", params={"cursor": cursor([workload, -10**30, 1.0, "a" * 64])})
+    below_all = httpx.get(f"{url}/api/v1/leaderboard", params={"cursor": cursor([workload, -(10**30), 1.0, "a" * 64])})
     assert below_all.status_code == 200 and below_all.json()["rows"] == []
 
 
@@ -186,7 +202,7 @@ def _serve(db: str, blobs: Path, *, user_without_override: bool = False) -> tupl
                 return server, url
         except httpx.TransportError:
             if server.poll() is not None:
-                raise AssertionError(f"trainmark serve ended: {server.stdout.read()}")
+                raise AssertionError(f"trainmark serve ended: {server.stdout.read()}") from None
             time.sleep(0.2)
     server.kill()
     raise AssertionError("trainmark serve did not start")
@@ -240,8 +256,13 @@ def test_a_writer_killed_mid_blob_leaves_nothing_after_serve_starts_and_check_ru
     finally:
         output = _stop(server)
     assert "removed what an earlier server left" in output
-    done = subprocess.run([sys.executable, "-m", "trainmark", "registry", "check", "--grace", "0", "--db", db,
-                           "--blobs", str(blobs)], cwd=REPO, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "trainmark", "registry", "check", "--grace", "0", "--db", db, "--blobs", str(blobs)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     assert not [path for path in (blobs / "sha256").rglob("*") if path.is_file()]  # no submission: no blob
 
@@ -269,9 +290,15 @@ def test_a_read_only_blob_folder_gets_a_clear_refusal_from_the_cli_and_the_api(t
     store.close()
     make_read_only(blobs)
     try:
-        done = subprocess.run(drop_file_override([sys.executable, "-m", "trainmark", "submit", str(archives["cpu"]),
-                                                  "--db", db, "--blobs", str(blobs)]),
-                              cwd=REPO, capture_output=True, text=True, timeout=300)
+        done = subprocess.run(
+            drop_file_override(
+                [sys.executable, "-m", "trainmark", "submit", str(archives["cpu"]), "--db", db, "--blobs", str(blobs)]
+            ),
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert done.returncode == 1
         assert "Traceback" not in done.stderr and "cannot write its blob store" in done.stderr
         assert str(blobs) not in done.stderr
@@ -328,8 +355,13 @@ def test_keys_can_be_listed_and_revoked(tmp_path, archives):
     blobs = tmp_path / "blobs"
 
     def cli(*arguments: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "trainmark", *arguments, "--db", db, "--blobs", str(blobs)],
-                              cwd=REPO, capture_output=True, text=True, timeout=120)
+        return subprocess.run(
+            [sys.executable, "-m", "trainmark", *arguments, "--db", db, "--blobs", str(blobs)],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
 
     key = cli("keys", "create", "--name", "Lab One").stdout.strip()
     cli("keys", "create", "--name", "Lab Two")
@@ -364,12 +396,14 @@ class TimedServer(LiveServer):
         import threading
 
         import uvicorn
-
         from trainmark.registry.api import serving_options
 
         super().__init__(app)
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
-                                                    **serving_options(header_timeout_s)))
+        self.server = uvicorn.Server(
+            uvicorn.Config(
+                app, host="127.0.0.1", port=self.port, log_level="warning", **serving_options(header_timeout_s)
+            )
+        )
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
 
@@ -404,8 +438,13 @@ def test_slow_clients_are_cut_off(registry_url, tmp_path):
             idle.close()
             # a body that stalls: 408 after the body timeout
             stall = socket.create_connection(("127.0.0.1", server.port))
-            stall.sendall(b"POST /api/v1/submissions HTTP/1.1\r\nHost: registry\r\nAuthorization: Bearer " +
-                          key.encode() + b"\r\nContent-Length: 100000\r\n\r\n" + b"\x1f\x8b" + b"\0" * 100)
+            stall.sendall(
+                b"POST /api/v1/submissions HTTP/1.1\r\nHost: registry\r\nAuthorization: Bearer "
+                + key.encode()
+                + b"\r\nContent-Length: 100000\r\n\r\n"
+                + b"\x1f\x8b"
+                + b"\0" * 100
+            )
             closed, answer = closed_within(stall, 15)
             assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
             stall.close()
@@ -423,12 +462,18 @@ def test_a_client_that_leaves_mid_upload_costs_no_traceback(service, caplog):
     with caplog.at_level("INFO"):
         for _ in range(3):
             leaving = socket.create_connection(("127.0.0.1", port))
-            leaving.sendall(b"POST /api/v1/submissions HTTP/1.1\r\nHost: registry\r\nAuthorization: Bearer " +
-                            key.encode() + b"\r\nContent-Length: 1000000\r\n\r\n" + b"\x1f\x8b" + b"\0" * 5000)
+            leaving.sendall(
+                b"POST /api/v1/submissions HTTP/1.1\r\nHost: registry\r\nAuthorization: Bearer "
+                + key.encode()
+                + b"\r\nContent-Length: 1000000\r\n\r\n"
+                + b"\x1f\x8b"
+                + b"\0" * 5000
+            )
             time.sleep(0.3)
             leaving.close()
         time.sleep(1.0)
         assert httpx.get(url + "/api/v1/leaderboard").status_code == 200
-    assert not [record for record in caplog.records if record.exc_info or record.levelname == "ERROR"], \
-        [record.getMessage() for record in caplog.records]
+    assert not [record for record in caplog.records if record.exc_info or record.levelname == "ERROR"], [
+        record.getMessage() for record in caplog.records
+    ]
     assert not list(store.blobs.scratch.iterdir())

@@ -11,23 +11,36 @@ import time
 from pathlib import Path
 
 import pytest
-
 from trainmark.reference_runner.scratch import sweep_stale_scratch
 from trainmark.spec.bundle import finalize, read_manifest
 from trainmark.spec.errors import TrainmarkError
 from trainmark.spec.validate import validate_bundle
+
 from tests.bundles import REPO
 
 pytestmark = pytest.mark.training  # trains for real: left out of make test-fast
 
-RUN = [sys.executable, "-m", "trainmark", "run", "--preset", "tiny", "--repeats", "2", "--set", "max_steps=2000",
-       "--set", "idle_seconds=0"]
+RUN = [
+    sys.executable,
+    "-m",
+    "trainmark",
+    "run",
+    "--preset",
+    "tiny",
+    "--repeats",
+    "2",
+    "--set",
+    "max_steps=2000",
+    "--set",
+    "idle_seconds=0",
+]
 
 
 def start_run(out: Path) -> tuple[subprocess.Popen, int]:
     """A real `trainmark run`, once its first run has logged a dozen steps; (launcher, worker pid)."""
-    launcher = subprocess.Popen([*RUN, "--out", str(out)], cwd=REPO, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)
+    launcher = subprocess.Popen(
+        [*RUN, "--out", str(out)], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     steps = out / "runs/run-1/steps.jsonl"
     deadline = time.monotonic() + 180
     while not (steps.exists() and len(steps.read_bytes().splitlines()) >= 12):
@@ -86,8 +99,7 @@ time.sleep(600)
 """
 
 
-def test_sigkill_to_the_launcher_ends_its_worker_then_finalize_refuses_while_a_writer_lives_and_can_run_again(
-        tmp_path):
+def test_sigkill_to_the_launcher_ends_its_worker_then_finalize_refuses_while_a_writer_lives_and_can_run_again(tmp_path):
     out = tmp_path / "bundle"
     launcher, worker = start_run(out)
     launcher.kill()  # the launcher alone: its worker is not in the signal's way
@@ -98,8 +110,7 @@ def test_sigkill_to_the_launcher_ends_its_worker_then_finalize_refuses_while_a_w
     left = list(scratch.glob(f"trainmark-run-{launcher.pid}-*"))  # SIGKILL: the launcher could not
     assert len(left) == 1
     assert left[0] in sweep_stale_scratch() and not left[0].exists()  # the next trainmark run removes it
-    holder = subprocess.Popen([sys.executable, "-c", PRODUCER, str(out)], cwd=REPO, stdout=subprocess.PIPE,
-                              text=True)
+    holder = subprocess.Popen([sys.executable, "-c", PRODUCER, str(out)], cwd=REPO, stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "holding"
         with pytest.raises(TrainmarkError, match="still being written"):

@@ -30,15 +30,19 @@ class TrainmarkCallback(Callback):
 
     def on_train_start(self, trainer, pl_module) -> None:
         if trainer.accumulate_grad_batches != 1:
-            raise TrainmarkError("TrainmarkCallback measures one optimizer step per batch: use "
-                                 "accumulate_grad_batches=1, or trainmark.track in a manual loop")
+            raise TrainmarkError(
+                "TrainmarkCallback measures one optimizer step per batch: use "
+                "accumulate_grad_batches=1, or trainmark.track in a manual loop"
+            )
         arguments = dict(self.track_arguments)
         arguments.setdefault("model", pl_module)
         if "batch_size" not in arguments:
             batch_size = getattr(trainer.train_dataloader, "batch_size", None)
             if not batch_size:
-                raise TrainmarkError("TrainmarkCallback cannot read the training dataloader's batch size: pass "
-                                     "TrainmarkCallback(batch_size=...)")
+                raise TrainmarkError(
+                    "TrainmarkCallback cannot read the training dataloader's batch size: pass "
+                    "TrainmarkCallback(batch_size=...)"
+                )
             arguments["batch_size"] = batch_size
         if "optimizer" not in arguments and trainer.optimizers:
             arguments["optimizer"] = trainer.optimizers[0]

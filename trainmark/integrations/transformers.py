@@ -76,8 +76,10 @@ class TrainmarkCallback(TrainerCallback):
         self.run = track(**arguments)
         self.run.__enter__()
         target = arguments["model"]
-        self._hooks = [target.register_forward_pre_hook(self._before_forward, with_kwargs=True),
-                       target.register_forward_hook(self._after_forward, with_kwargs=True)]
+        self._hooks = [
+            target.register_forward_pre_hook(self._before_forward, with_kwargs=True),
+            target.register_forward_hook(self._after_forward, with_kwargs=True),
+        ]
 
     def on_step_begin(self, args, state, control, **kwargs):
         self._losses, self._samples, self._tokens = [], 0, 0
@@ -93,8 +95,10 @@ class TrainmarkCallback(TrainerCallback):
         step = self.run.meter.current
         if self._losses:
             step.loss = torch.stack([loss.float() for loss in self._losses]).mean()
-        self.run.end_step(samples=self._samples or None,
-                          tokens=self._tokens if self._tokens and self.run.config.sequence_length else None)
+        self.run.end_step(
+            samples=self._samples or None,
+            tokens=self._tokens if self._tokens and self.run.config.sequence_length else None,
+        )
 
     def on_train_end(self, args, state, control, **kwargs):
         for hook in self._hooks:

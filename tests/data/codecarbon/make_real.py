@@ -13,9 +13,16 @@ import time
 from codecarbon import OfflineEmissionsTracker
 
 for index in range(3):
-    tracker = OfflineEmissionsTracker(country_iso_code="FRA", project_name="trainmark-fixture",
-                                      experiment_id=f"cpu-hash-{index}", measure_power_secs=1, output_dir=".",
-                                      output_file="emissions.csv", log_level="info", save_to_file=True)
+    tracker = OfflineEmissionsTracker(
+        country_iso_code="FRA",
+        project_name="trainmark-fixture",
+        experiment_id=f"cpu-hash-{index}",
+        measure_power_secs=1,
+        output_dir=".",
+        output_file="emissions.csv",
+        log_level="info",
+        save_to_file=True,
+    )
     tracker.start()
     digest, end = b"", time.time() + 4
     while time.time() < end:

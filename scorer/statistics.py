@@ -116,13 +116,22 @@ class MetricStatistics:
 
     def as_dict(self) -> dict:
         """The `statistics` entry of `trainmark score --json`."""
-        return {"unit": self.unit, "n": self.n, "mean": self.mean, "std": self.std, "cv": self.cv,
-                "ci95_low": self.ci95_low, "ci95_high": self.ci95_high, "headline": self.headline,
-                "headline_method": self.headline_method}
+        return {
+            "unit": self.unit,
+            "n": self.n,
+            "mean": self.mean,
+            "std": self.std,
+            "cv": self.cv,
+            "ci95_low": self.ci95_low,
+            "ci95_high": self.ci95_high,
+            "headline": self.headline,
+            "headline_method": self.headline_method,
+        }
 
 
-def metric_statistics(values: list[float], unit: str, *, failed_runs: int = 0,
-                      lower_is_better: bool | None = None) -> MetricStatistics:
+def metric_statistics(
+    values: list[float], unit: str, *, failed_runs: int = 0, lower_is_better: bool | None = None
+) -> MetricStatistics:
     """n, mean, sample standard deviation, CV, Student-t 95 % interval and the headline value.
 
     `values` come from the runs that completed. A failed run counts as the worst possible

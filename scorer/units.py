@@ -13,10 +13,25 @@ import math
 SI_PREFIXES = ((1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"))
 IEC_PREFIXES = ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB")
 JOULES_PER_KWH = 3.6e6
-UNIT_NAMES = {"{flop}": "FLOP", "{flop}/s": "FLOP/s", "{flop}/J": "FLOP/J", "{step}": "steps", "{step}/s": "steps/s",
-              "{step}/kJ": "steps/kJ", "{token}/s": "tokens/s", "{sample}/s": "samples/s", "J/{step}": "J/step",
-              "J/{sample}": "J/sample", "J/{update}": "J/update", "{alloc}/{step}": "allocations/step",
-              "1/s": "/s", "1": "", "{param}": "", "{parameter}": "", "%": "%"}
+UNIT_NAMES = {
+    "{flop}": "FLOP",
+    "{flop}/s": "FLOP/s",
+    "{flop}/J": "FLOP/J",
+    "{step}": "steps",
+    "{step}/s": "steps/s",
+    "{step}/kJ": "steps/kJ",
+    "{token}/s": "tokens/s",
+    "{sample}/s": "samples/s",
+    "J/{step}": "J/step",
+    "J/{sample}": "J/sample",
+    "J/{update}": "J/update",
+    "{alloc}/{step}": "allocations/step",
+    "1/s": "/s",
+    "1": "",
+    "{param}": "",
+    "{parameter}": "",
+    "%": "%",
+}
 
 
 def _significant(value: float, digits: int = 3) -> str:

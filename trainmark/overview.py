@@ -6,9 +6,21 @@ from collections import Counter
 
 from trainmark.spec import models
 
-HEADLINE_METRICS = ("steps_per_second", "time_per_step", "tokens_per_second", "samples_per_second",
-                    "time_to_train", "compute_utilization", "peak_memory", "total_energy", "energy_per_step",
-                    "energy_per_sample", "power_mean", "final_loss", "final_quality")
+HEADLINE_METRICS = (
+    "steps_per_second",
+    "time_per_step",
+    "tokens_per_second",
+    "samples_per_second",
+    "time_to_train",
+    "compute_utilization",
+    "peak_memory",
+    "total_energy",
+    "energy_per_step",
+    "energy_per_sample",
+    "power_mean",
+    "final_loss",
+    "final_quality",
+)
 """Global-scope metrics shown per run, in this order, when a run reports them."""
 
 
@@ -24,13 +36,15 @@ def bundle_overview(manifest: models.Manifest, bundle_id: str) -> dict:
     runs = []
     for run in manifest.runs:
         globals_ = {metric.name: metric for metric in run.metrics if metric.scope == "global"}
-        runs.append({
-            "run_id": run.run_id,
-            "status": run.status,
-            "seed": run.seed,
-            "duration_s": (run.ended_at - run.started_at).total_seconds(),
-            "metrics": {name: _metric_view(globals_[name]) for name in HEADLINE_METRICS if name in globals_},
-        })
+        runs.append(
+            {
+                "run_id": run.run_id,
+                "status": run.status,
+                "seed": run.seed,
+                "duration_s": (run.ended_at - run.started_at).total_seconds(),
+                "metrics": {name: _metric_view(globals_[name]) for name in HEADLINE_METRICS if name in globals_},
+            }
+        )
     software = manifest.software
     stack = [f"{software.framework.name} {software.framework.version}"]
     if software.cuda_version:
@@ -60,8 +74,10 @@ def bundle_overview(manifest: models.Manifest, bundle_id: str) -> dict:
             "max_steps": manifest.training.max_steps,
         },
         "runs": runs,
-        "reported": {metric.name: _metric_view(metric)  # what the source's authority reports (e.g. MLCommons)
-                     for metric in (manifest.source.reported or [] if manifest.source else [])},
+        "reported": {
+            metric.name: _metric_view(metric)  # what the source's authority reports (e.g. MLCommons)
+            for metric in (manifest.source.reported or [] if manifest.source else [])
+        },
         "files": len(manifest.files),
         "bytes": sum(entry.size_bytes for entry in manifest.files),
     }
