@@ -343,7 +343,10 @@ def _follow(
     while True:
         code = process.poll()
         for event in reader.new_events():
+            phase = progress.phase
             progress.observe(event)
+            if on_progress is not None and progress.phase != phase:  # a phase shorter than a poll is still seen
+                on_progress(progress)
         if on_progress is not None:
             on_progress(progress)
         if code is not None:

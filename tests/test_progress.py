@@ -4,11 +4,16 @@ and the lines people see (trainmark.reference_runner.progress, trainmark.termina
 from __future__ import annotations
 
 import io
+import os
+import subprocess
+import sys
 import time
 
+import pytest
 from rich.console import Console
 from trainmark.reference_runner.progress import JobProgress, ProgressReader, ProgressWriter
 
+from tests.gpu_recording import write_recording
 from trainmark.terminal import ProgressDisplay, progress_text
 
 
@@ -97,3 +102,22 @@ def test_the_progress_line_names_the_point_of_a_sweep():
     job = JobProgress(runs_total=4, label="precision=bf16_autocast")
     job.start_run("run-1")
     assert progress_text(job.snapshot()).startswith("run 1 of 4 (precision=bf16_autocast) · set-up · ")
+
+
+@pytest.mark.training
+def test_a_real_run_piped_to_a_file_names_every_phase_in_order(tmp_path):
+    """`trainmark run` with an idle baseline (a power meter is needed for one: the replayed GPU
+    recording stands in for the absent GPU), its output going to a file as in a log: each run's
+    phases appear as labelled lines, set-up, idle baseline, training, writing, in that order."""
+    recording = write_recording(tmp_path / "gpu.json")
+    result = subprocess.run(
+        [sys.executable, "-m", "trainmark", "run", "--preset", "tiny", "--repeats", "2", "--out", str(tmp_path / "b"),
+         "--set", "max_steps=4", "--set", "idle_seconds=0.3", "--replay", str(recording)],
+        capture_output=True, text=True, timeout=600, env={**os.environ, "COLUMNS": "80"},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = [line for line in result.stdout.splitlines() if line.startswith("run ")]
+    for run in (1, 2):
+        phases = [line.split(" · ")[1] for line in lines if line.startswith(f"run {run} of 2 · ")]
+        firsts = [phase for index, phase in enumerate(phases) if phase not in phases[:index]]
+        assert firsts == ["set-up", "idle baseline", "training", "writing"], lines
