@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 from trainmark.scorer.provenance import calibration_deviation
 from trainmark.spec import models
@@ -33,6 +34,15 @@ DOCUMENT_KEYS = {"devices", "configuration", "metrics"}
 DEVICE_KEYS = {"vendor", "model", "uuid"}
 READING_KEYS = {"unit", "reference", "measured"}
 METRIC_NAMES = frozenset(models.MetricName.__members__)
+CALIBRATED_FROM_BUNDLES = (
+    "steps_per_second",
+    "time_per_step",
+    "tokens_per_second",
+    "peak_memory",
+    "energy_per_step",
+    "total_energy",
+)
+"""The metrics a document made from two bundles calibrates: those `trainmark calibrate` records."""
 
 
 class CalibrationInvalid(TrainmarkError):
@@ -128,3 +138,58 @@ def recompute(document) -> CalibrationVerdict:
         clean_metrics[name] = {"unit": unit, "reference": reference, "measured": measured}
     clean = {"devices": clean_devices, "configuration": configuration, "metrics": clean_metrics}
     return CalibrationVerdict(hashlib.sha256(canonical_json(clean)).hexdigest(), clean, deviations)
+
+
+def _run_readings(manifest: models.Manifest) -> dict[str, tuple[str, list[float]]]:
+    """Per metric, (unit, the global value of every completed run that reports it)."""
+    readings: dict[str, tuple[str, list[float]]] = {}
+    for run in manifest.runs:
+        if getattr(run.status, "value", run.status) != "completed":
+            continue
+        for metric in run.metrics:
+            if metric.scope == "global" and metric.value is not None:
+                name = getattr(metric.name, "value", metric.name)
+                unit = getattr(metric.unit, "value", metric.unit)
+                readings.setdefault(name, (unit, []))[1].append(metric.value)
+    return readings
+
+
+def document_from_bundles(reference: Path, measured: Path, configuration: str | None = None) -> dict:
+    """A calibration document from two bundles of the same configuration: `reference` (e.g. what
+    `trainmark calibrate` wrote) gives the reference readings, `measured` (runs on the devices being
+    calibrated) the devices and the measured readings; every metric of CALIBRATED_FROM_BUNDLES both
+    report in 2+ completed runs is calibrated."""
+    from trainmark.registry.store import workload_of
+    from trainmark.spec.archive import open_bundle
+    from trainmark.spec.bundle import read_manifest
+
+    with open_bundle(reference) as root:
+        reference_manifest = read_manifest(root)[1]
+    with open_bundle(measured) as root:
+        measured_manifest = read_manifest(root)[1]
+    ours, theirs = workload_of(reference_manifest), workload_of(measured_manifest)
+    if ours != theirs:
+        raise CalibrationInvalid(
+            f"the reference bundle ran {ours!r} and the measured one {theirs!r}: a calibration compares "
+            "runs of one configuration"
+        )
+    reference_readings, measured_readings = _run_readings(reference_manifest), _run_readings(measured_manifest)
+    metrics = {
+        name: {"unit": unit, "reference": reference_readings[name][1], "measured": values}
+        for name, (unit, values) in sorted(measured_readings.items())
+        if name in CALIBRATED_FROM_BUNDLES
+        and name in reference_readings
+        and len(values) >= 2
+        and len(reference_readings[name][1]) >= 2
+        and reference_readings[name][0] == unit
+    }
+    if not metrics:
+        raise CalibrationInvalid("the two bundles share no metric that 2 or more completed runs of each report")
+    return {
+        "devices": [
+            {"vendor": device.vendor, "model": device.model} | ({"uuid": device.uuid} if device.uuid else {})
+            for device in measured_manifest.system.devices
+        ],
+        "configuration": (configuration or ours)[:MAX_TEXT],
+        "metrics": metrics,
+    }

@@ -19,7 +19,7 @@ from trainmark.scorer.provenance import devices_match
 from trainmark.spec import models
 
 from tests.live_server import served_registry
-from tests.registry_bundles import GPU, archive, variant
+from tests.registry_bundles import CPU, GPU, archive, variant
 
 H100 = "NVIDIA H100 80GB HBM3"
 GPU_DEVICES = [  # the GPU example's two devices, as it declares them
@@ -176,6 +176,38 @@ def test_calibrations_from_the_command_line(registry_url, tmp_path):
     refused = trainmark("registry", "calibration", "add", str(document), env=env, check=False)
     assert refused.returncode == 1 and "not a verdict" in refused.stderr
 
+    # From two bundles of one configuration: the CPU example's runs as reference and as measured.
+    reference, measured = variant(CPU, tmp_path / "reference"), variant(CPU, tmp_path / "measured", submitter="Lab")
+    made = json.loads(
+        trainmark(
+            "registry",
+            "calibration",
+            "add",
+            "--reference",
+            str(reference),
+            "--measured",
+            str(measured),
+            "--json",
+            env=env,
+        ).stdout
+    )
+    assert made["devices"] == [{"vendor": "AMD", "model": "AMD EPYC 7B13"}] and made["passed"]
+    assert {d["name"] for d in made["deviations"]} >= {"steps_per_second", "time_per_step"}
+    assert all(d["deviation_percent"] == 0 for d in made["deviations"])  # the same runs on both sides
+    trainmark("submit", str(measured), env=env)
+    [row] = json.loads(trainmark("leaderboard", "--json", "--workload", made["configuration"], env=env).stdout)
+    assert "Calibrated" in row["badges"]
+
 
 def _auth(key: str) -> dict:
     return {"Authorization": f"Bearer {key}"}
+
+
+def test_a_calibration_upload_that_is_not_json_or_too_large_is_refused(served):
+    url, store, key = served
+    not_json = httpx.post(f"{url}/api/v1/calibrations", content=b"{devices", headers=_auth(key))
+    assert not_json.status_code == 422 and not_json.json()["code"] == "calibration-invalid"
+    huge = httpx.post(f"{url}/api/v1/calibrations", content=b" " * (5 * 1024 * 1024), headers=_auth(key), timeout=60)
+    assert huge.status_code == 413
+    assert httpx.get(f"{url}/api/v1/calibrations").json() == {"calibrations": []}
+    assert httpx.get(f"{url}/api/v1/calibrations/{'0' * 64}").status_code == 404

@@ -839,7 +839,18 @@ def registry_rescore(
 
 @calibration_app.command("add")
 def registry_calibration_add(
-    document: Annotated[Path, typer.Argument(help="The calibration document (JSON).", callback=_existing)],
+    document: Annotated[
+        Path | None, typer.Argument(help="The calibration document (JSON); or give --reference and --measured.")
+    ] = None,
+    reference: Annotated[
+        Path | None, typer.Option(help="A bundle of the configuration's reference runs (e.g. trainmark calibrate's).")
+    ] = None,
+    measured: Annotated[
+        Path | None, typer.Option(help="A bundle of the same configuration on the devices being calibrated.")
+    ] = None,
+    configuration: Annotated[
+        str | None, typer.Option(help="What both ran, in words (default: the bundles' workload).")
+    ] = None,
     to: Annotated[str | None, typer.Option("--to", help="A registry's URL, e.g. https://registry.example.org")] = None,
     key: Annotated[
         str | None, typer.Option(envvar="TRAINMARK_KEY", show_envvar=True, help="Your API key (with --to).")
@@ -851,8 +862,9 @@ def registry_calibration_add(
     """Give a registry a calibration: devices, configuration and per-run readings (reference and
     measured). The registry computes the verdict itself; a document that states one is refused.
 
-    Example: trainmark registry calibration add h100-calibration.json --to http://127.0.0.1:8000 --key tmk_...
+    Example: trainmark registry calibration add --reference runs/calibration --measured runs/tiny --db sqlite:///r.db
     """
+    from trainmark.registry.calibrations import document_from_bundles
     from trainmark.registry.client import post_calibration
     from trainmark.spec.jsontext import load_document
 
@@ -860,7 +872,12 @@ def registry_calibration_add(
         raise typer.BadParameter("--to needs --key (or TRAINMARK_KEY)")
     if to is not None and db is not None:
         raise typer.BadParameter("give either --to (a registry server) or --db (a database), not both")
-    body = load_document(document.read_bytes(), file=document.name)
+    if (document is None) == (reference is None or measured is None):
+        raise typer.BadParameter("give a calibration DOCUMENT, or --reference BUNDLE and --measured BUNDLE")
+    if document is not None:
+        body = load_document(_existing(document).read_bytes(), file=document.name)
+    else:
+        body = document_from_bundles(_existing(reference), _existing(measured), configuration)
     if to is not None:
         status, held = post_calibration(to, key, body)
         created = status == 201
