@@ -31,7 +31,7 @@ from pathlib import Path
 from sqlalchemy import and_, insert, or_, text
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlmodel import Session, select
-from trainmark.registry.blobs import BlobStore
+from trainmark.registry.blobs import BlobChanged, BlobStore
 from trainmark.registry.calibrations import CalibrationInvalid, recompute
 from trainmark.registry.database import engine_for, is_sqlite, normalize_url, require_current
 from trainmark.registry.imports import verify_import
@@ -477,9 +477,14 @@ class Store:
         written: list[str] = []
         archive_written = False
         try:
-            manifest_blob = self._put_blobs(root, manifest, written)
+            # The archive first, then the blobs, each verified against its digest as it is copied: a
+            # file that changed since it was validated (a directory still being written) is refused.
             archive_written = self.blobs.put_archive(report.bundle_id, root)
+            manifest_blob = self._put_blobs(root, manifest, written)
             return self._insert(report, manifest_blob, series, key_id, verified)
+        except BlobChanged as changed:
+            self._discard(written, report.bundle_id if archive_written else None)
+            raise SubmissionRejected(str(changed), "bundle-changed") from None
         except BaseException:
             self._discard(written, report.bundle_id if archive_written else None)
             raise

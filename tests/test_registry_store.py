@@ -377,3 +377,26 @@ def test_a_too_good_bundle_does_not_outrank_the_honest_one_on_the_board(store, t
     fabricated = rows[1]
     assert fabricated["steps_per_second_low"] > rows[0]["steps_per_second_low"]  # shown, not believed
     assert fabricated["score"] < rows[0]["score"]
+
+
+def test_a_file_that_changes_after_validation_is_refused_and_nothing_is_stored(store, tmp_path, monkeypatch):
+    """A bundle directory handed to the store as it is (trainmark submit DIR --db) may still be written
+    to; a file whose bytes changed after it was validated is refused, with no blob, archive or row left."""
+    from trainmark.registry import store as store_module
+
+    root = variant(CPU, tmp_path / "bundle")
+    steps = next(root.glob("runs/*/steps*.jsonl"))
+    real_score = store_module.score_bundle
+
+    def score_then_write(path, *args, **kwargs):
+        report = real_score(path, *args, **kwargs)
+        steps.write_bytes(steps.read_bytes() + b"\n")  # the writer appends after validation
+        return report
+
+    monkeypatch.setattr(store_module, "score_bundle", score_then_write)
+    before = {path for path in store.blobs.root.rglob("*") if path.is_file()}
+    with pytest.raises(SubmissionRejected, match="changed while it was being stored") as refused:
+        store.submit(root)
+    assert refused.value.code == "bundle-changed"
+    assert store.counts()["submission"] == 0
+    assert {path for path in store.blobs.root.rglob("*") if path.is_file()} == before
