@@ -91,7 +91,7 @@ def test_the_board_pages_and_filters_over_http(service, archives):
     assert {row["precision"] for row in fp32["rows"]} == {"fp32"} and len(fp32["rows"]) == 2
 
 
-def test_the_board_filters_by_workload_in_the_api_the_page_and_the_exports(service, archives):
+def test_the_board_filters_by_workload_in_the_api_the_page_and_the_exports(service, archives, tmp_path):
     url, store, key = service
     for name in ("gpu", "cpu", "cpu-two-runs"):
         assert post(url, key, archives[name].read_bytes()).status_code == 201
@@ -117,6 +117,11 @@ def test_the_board_filters_by_workload_in_the_api_the_page_and_the_exports(servi
         and "trainmark-sample-text" not in page.text.split("<table")[1]
     )
     assert f"<option selected>{gpt2}</option>" in page.text  # the drop-down keeps the choice
+
+    synthetic = archive(CPU, tmp_path / "synthetic.tar.gz")  # the example as it is: synthetic, never ranked
+    assert post(url, key, synthetic.read_bytes()).json()["ranked"] is False
+    page = httpx.get(f"{url}/", params={"workload": tiny, "include_unranked": "true"}).text
+    assert '<div class="not-ranked">not ranked: provenance: the bundle says it is synthetic' in page
 
 
 def test_formula_like_text_is_defused_in_the_csv(service, archives):

@@ -59,6 +59,10 @@ def test_submit_into_a_database_and_print_the_board(registry, tmp_path):
         trainmark("leaderboard", "--json", "--workload", "tiny / trainmark-sample-text / fp32", env=registry).stdout
     )
     assert [row["device_model"] for row in tiny] == ["AMD EPYC 7B13"]
+    everything = trainmark("leaderboard", "--all", env={**registry, "COLUMNS": "250"}).stdout
+    assert "not ranked: provenance" in everything  # the synthetic example, and why
+    narrow = trainmark("leaderboard", "--all", env={**registry, "COLUMNS": "80"}).stdout
+    assert "not ranked because" in narrow and "synthetic" in narrow
     printed = trainmark("leaderboard", env={**registry, "COLUMNS": "200"}).stdout
     assert "trainmark leaderboard" in printed and "NVIDIA H100" in printed
     assert "workload: gpt2-124m / openwebtext-10k / bf16_autocast" in printed and "declared" in printed

@@ -1259,7 +1259,7 @@ def _render_board(rows: list[dict], metric: str) -> None:
                 f"{row['score']:.3f}",
                 _plain(shown(row, True)),
                 _plain(", ".join(row["badges"]) or "-"),
-                _plain(row["missing"] or "-"),
+                _plain("; ".join(filter(None, (_not_ranked_gates(row), row["missing"]))) or "-"),
             ]
             for number, row in zip(positions, entries)
         ]
@@ -1278,10 +1278,19 @@ def _render_board(rows: list[dict], metric: str) -> None:
                     ("score", cells[6]),
                     (short, _plain(shown(row, False))),
                     ("badges", cells[8]),
-                    ("missing", cells[9]),
-                ],
+                    ("missing", _plain(row["missing"] or "-")),
+                ]
+                + ([("not ranked because", _plain(row["not_ranked_because"]))] if not row["ranked"] else []),
                 indent=4,
             )
+
+
+def _not_ranked_gates(row: dict) -> str:
+    """'not ranked: physics, provenance' for an entry that failed gates (their codes), else ''."""
+    if row["ranked"] or not row.get("not_ranked_because"):
+        return ""
+    codes = [part.split(":", 1)[0] for part in row["not_ranked_because"].split("; ")]
+    return "not ranked: " + ", ".join(code for code in codes if code.replace("-", "").isalpha())
 
 
 # ---------------------------------------------------------------- bundle
