@@ -53,6 +53,7 @@ import httpx  # noqa: E402
 from sqlalchemy import event, insert, text  # noqa: E402
 from trainmark.registry.api import create_app, prepare_serving_process  # noqa: E402
 from trainmark.registry.database import engine_for, is_sqlite, normalize_url, upgrade  # noqa: E402
+from trainmark.registry.intake import submit_archive  # noqa: E402
 from trainmark.registry.store import PRECISIONS, BoardQuery, Store  # noqa: E402
 from trainmark.registry.tables import MISSING_LOW, Submission  # noqa: E402
 from trainmark.scorer.rubric import RUBRIC_VERSION  # noqa: E402
@@ -316,7 +317,7 @@ def _open_worker_store(url: str, blobs: str, warm_bundle: str, ready) -> None:
 
 def _submit_in_worker(archive: Path) -> tuple[float, bool]:
     started = time.perf_counter()
-    outcome = _worker_store.submit(archive)
+    outcome = submit_archive(_worker_store, archive)
     return time.perf_counter() - started, outcome.created
 
 
@@ -326,7 +327,7 @@ def ingest_sequential(store: Store, archives: list[Path]) -> tuple[float, list[f
     started = time.perf_counter()
     for archive in archives:
         begun = time.perf_counter()
-        outcome = store.submit(archive)
+        outcome = submit_archive(store, archive)
         durations.append(time.perf_counter() - begun)
         if not outcome.created or not outcome.ranked:
             raise SystemExit(f"{archive.name} was not stored as a new ranked submission")
@@ -369,7 +370,7 @@ def submission_breakdown(store: Store, archives: list[Path]) -> dict[str, float]
             score_bundle(root)
             parts["plain"].append(time.perf_counter() - started)
         started = time.perf_counter()
-        if not store.submit(archive).created:
+        if not submit_archive(store, archive).created:
             raise SystemExit(f"{archive.name} was not stored as new")
         parts["submit"].append(time.perf_counter() - started)
     return {name: statistics.median(values) for name, values in parts.items()}

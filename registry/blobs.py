@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import tempfile
 import time
 from pathlib import Path
 
 from trainmark.spec.archive import pack
+from trainmark.spec.errors import TrainmarkError
 
 CHUNK = 1 << 20
 INCOMING = ".incoming-"
@@ -41,6 +41,10 @@ def _owner_pid(name: str, prefix: str) -> int | None:
     """The pid a scratch or temporary name carries (`<prefix><pid>-<random>`), if any."""
     head = name.removeprefix(prefix).split("-", 1)[0]
     return int(head) if name.startswith(prefix) and head.isdigit() else None
+
+
+class BlobChanged(TrainmarkError):
+    """A file's bytes no longer have the digest they were validated with."""
 
 
 class BlobStore:
@@ -80,13 +84,23 @@ class BlobStore:
         return self.path(digest).is_file()
 
     def put_file(self, source: Path, digest: str) -> bool:
-        """Store a file whose sha256 is already known (and verified by the caller); True when this
-        call wrote it (False: the store had it)."""
+        """Store a file whose sha256 the caller verified; True when this call wrote it (False: the
+        store had it). The bytes are hashed again as they are copied, so a file that changed since
+        (a bundle directory still being written) raises BlobChanged and stores nothing."""
         target = self.path(digest)
         if target.is_file():
             return False
-        with source.open("rb") as handle:
-            self._install(target, lambda out: shutil.copyfileobj(handle, out, CHUNK))
+
+        def copy(out) -> None:
+            hasher = hashlib.sha256()
+            with source.open("rb") as handle:
+                while chunk := handle.read(CHUNK):
+                    hasher.update(chunk)
+                    out.write(chunk)
+            if hasher.hexdigest() != digest:
+                raise BlobChanged(f"{source.name} changed while it was being stored; submit it again once it is final")
+
+        self._install(target, copy)
         return True
 
     def put_bytes(self, data: bytes) -> tuple[str, bool]:

@@ -68,3 +68,37 @@ def submit_archive(url: str, key: str, archive: Path, timeout: float = 600.0) ->
         message = answer.get("error") or response.reason
         raise RegistryError(f"{endpoint} answered {response.status}: {message}", response.status, answer)
     return response.status, answer
+
+
+def post_calibration(url: str, key: str, document: dict, timeout: float = 60.0) -> tuple[int, dict]:
+    """POST a calibration document to `url`/api/v1/calibrations; (HTTP status, the registry's answer:
+    the calibration with the verdict the registry computed)."""
+    parts = urlsplit(url.rstrip("/"))
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise RegistryError(f"{url!r} is not a registry URL; give http://HOST[:PORT] or https://HOST")
+    endpoint = f"{parts.scheme}://{parts.netloc}{parts.path}/api/v1/calibrations"
+    connection_type = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+    connection = connection_type(parts.hostname, parts.port, timeout=timeout)
+    body = json.dumps(document).encode()
+    try:
+        connection.request(
+            "POST",
+            f"{parts.path}/api/v1/calibrations",
+            body=body,
+            headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+        )
+        response = connection.getresponse()
+        text = response.read()
+    except (OSError, http.client.HTTPException) as unreachable:
+        reason = unreachable.strerror if isinstance(unreachable, OSError) and unreachable.strerror else unreachable
+        raise RegistryError(f"cannot reach {endpoint}: {reason}; is the registry running (trainmark serve)?") from None
+    finally:
+        connection.close()
+    try:
+        answer = json.loads(text)
+    except ValueError:
+        answer = {}
+    if response.status >= 400:
+        message = answer.get("error") or response.reason
+        raise RegistryError(f"{endpoint} answered {response.status}: {message}", response.status, answer)
+    return response.status, answer

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import tempfile
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 
 from trainmark.spec import models
@@ -32,7 +33,50 @@ def _mlperf(sources: Path, out: Path, manifest: models.Manifest) -> None:
     )
 
 
-IMPORTERS: dict[str, Callable[[Path, Path, models.Manifest], None]] = {"trainmark import mlperf": _mlperf}
+def _codecarbon(sources: Path, out: Path, manifest: models.Manifest) -> None:
+    """CodeCarbon's emissions.csv (the first kept file) and its log (the second, when kept). The CSV's
+    timestamps carry no zone and the manifest does not name the one the importer was given: when the
+    import says UTC was assumed it runs again so; otherwise it runs in UTC once to learn the fixed
+    offset the submitted run times imply, and again with it (a zone whose offset changed between the
+    rows then gives another manifest, and the import is not verified)."""
+    from trainmark.spec.importers.codecarbon import import_codecarbon
+
+    kept = manifest.source.files if manifest.source is not None else []
+    csv_name = kept[0].removeprefix("source/") if kept else "emissions.csv"
+    log = sources / kept[1].removeprefix("source/") if len(kept) > 1 else None
+    origin = manifest.source.origin if manifest.source is not None else None
+    assumed_utc = any(
+        issue.code == "assumed-value" and "UTC is assumed" in issue.message
+        for issue in (manifest.source.issues or [] if manifest.source is not None else [])
+    )
+    if assumed_utc:
+        import_codecarbon(sources / csv_name, out, log=log, origin=origin)
+        return
+    probe = out.parent / "utc-probe"
+    import_codecarbon(sources / csv_name, probe, log=log, origin=origin)
+    probe_runs = json.loads((probe / "manifest.json").read_text())["runs"]
+    offset_s = (
+        (datetime.fromisoformat(probe_runs[0]["ended_at"]) - manifest.runs[0].ended_at).total_seconds()
+        if probe_runs and manifest.runs
+        else 0.0
+    )
+    hours, rest = divmod(round(offset_s), 3600)
+    if rest or not -14 <= hours <= 12:
+        raise ZoneUnknown(f"the run times imply a UTC offset of {offset_s:g} s, not a whole-hour zone")
+    # Etc/GMT-2 is UTC+2 (POSIX signs); Etc/GMT is UTC.
+    import_codecarbon(
+        sources / csv_name, out, log=log, origin=origin, timezone_name=f"Etc/GMT{-hours:+d}" if hours else "UTC"
+    )
+
+
+class ZoneUnknown(TrainmarkError):
+    """The time zone a CodeCarbon import was given cannot be told from its manifest."""
+
+
+IMPORTERS: dict[str, Callable[[Path, Path, models.Manifest], None]] = {
+    "trainmark import mlperf": _mlperf,
+    "trainmark import codecarbon": _codecarbon,
+}
 """The importers the registry can run again, by the name a bundle's `source.importer` gives."""
 
 
@@ -56,6 +100,11 @@ def verify_import(root: Path, manifest: models.Manifest) -> tuple[bool | None, s
         out = Path(scratch) / "again"
         try:
             importer(root / "source", out, manifest)
+        except ZoneUnknown as error:
+            return (
+                None,
+                f"the registry cannot run {name!r} again as it was run ({error}), so this import is not verified",
+            )
         except TrainmarkError as error:
             return False, f"the kept sources under source/ do not import again ({type(error).__name__}: {error})"
         again = _comparable(json.loads((out / "manifest.json").read_text()))

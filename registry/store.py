@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import dataclasses
 import hashlib
 import hmac
 import json
@@ -30,13 +31,15 @@ from pathlib import Path
 from sqlalchemy import and_, insert, or_, text
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlmodel import Session, select
-from trainmark.registry.blobs import BlobStore
+from trainmark.registry.blobs import BlobChanged, BlobStore
+from trainmark.registry.calibrations import CalibrationInvalid, recompute
 from trainmark.registry.database import engine_for, is_sqlite, normalize_url, require_current
 from trainmark.registry.imports import verify_import
 from trainmark.registry.tables import (
     MISSING_LOW,
     ApiKey,
     AuditEvent,
+    CalibrationRow,
     FileBlob,
     RateBucket,
     RegistryFinding,
@@ -46,10 +49,11 @@ from trainmark.registry.tables import (
     Series,
     Submission,
 )
+from trainmark.scorer.provenance import devices_match
 from trainmark.scorer.score import ScoreReport, score_bundle
 from trainmark.scorer.series import SeriesCollector
 from trainmark.spec import models
-from trainmark.spec.archive import ArchiveLimits, is_archive, open_bundle, pack
+from trainmark.spec.archive import ArchiveLimits, open_bundle, pack
 from trainmark.spec.errors import BundleInvalid, BundleUnreadable, TrainmarkError
 from trainmark.spec.findings import Finding, Severity
 from trainmark.spec.jsontext import canonical_json
@@ -60,22 +64,23 @@ SORTS = ("rank", "score", "trust", "created_at", "submitter")
 PRECISIONS = tuple(models.PrecisionPolicy.__members__)
 FILTER_TEXT = re.compile(r"^[\w .,()+/:&'@#-]{1,256}\Z")
 MAX_PAGE = 100
+MAX_WORKLOAD_CHARS = 800
+WORKLOAD_TEXT = re.compile(r"^[^\x00-\x1f\x7f]{1,800}\Z")
+"""A workload filter: any printable text (model and dataset names are free text) up to the column's length."""
 MAX_DEVICE_COUNT = 1_048_576
 """The most devices a board filter names (the standard numbers devices below 2**20)."""
 MAX_CURSOR_CHARS = 1024
 
 
 class SubmissionRejected(TrainmarkError):
-    """A submission the registry will not store; `status` is the HTTP status that says why and
-    `code` the finding code (or refusal code) behind it."""
+    """A submission the registry will not store. `code` says why (a refusal code, or the code of
+    the finding behind it); the HTTP API maps codes to statuses (registry/api_shared.py), the store
+    knows nothing of HTTP."""
 
-    def __init__(
-        self, message: str, status: int, findings: list[Finding] | None = None, code: str = "submission-refused"
-    ) -> None:
+    def __init__(self, message: str, code: str = "submission-refused", findings: list[Finding] | None = None) -> None:
         super().__init__(message)
-        self.status = status
-        self.findings = findings or []
         self.code = code
+        self.findings = findings or []
 
 
 def store_unwritable(error: OSError) -> SubmissionRejected:
@@ -83,9 +88,16 @@ def store_unwritable(error: OSError) -> SubmissionRejected:
     return SubmissionRejected(
         f"the registry cannot write its blob store ({error.strerror or type(error).__name__}); "
         "nothing was stored; its operator must make the blob folder writable or free space",
-        503,
-        code="store-unwritable",
+        "store-unwritable",
     )
+
+
+def bundle_invalid(error: BundleInvalid) -> SubmissionRejected:
+    """The refusal of a bundle that cannot be read as one: the error's code and place, as a finding."""
+    finding = Finding(
+        error.code, Severity.ERROR, error.message, file=error.file, line=error.line, pointer=error.pointer
+    )
+    return SubmissionRejected(f"{finding.location()}: {error.message}", error.code, [finding])
 
 
 class QueryInvalid(TrainmarkError):
@@ -124,6 +136,7 @@ class BoardQuery:
 
     metric: str = "steps_per_second"
     sort: str = "rank"
+    workload: str | None = None
     device_model: str | None = None
     device_count: int | None = None
     precision: str | None = None
@@ -148,6 +161,11 @@ class BoardQuery:
                     f"{name} may hold letters, digits, spaces and . , ( ) + / : & ' @ # - "
                     f"(at most 256), not {value[:40]!r}"
                 )
+        if self.workload is not None and not WORKLOAD_TEXT.match(self.workload):
+            raise QueryInvalid(
+                f"workload may hold printable text of at most {MAX_WORKLOAD_CHARS} characters "
+                f"(model / dataset / precision, as the board's rows show it), not {self.workload[:40]!r}"
+            )
         if not 1 <= self.limit <= MAX_PAGE:
             raise QueryInvalid(f"limit must be between 1 and {MAX_PAGE}")
         if self.device_count is not None and not 1 <= self.device_count <= MAX_DEVICE_COUNT:
@@ -224,22 +242,74 @@ def board_fields(report: ScoreReport, manifest: models.Manifest, verified: bool 
     }
 
 
+MISSING_LABELS = {
+    "missing-sensor": "energy",
+    "channel-absent": "trace channels",
+    "too-few-runs": "3+ runs",
+}
+"""What a board entry lacks, by the code of the finding that says so (the board's `missing` column)."""
+
+
 def _missing(report: ScoreReport) -> str:
-    """What a board entry lacks, in a few words, from its findings."""
-    labels = set()
-    for finding in report.findings:
-        if finding.code == "missing-sensor":
-            labels.add("energy")
-        elif finding.code == "channel-absent":
-            for kind, label in (("power", "power trace"), ("memory", "memory trace"), ("step", "step trace")):
-                if kind in finding.message:
-                    labels.add(label)
-        elif finding.code == "too-few-runs":
-            labels.add("3+ runs")
-    absent = sum(1 for finding in report.findings if finding.code == "reporting-field-absent")
+    """What a board entry lacks, in a few words, from its findings' codes."""
+    codes = [finding.code for finding in report.findings]
+    labels = {MISSING_LABELS[code] for code in codes if code in MISSING_LABELS}
+    absent = codes.count("reporting-field-absent")
     if absent:
         labels.add(f"{absent} reporting field{'s' if absent > 1 else ''}")
     return ", ".join(sorted(labels))
+
+
+def efficiency_columns(statistics: dict) -> dict:
+    """The board's efficiency columns from a report's run statistics: each metric's headline, its
+    conservative 95 % bound, and the never-NULL sort value of that bound (a missing one sorts last)."""
+
+    def of(name: str, attribute: str) -> float | None:
+        return getattr(statistics[name], attribute) if name in statistics else None
+
+    sps_low, fpj_low, eps_high = (
+        of("steps_per_second", "ci95_low"),
+        of("flops_per_joule", "ci95_low"),
+        of("energy_per_step", "ci95_high"),
+    )
+    return {
+        "steps_per_second": of("steps_per_second", "headline"),
+        "steps_per_second_low": sps_low,
+        "steps_per_second_sort": sps_low if sps_low is not None else MISSING_LOW,
+        "flops_per_joule": of("flops_per_joule", "headline"),
+        "flops_per_joule_low": fpj_low,
+        "flops_per_joule_sort": fpj_low if fpj_low is not None else MISSING_LOW,
+        "energy_per_step": of("energy_per_step", "headline"),
+        "energy_per_step_high": eps_high,
+        "energy_per_step_sort": -eps_high if eps_high is not None else MISSING_LOW,  # higher sorts first
+    }
+
+
+UNBELIEVED_CODES = frozenset({"too-regular", "duplicate-run"})
+"""Findings that say a bundle's runs are too good to be true (rubric r2 II.4, II.5): its efficiency
+bounds are shown but do not rank it (they sort as missing, after every believed bound)."""
+
+
+def score_columns(report: ScoreReport, verified: bool | None) -> dict:
+    """Every submission column that follows from a score report: what a rescore rewrites."""
+    efficiency = efficiency_columns(report.statistics)
+    if any(finding.code in UNBELIEVED_CODES for finding in report.findings):
+        # A copy or a constant is not a measurement: ranking it by its (narrow) interval would put it
+        # above the honest bundles of its workload, though its score is below theirs.
+        for name in ("steps_per_second_sort", "flops_per_joule_sort", "energy_per_step_sort"):
+            efficiency[name] = MISSING_LOW
+    return {
+        "rubric_version": report.rubric_version,
+        "ranked": report.ranked,
+        "score": report.score,
+        "fidelity": report.fidelity,
+        "completeness": report.completeness,
+        "confidence": report.confidence,
+        "badges": ",".join(report.badges),
+        "missing": _missing(report),
+        **efficiency,
+        **board_fields(report, report.manifest, verified),
+    }
 
 
 class Store:
@@ -365,82 +435,71 @@ class Store:
 
     # ------------------------------------------------------------ submitting
 
-    def submit(self, archive: Path, key_id: int | None = None) -> SubmitOutcome:
-        """Validate, score and store an archived bundle; the same bundle again returns the same id.
+    def submit(self, bundle: Path, key_id: int | None = None) -> SubmitOutcome:
+        """Validate, score and store an opened bundle (a directory: an archive is opened at the
+        boundary, `opened_upload`); the same bundle again returns the same id.
 
         A refusal leaves the store as it was (blobs are written only once the bundle is accepted,
         and those written for a submission that then fails are removed) and is audited.
         """
         try:
             try:
-                return self._submit(archive, key_id)
-            except OSError as error:  # the store's own folders (scratch, blobs, archives), not the bundle
+                return self._submit(bundle, key_id)
+            except OSError as error:  # the store's own folders (blobs, archives), not the bundle
                 raise store_unwritable(error) from None
         except SubmissionRejected as rejected:
             self.audit_refusal(key_id, rejected)
             raise
 
-    def _submit(self, archive: Path, key_id: int | None) -> SubmitOutcome:
-        size = archive.stat().st_size
-        if size > self.limits.max_upload_bytes:
-            raise SubmissionRejected(
-                f"the upload is {size} bytes, over the limit of {self.limits.max_upload_bytes}",
-                413,
-                code="upload-limit",
-            )
-        if not is_archive(archive):
-            raise SubmissionRejected(
-                "the upload is not a gzip-compressed tar archive; send the .tar.gz that trainmark bundle pack makes",
-                422,
-                code="archive-invalid",
-            )
+    def _submit(self, root: Path, key_id: int | None) -> SubmitOutcome:
         series = SeriesCollector()
         try:
-            with (
-                self.blobs.scratch_folder("bundle") as scratch,
-                open_bundle(archive, self.limits.archive_limits(), Path(scratch)) as root,
-            ):
-                report = score_bundle(root, full_jsonschema=True, observer=series)
-                self._refuse_invalid(report)
-                manifest = report.manifest
-                verified, how = verify_import(root, manifest)
-                if verified is False:
-                    raise SubmissionRejected(how, 422, code="import-unverified")
-                existing = self._existing(report.bundle_id)
-                if existing is not None:
-                    with self._write_lock, Session(self.write_engine) as session:
-                        self.audit(session, "resubmitted", key_id, report.bundle_id)
-                        session.commit()
-                    return existing
-                if manifest.supersedes:
-                    with Session(self.engine) as session:
-                        self._check_supersede(session, manifest.supersedes, key_id)  # again under lock on insert
-                written: list[str] = []
-                archive_written = False
-                try:
-                    for entry in manifest.files:
-                        if self.blobs.put_file(root / entry.path, entry.sha256):
-                            written.append(entry.sha256)
-                    manifest_bytes = (root / "manifest.json").read_bytes()
-                    manifest_digest, created = self.blobs.put_bytes(manifest_bytes)
-                    if created:
-                        written.append(manifest_digest)
-                    archive_written = self.blobs.put_archive(report.bundle_id, root)
-                    return self._insert(
-                        report, manifest, (manifest_digest, len(manifest_bytes)), series, key_id, verified
-                    )
-                except BaseException:
-                    self._discard(written, report.bundle_id if archive_written else None)
-                    raise
+            report = score_bundle(root, full_jsonschema=True, observer=series)
         except BundleUnreadable as error:
-            raise SubmissionRejected(f"not a readable bundle ({error})", 422, code="bundle-unreadable") from None
+            raise SubmissionRejected(f"not a readable bundle ({error})", "bundle-unreadable") from None
         except BundleInvalid as error:
-            finding = Finding(
-                error.code, Severity.ERROR, error.message, file=error.file, line=error.line, pointer=error.pointer
-            )
-            raise SubmissionRejected(
-                f"{finding.location()}: {error.message}", 422, [finding], code=error.code
-            ) from None
+            raise bundle_invalid(error) from None
+        self._refuse_invalid(report)
+        manifest = report.manifest
+        verified, how = verify_import(root, manifest)
+        if verified is False:
+            raise SubmissionRejected(how, "import-unverified")
+        existing = self._existing(report.bundle_id)
+        if existing is not None:
+            with self._write_lock, Session(self.write_engine) as session:
+                self.audit(session, "resubmitted", key_id, report.bundle_id)
+                session.commit()
+            return existing
+        if manifest.supersedes:
+            with Session(self.engine) as session:
+                self._check_supersede(session, manifest.supersedes, key_id)  # again under lock on insert
+        report = self._with_registry_calibration(report)
+        written: list[str] = []
+        archive_written = False
+        try:
+            # The archive first, then the blobs, each verified against its digest as it is copied: a
+            # file that changed since it was validated (a directory still being written) is refused.
+            archive_written = self.blobs.put_archive(report.bundle_id, root)
+            manifest_blob = self._put_blobs(root, manifest, written)
+            return self._insert(report, manifest_blob, series, key_id, verified)
+        except BlobChanged as changed:
+            self._discard(written, report.bundle_id if archive_written else None)
+            raise SubmissionRejected(str(changed), "bundle-changed") from None
+        except BaseException:
+            self._discard(written, report.bundle_id if archive_written else None)
+            raise
+
+    def _put_blobs(self, root: Path, manifest: models.Manifest, written: list[str]) -> tuple[str, int]:
+        """Every file of the bundle into the blob store (the digests this call wrote are appended to
+        `written`); returns the manifest's own blob (digest, size)."""
+        for entry in manifest.files:
+            if self.blobs.put_file(root / entry.path, entry.sha256):
+                written.append(entry.sha256)
+        manifest_bytes = (root / "manifest.json").read_bytes()
+        manifest_digest, created = self.blobs.put_bytes(manifest_bytes)
+        if created:
+            written.append(manifest_digest)
+        return manifest_digest, len(manifest_bytes)
 
     def _discard(self, digests: list[str], archive_of: str | None) -> None:
         """Remove the blobs (and archive) a failed submission wrote, unless a submission that
@@ -460,7 +519,7 @@ class Store:
 
     def audit_refusal(self, key_id: int | None, rejected: SubmissionRejected) -> None:
         """Every refusal leaves an audit record (its status, code and message)."""
-        detail = f"{rejected.status} {rejected.code}: {rejected}"[:2000]
+        detail = f"{rejected.code}: {rejected}"[:2000]
         try:
             with self._write_lock, Session(self.write_engine) as session:
                 self.audit(session, "refused", key_id, None, detail)
@@ -480,9 +539,8 @@ class Store:
                 "the bundle breaks the standard ("
                 + "; ".join(f"{gate.code}: {gate.message}" for gate in failed)
                 + "); see the findings, or run trainmark validate",
-                422,
+                errors[0].code if errors else failed[0].code,
                 errors,
-                code=errors[0].code if errors else failed[0].code,
             )
 
     def _existing(self, bundle_id: str) -> SubmitOutcome | None:
@@ -497,29 +555,55 @@ class Store:
     def _insert(
         self,
         report: ScoreReport,
-        manifest: models.Manifest,
         manifest_blob: tuple[str, int],
         series: SeriesCollector,
         key_id: int | None,
         verified: bool | None = None,
     ) -> SubmitOutcome:
+        """Write every row of an accepted submission in one transaction."""
         bundle_id = report.bundle_id
-        statistics = report.statistics
+        manifest = report.manifest
+        submission = self._submission_row(report, key_id, verified)
+        runs = self._run_rows(report)
+        with self._write_lock, Session(self.write_engine) as session:
+            try:
+                if manifest.supersedes:
+                    self._supersede(session, manifest.supersedes, key_id)
+                session.add(submission)
+                session.flush()  # the parent row first: these tables declare no ORM relationships to order by
+                for _, row in runs:
+                    session.add(row)
+                session.add(
+                    ScoreRecord(
+                        submission_id=bundle_id,
+                        rubric_version=report.rubric_version,
+                        report=json.dumps(report.as_dict()),
+                    )
+                )
+                session.flush()
+                # The many small rows go in as one executemany each, not as ORM objects.
+                _insert_rows(session, RunMetric, _metric_rows(runs))
+                _insert_rows(session, FileBlob, _file_rows(bundle_id, manifest, manifest_blob))
+                _insert_rows(session, Series, _series_rows(bundle_id, series))
+                self._duplicate_runs(session, bundle_id, [row for _, row in runs])
+                self.audit(session, "submitted", key_id, bundle_id, f"score {report.score:.3f}")
+                session.commit()
+            except IntegrityError:
+                session.rollback()  # the same bundle, landed a moment ago by another writer
+                existing = self._existing(bundle_id)
+                if existing is None:
+                    raise
+                self.audit(session, "resubmitted", key_id, bundle_id)
+                session.commit()
+                return existing
+        return SubmitOutcome(bundle_id, True, report.score, report.ranked, report.as_dict()["findings"])
+
+    def _submission_row(self, report: ScoreReport, key_id: int | None, verified: bool | None) -> Submission:
+        """The board's row of a new submission: who, what, on what, and its score columns."""
+        manifest = report.manifest
         devices = manifest.system.devices
-
-        def headline(name: str) -> float | None:
-            return statistics[name].headline if name in statistics else None
-
-        def bound(name: str, attribute: str) -> float | None:
-            return getattr(statistics[name], attribute) if name in statistics else None
-
-        sps_low, fpj_low, eps_high = (
-            bound("steps_per_second", "ci95_low"),
-            bound("flops_per_joule", "ci95_low"),
-            bound("energy_per_step", "ci95_high"),
-        )
-        submission = Submission(
-            id=bundle_id,
+        return Submission(
+            id=report.bundle_id,
             created_at=_now(),
             key_id=key_id,
             submitter=manifest.submitter.name if manifest.submitter else self._key_name(key_id),
@@ -534,25 +618,13 @@ class Store:
             parameters=manifest.model.parameters_total.value,
             run_count=len(manifest.runs),
             bundle_bytes=sum(entry.size_bytes for entry in manifest.files),
-            rubric_version=report.rubric_version,
-            ranked=report.ranked,
-            score=report.score,
-            fidelity=report.fidelity,
-            completeness=report.completeness,
-            confidence=report.confidence,
-            badges=",".join(report.badges),
-            missing=_missing(report),
-            steps_per_second=headline("steps_per_second"),
-            steps_per_second_low=sps_low,
-            steps_per_second_sort=sps_low if sps_low is not None else MISSING_LOW,
-            flops_per_joule=headline("flops_per_joule"),
-            flops_per_joule_low=fpj_low,
-            flops_per_joule_sort=fpj_low if fpj_low is not None else MISSING_LOW,
-            energy_per_step=headline("energy_per_step"),
-            energy_per_step_high=eps_high,
-            energy_per_step_sort=-eps_high if eps_high is not None else MISSING_LOW,
-            **board_fields(report, manifest, verified),
+            **score_columns(report, verified),
         )
+
+    @staticmethod
+    def _run_rows(report: ScoreReport) -> list[tuple[models.Run, RunRow]]:
+        """Each run with its row, fingerprinted three ways for the duplicate check across submissions."""
+        manifest = report.manifest
         trace_digests: dict[str, list[str]] = {}
         for entry in manifest.files:
             if entry.run_id is not None and entry.record_type != "document":
@@ -563,99 +635,19 @@ class Store:
                 (m.name, m.scope, m.device, m.node, m.rank, m.value) for m in run.metrics if m.value is not None
             )
             traces = sorted(trace_digests.get(run.run_id, []))
-            runs.append(
-                (
-                    run,
-                    RunRow(
-                        submission_id=bundle_id,
-                        run_id=run.run_id,
-                        seed=run.seed,
-                        status=run.status,
-                        started_at=run.started_at,
-                        ended_at=run.ended_at,
-                        trace_fingerprint=_fingerprint(traces) if traces else None,
-                        value_fingerprint=_fingerprint(run.started_at.isoformat(), values),
-                        content_fingerprint=report.run_fingerprints.get(run.run_id),
-                    ),
-                )
+            row = RunRow(
+                submission_id=report.bundle_id,
+                run_id=run.run_id,
+                seed=run.seed,
+                status=run.status,
+                started_at=run.started_at,
+                ended_at=run.ended_at,
+                trace_fingerprint=_fingerprint(traces) if traces else None,
+                value_fingerprint=_fingerprint(run.started_at.isoformat(), values),
+                content_fingerprint=report.run_fingerprints.get(run.run_id),
             )
-        report_json = json.dumps(report.as_dict())
-        with self._write_lock, Session(self.write_engine) as session:
-            try:
-                if manifest.supersedes:
-                    self._supersede(session, manifest.supersedes, key_id)
-                session.add(submission)
-                session.flush()  # the parent row first: these tables declare no ORM relationships to order by
-                for _, row in runs:
-                    session.add(row)
-                session.add(
-                    ScoreRecord(submission_id=bundle_id, rubric_version=report.rubric_version, report=report_json)
-                )
-                session.flush()
-                # The many small rows go in as one executemany each, not as ORM objects.
-                _insert_rows(
-                    session,
-                    RunMetric,
-                    [
-                        dict(
-                            run_pk=row.id,
-                            name=metric.name,
-                            scope=metric.scope,
-                            device=metric.device,
-                            node=metric.node,
-                            rank=metric.rank,
-                            value=metric.value,
-                            unit=metric.unit,
-                            method=metric.method,
-                            unavailable_reason=metric.unavailable_reason,
-                        )
-                        for run, row in runs
-                        for metric in run.metrics
-                    ],
-                )
-                _insert_rows(
-                    session,
-                    FileBlob,
-                    [
-                        dict(submission_id=bundle_id, path=entry.path, sha256=entry.sha256, size_bytes=entry.size_bytes)
-                        for entry in manifest.files
-                    ]
-                    + [
-                        dict(
-                            submission_id=bundle_id,
-                            path="manifest.json",
-                            sha256=manifest_blob[0],
-                            size_bytes=manifest_blob[1],
-                        )
-                    ],
-                )
-                _insert_rows(
-                    session,
-                    Series,
-                    [
-                        dict(
-                            submission_id=bundle_id,
-                            run_id=item["run_id"],
-                            kind=item["kind"],
-                            label=item["label"],
-                            unit=item["unit"],
-                            points=json.dumps(item["points"]),
-                        )
-                        for item in series.results()
-                    ],
-                )
-                self._duplicate_runs(session, bundle_id, [row for _, row in runs])
-                self.audit(session, "submitted", key_id, bundle_id, f"score {report.score:.3f}")
-                session.commit()
-            except IntegrityError:
-                session.rollback()  # the same bundle, landed a moment ago by another writer
-                existing = self._existing(bundle_id)
-                if existing is None:
-                    raise
-                self.audit(session, "resubmitted", key_id, bundle_id)
-                session.commit()
-                return existing
-        return SubmitOutcome(bundle_id, True, report.score, report.ranked, report.as_dict()["findings"])
+            runs.append((run, row))
+        return runs
 
     def _supersede(self, session: Session, old_id: str, key_id: int | None) -> None:
         old = self._check_supersede(session, old_id, key_id, lock=True)
@@ -667,15 +659,13 @@ class Store:
         old = session.get(Submission, old_id, with_for_update=lock)
         if old is None:
             raise SubmissionRejected(
-                f"the bundle supersedes {old_id}, which this registry does not have", 409, code="supersedes-unknown"
+                f"the bundle supersedes {old_id}, which this registry does not have", "supersedes-unknown"
             )
         if old.key_id != key_id:
-            raise SubmissionRejected(
-                f"only the key that submitted {old_id} may supersede it", 403, code="supersedes-foreign"
-            )
+            raise SubmissionRejected(f"only the key that submitted {old_id} may supersede it", "supersedes-foreign")
         if not old.current:
             raise SubmissionRejected(
-                f"{old_id} is already superseded; supersede the newest of its chain", 409, code="supersedes-superseded"
+                f"{old_id} is already superseded; supersede the newest of its chain", "supersedes-superseded"
             )
         return old
 
@@ -757,6 +747,97 @@ class Store:
                 )
         _insert_rows(session, RegistryFinding, findings)
 
+    # ------------------------------------------------------------ calibrations
+
+    def add_calibration(self, document, key_id: int | None = None) -> tuple[dict, bool]:
+        """Hold a calibration: check its document, compute its verdict from the readings (a stated
+        verdict is refused, never trusted) and store both; (the calibration, whether it is new).
+        Raises SubmissionRejected (code `calibration-invalid`) for a document it will not hold.
+        Submissions scored from then on (and every one after `trainmark registry rescore`) earn
+        Calibrated from it when it covers exactly their devices and passes."""
+        try:
+            verdict = recompute(document)
+        except CalibrationInvalid as invalid:
+            rejected = SubmissionRejected(str(invalid), invalid.code)
+            self.audit_refusal(key_id, rejected)
+            raise rejected from None
+        devices = verdict.document["devices"]
+        models_named = sorted({device["model"] for device in devices})
+        row = CalibrationRow(
+            id=verdict.id,
+            created_at=_now(),
+            key_id=key_id,
+            configuration=verdict.document["configuration"],
+            device_summary=f"{len(devices)} x {', '.join(models_named)}"[:512],
+            document=json.dumps(verdict.document),
+            deviations=json.dumps(verdict.deviations),
+            passed=verdict.passed,
+        )
+        with self._write_lock, Session(self.write_engine) as session:
+            if session.get(CalibrationRow, verdict.id) is not None:
+                return self.calibration(verdict.id), False
+            session.add(row)
+            self.audit(session, "calibration-added", key_id, None, f"{verdict.id} passed={verdict.passed}")
+            try:
+                session.commit()
+            except IntegrityError:  # the same calibration, held a moment ago by another writer
+                return self.calibration(verdict.id), False
+        return self.calibration(verdict.id), True
+
+    def calibration(self, calibration_id: str) -> dict | None:
+        """One held calibration: its devices, configuration, readings and the registry's verdict."""
+        with Session(self.engine) as session:
+            row = session.get(CalibrationRow, calibration_id[:64])
+        return _calibration_dict(row) if row is not None else None
+
+    def calibrations(self) -> list[dict]:
+        """Every held calibration, newest first."""
+        with Session(self.engine) as session:
+            rows = session.exec(
+                select(CalibrationRow).order_by(CalibrationRow.created_at.desc(), CalibrationRow.id)
+            ).all()
+        return [_calibration_dict(row) for row in rows]
+
+    def _held_calibration(self, manifest: models.Manifest) -> dict | None:
+        """The newest held calibration that covers exactly the bundle's devices, or None."""
+        for calibration in self.calibrations():
+            if devices_match(manifest.system.devices, calibration["devices"]):
+                return calibration
+        return None
+
+    def _with_registry_calibration(self, report: ScoreReport) -> ScoreReport:
+        """Under a rubric that takes no self-declared calibration (r2), Calibrated comes from here
+        only: the newest calibration the registry holds for exactly the bundle's devices; a ranked
+        bundle earns the badge when that calibration passed. Either way a finding says which."""
+        from trainmark.scorer import rubric as rubrics
+
+        if not rubrics.rubric_of(report.rubric_version).strict or report.manifest is None:
+            return report
+        held = self._held_calibration(report.manifest)
+        if held is None:
+            return report
+        badges = list(report.badges)
+        if held["passed"] and report.ranked and "Calibrated" not in badges:
+            badges.insert(1 if "Complete" in badges else 0, "Calibrated")
+        outside = [d["name"] for d in held["deviations"] if not d["within_margin"]]
+        message = (
+            f"the registry holds calibration {held['id'][:16]} of these devices ({held['configuration']}): "
+            + (
+                "every metric within its margin, recomputed from its readings"
+                if held["passed"]
+                else f"{', '.join(outside)} outside the margin, recomputed from its readings: not Calibrated"
+            )
+            + ("" if report.ranked else "; an entry that is not ranked earns no badge")
+        )
+        finding = Finding(
+            "calibration-held" if held["passed"] else "calibration-failed",
+            Severity.INFO,
+            message,
+            file="manifest.json",
+            pointer="/system/devices",
+        )
+        return dataclasses.replace(report, badges=badges, findings=[*report.findings, finding])
+
     # ------------------------------------------------------------ reading
 
     def get(self, bundle_id: str) -> dict | None:
@@ -834,32 +915,12 @@ class Store:
             with tempfile.TemporaryDirectory() as scratch:
                 archive = self.rebuild_archive(bundle_id, Path(scratch))
                 with open_bundle(archive, self.limits.archive_limits()) as root:
-                    report = score_bundle(root, version, full_jsonschema=True)
+                    report = self._with_registry_calibration(score_bundle(root, version, full_jsonschema=True))
                     verified, _ = verify_import(root, report.manifest)
-            statistics = report.statistics
-
-            def bound(name: str, attribute: str) -> float | None:
-                # called within this iteration only
-                return getattr(statistics[name], attribute) if name in statistics else None  # noqa: B023
-
-            sps_low, fpj_low, eps_high = (
-                bound("steps_per_second", "ci95_low"),
-                bound("flops_per_joule", "ci95_low"),
-                bound("energy_per_step", "ci95_high"),
-            )
             with self._write_lock, Session(self.write_engine) as session:
                 row = session.get(Submission, bundle_id)
                 old = {"rubric_version": row.rubric_version, "score": row.score, "ranked": row.ranked}
-                row.rubric_version, row.ranked, row.score = report.rubric_version, report.ranked, report.score
-                row.fidelity, row.completeness, row.confidence = report.fidelity, report.completeness, report.confidence
-                row.badges, row.missing = ",".join(report.badges), _missing(report)
-                row.steps_per_second, row.steps_per_second_low = bound("steps_per_second", "headline"), sps_low
-                row.steps_per_second_sort = sps_low if sps_low is not None else MISSING_LOW
-                row.flops_per_joule, row.flops_per_joule_low = bound("flops_per_joule", "headline"), fpj_low
-                row.flops_per_joule_sort = fpj_low if fpj_low is not None else MISSING_LOW
-                row.energy_per_step, row.energy_per_step_high = bound("energy_per_step", "headline"), eps_high
-                row.energy_per_step_sort = -eps_high if eps_high is not None else MISSING_LOW
-                for name, value in board_fields(report, report.manifest, verified).items():
+                for name, value in score_columns(report, verified).items():
                     setattr(row, name, value)
                 session.add(row)
                 record = session.get(ScoreRecord, (bundle_id, report.rubric_version))
@@ -910,6 +971,15 @@ class Store:
         with Session(self.engine) as session:
             current = Submission.current == True  # noqa: E712
             return {
+                "workload": list(
+                    session.exec(
+                        select(Submission.workload)
+                        .where(current, Submission.workload != "")
+                        .distinct()
+                        .order_by(Submission.workload)
+                        .limit(500)
+                    )
+                ),
                 "device_model": list(
                     session.exec(
                         select(Submission.device_model)
@@ -937,6 +1007,7 @@ class Store:
         if not query.include_unranked:
             statement = statement.where(Submission.ranked == True)  # noqa: E712
         for column, value in (
+            (Submission.workload, query.workload),
             (Submission.device_model, query.device_model),
             (Submission.device_count, query.device_count),
             (Submission.precision, query.precision),
@@ -1011,11 +1082,11 @@ class Store:
             raise QueryInvalid("the cursor does not fit this sort; start from the first page")
         return [_cursor_key_value(value, column) for value, (column, _) in zip(values, keys)]
 
-    def export(self) -> Iterator[dict]:
-        """Every current submission (ranked or not), best first, a page at a time."""
+    def export(self, workload: str | None = None) -> Iterator[dict]:
+        """Every current submission (ranked or not; of one workload when given), best first, a page at a time."""
         cursor = None
         while True:
-            page = self.leaderboard(BoardQuery(include_unranked=True, limit=MAX_PAGE, cursor=cursor))
+            page = self.leaderboard(BoardQuery(workload=workload, include_unranked=True, limit=MAX_PAGE, cursor=cursor))
             yield from page.rows
             cursor = page.next_cursor
             if cursor is None:
@@ -1107,6 +1178,63 @@ class Store:
                 table.__tablename__: session.exec(select(func.count()).select_from(table)).one()
                 for table in (Submission, RunRow, RunMetric, ScoreRecord, Series, FileBlob, RegistryFinding)
             }
+
+
+def _metric_rows(runs: list[tuple[models.Run, RunRow]]) -> list[dict]:
+    """Every run metric as a row (the runs' rows must have their ids)."""
+    return [
+        dict(
+            run_pk=row.id,
+            name=metric.name,
+            scope=metric.scope,
+            device=metric.device,
+            node=metric.node,
+            rank=metric.rank,
+            value=metric.value,
+            unit=metric.unit,
+            method=metric.method,
+            unavailable_reason=metric.unavailable_reason,
+        )
+        for run, row in runs
+        for metric in run.metrics
+    ]
+
+
+def _file_rows(bundle_id: str, manifest: models.Manifest, manifest_blob: tuple[str, int]) -> list[dict]:
+    """Every file of the bundle and its manifest, by blob digest."""
+    return [
+        dict(submission_id=bundle_id, path=entry.path, sha256=entry.sha256, size_bytes=entry.size_bytes)
+        for entry in manifest.files
+    ] + [dict(submission_id=bundle_id, path="manifest.json", sha256=manifest_blob[0], size_bytes=manifest_blob[1])]
+
+
+def _series_rows(bundle_id: str, series: SeriesCollector) -> list[dict]:
+    """The plot series the registry collected while it scored the bundle."""
+    return [
+        dict(
+            submission_id=bundle_id,
+            run_id=item["run_id"],
+            kind=item["kind"],
+            label=item["label"],
+            unit=item["unit"],
+            points=json.dumps(item["points"]),
+        )
+        for item in series.results()
+    ]
+
+
+def _calibration_dict(row: CalibrationRow) -> dict:
+    document = json.loads(row.document)
+    return {
+        "id": row.id,
+        "created_at": row.created_at.isoformat(),
+        "configuration": row.configuration,
+        "device_summary": row.device_summary,
+        "devices": document["devices"],
+        "metrics": document["metrics"],
+        "deviations": json.loads(row.deviations),
+        "passed": row.passed,
+    }
 
 
 def _cursor_key_value(value, column):

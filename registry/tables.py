@@ -209,3 +209,20 @@ class RateBucket(SQLModel, table=True):
     key_id: int = Field(primary_key=True, foreign_key="api_key.id")
     tokens: float
     updated_at: float = Field(description="Unix seconds of the last refill (wall clock: shared between processes)")
+
+
+class CalibrationRow(SQLModel, table=True):
+    """A calibration the registry holds: the raw readings it was given (`document`, JSON) and the
+    verdict it computed from them (`deviations`, JSON; `passed`). Write-once, named by the sha256
+    of its canonical document."""
+
+    __tablename__ = "calibration"
+
+    id: str = Field(primary_key=True, max_length=64)
+    created_at: datetime = Field(index=True, description="when the registry took it (UTC)")
+    key_id: int | None = Field(default=None, foreign_key="api_key.id", description="who gave it (None: the operator)")
+    configuration: str = Field(max_length=256)
+    device_summary: str = Field(max_length=512, description="e.g. '2 x NVIDIA H100 80GB HBM3'")
+    document: str = Field(sa_column=Column(Text, nullable=False), description="devices, configuration, readings")
+    deviations: str = Field(sa_column=Column(Text, nullable=False), description="the verdict the registry computed")
+    passed: bool

@@ -17,6 +17,7 @@ import httpx
 import pytest
 from trainmark.registry.api import create_app, csv_cell, prepare_serving_process
 from trainmark.registry.database import upgrade
+from trainmark.registry.intake import submit_archive
 from trainmark.registry.store import RegistryLimits, Store
 from trainmark.spec import conformance
 
@@ -88,6 +89,39 @@ def test_the_board_pages_and_filters_over_http(service, archives):
     assert len(seen) == len(set(seen)) == 3
     fp32 = httpx.get(f"{url}/api/v1/leaderboard", params={"precision": "fp32", "include_unranked": "true"}).json()
     assert {row["precision"] for row in fp32["rows"]} == {"fp32"} and len(fp32["rows"]) == 2
+
+
+def test_the_board_filters_by_workload_in_the_api_the_page_and_the_exports(service, archives, tmp_path):
+    url, store, key = service
+    for name in ("gpu", "cpu", "cpu-two-runs"):
+        assert post(url, key, archives[name].read_bytes()).status_code == 201
+    tiny, gpt2 = "tiny / trainmark-sample-text / fp32", "gpt2-124m / openwebtext-10k / bf16_autocast"
+    rows = httpx.get(f"{url}/api/v1/leaderboard", params={"workload": tiny, "include_unranked": "true"}).json()["rows"]
+    assert len(rows) == 2 and {row["workload"] for row in rows} == {tiny}
+    rows = httpx.get(f"{url}/api/v1/leaderboard", params={"workload": gpt2}).json()["rows"]
+    assert [row["model_name"] for row in rows] == ["gpt2-124m"]
+    assert httpx.get(f"{url}/api/v1/leaderboard", params={"workload": "no such / x / fp32"}).json()["rows"] == []
+    bad = httpx.get(f"{url}/api/v1/leaderboard", params={"workload": "tiny\nx"})
+    assert bad.status_code == 400 and "workload may hold printable text" in bad.json()["error"]
+
+    table = list(csv.DictReader(io.StringIO(httpx.get(f"{url}/export.csv", params={"workload": tiny}).text)))
+    assert len(table) == 2 and {row["workload"] for row in table} == {tiny}
+    lines = httpx.get(f"{url}/export.jsonl", params={"workload": gpt2}).text.splitlines()
+    assert [json.loads(line)["model_name"] for line in lines] == ["gpt2-124m"]
+    assert httpx.get(f"{url}/export.csv", params={"metric": "x"}).status_code == 400  # only workload there
+
+    page = httpx.get(f"{url}/", params={"workload": gpt2})
+    assert (
+        page.status_code == 200
+        and "gpt2-124m" in page.text
+        and "trainmark-sample-text" not in page.text.split("<table")[1]
+    )
+    assert f"<option selected>{gpt2}</option>" in page.text  # the drop-down keeps the choice
+
+    synthetic = archive(CPU, tmp_path / "synthetic.tar.gz")  # the example as it is: synthetic, never ranked
+    assert post(url, key, synthetic.read_bytes()).json()["ranked"] is False
+    page = httpx.get(f"{url}/", params={"workload": tiny, "include_unranked": "true"}).text
+    assert '<div class="not-ranked">not ranked: provenance: the bundle says it is synthetic' in page
 
 
 def test_formula_like_text_is_defused_in_the_csv(service, archives):
@@ -327,7 +361,7 @@ def test_a_serving_process_compiles_the_validators_and_freezes_its_startup_heap(
         assert conformance.compiled_validator.cache_info().currsize == 13
         frozen = gc.get_freeze_count()
         assert frozen > 10_000
-        assert store.submit(archives["cpu"]).created
+        assert submit_archive(store, archives["cpu"]).created
         assert gc.get_freeze_count() <= frozen  # what submissions make is collected as usual
         assert conformance.compiled_validator.cache_info().misses == 13  # and compiles nothing more
     finally:

@@ -25,6 +25,7 @@ from selenium.webdriver.support.select import Select
 from selenium.webdriver.support.wait import WebDriverWait
 from trainmark.registry.api import create_app
 from trainmark.registry.database import upgrade
+from trainmark.registry.intake import submit_archive
 from trainmark.registry.store import BoardQuery, Store
 from trainmark.scorer.plots import PALETTE
 
@@ -45,7 +46,7 @@ def registry(tmp_path_factory, archives):
     url = f"sqlite:///{folder / 'registry.db'}"
     upgrade(url)
     store = Store(url, folder / "blobs")
-    ids = {name: store.submit(path, None).id for name, path in archives.items()}
+    ids = {name: submit_archive(store, path, None).id for name, path in archives.items()}
     with LiveServer(create_app(store, submissions_per_minute=1000)) as server:
         yield server.url, store, ids
     store.close()

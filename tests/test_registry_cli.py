@@ -35,7 +35,7 @@ def registry(tmp_path) -> dict:
     """TRAINMARK_DB / TRAINMARK_BLOBS of an initialized SQLite registry."""
     env = {"TRAINMARK_DB": f"sqlite:///{tmp_path / 'reg' / 'registry.db'}", "TRAINMARK_BLOBS": str(tmp_path / "blobs")}
     out = trainmark("registry", "init", env=env)
-    assert "at schema revision 0003" in out.stdout
+    assert "at schema revision 0004" in out.stdout
     assert trainmark("registry", "upgrade", env=env).returncode == 0  # safe to run again
     return env
 
@@ -55,6 +55,14 @@ def test_submit_into_a_database_and_print_the_board(registry, tmp_path):
         "gpt2-124m / openwebtext-10k / bf16_autocast",
         "tiny / trainmark-sample-text / fp32",
     ]
+    tiny = json.loads(
+        trainmark("leaderboard", "--json", "--workload", "tiny / trainmark-sample-text / fp32", env=registry).stdout
+    )
+    assert [row["device_model"] for row in tiny] == ["AMD EPYC 7B13"]
+    everything = trainmark("leaderboard", "--all", env={**registry, "COLUMNS": "250"}).stdout
+    assert "not ranked: provenance" in everything  # the synthetic example, and why
+    narrow = trainmark("leaderboard", "--all", env={**registry, "COLUMNS": "80"}).stdout
+    assert "not ranked because" in narrow and "synthetic" in narrow
     printed = trainmark("leaderboard", env={**registry, "COLUMNS": "200"}).stdout
     assert "trainmark leaderboard" in printed and "NVIDIA H100" in printed
     assert "workload: gpt2-124m / openwebtext-10k / bf16_autocast" in printed and "declared" in printed

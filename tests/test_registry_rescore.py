@@ -4,9 +4,11 @@ reports of earlier rubrics kept (real SQLite file and real PostgreSQL server).""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from sqlmodel import Session, select
+from trainmark.registry.intake import submit_archive
 from trainmark.registry.store import SubmissionRejected
 from trainmark.registry.tables import ScoreRecord, Submission
 from trainmark.scorer.score import score_bundle
@@ -14,7 +16,7 @@ from trainmark.scorer.units import human
 
 
 def test_rescore_moves_every_submission_to_the_current_rubric_and_keeps_the_old_report(store, archives):
-    outcome = store.submit(archives["gpu"])
+    outcome = submit_archive(store, archives["gpu"])
     with Session(store.write_engine) as session:  # as a registry that scored under r1 would hold it
         row = session.get(Submission, outcome.id)
         record = session.get(ScoreRecord, (outcome.id, row.rubric_version))
@@ -45,7 +47,7 @@ def test_a_synthetic_bundle_is_stored_but_never_ranked(store, tmp_path):
 
     from tests.registry_bundles import GPU, archive
 
-    outcome = store.submit(archive(GPU, tmp_path / "gpu-synthetic.tar.gz"))  # the example as it is
+    outcome = submit_archive(store, archive(GPU, tmp_path / "gpu-synthetic.tar.gz"))  # the example as it is
     assert outcome.ranked is False
     assert outcome.id not in {row["id"] for row in store.leaderboard(BoardQuery()).rows}
     document = store.get(outcome.id)["score"]
@@ -88,8 +90,8 @@ def test_a_run_resubmitted_shifted_in_time_is_a_duplicate_across_the_registry(st
 
     edit_manifest(root, shift)
     reseal(root)
-    original = store.submit(archives["gpu"])
-    copy = store.submit(archive(root, tmp_path / "shifted.tar.gz"))
+    original = submit_archive(store, archives["gpu"])
+    copy = submit_archive(store, archive(root, tmp_path / "shifted.tar.gz"))
     assert copy.id != original.id and copy.ranked
     for bundle_id in (original.id, copy.id):
         messages = [f["message"] for f in store.get(bundle_id)["registry_findings"] if f["code"] == "duplicate-run"]
@@ -114,7 +116,7 @@ def test_an_import_is_verified_against_its_kept_sources(store, lenovo, tmp_path)
     from tests.bundles import copy_bundle, edit_manifest
     from tests.registry_bundles import archive
 
-    outcome = store.submit(archive(lenovo, tmp_path / "lenovo.tar.gz"))
+    outcome = submit_archive(store, archive(lenovo, tmp_path / "lenovo.tar.gz"))
     row = store.get(outcome.id)["submission"]
     assert outcome.ranked and row["provenance"] == "imported"
     assert row["workload"] == "llama2_70b_lora / " + row["workload"].split(" / ")[1] + " / undeclared"
@@ -134,11 +136,11 @@ def test_an_import_is_verified_against_its_kept_sources(store, lenovo, tmp_path)
     forged = copy_bundle(lenovo, tmp_path / "forged")
     edit_manifest(forged, lambda m: m["system"].update(system_name="a faster system"))
     with pytest.raises(SubmissionRejected, match=r"differs from what trainmark import mlperf gives .* in /system"):
-        store.submit(archive(forged, tmp_path / "forged.tar.gz"))
+        submit_archive(store, archive(forged, tmp_path / "forged.tar.gz"))
 
 
 def test_page_ranks_start_again_with_each_workload_and_carry_over_pages():
-    from trainmark.registry.api import _ranks
+    from trainmark.registry.api_board import board_ranks as _ranks
     from trainmark.registry.store import BoardQuery
 
     def row(workload, low, score=0.5, ranked=True):
@@ -148,3 +150,30 @@ def test_page_ranks_start_again_with_each_workload_and_carry_over_pages():
     assert _ranks(page, BoardQuery(), 1) == (["1", "2=", "2=", "1", "–"], 2)
     # a page that starts in the middle of workload b goes on from where the last page stopped
     assert _ranks([row("b", 0.5), row("c", 4.0)], BoardQuery(), 2) == (["2", "1"], 2)
+
+
+@pytest.mark.parametrize(
+    ("zone", "log"), [(None, True), ("Europe/Paris", False)], ids=["utc-assumed-with-log", "paris-without-log"]
+)
+def test_a_codecarbon_import_is_verified_against_its_kept_sources(store, tmp_path, zone, log):
+    from trainmark.spec.importers.codecarbon import import_codecarbon
+
+    from tests.bundles import copy_bundle, edit_manifest
+    from tests.registry_bundles import archive
+
+    real = Path(__file__).parent / "data" / "codecarbon" / "real-cpu"
+    out = tmp_path / "codecarbon"
+    import_codecarbon(real / "emissions.csv", out, log=real / "codecarbon.log" if log else None, timezone_name=zone)
+    outcome = submit_archive(store, archive(out, tmp_path / "codecarbon.tar.gz"))
+    assert store.get(outcome.id)["submission"]["provenance"] == "imported"  # verified: imported again, the same
+
+    forged = copy_bundle(out, tmp_path / "forged")
+
+    def halve_energy(manifest):
+        for metric in manifest["runs"][0]["metrics"]:
+            if metric["name"] == "total_energy" and metric["value"] is not None:
+                metric["value"] /= 2
+
+    edit_manifest(forged, halve_energy)
+    with pytest.raises(SubmissionRejected, match=r"differs from what trainmark import codecarbon gives .* in /runs"):
+        submit_archive(store, archive(forged, tmp_path / "forged.tar.gz"))

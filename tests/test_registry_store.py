@@ -14,7 +14,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import text
 from sqlmodel import SQLModel
+from trainmark.registry.api_shared import status_of
 from trainmark.registry.database import engine_for, upgrade
+from trainmark.registry.intake import submit_archive
 from trainmark.registry.store import BoardQuery, QueryInvalid, Store, SubmissionRejected
 from trainmark.scorer.score import score_bundle
 from trainmark.spec.errors import StoreOutOfDate
@@ -60,7 +62,7 @@ def test_an_out_of_date_database_is_refused_with_the_command_that_upgrades_it(re
 
 
 def test_a_submission_lands_with_its_score_runs_series_and_blobs(store, archives):
-    outcome = store.submit(archives["gpu"], None)
+    outcome = submit_archive(store, archives["gpu"], None)
     expected = score_bundle(archives["gpu"], full_jsonschema=True)
     assert outcome.created and outcome.id == expected.bundle_id
     assert outcome.score == expected.score and outcome.ranked is expected.ranked
@@ -82,16 +84,16 @@ def test_a_submission_lands_with_its_score_runs_series_and_blobs(store, archives
 
 
 def test_the_same_bundle_twice_is_the_same_submission(store, archives):
-    first = store.submit(archives["cpu"], None)
+    first = submit_archive(store, archives["cpu"], None)
     before = store.counts()
-    again = store.submit(archives["cpu"], None)
+    again = submit_archive(store, archives["cpu"], None)
     assert (again.id, again.created, again.score) == (first.id, False, first.score)
     assert store.counts() == before
 
 
 def test_a_run_submitted_before_is_reported_on_both_submissions(store, archives):
-    original = store.submit(archives["cpu"], None)
-    copy = store.submit(archives["cpu-two-runs"], None)
+    original = submit_archive(store, archives["cpu"], None)
+    copy = submit_archive(store, archives["cpu-two-runs"], None)
     mine = store.get(copy.id)["registry_findings"]
     theirs = store.get(original.id)["registry_findings"]
     assert {f["code"] for f in mine} == {"duplicate-run"} and len(mine) == 2
@@ -100,11 +102,11 @@ def test_a_run_submitted_before_is_reported_on_both_submissions(store, archives)
 
 
 def test_a_correction_supersedes_and_the_board_shows_the_newest(store, archives, tmp_path):
-    original = store.submit(archives["cpu"], None)
+    original = submit_archive(store, archives["cpu"], None)
     fixed = archive(
         variant(CPU, tmp_path / "fixed", supersedes=original.id, description="corrected"), tmp_path / "fixed.tar.gz"
     )
-    correction = store.submit(fixed, None)
+    correction = submit_archive(store, fixed, None)
     board = store.leaderboard(BoardQuery(include_unranked=True))
     assert [row["id"] for row in board.rows] == [correction.id]
     assert store.get(original.id)["submission"]["superseded_by"] == correction.id
@@ -114,22 +116,22 @@ def test_a_correction_supersedes_and_the_board_shows_the_newest(store, archives,
     )
     before = store.counts()
     with pytest.raises(SubmissionRejected, match="already superseded") as refused:
-        store.submit(again, None)
-    assert refused.value.status == 409
+        submit_archive(store, again, None)
+    assert refused.value.code == "supersedes-superseded" and status_of(refused.value) == 409
     assert store.counts() == before
     unknown = archive(variant(CPU, tmp_path / "unknown", supersedes="0" * 64), tmp_path / "unknown.tar.gz")
     with pytest.raises(SubmissionRejected, match="does not have"):
-        store.submit(unknown, None)
+        submit_archive(store, unknown, None)
 
 
 def test_only_the_submitting_key_may_supersede(store, archives, tmp_path):
     lab, rival = store.verify_key(store.create_key("lab")), store.verify_key(store.create_key("rival"))
-    original = store.submit(archives["cpu"], lab)
+    original = submit_archive(store, archives["cpu"], lab)
     fixed = archive(variant(CPU, tmp_path / "fixed", supersedes=original.id), tmp_path / "fixed.tar.gz")
     with pytest.raises(SubmissionRejected, match="only the key that submitted") as refused:
-        store.submit(fixed, rival)
-    assert refused.value.status == 403
-    assert store.submit(fixed, lab).created
+        submit_archive(store, fixed, rival)
+    assert refused.value.code == "supersedes-foreign" and status_of(refused.value) == 403
+    assert submit_archive(store, fixed, lab).created
 
 
 def test_keys_are_stored_hashed_and_checked(store):
@@ -147,7 +149,9 @@ def test_keys_are_stored_hashed_and_checked(store):
 
 
 def test_the_board_ranks_within_a_workload_by_bound_and_filters(store, archives):
-    ids = {name: store.submit(archives[name], None).id for name in ("gpu", "cpu", "cpu-two-runs", "cpu-script")}
+    ids = {
+        name: submit_archive(store, archives[name], None).id for name in ("gpu", "cpu", "cpu-two-runs", "cpu-script")
+    }
     board = store.leaderboard(BoardQuery(include_unranked=True)).rows
     keys = [(row["workload"], -(row["steps_per_second_low"] or -1e300), -row["score"]) for row in board]
     assert keys == sorted(keys)
@@ -181,7 +185,7 @@ def test_the_board_ranks_within_a_workload_by_bound_and_filters(store, archives)
 @pytest.mark.parametrize("sort", ["rank", "score", "trust", "created_at", "submitter"])
 def test_cursor_pages_cover_the_board_once(store, archives, sort):
     for name in ("gpu", "cpu", "cpu-two-runs", "cpu-script"):
-        store.submit(archives[name], None)
+        submit_archive(store, archives[name], None)
     whole = [row["id"] for row in store.leaderboard(BoardQuery(sort=sort, include_unranked=True)).rows]
     seen, cursor = [], None
     while True:
@@ -221,8 +225,8 @@ def test_a_run_with_other_traces_but_the_same_start_and_values_is_a_duplicate(st
     kernels = relabelled / "runs/run-1/kernels.json"
     kernels.write_text(kernels.read_text().replace('"torch.profiler 2.13.0"', '"torch.profiler 2.13.0 (copied)"'))
     reseal(relabelled)
-    original = store.submit(archives["cpu"], None)
-    copy = store.submit(archive(relabelled, tmp_path / "relabelled.tar.gz"), None)
+    original = submit_archive(store, archives["cpu"], None)
+    copy = submit_archive(store, archive(relabelled, tmp_path / "relabelled.tar.gz"), None)
     messages = {f["pointer"]: f["message"] for f in store.get(copy.id)["registry_findings"]}
     assert "the same start time and values as run run-1 of submission " + original.id in messages["run run-1"]
     assert "identical traces as run run-2" in messages["run run-2"]
@@ -298,14 +302,14 @@ def test_simultaneous_processes_never_take_more_than_the_allowance(registry_url,
 
 def test_quotes_in_a_filter_are_data_not_sql(store, archives, tmp_path):
     name = "O'Brien & Co. (lab #2)"
-    store.submit(archive(variant(CPU, tmp_path / "quote", submitter=name), tmp_path / "quote.tar.gz"), None)
+    submit_archive(store, archive(variant(CPU, tmp_path / "quote", submitter=name), tmp_path / "quote.tar.gz"), None)
     rows = store.leaderboard(BoardQuery(submitter=name, include_unranked=True)).rows
     assert [row["submitter"] for row in rows] == [name]
 
 
 def _submit_in_thread(store: Store, path: Path, outcomes: list, errors: list) -> None:
     try:
-        outcomes.append(store.submit(path, None).id)
+        outcomes.append(submit_archive(store, path, None).id)
     except Exception as error:  # noqa: BLE001 (the test reports every failure)
         errors.append(repr(error))
 
@@ -326,7 +330,7 @@ def test_concurrent_submissions_from_threads(store, archives, tmp_path):
 def _submit_in_process(url: str, blobs: str, path: str, queue) -> None:
     try:
         store = Store(url, Path(blobs))
-        queue.put(("ok", store.submit(Path(path), None).id))
+        queue.put(("ok", submit_archive(store, Path(path), None).id))
         store.close()
     except Exception as error:  # noqa: BLE001
         queue.put(("error", repr(error)))
@@ -353,3 +357,46 @@ def test_concurrent_submissions_from_processes(registry_url, archives, tmp_path)
     store = Store(registry_url, tmp_path / "blobs")
     assert store.counts()["submission"] == 4
     store.close()
+
+
+def test_a_too_good_bundle_does_not_outrank_the_honest_one_on_the_board(store, tmp_path):
+    """Issue 14: the too-good ones rank below the honest bundle. Every step exactly 70.0 ms gives a
+    zero-width interval whose bound (14.29 steps/s) is above the honest bundle's (13.33): ranked by it,
+    the fabrication would come first in its workload."""
+    from tests.test_adversarial import _submitted, honest_without_sensors, identical_steps
+
+    honest, regular = _submitted(tmp_path / "honest"), _submitted(tmp_path / "regular")
+    honest_without_sensors(honest)
+    identical_steps(regular)
+    ids = {
+        name: submit_archive(store, archive(root, tmp_path / f"{name}.tar.gz")).id
+        for name, root in (("regular", regular), ("honest", honest))
+    }
+    rows = store.leaderboard(BoardQuery()).rows
+    assert [row["id"] for row in rows] == [ids["honest"], ids["regular"]]
+    fabricated = rows[1]
+    assert fabricated["steps_per_second_low"] > rows[0]["steps_per_second_low"]  # shown, not believed
+    assert fabricated["score"] < rows[0]["score"]
+
+
+def test_a_file_that_changes_after_validation_is_refused_and_nothing_is_stored(store, tmp_path, monkeypatch):
+    """A bundle directory handed to the store as it is (trainmark submit DIR --db) may still be written
+    to; a file whose bytes changed after it was validated is refused, with no blob, archive or row left."""
+    from trainmark.registry import store as store_module
+
+    root = variant(CPU, tmp_path / "bundle")
+    steps = next(root.glob("runs/*/steps*.jsonl"))
+    real_score = store_module.score_bundle
+
+    def score_then_write(path, *args, **kwargs):
+        report = real_score(path, *args, **kwargs)
+        steps.write_bytes(steps.read_bytes() + b"\n")  # the writer appends after validation
+        return report
+
+    monkeypatch.setattr(store_module, "score_bundle", score_then_write)
+    before = {path for path in store.blobs.root.rglob("*") if path.is_file()}
+    with pytest.raises(SubmissionRejected, match="changed while it was being stored") as refused:
+        store.submit(root)
+    assert refused.value.code == "bundle-changed"
+    assert store.counts()["submission"] == 0
+    assert {path for path in store.blobs.root.rglob("*") if path.is_file()} == before

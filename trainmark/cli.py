@@ -29,6 +29,10 @@ import_app = typer.Typer(help="Convert third-party results into bundles.", no_ar
 app.add_typer(import_app, name="import")
 registry_app = typer.Typer(help="Create and upgrade a registry's database.", no_args_is_help=True)
 app.add_typer(registry_app, name="registry")
+calibration_app = typer.Typer(
+    help="Calibrations the registry holds (rubric r2's Calibrated badge).", no_args_is_help=True
+)
+registry_app.add_typer(calibration_app, name="calibration")
 keys_app = typer.Typer(help="API keys for submitting to a registry.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 
@@ -833,6 +837,100 @@ def registry_rescore(
     console.print(f"{len(changes)} submission(s) scored under {rubric.value}")
 
 
+@calibration_app.command("add")
+def registry_calibration_add(
+    document: Annotated[
+        Path | None, typer.Argument(help="The calibration document (JSON); or give --reference and --measured.")
+    ] = None,
+    reference: Annotated[
+        Path | None, typer.Option(help="A bundle of the configuration's reference runs (e.g. trainmark calibrate's).")
+    ] = None,
+    measured: Annotated[
+        Path | None, typer.Option(help="A bundle of the same configuration on the devices being calibrated.")
+    ] = None,
+    configuration: Annotated[
+        str | None, typer.Option(help="What both ran, in words (default: the bundles' workload).")
+    ] = None,
+    to: Annotated[str | None, typer.Option("--to", help="A registry's URL, e.g. https://registry.example.org")] = None,
+    key: Annotated[
+        str | None, typer.Option(envvar="TRAINMARK_KEY", show_envvar=True, help="Your API key (with --to).")
+    ] = None,
+    db: DbOption = None,
+    blobs: BlobsOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the calibration and its verdict as JSON.")] = False,
+) -> None:
+    """Give a registry a calibration: devices, configuration and per-run readings (reference and
+    measured). The registry computes the verdict itself; a document that states one is refused.
+
+    Example: trainmark registry calibration add --reference runs/calibration --measured runs/tiny --db sqlite:///r.db
+    """
+    from trainmark.registry.calibrations import document_from_bundles
+    from trainmark.registry.client import post_calibration
+    from trainmark.spec.jsontext import load_document
+
+    if to is not None and key is None:
+        raise typer.BadParameter("--to needs --key (or TRAINMARK_KEY)")
+    if to is not None and db is not None:
+        raise typer.BadParameter("give either --to (a registry server) or --db (a database), not both")
+    if (document is None) == (reference is None or measured is None):
+        raise typer.BadParameter("give a calibration DOCUMENT, or --reference BUNDLE and --measured BUNDLE")
+    if document is not None:
+        body = load_document(_existing(document).read_bytes(), file=document.name)
+    else:
+        body = document_from_bundles(_existing(reference), _existing(measured), configuration)
+    if to is not None:
+        status, held = post_calibration(to, key, body)
+        created = status == 201
+    else:
+        store = _open_store(db, blobs)
+        try:
+            held, created = store.add_calibration(body)
+        finally:
+            store.close()
+    if as_json:
+        typer.echo(json.dumps(held, indent=2))
+        return
+    _print_calibration(held, "held" if created else "already held")
+
+
+@calibration_app.command("list")
+def registry_calibration_list(
+    db: DbOption = None,
+    blobs: BlobsOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the calibrations as JSON.")] = False,
+) -> None:
+    """List the calibrations a registry holds, newest first, with the verdict it computed.
+
+    Example: trainmark registry calibration list --json
+    """
+    store = _open_store(db, blobs)
+    try:
+        held = store.calibrations()
+    finally:
+        store.close()
+    if as_json:
+        typer.echo(json.dumps(held, indent=2))
+        return
+    for calibration in held:
+        _print_calibration(calibration, calibration["created_at"])
+    if not held:
+        _console().print("no calibrations yet: trainmark registry calibration add DOCUMENT adds one")
+
+
+def _print_calibration(held: dict, state: str) -> None:
+    console = _console()
+    verdict = "[green]passed[/green]" if held["passed"] else "[red]failed[/red]"
+    console.print(
+        f"{_plain(state)}: calibration {held['id'][:16]}  {verdict}  {_plain(held['device_summary'])}  "
+        f"{_plain(held['configuration'])}"
+    )
+    for deviation in held["deviations"]:
+        console.print(
+            f"  {_plain(deviation['name'])}: {deviation['deviation_percent']:+.2f} % "
+            f"(margin {deviation['margin_percent']:.2f} %){'' if deviation['within_margin'] else '  outside'}"
+        )
+
+
 def _migrate(db: str | None, blobs: Path | None) -> None:
     from trainmark.registry.blobs import BlobStore
     from trainmark.registry.database import default_blobs, default_url, upgrade
@@ -1002,6 +1100,7 @@ def submit(
     import tempfile
 
     from trainmark.registry.client import RegistryError, submit_archive
+    from trainmark.registry.intake import submit_archive as open_and_submit
     from trainmark.registry.store import SubmissionRejected
     from trainmark.spec.archive import pack
 
@@ -1010,19 +1109,20 @@ def submit(
     if to is not None and db is not None:
         raise typer.BadParameter("give either --to (a registry server) or --db (a database), not both")
     with tempfile.TemporaryDirectory(prefix="trainmark-submit-") as scratch:
-        archive = path
-        if path.is_dir():
-            archive = Path(scratch) / "bundle.tar.gz"
-            pack(path, archive)
         try:
             if to is not None:
+                archive = path
+                if path.is_dir():  # HTTP carries an archive
+                    archive = Path(scratch) / "bundle.tar.gz"
+                    pack(path, archive)
                 status, answer = submit_archive(to, key, archive)
                 created = status == 201
                 page = to.rstrip("/") + answer.get("page", "")
             else:
                 store = _open_store(db, blobs)
                 try:
-                    outcome = store.submit(archive)
+                    # A directory is the opened bundle the store takes; an archive is opened first.
+                    outcome = store.submit(path) if path.is_dir() else open_and_submit(store, path)
                 finally:
                     store.close()
                 answer, created, page = outcome.as_dict(), outcome.created, None
@@ -1056,6 +1156,9 @@ def leaderboard(
     metric: Annotated[
         str, typer.Option(help="steps_per_second, flops_per_joule or energy_per_step.")
     ] = "steps_per_second",
+    workload: Annotated[
+        str | None, typer.Option(help="Only this workload (model / dataset or benchmark / precision, as shown).")
+    ] = None,
     device_model: Annotated[str | None, typer.Option(help="Only this device model.")] = None,
     precision: Annotated[str | None, typer.Option(help="Only this precision policy.")] = None,
     include_unranked: Annotated[bool, typer.Option("--all", help="Also list entries that are not ranked.")] = False,
@@ -1074,6 +1177,7 @@ def leaderboard(
         page = store.leaderboard(
             BoardQuery(
                 metric=metric,
+                workload=workload,
                 device_model=device_model,
                 precision=precision,
                 include_unranked=include_unranked,
@@ -1155,7 +1259,7 @@ def _render_board(rows: list[dict], metric: str) -> None:
                 f"{row['score']:.3f}",
                 _plain(shown(row, True)),
                 _plain(", ".join(row["badges"]) or "-"),
-                _plain(row["missing"] or "-"),
+                _plain("; ".join(filter(None, (_not_ranked_gates(row), row["missing"]))) or "-"),
             ]
             for number, row in zip(positions, entries)
         ]
@@ -1174,10 +1278,19 @@ def _render_board(rows: list[dict], metric: str) -> None:
                     ("score", cells[6]),
                     (short, _plain(shown(row, False))),
                     ("badges", cells[8]),
-                    ("missing", cells[9]),
-                ],
+                    ("missing", _plain(row["missing"] or "-")),
+                ]
+                + ([("not ranked because", _plain(row["not_ranked_because"]))] if not row["ranked"] else []),
                 indent=4,
             )
+
+
+def _not_ranked_gates(row: dict) -> str:
+    """'not ranked: physics, provenance' for an entry that failed gates (their codes), else ''."""
+    if row["ranked"] or not row.get("not_ranked_because"):
+        return ""
+    codes = [part.split(":", 1)[0] for part in row["not_ranked_because"].split("; ")]
+    return "not ranked: " + ", ".join(code for code in codes if code.replace("-", "").isalpha())
 
 
 # ---------------------------------------------------------------- bundle

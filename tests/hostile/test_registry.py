@@ -18,7 +18,9 @@ import httpx
 import pytest
 from sqlmodel import Session, select
 from trainmark.registry.api import create_app
+from trainmark.registry.api_shared import status_of
 from trainmark.registry.database import upgrade
+from trainmark.registry.intake import submit_archive
 from trainmark.registry.store import RegistryLimits, Store, SubmissionRejected
 from trainmark.registry.tables import AuditEvent
 from trainmark.spec.archive import pack
@@ -120,13 +122,13 @@ def test_text_postgresql_cannot_store_is_refused_on_both_databases(store, tmp_pa
     path.write_text(path.read_text().replace('"LAB"', '"Lab\\u0000 One"'))
     before = stored_files(store)
     with pytest.raises(SubmissionRejected) as refused:
-        store.submit(archive(bundle, tmp_path / "nul.tar.gz"))
-    assert refused.value.status == 422 and refused.value.code == "text-invalid"
+        submit_archive(store, archive(bundle, tmp_path / "nul.tar.gz"))
+    assert status_of(refused.value) == 422 and refused.value.code == "text-invalid"
     assert [finding.pointer for finding in refused.value.findings] == ["/submitter/name"]
     assert stored_files(store) == before
     assert store.counts()["submission"] == 0
     [event] = audit(store, "refused")
-    assert event.detail.startswith("422 text-invalid")
+    assert event.detail.startswith("text-invalid: ")
 
 
 def test_a_refusal_after_validation_leaves_no_blob_and_is_audited(store, tmp_path):
@@ -135,24 +137,24 @@ def test_a_refusal_after_validation_leaves_no_blob_and_is_audited(store, tmp_pat
     reseal_with_readme(bundle)
     before = stored_files(store)
     with pytest.raises(SubmissionRejected) as refused:
-        store.submit(archive(bundle, tmp_path / "orphan.tar.gz"))
-    assert refused.value.status == 409 and refused.value.code == "supersedes-unknown"
+        submit_archive(store, archive(bundle, tmp_path / "orphan.tar.gz"))
+    assert status_of(refused.value) == 409 and refused.value.code == "supersedes-unknown"
     assert stored_files(store) == before  # no blob of the README, no archive
     assert not list(store.blobs.scratch.iterdir())
     [event] = audit(store, "refused")
-    assert event.detail.startswith("409 supersedes-unknown")
+    assert event.detail.startswith("supersedes-unknown: ")
 
 
 def test_an_invalid_bundle_is_refused_with_its_own_code_and_no_server_path(store, tmp_path):
     bundle = copy_bundle(CPU, tmp_path / "broken")
     (bundle / "runs/run-1/steps.jsonl").write_text("{}\n")
     with pytest.raises(SubmissionRejected) as refused:
-        store.submit(archive(bundle, tmp_path / "broken.tar.gz"))
-    assert refused.value.status == 422
+        submit_archive(store, archive(bundle, tmp_path / "broken.tar.gz"))
+    assert status_of(refused.value) == 422
     assert refused.value.code == refused.value.findings[0].code != "submission-refused"
     text = str(refused.value) + json.dumps([finding.as_dict() for finding in refused.value.findings])
     assert str(tmp_path) not in text and str(store.blobs.root) not in text and "/tmp" not in text
-    assert audit(store, "refused")[0].detail.startswith(f"422 {refused.value.code}")
+    assert audit(store, "refused")[0].detail.startswith(f"{refused.value.code}: ")
 
 
 def reseal_with_readme(bundle: Path) -> None:
@@ -169,7 +171,7 @@ def test_racing_duplicates_are_each_audited(store, archives):
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(8) as pool:
-        outcomes = list(pool.map(lambda _: store.submit(archives["cpu"]), range(8)))
+        outcomes = list(pool.map(lambda _: submit_archive(store, archives["cpu"]), range(8)))
     assert sum(outcome.created for outcome in outcomes) == 1
     assert len(audit(store, "submitted")) == 1 and len(audit(store, "resubmitted")) == 7
 
@@ -177,8 +179,9 @@ def test_racing_duplicates_are_each_audited(store, archives):
 KILLED_WRITER = """
 import sys
 from pathlib import Path
+from trainmark.registry.intake import submit_archive
 from trainmark.registry.store import Store
-Store(sys.argv[1], Path(sys.argv[2])).submit(Path(sys.argv[3]))
+submit_archive(Store(sys.argv[1], Path(sys.argv[2])), Path(sys.argv[3]))
 """
 
 
@@ -316,7 +319,7 @@ def test_a_read_only_blob_folder_gets_a_clear_refusal_from_the_cli_and_the_api(t
     store = Store(db, blobs)
     try:
         assert store.counts()["submission"] == 0
-        assert [event.detail.split(":")[0] for event in audit(store, "refused")] == ["503 store-unwritable"] * 2
+        assert [event.detail.split(":")[0] for event in audit(store, "refused")] == ["store-unwritable"] * 2
     finally:
         store.close()
 
@@ -340,7 +343,7 @@ def test_the_bundle_download_is_built_once_and_cached(service, archives, tmp_pat
 
 
 def test_a_submission_from_before_archives_were_kept_gets_one_built_once(store, archives):
-    outcome = store.submit(archives["cpu"])
+    outcome = submit_archive(store, archives["cpu"])
     built = store.blobs.archive_path(outcome.id)
     built.unlink()  # as a registry that stored no archives at ingest left it
     assert store.archive_for(outcome.id).read_bytes() == archives["cpu"].read_bytes()
@@ -451,7 +454,7 @@ def test_slow_clients_are_cut_off(registry_url, tmp_path):
             # a client that keeps its promises is served as before
             assert httpx.get(server.url + "/api/v1/leaderboard").status_code == 200
         assert not list(store.blobs.scratch.iterdir())
-        assert [event.detail.split(":")[0] for event in audit(store, "refused")] == ["408 upload-timeout"]
+        assert [event.detail.split(":")[0] for event in audit(store, "refused")] == ["upload-timeout"]
     finally:
         store.close()
 
