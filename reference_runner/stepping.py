@@ -237,7 +237,7 @@ class StepMeter:
         if self.kernel_window.after_step(index) and measurements.rank == 0:
             breakdown = self.kernel_window.breakdown(measurements.rank, measurements.device)
             self.writer.write_kernel_breakdown(self.run_id, breakdown, self.per_rank)
-            measurements.kernel_breakdown = breakdown.model_dump(mode="json")
+            measurements.kernel_breakdown = breakdown
         window = self.allocation_window
         if window.covers(index) and index == window.first_step + window.steps - 1:
             events = window.events(measurements.rank, measurements.device)
