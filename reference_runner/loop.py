@@ -12,9 +12,10 @@ device's work and not only the time to queue it):
     forward       each micro-batch's forward pass and loss
     backward      each micro-batch's backward pass (gradient all-reduce overlaps the last one)
     optimizer     unscale, clip, optimizer step, zero_grad
-The loss is read (`.item()`, itself a sync) only after the step's clock stopped. The steps are
-timed, recorded and accounted by `stepping.StepMeter`, the same code that measures a user's loop
-under `trainmark.track`.
+The loss is read (`.item()`, itself a sync) only after the step's clock stopped. Everything is
+measured through `instruments.RankInstruments` (sensors, idle baseline, sampler, profiler and
+allocator windows, the step meter of `stepping.py`, checkpoints, gathering the ranks), the one
+measurement path that also measures a user's loop under `trainmark.track`.
 """
 
 from __future__ import annotations

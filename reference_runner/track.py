@@ -13,11 +13,12 @@
                     opt.step(); opt.zero_grad()
                 step.loss = loss.item()
 
-The system and software probe (reference_runner/metadata.py), the device backends and sensors
-(devices.py, sensors.py), the sampler thread (sampler.py), the per-stage accounting
-(measurements.py), the profiler and allocator windows (profiling.py), the run summary
-(summary.py) and the bundle README (readme.py) are the reference runner's own; this module only
-drives them from the user's loop. Where the bundle goes: `out=`, else the environment that
+The measurement is the reference runner's own, by the same code: reference_runner/instruments.py
+(sensors, idle baseline, sampler thread, profiler and allocator windows, the step meter of
+stepping.py, checkpoint footprint, gathering the ranks' measurements), the system and software
+probe (metadata.py), the run summary (summary.py) and the bundle README (readme.py). This module
+only drives them from the user's loop and infers what the loop does not declare (the model's
+parameters, the optimizer, the precision). Where the bundle goes: `out=`, else the environment that
 `trainmark repeat` sets (TRAINMARK_BUNDLE, TRAINMARK_RUN_ID, TRAINMARK_SEED); under `repeat` the
 manifest is written by `repeat` after the last run, otherwise by this run when it ends.
 
@@ -49,7 +50,7 @@ from trainmark.reference_runner.instruments import RankInstruments, RankPlace  #
 from trainmark.reference_runner.measurements import WorkerResult  # noqa: E402
 from trainmark.reference_runner.model import parameter_counts  # noqa: E402
 from trainmark.reference_runner.readme import bundle_readme  # noqa: E402
-from trainmark.reference_runner.stepping import Step, StepMeter  # noqa: E402
+from trainmark.reference_runner.stepping import Step, StepMeter, StepTimer  # noqa: E402
 from trainmark.reference_runner.summary import RunSummary, iso  # noqa: E402
 from trainmark.spec import SCHEMA_VERSION, producer_version  # noqa: E402
 from trainmark.spec.bundle import BundleWriter, close_run_from_traces  # noqa: E402
@@ -588,17 +589,15 @@ class Run:
         object.__setattr__(self.config, "precision", precision)
         self._hooks.pop().remove()  # once is enough: the hook costs nothing after the first forward
 
-    @contextlib.contextmanager
-    def step(self, samples: int | None = None, tokens: int | None = None):
-        """Measure one optimizer step; yields a `Step` (reference_runner/stepping.py). `samples`: what
-        this process trained on in it (default batch_size); `tokens`: default samples x
-        sequence_length (None without sequences)."""
+    def step(self, samples: int | None = None, tokens: int | None = None) -> StepTimer:
+        """Measure one optimizer step: `with run.step() as step:` gives a `Step`
+        (reference_runner/stepping.py). `samples`: what this process trained on in it (default
+        batch_size); `tokens`: default samples x sequence_length (None without sequences)."""
         samples = self.config.batch_size if samples is None else samples
         if tokens is None and self.config.sequence_length:
             tokens = samples * self.config.sequence_length
-        with self.meter.step(samples, tokens) as step:
-            step.updated = False if self.optimizer is not None else None  # the optimizer hook says True
-            yield step
+        # with an optimizer known, a step is not an update until the optimizer hook says so
+        return self.meter.step(samples, tokens, updated=False if self.optimizer is not None else None)
 
     def begin_step(self, samples: int | None = None, tokens: int | None = None) -> Step:
         """For callbacks: `run.step()` opened now and closed by `end_step`."""
