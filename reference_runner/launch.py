@@ -33,7 +33,7 @@ from trainmark.reference_runner.model import analytical_flops_per_step, counted_
 from trainmark.reference_runner.progress import JobProgress, ProgressReader
 from trainmark.reference_runner.readme import bundle_readme
 from trainmark.reference_runner.scratch import scratch_folder, sweep_stale_scratch
-from trainmark.reference_runner.summary import RunSummary, iso
+from trainmark.reference_runner.summary import RunSummary, adopt_worker_view, iso
 from trainmark.spec import SCHEMA_VERSION, producer_version
 from trainmark.spec.bundle import BundleWriter, close_run_from_traces, finalize
 from trainmark.spec.errors import TrainmarkError
@@ -163,17 +163,6 @@ def _draft(config: RunConfig, topology: Topology, replay: Path | None) -> tuple[
             "intra_node": "shared memory and loopback (one host)" if topology.nodes == 1 else "as the cluster provides"
         }
     return draft, analytical_flops_per_step(config), counted_flops_per_step(config)
-
-
-def adopt_worker_view(draft: dict, result: WorkerResult) -> None:
-    """Replace the draft's guesses with what the ranks reported about their devices and hosts."""
-    ranks = result.ranks
-    devices = {rank.device: rank.device_block for rank in ranks if rank.device_block}
-    if devices:
-        draft["system"]["devices"] = [devices[index] for index in sorted(devices)]
-    hosts = {rank.node: rank.host for rank in ranks if rank.host}
-    draft["system"]["hosts"] = [hosts.get(entry["node"], entry) for entry in draft["system"]["hosts"]]
-    draft["software"].update(ranks[0].device_software)
 
 
 INTERRUPT_GRACE_S = 30.0

@@ -56,6 +56,17 @@ def _trapezoid(samples: list) -> float:
     return sum(0.5 * (a[1] + b[1]) * (b[0] - a[0]) / 1e9 for a, b in zip(samples, samples[1:]))
 
 
+def adopt_worker_view(draft: dict, result: WorkerResult) -> None:
+    """Replace the draft's guesses with what the ranks reported about their devices and hosts."""
+    ranks = result.ranks
+    devices = {rank.device: rank.device_block for rank in ranks if rank.device_block}
+    if devices:
+        draft["system"]["devices"] = [devices[index] for index in sorted(devices)]
+    hosts = {rank.node: rank.host for rank in ranks if rank.host}
+    draft["system"]["hosts"] = [hosts.get(entry["node"], entry) for entry in draft["system"]["hosts"]]
+    draft["software"].update(ranks[0].device_software)
+
+
 class RunSummary:
     """Builds one run's manifest entry from the worker's result."""
 

@@ -51,7 +51,7 @@ from trainmark.reference_runner.measurements import WorkerResult  # noqa: E402
 from trainmark.reference_runner.model import parameter_counts  # noqa: E402
 from trainmark.reference_runner.readme import bundle_readme  # noqa: E402
 from trainmark.reference_runner.stepping import Step, StepMeter, StepTimer  # noqa: E402
-from trainmark.reference_runner.summary import RunSummary, iso  # noqa: E402
+from trainmark.reference_runner.summary import RunSummary, adopt_worker_view, iso  # noqa: E402
 from trainmark.spec import SCHEMA_VERSION, producer_version  # noqa: E402
 from trainmark.spec.bundle import BundleWriter, close_run_from_traces  # noqa: E402
 from trainmark.spec.errors import TrainmarkError  # noqa: E402
@@ -657,8 +657,6 @@ class Run:
         document["training"] = self._training_block()
 
     def _close_completed(self, result: WorkerResult) -> None:
-        from trainmark.reference_runner.launch import adopt_worker_view
-
         self._refresh()
         adopt_worker_view(self.document, result)
         summary = TrackSummary(self, result)
