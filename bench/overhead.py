@@ -4,7 +4,9 @@ One process, one model, one optimizer: blocks of steps alternate between the bar
 (forward, backward, optimizer; nothing measured) and the runner's measured step with
 everything a run has on: the sampler thread at --rate-hz reading the memory probe and any
 power meter and writing their traces, per-stage timing, peak-memory resets and reads, and one
-flushed step record per step (reference_runner/stepping.py, which trainmark.track uses too). The order alternates ABBA so that drift hits both alike. Printed:
+flushed step record per step: reference_runner/instruments.py and stepping.py, the one
+measurement path of the reference loop and of trainmark.track. The order alternates ABBA so
+that drift hits both alike. Printed:
 the ratio of mean step times (budget <= 1.03 at 10 Hz), a Student-t 95 % interval over the block
 pairs, and the wall time of a whole `trainmark run --preset tiny --repeats 3`.
 
@@ -30,13 +32,9 @@ import torch  # noqa: E402
 from trainmark.reference_runner.config import build_config  # noqa: E402
 from trainmark.reference_runner.data import FeedingOrder, load_dataset  # noqa: E402
 from trainmark.reference_runner.devices import backend_for  # noqa: E402
+from trainmark.reference_runner.instruments import RankInstruments, RankPlace  # noqa: E402
 from trainmark.reference_runner.loop import Trainer  # noqa: E402
-from trainmark.reference_runner.measurements import RankMeasurements  # noqa: E402
-from trainmark.reference_runner.profiling import AllocationWindow, KernelWindow  # noqa: E402
-from trainmark.reference_runner.sampler import Phase, Sampler  # noqa: E402
-from trainmark.reference_runner.stepping import StepMeter  # noqa: E402
 from trainmark.spec.bundle import BundleWriter  # noqa: E402
-from trainmark.spec.errors import SensorUnavailable  # noqa: E402
 
 
 def student_t_975(df: int) -> float:
@@ -71,18 +69,22 @@ def main() -> None:
         torch.set_num_threads(options.threads)
     clock = time.perf_counter if options.clock == "wall" else time.process_time
 
-    config = build_config(options.preset, overrides={"max_steps": 10**6})
+    # the windows off: their steps are flagged and left out of a run's throughput anyway
+    config = build_config(
+        options.preset,
+        overrides={
+            "max_steps": 10**6,
+            "sample_rate_hz": options.rate_hz,
+            "warmup_steps": 0,
+            "profile_steps": 0,
+            "allocation_steps": 0,
+        },
+    )
     backend = backend_for(config.device, 0, 0.0)
     torch.manual_seed(config.seed)
     dataset = load_dataset(None, config.sequence_length, config.eval_fraction)
     order = FeedingOrder(dataset, config.global_batch_size, config.data_seed)
     trainer = Trainer(config, backend, order, rank=0, world_size=1)
-    meters = []
-    try:
-        meters.append(backend.power_meter(0))
-    except SensorUnavailable as error:
-        print(f"(no power meter: {error})")
-    probe = backend.memory_probe(0)
     step = 0
     for _ in range(5):  # warm-up, not timed
         trainer.bare_step(step)
@@ -101,52 +103,19 @@ def main() -> None:
 
         def measured_block() -> float:
             nonlocal step
-            phase = Phase()
             blocks.append(len(blocks))
-            writer = BundleWriter(Path(scratch) / f"block-{len(blocks)}")
-            sampler = Sampler(
-                options.rate_hz,
-                phase,
-                meters,
-                [probe],
-                writer.open_trace("run-1", "power_sample") if meters else None,
-                writer.open_trace("run-1", "memory_sample"),
-                node=0,
-                rank=0,
-            )
-            measurements = RankMeasurements(
-                rank=0,
-                node=0,
-                local_rank=0,
-                device=0,
-                shares_device=False,
-                peak_method=backend.peak_method,
-                peak_source=backend.peak_source,
-                peak_tool=backend.peak_tool,
-                peak_reason=None,
-            )
-            # the runner's own step measurement (reference_runner/stepping.py), profiler windows off
-            meter = StepMeter(
-                backend,
-                phase,
-                writer,
-                "run-1",
-                measurements,
-                None,
-                0,
-                KernelWindow(0, 0, False),
-                AllocationWindow(0, 0, False),
-            )
+            # the runner's own measurement path (reference_runner/instruments.py), as loop.py drives it
+            instruments = RankInstruments(backend, RankPlace(), config)
+            meter = instruments.open(BundleWriter.create(Path(scratch) / f"block-{len(blocks)}"), "run-1")
             samples = config.micro_batch_size * config.gradient_accumulation_steps
-            sampler.start()
+            instruments.start()
             began = clock()
             for _ in range(options.block_steps):
                 with meter.step(samples, samples * config.sequence_length) as measured:
                     trainer.step(step, measured)
                 step += 1
             elapsed = (clock() - began) / options.block_steps
-            sampler.stop()
-            meter.close()
+            instruments.stop()
             return elapsed
 
         pairs = []

@@ -8,7 +8,9 @@ per step, the sampler thread at --rate-hz). Each measured block is its own track
 steps are timed (setting up the run and writing its bundle are outside the clock, as the idle
 baseline, warm-up, profiler and FLOP-counting steps are, which a run excludes from its
 throughput anyway). Printed: the ratio of mean step times (budget <= 1.02 at 10 Hz) and a
-Student-t 95 % interval over the block pairs.
+Student-t 95 % interval over the block pairs; then what the instrumentation costs on its own:
+the same tracked steps with nothing inside their phases (the fastest of --pairs blocks, so that
+other work on a shared machine inflates it least), as microseconds and as a share of the bare step.
 
     python bench/track_overhead.py                     # the runner's tiny transformer (about 140 ms a step here)
     python bench/track_overhead.py --model mlp         # a small MLP (milliseconds a step): the worst case
@@ -97,6 +99,16 @@ def main() -> None:
         opt.zero_grad()
         loss.item()
 
+    def empty_step(run, index: int) -> None:
+        with run.step(samples=batch) as step:
+            with step.phase("forward"):
+                pass
+            with step.phase("backward"):
+                pass
+            with step.phase("optimizer"):
+                pass
+            step.loss = 0.0
+
     def tracked_step(run, index: int) -> None:
         inputs, targets = batches[index % len(batches)]
         with run.step(samples=batch) as step:
@@ -121,7 +133,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         blocks = 0
 
-        def tracked_block() -> float:
+        def tracked_block(step=tracked_step, steps=options.block_steps) -> float:
             nonlocal blocks
             blocks += 1
             with trainmark.track(
@@ -139,9 +151,9 @@ def main() -> None:
                 precision="fp32",
             ) as run:
                 began = clock()
-                for index in range(options.block_steps):
-                    tracked_step(run, index)
-                elapsed = (clock() - began) / options.block_steps
+                for index in range(steps):
+                    step(run, index)
+                elapsed = (clock() - began) / steps
             return elapsed
 
         pairs = []
@@ -151,6 +163,7 @@ def main() -> None:
             else:
                 tracked, bare = tracked_block(), bare_block()
             pairs.append((bare, tracked))
+        empty = min(tracked_block(empty_step, 100) for _ in range(options.pairs))
 
     bare_mean = statistics.fmean(b for b, _ in pairs)
     tracked_mean = statistics.fmean(t for _, t in pairs)
@@ -166,6 +179,10 @@ def main() -> None:
     print(
         f"  mean pair ratio  {statistics.fmean(ratios):8.4f}   95 % interval {statistics.fmean(ratios) - half:.4f} "
         f".. {statistics.fmean(ratios) + half:.4f}"
+    )
+    print(
+        f"  instrumentation alone {empty * 1e6:6.1f} us a step (empty tracked steps, fastest of {options.pairs} "
+        f"blocks of 100) = {100 * empty / bare_mean:.2f} % of the bare step"
     )
 
 

@@ -28,11 +28,12 @@ from trainmark.reference_runner.calibration import check_applicable, compare, lo
 from trainmark.reference_runner.config import RunConfig
 from trainmark.reference_runner.data import FeedingOrder, load_dataset
 from trainmark.reference_runner.devices import planned_setup, refuse_unsupported_precision, uses_cuda
+from trainmark.reference_runner.measurements import WorkerResult
 from trainmark.reference_runner.model import analytical_flops_per_step, counted_flops_per_step
 from trainmark.reference_runner.progress import JobProgress, ProgressReader
 from trainmark.reference_runner.readme import bundle_readme
 from trainmark.reference_runner.scratch import scratch_folder, sweep_stale_scratch
-from trainmark.reference_runner.summary import RunSummary, iso
+from trainmark.reference_runner.summary import RunSummary, adopt_worker_view, iso
 from trainmark.spec import SCHEMA_VERSION, producer_version
 from trainmark.spec.bundle import BundleWriter, close_run_from_traces, finalize
 from trainmark.spec.errors import TrainmarkError
@@ -164,17 +165,6 @@ def _draft(config: RunConfig, topology: Topology, replay: Path | None) -> tuple[
     return draft, analytical_flops_per_step(config), counted_flops_per_step(config)
 
 
-def _adopt_worker_view(draft: dict, result: dict) -> None:
-    """Replace the launcher's guesses with what the ranks reported about their devices and hosts."""
-    ranks = result["ranks"]
-    devices = {rank["device"]: rank["device_block"] for rank in ranks if rank["device_block"]}
-    if devices:
-        draft["system"]["devices"] = [devices[index] for index in sorted(devices)]
-    hosts = {rank["node"]: rank["host"] for rank in ranks if rank["host"]}
-    draft["system"]["hosts"] = [hosts.get(entry["node"], entry) for entry in draft["system"]["hosts"]]
-    draft["software"].update(ranks[0]["device_software"])
-
-
 INTERRUPT_GRACE_S = 30.0
 """How long an interrupted run may take to stop before it is terminated, and then killed."""
 
@@ -301,8 +291,8 @@ def run_bundle(
                     f"marked interrupted: {out} (bundle {report.bundle_id})"
                 ) from None
             if code == 0 and result_path.exists():
-                result = json.loads(result_path.read_text())
-                _adopt_worker_view(draft, result)
+                result = WorkerResult.from_json(result_path.read_text())
+                adopt_worker_view(draft, result)
                 summary = RunSummary(
                     config,
                     result,

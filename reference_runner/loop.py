@@ -12,22 +12,22 @@ device's work and not only the time to queue it):
     forward       each micro-batch's forward pass and loss
     backward      each micro-batch's backward pass (gradient all-reduce overlaps the last one)
     optimizer     unscale, clip, optimizer step, zero_grad
-The loss is read (`.item()`, itself a sync) only after the step's clock stopped. The steps are
-timed, recorded and accounted by `stepping.StepMeter`, the same code that measures a user's loop
-under `trainmark.track`.
+The loss is read (`.item()`, itself a sync) only after the step's clock stopped. Everything is
+measured through `instruments.RankInstruments` (sensors, idle baseline, sampler, profiler and
+allocator windows, the step meter of `stepping.py`, checkpoints, gathering the ranks), the one
+measurement path that also measures a user's loop under `trainmark.track`.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import math
 import os
 import signal
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import dataclass
 from pathlib import Path
 
 os.environ.setdefault("KINETO_LOG_LEVEL", "5")  # the profiler's start/stop chatter on stderr
@@ -36,17 +36,14 @@ import torch  # noqa: E402
 import torch.distributed as dist  # noqa: E402
 from trainmark.reference_runner.config import RunConfig, config_from_json  # noqa: E402
 from trainmark.reference_runner.data import FeedingOrder, held_out_batches, load_dataset  # noqa: E402
-from trainmark.reference_runner.devices import backend_for  # noqa: E402
-from trainmark.reference_runner.measurements import RankMeasurements  # noqa: E402
+from trainmark.reference_runner.devices import DeviceBackend, backend_for  # noqa: E402
+from trainmark.reference_runner.instruments import RankInstruments, RankPlace  # noqa: E402
 from trainmark.reference_runner.model import TinyGPT  # noqa: E402
-from trainmark.reference_runner.profiling import AllocationWindow, KernelWindow  # noqa: E402
 from trainmark.reference_runner.progress import ProgressWriter  # noqa: E402
-from trainmark.reference_runner.sampler import Phase, Sampler, measure_idle_power  # noqa: E402
 from trainmark.reference_runner.scratch import scratch_folder  # noqa: E402
 from trainmark.reference_runner.stepping import Step, StepMeter  # noqa: E402
 from trainmark.spec import models  # noqa: E402
-from trainmark.spec.bundle import BundleWriter  # noqa: E402
-from trainmark.spec.errors import SensorUnavailable  # noqa: E402
+from trainmark.spec.bundle import BundleWriter, TraceWriter  # noqa: E402
 
 EVAL_BATCHES = 8
 
@@ -92,6 +89,28 @@ def evaluate(model: torch.nn.Module, dataset, config: RunConfig, device: torch.d
     return sum(losses) / len(losses), correct / total
 
 
+@dataclass
+class ParameterUpdate:
+    """The optimizer's part of a step."""
+
+    learning_rate: float
+    grad_norm: torch.Tensor  # the norm before clipping (a tensor: reading it is a sync)
+    updated: bool  # False when the fp16 loss scaler skipped the step
+
+
+@dataclass
+class StepOutcome:
+    """What one optimizer step trained: its micro-batches' losses (tensors) and its update."""
+
+    losses: list[torch.Tensor]
+    update: ParameterUpdate
+
+    @property
+    def loss(self) -> float:
+        """The step's loss (the sum of its micro-batches' scaled losses); reading it is a sync."""
+        return float(sum(part.item() for part in self.losses))
+
+
 class Trainer:
     """The model, its optimizer and one optimizer step, measured or bare.
 
@@ -124,8 +143,8 @@ class Trainer:
             )
         ]
 
-    def _update(self, step: int) -> tuple[float, torch.Tensor, bool]:
-        """Learning rate, clip, optimizer step; (rate, gradient norm, whether the parameters changed)."""
+    def _update(self, step: int) -> ParameterUpdate:
+        """Learning rate, clip, optimizer step."""
         rate = learning_rate(self.config, step, self.planned_steps)
         for group in self.optimizer.param_groups:
             group["lr"] = rate
@@ -141,7 +160,7 @@ class Trainer:
             self.optimizer.step()
             updated = True
         self.optimizer.zero_grad(set_to_none=True)
-        return rate, grad_norm, updated
+        return ParameterUpdate(rate, grad_norm, updated)
 
     def _sync_context(self, index: int, count: int):
         """Skip DDP's gradient all-reduce for all micro-batches but the last."""
@@ -161,7 +180,7 @@ class Trainer:
         self._update(step)
         self.backend.synchronize()
 
-    def step(self, step: int, measured: Step) -> None:
+    def step(self, step: int, measured: Step) -> StepOutcome:
         """One measured optimizer step: its stages timed through `measured` (the StepMeter's step),
         which also gets the losses, learning rate, gradient norm and whether the parameters changed."""
         with measured.phase("data_loading"):
@@ -179,12 +198,22 @@ class Trainer:
             losses.append(loss.detach())
 
         with measured.phase("optimizer"):
-            rate, grad_norm, updated = self._update(step)
-        # read (as numbers) only after the step's clock stopped
-        measured.loss, measured.learning_rate, measured.grad_norm, measured.updated = losses, rate, grad_norm, updated
+            update = self._update(step)
+        # tensors, read (as numbers) by the meter only after the step's clock stopped
+        measured.loss, measured.learning_rate = losses, update.learning_rate
+        measured.grad_norm, measured.updated = update.grad_norm, update.updated
+        return StepOutcome(losses, update)
+
+    def evaluate(self, dataset) -> tuple[float, float]:
+        """(mean loss, next-byte accuracy) on the fixed held-out batches."""
+        return evaluate(self.model, dataset, self.config, self.device, self.autocast)
+
+    def save_checkpoint(self, path: Path, step: int) -> None:
+        """Save model and optimizer state after `step` to `path`."""
+        torch.save({"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(), "step": step}, path)
 
 
-def main(argv: list[str] | None = None) -> None:
+def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="one trainmark reference run (started by trainmark run)")
     parser.add_argument("--config", required=True, help="the RunConfig as JSON")
     parser.add_argument("--run-id", required=True)
@@ -193,209 +222,145 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--result", type=Path, required=True)
     parser.add_argument("--replay", type=Path, default=None, help="a GPU sensor recording to replay")
     parser.add_argument("--progress", type=Path, default=None, help="append progress lines here (rank 0)")
-    args = parser.parse_args(argv)
-    # SIGTERM (the launcher died, or torchrun stops its ranks) ends the run as an exit, not a sudden
-    # death, so that the checkpoint folder is removed on the way out
-    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    return parser.parse_args(argv)
 
-    # ---------------------------------------------------------------- processes and devices
-    rank, world_size = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
-    config = config_from_json(args.config).for_world(world_size)
-    local_rank, local_world = int(os.environ.get("LOCAL_RANK", 0)), int(os.environ.get("LOCAL_WORLD_SIZE", 1))
-    node = int(os.environ.get("GROUP_RANK", 0))
-    progress = ProgressWriter(args.progress if rank == 0 else None)
-    progress.phase("set-up")
+
+def set_up_process(config: RunConfig, place: RankPlace, replay: Path | None) -> DeviceBackend:
+    """Determinism, the device backend, CPU threads and the process group of this rank."""
     if config.deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.use_deterministic_algorithms(True)
         torch.backends.cudnn.benchmark = False
-    backend = backend_for(config.device, local_rank, config.peak_flops_per_s, args.replay)
-    device = backend.torch_device
-    if device.type == "cpu":
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // local_world))
-    if world_size > 1:
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    # One CPU device per node (its processes share it); one GPU per rank.
-    device_index = node * local_world + local_rank if backend.kind == "gpu" else node
-    shares_device = backend.kind == "cpu" and local_world > 1
+    backend = backend_for(config.device, place.local_rank, config.peak_flops_per_s, replay)
+    if backend.torch_device.type == "cpu":
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // place.local_world))
+    if place.world_size > 1:
+        dist.init_process_group("nccl" if backend.torch_device.type == "cuda" else "gloo")
+    return backend
 
+
+class EpochAccount:
+    """Per-epoch totals of one rank, written to its epoch trace as each epoch ends (or the run
+    ends inside one); rank 0 evaluates on the held-out batches after each complete epoch."""
+
+    def __init__(self, trainer: Trainer, dataset, instruments: RankInstruments, trace: TraceWriter) -> None:
+        self.trainer = trainer
+        self.dataset = dataset
+        self.instruments = instruments
+        self.trace = trace
+        self.steps_per_epoch = trainer.order.steps_per_epoch
+        self._open()
+
+    def _open(self) -> None:
+        self.start_unix_ns, self.steps, self.losses = time.time_ns(), 0, []
+
+    def after_step(self, step: int, loss: float) -> None:
+        """Account a finished step; close the epoch when it was its last (or the run's last)."""
+        self.steps += 1
+        self.losses.append(loss)
+        complete = (step + 1) % self.steps_per_epoch == 0
+        if complete or step == self.trainer.planned_steps - 1:
+            self._close(step // self.steps_per_epoch, complete)
+
+    def _close(self, epoch: int, complete: bool) -> None:
+        trainer, config = self.trainer, self.trainer.config
+        duration = (time.time_ns() - self.start_unix_ns) / 1e9
+        eval_loss = eval_accuracy = None
+        if trainer.rank == 0 and complete:
+            with self.instruments.in_phase("evaluation"):
+                eval_loss, eval_accuracy = trainer.evaluate(self.dataset)
+        samples = self.steps * config.micro_batch_size * config.gradient_accumulation_steps
+        self.trace.append(
+            models.EpochRecord(
+                epoch=epoch,
+                rank=trainer.rank,
+                start_unix_ns=self.start_unix_ns,
+                duration_s=duration,
+                steps=self.steps,
+                samples=samples,
+                tokens=samples * config.sequence_length,
+                train_loss_mean=sum(self.losses) / len(self.losses),
+                eval_loss=eval_loss,
+                eval_accuracy=eval_accuracy,
+            )
+        )
+        if complete:
+            self.instruments.measurements.completed_epoch_seconds.append(duration)
+        self._open()
+
+
+def train(
+    trainer: Trainer,
+    instruments: RankInstruments,
+    meter: StepMeter,
+    epochs: EpochAccount,
+    progress: ProgressWriter,
+    checkpoint_dir: Path,
+) -> None:
+    """Every planned optimizer step, measured; a checkpoint every checkpoint_every steps (rank 0)."""
+    config = trainer.config
+    samples = config.micro_batch_size * config.gradient_accumulation_steps
+    for step in range(trainer.planned_steps):
+        with meter.step(samples, samples * config.sequence_length, epoch=step // epochs.steps_per_epoch) as measured:
+            outcome = trainer.step(step, measured)
+        loss = outcome.loss  # read (.item(), a sync) only after the step's clock stopped
+        if config.checkpoint_every and (step + 1) % config.checkpoint_every == 0 and trainer.rank == 0:
+            path = checkpoint_dir / f"step-{step}.pt"
+            with instruments.checkpoint(path, step):
+                trainer.save_checkpoint(path, step)
+            path.unlink()
+        epochs.after_step(step, loss)
+        progress.step(step, loss, meter.last_record.duration_s)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_arguments(argv)
+    # SIGTERM (the launcher died, or torchrun stops its ranks) ends the run as an exit, not a sudden
+    # death, so that the checkpoint folder is removed on the way out
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    place = RankPlace.from_environment()
+    config = config_from_json(args.config).for_world(place.world_size)
+    progress = ProgressWriter(args.progress if place.rank == 0 else None)
+    progress.phase("set-up")
+
+    # ---------------------------------------------------------------- processes, devices, model
+    backend = set_up_process(config, place, args.replay)
     torch.manual_seed(args.seed)
     dataset = load_dataset(config.data, config.sequence_length, config.eval_fraction)
     order = FeedingOrder(dataset, config.global_batch_size, config.data_seed)
-    trainer = Trainer(config, backend, order, rank, world_size)
-    planned_steps = trainer.planned_steps
+    trainer = Trainer(config, backend, order, place.rank, place.world_size)
 
     # ---------------------------------------------------------------- sensors and traces
-    writer = BundleWriter(args.bundle)
-    per_rank = rank if world_size > 1 else None
-    meters, energy_reason = [], None
-    if local_rank == 0:  # one sampler per node reads every device of the node
-        local_devices = range(device_index, device_index + (local_world if backend.kind == "gpu" else 1))
-        for index in local_devices:
-            try:
-                meters.append(backend.power_meter(index))
-            except SensorUnavailable as error:
-                energy_reason = str(error)
-                break
-        if energy_reason:
-            meters = []
-    probe = backend.memory_probe(device_index)
-    progress.steps = planned_steps
-    if meters and config.idle_seconds:
-        progress.phase("idle baseline")
-    idle = measure_idle_power(meters, config.idle_seconds, config.sample_rate_hz)
-    if world_size > 1:
-        dist.barrier()
-    phase = Phase()
-    sampler = Sampler(
-        config.sample_rate_hz,
-        phase,
-        meters,
-        [probe],
-        writer.open_trace(args.run_id, "power_sample", per_rank) if meters else None,
-        writer.open_trace(args.run_id, "memory_sample", per_rank),
-        node,
-        rank,
-    )
-    epochs_trace = writer.open_trace(args.run_id, "epoch", per_rank)
-    kernel_window = KernelWindow(
-        config.profile_first_step, config.profile_steps if rank == 0 else 0, device.type == "cuda"
-    )
-    allocation_window = AllocationWindow(
-        config.profile_first_step + config.profile_steps,
-        config.allocation_steps if rank == 0 else 0,
-        device.type == "cuda",
-    )
-    measurements = RankMeasurements(
-        rank=rank,
-        node=node,
-        local_rank=local_rank,
-        device=device_index,
-        shares_device=shares_device,
-        peak_method=backend.peak_method,
-        peak_source=backend.peak_source,
-        peak_tool=backend.peak_tool,
-        peak_reason=backend.peak_unavailable_reason(),
-    )
     # The launcher counts FLOPs on a meta-device copy, outside the run (reference_runner/model.py).
-    meter = StepMeter(
-        backend,
-        phase,
-        writer,
-        args.run_id,
-        measurements,
-        per_rank,
-        config.warmup_steps,
-        kernel_window,
-        allocation_window,
-    )
-    checkpoint_dir = scratch_folder("checkpoint")
+    instruments = RankInstruments(backend, place, config)
+    progress.steps = trainer.planned_steps
+    if instruments.measures_idle:
+        progress.phase("idle baseline")
+    instruments.measure_idle()
+    if place.world_size > 1:
+        dist.barrier()
+    writer = BundleWriter(args.bundle)
+    meter = instruments.open(writer, args.run_id)
+    epochs = EpochAccount(trainer, dataset, instruments, writer.open_trace(args.run_id, "epoch", place.per_rank))
 
     # ---------------------------------------------------------------- the run
-    started_at = time.time_ns()
-    sampler.start()
-    micro_batches = config.gradient_accumulation_steps
-    epoch_start_ns, epoch_steps, epoch_losses = time.time_ns(), 0, []
-    samples = config.micro_batch_size * micro_batches
-    for step in range(planned_steps):
-        with meter.step(samples, samples * config.sequence_length, epoch=step // order.steps_per_epoch) as measured:
-            trainer.step(step, measured)
-        loss_value = float(sum(part.item() for part in measured.loss))
-        duration_s = meter.last_record.duration_s
-        if config.checkpoint_every and (step + 1) % config.checkpoint_every == 0 and rank == 0:
-            phase.value = "checkpoint"
-            measurements.checkpoints.append(
-                _save_checkpoint(trainer.model, trainer.optimizer, step, Path(checkpoint_dir.name), backend)
-            )
-            phase.value = "other"
-        epoch_steps += 1
-        epoch_losses.append(loss_value)
-        if (step + 1) % order.steps_per_epoch == 0 or step == planned_steps - 1:
-            complete = (step + 1) % order.steps_per_epoch == 0
-            duration = (time.time_ns() - epoch_start_ns) / 1e9
-            eval_loss = eval_accuracy = None
-            if rank == 0 and complete:
-                phase.value = "evaluation"
-                eval_loss, eval_accuracy = evaluate(trainer.model, dataset, config, device, trainer.autocast)
-                phase.value = "other"
-            epochs_trace.append(
-                models.EpochRecord(
-                    epoch=step // order.steps_per_epoch,
-                    rank=rank,
-                    start_unix_ns=epoch_start_ns,
-                    duration_s=duration,
-                    steps=epoch_steps,
-                    samples=epoch_steps * config.micro_batch_size * micro_batches,
-                    tokens=epoch_steps * config.micro_batch_size * micro_batches * config.sequence_length,
-                    train_loss_mean=sum(epoch_losses) / len(epoch_losses),
-                    eval_loss=eval_loss,
-                    eval_accuracy=eval_accuracy,
-                )
-            )
-            if complete:
-                measurements.completed_epoch_seconds.append(duration)
-            epoch_start_ns, epoch_steps, epoch_losses = time.time_ns(), 0, []
-        progress.step(step, loss_value, duration_s)
+    with scratch_folder("checkpoint") as checkpoint_dir:
+        instruments.start()
+        train(trainer, instruments, meter, epochs, progress, Path(checkpoint_dir))
+        progress.phase("writing")
+        if place.rank == 0:
+            with instruments.in_phase("evaluation"):
+                measurements = instruments.measurements
+                measurements.final_eval_loss, measurements.final_accuracy = trainer.evaluate(dataset)
+        instruments.stop()
+        epochs.trace.close()
 
-    progress.phase("writing")
-    if rank == 0:
-        phase.value = "evaluation"
-        measurements.final_eval_loss, measurements.final_accuracy = evaluate(
-            trainer.model, dataset, config, device, trainer.autocast
-        )
-    phase.value = "other"
-    if world_size > 1:
-        dist.barrier()
-    sampler.stop()
-    ended_at = time.time_ns()
-    meter.close()
-    epochs_trace.close()
-    for trace in (sampler.power_trace, sampler.memory_trace):
-        if trace is not None:
-            trace.close()
-    for meter in meters:
-        meter.close()
-    checkpoint_dir.cleanup()
-
-    # ---------------------------------------------------------------- gather on rank 0, summarize
-    measurements.add_sampler(sampler, idle, energy_reason, probe, meters)
-    measurements.device_block = backend.describe(device_index, node)
-    measurements.device_software = backend.software()
-    from trainmark.reference_runner.metadata import host
-
-    measurements.host = host(node)
-    gathered = [None] * world_size
-    if world_size > 1:
-        dist.gather_object(asdict(measurements), gathered if rank == 0 else None, dst=0)
+    # ---------------------------------------------------------------- gather on rank 0, hand over
+    result = instruments.gather(args.run_id, args.seed, trainer.planned_steps)
+    if place.world_size > 1:
         dist.destroy_process_group()
-    else:
-        gathered = [asdict(measurements)]
-    if rank == 0:
-        result = {
-            "run_id": args.run_id,
-            "seed": args.seed,
-            "started_at_ns": started_at,
-            "ended_at_ns": ended_at,
-            "planned_steps": planned_steps,
-            "world_size": world_size,
-            "ranks": gathered,
-            "sampler_errors": sampler.errors,
-        }
-        args.result.write_text(json.dumps(result))
-
-
-def _save_checkpoint(model, optimizer, step: int, directory: Path, backend) -> dict:
-    """Save model and optimizer state; return its size in bytes and the seconds it took."""
-    backend.synchronize()
-    began = time.perf_counter_ns()
-    path = directory / f"step-{step}.pt"
-    torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step}, path)
-    with path.open("rb") as handle:
-        os.fsync(handle.fileno())
-    seconds = (time.perf_counter_ns() - began) / 1e9
-    size = path.stat().st_size
-    path.unlink()
-    return {"step": step, "bytes": size, "seconds": seconds}
+    if result is not None:
+        args.result.write_text(result.to_json())
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ and the FLOP count happen after the step's clock stopped.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import time
 from collections.abc import Sequence
@@ -75,25 +74,13 @@ class Step:
         if peak is not None and (self.other_peak is None or peak > self.other_peak):
             self.other_peak = peak
 
-    @contextlib.contextmanager
-    def phase(self, name: str):
+    def phase(self, name: str) -> PhaseTimer:
         """Time one stage of the step: data_loading, forward, backward or optimizer (repeatable:
-        micro-batches add up). The device is synchronized at both ends."""
+        micro-batches add up); use as `with step.phase("forward"):`. The device is synchronized at
+        both ends."""
         if name not in STAGES:
             raise TrainmarkError(f"step.phase({name!r}): a phase is one of {', '.join(STAGES)}")
-        meter = self.meter
-        backend = meter.backend
-        backend.synchronize()
-        meter.phase.value = name
-        mark = time.perf_counter_ns()
-        try:
-            yield self
-        finally:
-            backend.synchronize()
-            self.stages.close(name, mark, backend.peak_bytes())
-            backend.reset_peak()  # the next window opens here: what runs between phases counts in the next one
-            meter.stages_marked.add(name)
-            meter.phase.value = "other"
+        return PhaseTimer(self, name)
 
     def switch_phase(self, name: str | None) -> None:
         """For callbacks, which cannot hold a `with` block: end the phase now open (if any) and
@@ -109,6 +96,86 @@ class Step:
         """The step's peak: the highest of its phases' and of the time between them."""
         values = [value for value in (self.stages.step_peak(), self.other_peak) if value is not None]
         return max(values) if values else None
+
+
+class PhaseTimer:
+    """The context manager `Step.phase` returns (a class, not a generator: it runs four times a
+    step, and a generator-based one costs several times more)."""
+
+    __slots__ = ("step", "name", "mark")
+
+    def __init__(self, step: Step, name: str) -> None:
+        self.step = step
+        self.name = name
+        self.mark = 0
+
+    def __enter__(self) -> Step:
+        meter = self.step.meter
+        meter.backend.synchronize()
+        meter.phase.value = self.name
+        self.mark = time.perf_counter_ns()
+        return self.step
+
+    def __exit__(self, *exc_info: object) -> None:
+        meter = self.step.meter
+        backend = meter.backend
+        backend.synchronize()
+        self.step.stages.close(self.name, self.mark, backend.peak_bytes())
+        backend.reset_peak()  # the next window opens here: what runs between phases counts in the next one
+        meter.stages_marked.add(self.name)
+        meter.phase.value = "other"
+
+
+class StepTimer:
+    """The context manager `StepMeter.step` returns: times one optimizer step, then records it."""
+
+    __slots__ = ("meter", "step", "counter")
+
+    def __init__(self, meter: StepMeter, step: Step) -> None:
+        self.meter = meter
+        self.step = step
+        self.counter = None
+
+    def __enter__(self) -> Step:
+        meter, step = self.meter, self.step
+        if meter.current is not None:
+            raise TrainmarkError("a step inside another step: one optimizer step at a time")
+        meter.kernel_window.before_step(step.index)
+        meter.allocation_window.before_step(step.index)
+        if step.index == meter.flop_count_step:
+            from torch.utils.flop_counter import FlopCounterMode
+
+            self.counter = FlopCounterMode(display=False)
+            self.counter.__enter__()
+        meter.current = step
+        backend = meter.backend
+        backend.synchronize()
+        backend.reset_peak()
+        step.start_unix_ns = time.time_ns()
+        step.began_ns = time.perf_counter_ns()
+        return step
+
+    def __exit__(self, kind, error, traceback) -> None:
+        meter, step, counter = self.meter, self.step, self.counter
+        try:
+            if kind is None:
+                meter.backend.synchronize()
+                duration_ns = time.perf_counter_ns() - step.began_ns
+                step._note_peak()
+        finally:
+            meter.current = None
+            if counter is not None:
+                counter.__exit__(None, None, None)
+        if kind is not None:
+            return  # a step the loop broke off is not recorded
+        # ------------------------------------------------ bookkeeping, outside the step's clock
+        if counter is not None:
+            meter.flops_counted = float(counter.get_total_flops()) * meter.flop_scale or None
+            if meter.flops_counted is None:
+                meter.counted_reason = (
+                    "FlopCounterMode counted no FLOPs in the step: the model's operators are not in its registry"
+                )
+        meter._record(step, duration_ns, counted=counter is not None)
 
 
 class StepMeter:
@@ -159,43 +226,14 @@ class StepMeter:
         self.last_record: models.StepRecord | None = None
         self._last_allocations = backend.allocations()
 
-    @contextlib.contextmanager
-    def step(self, samples: int | None, tokens: int | None, epoch: int | None = None):
-        """Measure the next optimizer step; yields its `Step`."""
-        if self.current is not None:
-            raise TrainmarkError("a step inside another step: one optimizer step at a time")
-        index = self.steps_done
-        self.kernel_window.before_step(index)
-        self.allocation_window.before_step(index)
-        counter = None
-        if index == self.flop_count_step:
-            from torch.utils.flop_counter import FlopCounterMode
-
-            counter = FlopCounterMode(display=False)
-            counter.__enter__()
-        step = self.current = Step(self, index, samples, tokens, epoch)
-        backend = self.backend
-        backend.synchronize()
-        backend.reset_peak()
-        step.start_unix_ns = time.time_ns()
-        step.began_ns = time.perf_counter_ns()
-        try:
-            yield step
-            backend.synchronize()
-            duration_ns = time.perf_counter_ns() - step.began_ns
-            step._note_peak()
-        finally:
-            self.current = None
-            if counter is not None:
-                counter.__exit__(None, None, None)
-        # ------------------------------------------------ bookkeeping, outside the step's clock
-        if counter is not None:
-            self.flops_counted = float(counter.get_total_flops()) * self.flop_scale or None
-            if self.flops_counted is None:
-                self.counted_reason = (
-                    "FlopCounterMode counted no FLOPs in the step: the model's operators are not in its registry"
-                )
-        self._record(step, duration_ns, counted=counter is not None)
+    def step(
+        self, samples: int | None, tokens: int | None, epoch: int | None = None, updated: bool | None = None
+    ) -> StepTimer:
+        """Measure the next optimizer step: `with meter.step(samples, tokens) as step:` (a `Step`).
+        `updated`: whether the parameters changed, where known before the step (the loop may set it)."""
+        step = Step(self, self.steps_done, samples, tokens, epoch)
+        step.updated = updated
+        return StepTimer(self, step)
 
     def _record(self, step: Step, duration_ns: int, counted: bool) -> None:
         index, backend, measurements = step.index, self.backend, self.measurements
@@ -237,7 +275,7 @@ class StepMeter:
         if self.kernel_window.after_step(index) and measurements.rank == 0:
             breakdown = self.kernel_window.breakdown(measurements.rank, measurements.device)
             self.writer.write_kernel_breakdown(self.run_id, breakdown, self.per_rank)
-            measurements.kernel_breakdown = breakdown.model_dump(mode="json")
+            measurements.kernel_breakdown = breakdown
         window = self.allocation_window
         if window.covers(index) and index == window.first_step + window.steps - 1:
             events = window.events(measurements.rank, measurements.device)

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 
 from trainmark.reference_runner.config import RunConfig
 from trainmark.reference_runner.devices import PRECISION_FORMAT
+from trainmark.reference_runner.measurements import WorkerResult
 from trainmark.reference_runner.model import ANALYTICAL_SOURCE
 from trainmark.spec import producer_version
 from trainmark.spec.metrics import measured, measured_or_unavailable, unavailable
@@ -55,13 +56,24 @@ def _trapezoid(samples: list) -> float:
     return sum(0.5 * (a[1] + b[1]) * (b[0] - a[0]) / 1e9 for a, b in zip(samples, samples[1:]))
 
 
+def adopt_worker_view(draft: dict, result: WorkerResult) -> None:
+    """Replace the draft's guesses with what the ranks reported about their devices and hosts."""
+    ranks = result.ranks
+    devices = {rank.device: rank.device_block for rank in ranks if rank.device_block}
+    if devices:
+        draft["system"]["devices"] = [devices[index] for index in sorted(devices)]
+    hosts = {rank.node: rank.host for rank in ranks if rank.host}
+    draft["system"]["hosts"] = [hosts.get(entry["node"], entry) for entry in draft["system"]["hosts"]]
+    draft["software"].update(ranks[0].device_software)
+
+
 class RunSummary:
     """Builds one run's manifest entry from the worker's result."""
 
     def __init__(
         self,
         config: RunConfig,
-        result: dict,
+        result: WorkerResult,
         flops_analytical: float,
         flops_counted: float,
         steps_file: str,
@@ -69,9 +81,9 @@ class RunSummary:
     ) -> None:
         self.config = config
         self.result = result
-        self.ranks = sorted(result["ranks"], key=lambda r: r["rank"])
+        self.ranks = sorted(result.ranks, key=lambda r: r.rank)
         self.rank0 = self.ranks[0]
-        self.world_size = result["world_size"]
+        self.world_size = result.world_size
         self.flops_analytical = flops_analytical
         self.flops_counted = flops_counted
         self.steps_file = steps_file
@@ -85,11 +97,11 @@ class RunSummary:
         )
         self.counted_reason: str | None = None
         self.metrics: list[dict] = []
-        self.started_at, self.ended_at = iso(result["started_at_ns"]), iso(result["ended_at_ns"])
+        self.started_at, self.ended_at = iso(result.started_at_ns), iso(result.ended_at_ns)
         self.devices = {}
         for rank in self.ranks:
-            self.devices.setdefault(rank["device"], rank["device_block"])
-        self.power = {int(device): data for rank in self.ranks for device, data in rank["power"].items()}
+            self.devices.setdefault(rank.device, rank.device_block)
+        self.power = {device: data for rank in self.ranks for device, data in rank.power.items()}
 
     @property
     def global_batch(self) -> int:
@@ -102,9 +114,9 @@ class RunSummary:
 
     def throughput(self) -> float | None:
         r0, derived, source = self.rank0, "derived", f"measured steps in {self.steps_file}"
-        no_steps = f"no measured step: all {r0['steps']} steps were warm-up or profiled"
-        per_second = r0["measured"] / r0["measured_duration_s"] if r0["measured"] else None
-        per_step = r0["measured_duration_s"] / r0["measured"] if r0["measured"] else None
+        no_steps = f"no measured step: all {r0.steps} steps were warm-up or profiled"
+        per_second = r0.measured / r0.measured_duration_s if r0.measured else None
+        per_step = r0.measured_duration_s / r0.measured if r0.measured else None
         self.add(
             measured_or_unavailable(
                 "steps_per_second",
@@ -150,7 +162,7 @@ class RunSummary:
                     no_steps,
                 )
             )
-        marked = r0.get("stages_marked")  # None: the runner times every stage
+        marked = r0.stages_marked  # None: the runner times every stage
         for stage in ("data_loading", "forward", "backward", "optimizer"):
             if marked is not None and stage not in marked:
                 self.add(
@@ -161,7 +173,7 @@ class RunSummary:
                     )
                 )
                 continue
-            value = r0["measured_stage_s"][stage] / r0["measured"] if r0["measured"] else None
+            value = r0.measured_stage_s[stage] / r0.measured if r0.measured else None
             self.add(
                 measured_or_unavailable(
                     f"time_per_step_{stage}",
@@ -182,7 +194,7 @@ class RunSummary:
             measured(
                 "steps_completed",
                 "{step}",
-                float(r0["steps"]),
+                float(r0.steps),
                 derived,
                 f"count of step records in {self.steps_file}",
                 self.tool,
@@ -192,13 +204,13 @@ class RunSummary:
             measured(
                 "updates_completed",
                 "{update}",
-                float(r0["updates"]),
+                float(r0.updates),
                 derived,
                 f"count of step records with updated=true in {self.steps_file}",
                 self.tool,
             )
         )
-        epochs = r0["completed_epoch_seconds"]
+        epochs = r0.completed_epoch_seconds
         self.add(
             measured_or_unavailable(
                 "time_per_epoch",
@@ -207,7 +219,7 @@ class RunSummary:
                 derived,
                 "mean duration_s of the completed epochs in epochs*.jsonl",
                 self.tool,
-                f"no epoch completed in {r0['steps']} steps",
+                f"no epoch completed in {r0.steps} steps",
             )
         )
         return per_second
@@ -251,7 +263,7 @@ class RunSummary:
         number_format = PRECISION_FORMAT[self.config.precision]
         peaks, unknown = 0.0, []
         for index, block in sorted(self.devices.items()):
-            share = sum(1 for rank in self.ranks if rank["device"] == index) / self.world_size
+            share = sum(1 for rank in self.ranks if rank.device == index) / self.world_size
             device_flops = global_flops and global_flops * share
             self.add(
                 measured_or_unavailable(
@@ -317,7 +329,7 @@ class RunSummary:
                     no_steps,
                 )
             )
-        breakdown = self.rank0["kernel_breakdown"]
+        breakdown = self.rank0.kernel_breakdown
         for category in (
             "matmul",
             "attention",
@@ -329,18 +341,18 @@ class RunSummary:
             "other",
         ):
             name = f"kernel_time_share_{category}"
-            if breakdown is None or not breakdown["total_time_s"]:
+            if breakdown is None or not breakdown.total_time_s:
                 self.add(unavailable(name, "%", "no profiler window ran (profile_steps is 0, or the run ended first)"))
                 continue
-            seconds = next(entry["time_s"] for entry in breakdown["categories"] if entry["category"] == category)
+            seconds = next(entry.time_s for entry in breakdown.categories if entry.category == category)
             self.add(
                 measured(
                     name,
                     "%",
-                    100 * seconds / breakdown["total_time_s"],
+                    100 * seconds / breakdown.total_time_s,
                     "profiler",
                     f"categories[{category}].time_s / total_time_s in {self.kernels_file}",
-                    breakdown["tool"],
+                    breakdown.tool,
                 )
             )
 
@@ -357,19 +369,19 @@ class RunSummary:
         total, complete = 0, True
         for rank in self.ranks:
             target = (
-                {"scope": "process", "rank": rank["rank"]}
-                if rank["shares_device"]
-                else {"scope": "device", "device": rank["device"]}
+                {"scope": "process", "rank": rank.rank}
+                if rank.shares_device
+                else {"scope": "device", "device": rank.device}
             )
-            reason = rank["peak_reason"] or "no peak was measured"
+            reason = rank.peak_reason or "no peak was measured"
             self.add(
                 measured_or_unavailable(
                     "peak_memory",
                     "By",
-                    rank["step_peak_max"],
-                    rank["peak_method"],
-                    f"the highest peak_memory_bytes of rank {rank['rank']}'s step records: {rank['peak_source']}",
-                    rank["peak_tool"],
+                    rank.step_peak_max,
+                    rank.peak_method,
+                    f"the highest peak_memory_bytes of rank {rank.rank}'s step records: {rank.peak_source}",
+                    rank.peak_tool,
                     reason,
                     **target,
                 )
@@ -379,20 +391,20 @@ class RunSummary:
                     measured_or_unavailable(
                         f"peak_memory_{stage}",
                         "By",
-                        rank["stage_peak_max"][stage],
-                        rank["peak_method"],
-                        f"{rank['peak_source']}; the highest over the {stage} stages of every step",
-                        rank["peak_tool"],
+                        rank.stage_peak_max[stage],
+                        rank.peak_method,
+                        f"{rank.peak_source}; the highest over the {stage} stages of every step",
+                        rank.peak_tool,
                         reason,
                         **target,
                     )
                 )
-            if rank["step_peak_max"] is None:
+            if rank.step_peak_max is None:
                 complete = False
             else:
-                total += rank["step_peak_max"]
-                totals_by_node[rank["node"]] = totals_by_node.get(rank["node"], 0) + rank["step_peak_max"]
-        what = "processes'" if any(rank["shares_device"] for rank in self.ranks) else "devices'"
+                total += rank.step_peak_max
+                totals_by_node[rank.node] = totals_by_node.get(rank.node, 0) + rank.step_peak_max
+        what = "processes'" if any(rank.shares_device for rank in self.ranks) else "devices'"
         if complete:
             for node, value in sorted(totals_by_node.items()):
                 self.add(
@@ -427,12 +439,12 @@ class RunSummary:
         ):
             self.add(unavailable(name, "By/s", NO_BANDWIDTH))
         r0 = self.rank0
-        if r0["allocation_deltas"]:
+        if r0.allocation_deltas:
             self.add(
                 measured(
                     "allocations_per_step",
                     "{allocation}/{step}",
-                    statistics.fmean(r0["allocation_deltas"]),
+                    statistics.fmean(r0.allocation_deltas),
                     "counter",
                     "mean allocations of rank 0's measured steps "
                     "(torch.cuda.memory_stats()['allocation.all.allocated'] per step)",
@@ -446,7 +458,7 @@ class RunSummary:
                 measured_or_unavailable(
                     "allocations_per_step",
                     "{allocation}/{step}",
-                    r0["profiled_allocations_per_step"],
+                    r0.profiled_allocations_per_step,
                     "profiler",
                     "allocator calls ([memory] events of torch.profiler with profile_memory) per step of the "
                     "allocation window, in allocator*.jsonl",
@@ -456,8 +468,8 @@ class RunSummary:
                     rank=0,
                 )
             )
-        if r0["reserved_at_peak"]:
-            fragmentation = 100 * (r0["reserved_at_peak"] - r0["step_peak_max"]) / r0["reserved_at_peak"]
+        if r0.reserved_at_peak:
+            fragmentation = 100 * (r0.reserved_at_peak - r0.step_peak_max) / r0.reserved_at_peak
             self.add(
                 measured(
                     "memory_fragmentation",
@@ -479,7 +491,7 @@ class RunSummary:
                     "the CPU allocator keeps no caching pool, so there is no reserved-but-unused memory to measure",
                 )
             )
-        checkpoints = r0["checkpoints"]
+        checkpoints = r0.checkpoints
         reason = (
             "no checkpoint was saved (checkpoint_every is 0)"
             if not self.config.checkpoint_every
@@ -489,7 +501,7 @@ class RunSummary:
             measured_or_unavailable(
                 "checkpoint_size",
                 "By",
-                statistics.fmean(c["bytes"] for c in checkpoints) if checkpoints else None,
+                statistics.fmean(c.size_bytes for c in checkpoints) if checkpoints else None,
                 "counter",
                 "size of the torch.save file (model and optimizer state)",
                 f"torch {self._torch_version()}",
@@ -511,7 +523,7 @@ class RunSummary:
             measured_or_unavailable(
                 "checkpoint_time",
                 "s",
-                statistics.fmean(c["seconds"] for c in checkpoints) if checkpoints else None,
+                statistics.fmean(c.duration_s for c in checkpoints) if checkpoints else None,
                 "derived",
                 "mean wall time of torch.save and fsync, after a device sync",
                 self.tool,
@@ -522,7 +534,7 @@ class RunSummary:
     # ------------------------------------------------------------ energy
 
     def energy(self, per_second: float | None) -> None:
-        reasons = {rank["energy_reason"] for rank in self.ranks if rank["energy_reason"]}
+        reasons = {rank.energy_reason for rank in self.ranks if rank.energy_reason}
         if not self.power:
             reason = "; ".join(sorted(reasons)) or "no energy sensor was read"
             for name, unit in ENERGY_METRICS:
@@ -531,22 +543,22 @@ class RunSummary:
         device_energy, device_windows, methods, idle_total = {}, {}, set(), 0.0
         series = []
         for device, data in sorted(self.power.items()):
-            tool = data["tool"]
-            samples = [tuple(sample) for sample in data["samples"]]
-            if data["energy_count"] >= 2:
-                joules, method, window = data["energy_increase_j"], "counter", data["energy_window_s"]
-                source = f"{data['energy_source']}: sum of the increases between readings, first to last in the run"
+            tool = data.tool
+            samples = data.samples
+            if data.energy_count >= 2:
+                joules, method, window = data.energy_increase_j, "counter", data.energy_window_s
+                source = f"{data.energy_source}: sum of the increases between readings, first to last in the run"
             elif len(samples) >= 2:
                 joules, method = _trapezoid(samples), "sampled"
                 window = (samples[-1][0] - samples[0][0]) / 1e9
-                source = f"trapezoid integral of {data['power_source']}"
+                source = f"trapezoid integral of {data.power_source}"
             else:
                 continue
             device_energy[device], device_windows[device] = joules, window
             methods.add(method)
             self.add(measured("total_energy", "J", joules, method, source, tool, scope="device", device=device))
-            if data["idle"]:
-                watts, idle_method = data["idle"]
+            if data.idle:
+                watts, idle_method = data.idle
                 idle_total += watts
                 self.add(
                     measured(
@@ -575,7 +587,7 @@ class RunSummary:
                             "W",
                             value,
                             "sampled",
-                            f"{name.split('_')[1]} of {data['power_source']} samples in the run",
+                            f"{name.split('_')[1]} of {data.power_source} samples in the run",
                             tool,
                             scope="device",
                             device=device,
@@ -600,10 +612,10 @@ class RunSummary:
             return
         total = sum(device_energy.values())
         method = "counter" if methods == {"counter"} else "sampled" if methods == {"sampled"} else "derived"
-        steps, updates = self.rank0["steps"], self.rank0["updates"]
+        steps, updates = self.rank0.steps, self.rank0.updates
         self.add(measured("total_energy", "J", total, method, "sum over devices of their total_energy", self.tool))
-        if idle_total and all(self.power[d]["idle"] for d in device_energy):
-            net = total - sum(self.power[d]["idle"][0] * device_windows[d] for d in device_energy)
+        if idle_total and all(self.power[d].idle for d in device_energy):
+            net = total - sum(self.power[d].idle[0] * device_windows[d] for d in device_energy)
             self.add(measured("idle_power", "W", idle_total, "derived", "sum of the devices' idle_power", self.tool))
             self.add(
                 measured(
@@ -733,7 +745,7 @@ class RunSummary:
             measured_or_unavailable(
                 "final_loss",
                 "1",
-                r0["final_loss"],
+                r0.final_loss,
                 "derived",
                 f"loss of the last step record in {self.steps_file}",
                 self.tool,
@@ -744,7 +756,7 @@ class RunSummary:
             measured_or_unavailable(
                 "final_accuracy",
                 "1",
-                r0["final_accuracy"],
+                r0.final_accuracy,
                 "derived",
                 "argmax next-byte accuracy on fixed batches of the held-out tail, after the last step",
                 self.tool,
@@ -756,20 +768,21 @@ class RunSummary:
         entries = []
         for device, data in sorted(self.power.items()):
             for kind in ("power", "energy"):
-                if data[f"{kind}_channel"] and data[f"{kind}_count"]:
-                    entry = {
-                        "channel": data[f"{kind}_channel"],
-                        "device": device,
-                        "sample_count": data[f"{kind}_count"],
-                    }
-                    if data[f"{kind}_rate_hz"] is not None:
-                        entry["achieved_rate_hz"] = data[f"{kind}_rate_hz"]
+                channel, count, rate_hz = (
+                    (data.power_channel, data.power_count, data.power_rate_hz)
+                    if kind == "power"
+                    else (data.energy_channel, data.energy_count, data.energy_rate_hz)
+                )
+                if channel and count:
+                    entry = {"channel": channel, "device": device, "sample_count": count}
+                    if rate_hz is not None:
+                        entry["achieved_rate_hz"] = rate_hz
                     entries.append(entry)
         for rank in self.ranks:
-            memory = rank["memory"]
-            entry = {"channel": memory["channel"], "device": rank["device"], "sample_count": memory["count"]}
-            if memory["rate_hz"] is not None:
-                entry["achieved_rate_hz"] = memory["rate_hz"]
+            memory = rank.memory
+            entry = {"channel": memory.channel, "device": rank.device, "sample_count": memory.count}
+            if memory.rate_hz is not None:
+                entry["achieved_rate_hz"] = memory.rate_hz
             entries.append(entry)
         return entries
 
@@ -780,21 +793,20 @@ class RunSummary:
         self.energy(per_second)
         self.quality()
         entry = {
-            "run_id": self.result["run_id"],
-            "seed": self.result["seed"],
+            "run_id": self.result.run_id,
+            "seed": self.result.seed,
             "started_at": self.started_at,
             "ended_at": self.ended_at,
             "status": "completed",
             "ranks": [
-                {"rank": r["rank"], "node": r["node"], "local_rank": r["local_rank"], "device": r["device"]}
-                for r in self.ranks
+                {"rank": r.rank, "node": r.node, "local_rank": r.local_rank, "device": r.device} for r in self.ranks
             ],
             "metrics": self.metrics,
             "sampling": self.sampling(),
         }
-        if self.result.get("sampler_errors"):
+        if self.result.sampler_errors:
             entry["status_reason"] = (
-                f"the sampler hit {len(self.result['sampler_errors'])} sensor error(s), first: "
-                f"{self.result['sampler_errors'][0]}"
+                f"the sampler hit {len(self.result.sampler_errors)} sensor error(s), first: "
+                f"{self.result.sampler_errors[0]}"
             )
         return entry

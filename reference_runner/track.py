@@ -13,11 +13,12 @@
                     opt.step(); opt.zero_grad()
                 step.loss = loss.item()
 
-The system and software probe (reference_runner/metadata.py), the device backends and sensors
-(devices.py, sensors.py), the sampler thread (sampler.py), the per-stage accounting
-(measurements.py), the profiler and allocator windows (profiling.py), the run summary
-(summary.py) and the bundle README (readme.py) are the reference runner's own; this module only
-drives them from the user's loop. Where the bundle goes: `out=`, else the environment that
+The measurement is the reference runner's own, by the same code: reference_runner/instruments.py
+(sensors, idle baseline, sampler thread, profiler and allocator windows, the step meter of
+stepping.py, checkpoint footprint, gathering the ranks' measurements), the system and software
+probe (metadata.py), the run summary (summary.py) and the bundle README (readme.py). This module
+only drives them from the user's loop and infers what the loop does not declare (the model's
+parameters, the optimizer, the precision). Where the bundle goes: `out=`, else the environment that
 `trainmark repeat` sets (TRAINMARK_BUNDLE, TRAINMARK_RUN_ID, TRAINMARK_SEED); under `repeat` the
 manifest is written by `repeat` after the last run, otherwise by this run when it ends.
 
@@ -34,7 +35,7 @@ import math
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -45,16 +46,15 @@ import torch.distributed as dist  # noqa: E402
 from torch.optim.optimizer import register_optimizer_step_post_hook  # noqa: E402
 from trainmark.reference_runner import metadata  # noqa: E402
 from trainmark.reference_runner.devices import CpuBackend, CudaBackend, DeviceBackend  # noqa: E402
-from trainmark.reference_runner.measurements import RankMeasurements  # noqa: E402
+from trainmark.reference_runner.instruments import RankInstruments, RankPlace  # noqa: E402
+from trainmark.reference_runner.measurements import WorkerResult  # noqa: E402
 from trainmark.reference_runner.model import parameter_counts  # noqa: E402
-from trainmark.reference_runner.profiling import AllocationWindow, KernelWindow  # noqa: E402
 from trainmark.reference_runner.readme import bundle_readme  # noqa: E402
-from trainmark.reference_runner.sampler import Phase, Sampler, measure_idle_power  # noqa: E402
-from trainmark.reference_runner.stepping import Step, StepMeter  # noqa: E402
-from trainmark.reference_runner.summary import RunSummary, iso  # noqa: E402
+from trainmark.reference_runner.stepping import Step, StepMeter, StepTimer  # noqa: E402
+from trainmark.reference_runner.summary import RunSummary, adopt_worker_view, iso  # noqa: E402
 from trainmark.spec import SCHEMA_VERSION, producer_version  # noqa: E402
 from trainmark.spec.bundle import BundleWriter, close_run_from_traces  # noqa: E402
-from trainmark.spec.errors import SensorUnavailable, TrainmarkError  # noqa: E402
+from trainmark.spec.errors import TrainmarkError  # noqa: E402
 from trainmark.spec.jsontext import load_document  # noqa: E402
 from trainmark.spec.layout import DRAFT_NAME, MANIFEST_NAME, trace_path  # noqa: E402
 
@@ -390,16 +390,17 @@ class Run:
 
     def _draft(self) -> dict:
         config = self.config
+        instruments = self.instruments
         channels = [
             spec.as_channel(config.sample_rate_hz)
-            for meter in self.meters
+            for meter in instruments.meters
             for spec in (meter.power_channel, meter.energy_channel)
             if spec
         ]
-        channels.append(self.probe.channel.as_channel(config.sample_rate_hz))
+        channels.append(instruments.probe.channel.as_channel(config.sample_rate_hz))
         script = Path(sys.argv[0]).resolve() if sys.argv and sys.argv[0] not in ("", "-c") else Path.cwd()
         methodology = metadata.methodology(
-            config, channels, bool(self.idle) and self.energy_reason is None, self.energy_reason
+            config, channels, bool(instruments.idle) and instruments.energy_reason is None, instruments.energy_reason
         )
         methodology["flop_counting"] = (
             f"analytical: {self._analytical_source()}; counted: {COUNTED_SOURCE}"
@@ -410,8 +411,9 @@ class Run:
             f"measured with trainmark.track (trainmark {producer_version()}) around the user's own "
             f"training loop in {script.name}; bundle schema {SCHEMA_VERSION}"
         )
-        nodes = max(1, config.world_size // max(1, self.local_world))
-        hosts = [metadata.host(node) if node == self.node else {"node": node} for node in range(nodes)]
+        node = self.place.node
+        nodes = max(1, config.world_size // max(1, self.place.local_world))
+        hosts = [metadata.host(index) if index == node else {"node": index} for index in range(nodes)]
         draft = {
             "schema_version": SCHEMA_VERSION,
             "producer": {"name": "trainmark", "version": producer_version()},
@@ -422,7 +424,7 @@ class Run:
             "system": {
                 "node_count": nodes,
                 "hosts": hosts,
-                "devices": [self.backend.describe(self.device_index, self.node)],
+                "devices": [self.backend.describe(instruments.device_index, node)],
             },
             "software": self._software_block(),
             "model": self._model_block(),
@@ -515,17 +517,15 @@ class Run:
         self._entered = True
         config = self.config
         self._resolve_destination()
-        self.rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
-        if world != config.world_size:
-            raise TrainmarkError(f"WORLD_SIZE is {world} but the run was set up for {config.world_size}")
-        if world > 1 and not (dist.is_available() and dist.is_initialized()):
+        place = RankPlace.from_environment()
+        if place.world_size != config.world_size:
+            raise TrainmarkError(f"WORLD_SIZE is {place.world_size} but the run was set up for {config.world_size}")
+        if place.world_size > 1 and not (dist.is_available() and dist.is_initialized()):
             raise TrainmarkError(
                 "WORLD_SIZE is above 1 (torchrun) but torch.distributed is not initialized: call "
                 "torch.distributed.init_process_group() before trainmark.track"
             )
-        self.local_rank = int(os.environ.get("LOCAL_RANK", 0))
-        self.local_world = int(os.environ.get("LOCAL_WORLD_SIZE", 1))
-        self.node = int(os.environ.get("GROUP_RANK", 0))
+        self.place, self.rank = place, place.rank
         parameter = next(iter(self.model.parameters()), None)
         if parameter is None:
             raise TrainmarkError("trainmark.track(model=...) got a model without parameters")
@@ -538,75 +538,23 @@ class Run:
         self.backend: DeviceBackend = (
             CudaBackend(self.device.index or 0) if self.device.type == "cuda" else CpuBackend(config.peak_flops_per_s)
         )
-        self.device_index = self.node * self.local_world + self.local_rank if self.backend.kind == "gpu" else self.node
-        shares_device = self.backend.kind == "cpu" and self.local_world > 1
-        self.per_rank = self.rank if world > 1 else None
-
-        # sensors: one power sampler per node reads every device of the node (as the runner does)
-        self.meters, self.energy_reason = [], None
-        if self.local_rank == 0:
-            count = self.local_world if self.backend.kind == "gpu" else 1
-            for index in range(self.device_index, self.device_index + count):
-                try:
-                    self.meters.append(self.backend.power_meter(index))
-                except SensorUnavailable as error:
-                    self.energy_reason, self.meters = str(error), []
-                    break
-        else:
-            self.energy_reason = "the node's power is read by its first process"
-        self.probe = self.backend.memory_probe(self.device_index)
-        self.idle = measure_idle_power(self.meters, config.idle_seconds, config.sample_rate_hz)
-
-        if self.rank == 0:
-            self._open_bundle()
-        if world > 1:
-            dist.barrier()  # rank 0 has created the bundle before any rank opens it
-        if self.rank != 0:
-            self.writer = BundleWriter(self.root)  # its lock needs the folder rank 0 made
-
-        self.phase = Phase()
-        writer, run_id = self.writer, self.run_id
-        self.sampler = Sampler(
-            config.sample_rate_hz,
-            self.phase,
-            self.meters,
-            [self.probe],
-            writer.open_trace(run_id, "power_sample", self.per_rank) if self.meters else None,
-            writer.open_trace(run_id, "memory_sample", self.per_rank),
-            self.node,
-            self.rank,
-        )
-        on_cuda = self.device.type == "cuda"
-        self.kernel_window = KernelWindow(
-            config.profile_first_step, config.profile_steps if self.rank == 0 else 0, on_cuda
-        )
-        self.allocation_window = AllocationWindow(
-            config.profile_first_step + config.profile_steps, config.allocation_steps if self.rank == 0 else 0, on_cuda
-        )
-        self.measurements = RankMeasurements(
-            rank=self.rank,
-            node=self.node,
-            local_rank=self.local_rank,
-            device=self.device_index,
-            shares_device=shares_device,
-            peak_method=self.backend.peak_method,
-            peak_source=self.backend.peak_source,
-            peak_tool=self.backend.peak_tool,
-            peak_reason=self.backend.peak_unavailable_reason(),
-        )
-        self.meter = StepMeter(
+        # the reference runner's measurement path (reference_runner/instruments.py), driven from the user's loop
+        self.instruments = RankInstruments(
             self.backend,
-            self.phase,
-            writer,
-            run_id,
-            self.measurements,
-            self.per_rank,
-            config.warmup_steps,
-            self.kernel_window,
-            self.allocation_window,
+            place,
+            config,
             flop_count_step=max(0, config.warmup_steps - 1) if self.counts_flops else None,
             flop_scale=config.world_size,
         )
+        self.instruments.measure_idle()
+
+        if self.rank == 0:
+            self._open_bundle()
+        if place.world_size > 1:
+            dist.barrier()  # rank 0 has created the bundle before any rank opens it
+        if self.rank != 0:
+            self.writer = BundleWriter(self.root)  # its lock needs the folder rank 0 made
+        self.meter = self.instruments.open(self.writer, self.run_id)
         if not self.counts_flops:
             self.meter.counted_reason = "not counted: trainmark.track(count_flops=False)"
         self._checkpoints_steps: list[int] = []
@@ -615,8 +563,7 @@ class Run:
         self._hooks.append(register_optimizer_step_post_hook(self._optimizer_stepped))
         if not self.precision_declared:
             self._hooks.append(self.model.register_forward_pre_hook(self._first_forward))
-        self.started_at = time.time_ns()
-        self.sampler.start()
+        self.instruments.start()
         return self
 
     def _optimizer_stepped(self, optimizer, args, kwargs) -> None:
@@ -642,17 +589,15 @@ class Run:
         object.__setattr__(self.config, "precision", precision)
         self._hooks.pop().remove()  # once is enough: the hook costs nothing after the first forward
 
-    @contextlib.contextmanager
-    def step(self, samples: int | None = None, tokens: int | None = None):
-        """Measure one optimizer step; yields a `Step` (reference_runner/stepping.py). `samples`: what
-        this process trained on in it (default batch_size); `tokens`: default samples x
-        sequence_length (None without sequences)."""
+    def step(self, samples: int | None = None, tokens: int | None = None) -> StepTimer:
+        """Measure one optimizer step: `with run.step() as step:` gives a `Step`
+        (reference_runner/stepping.py). `samples`: what this process trained on in it (default
+        batch_size); `tokens`: default samples x sequence_length (None without sequences)."""
         samples = self.config.batch_size if samples is None else samples
         if tokens is None and self.config.sequence_length:
             tokens = samples * self.config.sequence_length
-        with self.meter.step(samples, tokens) as step:
-            step.updated = False if self.optimizer is not None else None  # the optimizer hook says True
-            yield step
+        # with an optimizer known, a step is not an update until the optimizer hook says so
+        return self.meter.step(samples, tokens, updated=False if self.optimizer is not None else None)
 
     def begin_step(self, samples: int | None = None, tokens: int | None = None) -> Step:
         """For callbacks: `run.step()` opened now and closed by `end_step`."""
@@ -678,25 +623,9 @@ class Run:
         """Measure saving a checkpoint: `with run.checkpoint("ckpt.pt"): torch.save(state, "ckpt.pt")`.
         Records the seconds the block took (device synchronized first, file flushed to disk after)
         and the size of `path` (a file, or every file under a folder)."""
-        self.backend.synchronize()
-        self.phase.value = "checkpoint"
-        began = time.perf_counter_ns()
-        try:
+        with self.instruments.checkpoint(path, self.steps_done - 1):
             yield
-        finally:
-            self.phase.value = "other"
-        target = Path(path)
-        if not target.exists():
-            raise TrainmarkError(f"run.checkpoint({str(path)!r}): nothing was saved there")
-        files = [target] if target.is_file() else [item for item in target.rglob("*") if item.is_file()]
-        for item in files:
-            with item.open("rb") as handle:
-                os.fsync(handle.fileno())
-        seconds = (time.perf_counter_ns() - began) / 1e9
         if self.rank == 0:
-            self.measurements.checkpoints.append(
-                {"step": self.steps_done - 1, "bytes": sum(f.stat().st_size for f in files), "seconds": seconds}
-            )
             self._checkpoints_steps.append(self.steps_done)
 
     def __exit__(self, kind, error, traceback) -> None:
@@ -704,32 +633,13 @@ class Run:
         for hook in self._hooks:
             hook.remove()
         self._hooks.clear()
-        self.phase.value = "other"
-        if kind is None and self.config.world_size > 1:
-            dist.barrier()
-        self.sampler.stop()
-        ended_at = time.time_ns()
-        self.meter.close()
-        for trace in (self.sampler.power_trace, self.sampler.memory_trace):
-            if trace is not None:
-                trace.close()
-        for meter in self.meters:
-            meter.close()
+        self.instruments.stop(wait_for_ranks=kind is None)
         if kind is not None:
             self._close_failed(kind, error)
             return
-        measurements = self.measurements
-        measurements.add_sampler(self.sampler, self.idle, self.energy_reason, self.probe, self.meters)
-        measurements.device_block = self.backend.describe(self.device_index, self.node)
-        measurements.device_software = self.backend.software()
-        measurements.host = metadata.host(self.node)
-        measurements.stages_marked = sorted(self.meter.stages_marked)
-        gathered = [asdict(measurements)]
-        if self.config.world_size > 1:
-            gathered = [None] * self.config.world_size
-            dist.gather_object(asdict(measurements), gathered if self.rank == 0 else None, dst=0)
-        if self.rank == 0:
-            self._close_completed(gathered, ended_at)
+        result = self.instruments.gather(self.run_id, self.seed, self.steps_done)
+        if result is not None:
+            self._close_completed(result)
 
     def _observed_interval(self) -> int:
         steps = self._checkpoints_steps
@@ -746,21 +656,9 @@ class Run:
         document["software"] = self._software_block()
         document["training"] = self._training_block()
 
-    def _close_completed(self, gathered: list[dict], ended_at: int) -> None:
-        from trainmark.reference_runner.launch import _adopt_worker_view
-
+    def _close_completed(self, result: WorkerResult) -> None:
         self._refresh()
-        result = {
-            "run_id": self.run_id,
-            "seed": self.seed,
-            "started_at_ns": self.started_at,
-            "ended_at_ns": ended_at,
-            "planned_steps": self.steps_done,
-            "world_size": self.config.world_size,
-            "ranks": gathered,
-            "sampler_errors": self.sampler.errors,
-        }
-        _adopt_worker_view(self.document, result)
+        adopt_worker_view(self.document, result)
         summary = TrackSummary(self, result)
         entry = summary.run_entry()
         if self.seed is None:
@@ -789,7 +687,7 @@ class Run:
 class TrackSummary(RunSummary):
     """The runner's run summary, told how trainmark.track counted FLOPs and what the loop reported."""
 
-    def __init__(self, run: Run, result: dict) -> None:
+    def __init__(self, run: Run, result: WorkerResult) -> None:
         per_rank = 0 if run.config.world_size > 1 else None
         super().__init__(
             run.config,
@@ -825,7 +723,7 @@ class TrackSummary(RunSummary):
                 "tool": self.tool,
                 "scope": "global",
             }
-        checkpoints = self.rank0["checkpoints"]
+        checkpoints = self.rank0.checkpoints
         if not checkpoints:
             reason = "the training loop saved no checkpoint through run.checkpoint(path)"
             for name, unit in (("checkpoint_size", "By"), ("checkpoint_interval", "{step}"), ("checkpoint_time", "s")):

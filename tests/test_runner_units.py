@@ -340,3 +340,53 @@ def test_stale_scratch_folders_of_dead_processes_are_swept_and_no_others(tmp_pat
     assert sorted(path.name for path in tmp_path.iterdir()) == sorted(
         ["trainmark-bundle-xyz", f"other-run-{dead}-x", f"trainmark-run-{alive}-ghi"]
     )
+
+
+# ---------------------------------------------------------------- the measurement path and its result
+
+
+def test_one_rank_measured_through_the_instruments_round_trips_through_json_as_typed_objects(tmp_path):
+    from trainmark.reference_runner.instruments import RankInstruments, RankPlace
+    from trainmark.reference_runner.measurements import CheckpointSave, WorkerResult
+    from trainmark.spec import models
+    from trainmark.spec.bundle import BundleWriter
+
+    config = build_config(
+        "tiny",
+        overrides={
+            "idle_seconds": 0,
+            "warmup_steps": 1,
+            "profile_first_step": 1,
+            "profile_steps": 1,
+            "allocation_steps": 1,
+            "sample_rate_hz": 50,
+        },
+    )
+    instruments = RankInstruments(CpuBackend(), RankPlace(), config)
+    meter = instruments.open(BundleWriter.create(tmp_path / "bundle"), "run-1")
+    weights = torch.nn.Linear(32, 32)
+    instruments.start()
+    for index in range(4):
+        with meter.step(8, None) as step:
+            with step.phase("forward"):
+                loss = weights(torch.randn(8, 32)).square().mean()
+            with step.phase("backward"):
+                loss.backward()
+            step.loss = loss.detach()
+        if index == 2:
+            with instruments.checkpoint(tmp_path / "state.pt", index):
+                torch.save(weights.state_dict(), tmp_path / "state.pt")
+    instruments.stop()
+    result = instruments.gather("run-1", 7, 4)
+
+    rank = result.ranks[0]
+    assert (rank.steps, rank.measured, rank.stages_marked) == (4, 1, ["backward", "forward"])  # warm-up 1, windows 2
+    assert rank.checkpoints == [
+        CheckpointSave(
+            step=2, size_bytes=(tmp_path / "state.pt").stat().st_size, duration_s=rank.checkpoints[0].duration_s
+        )
+    ]
+    assert isinstance(rank.kernel_breakdown, models.KernelBreakdown) and rank.kernel_breakdown.first_step == 1
+    assert rank.memory.channel == "process_rss" and rank.memory.count >= 1
+    assert rank.final_loss == pytest.approx(loss.item())
+    assert WorkerResult.from_json(result.to_json()) == result
