@@ -16,8 +16,7 @@ from trainmark.scorer import rubric
 from trainmark.scorer.traces import NS, SampleStream, Stream, TraceDigest
 from trainmark.spec import models
 from trainmark.spec.findings import Finding, Severity, json_pointer
-
-MANIFEST = "manifest.json"
+from trainmark.spec.layout import MANIFEST_NAME
 
 
 @dataclass
@@ -179,7 +178,7 @@ def consistency(manifest: models.Manifest, digest: TraceDigest) -> Component:
                         Severity.WARNING,
                         f"run {run.run_id}, node {node}: DC power ({dc:.0f} W) above AC power ({ac:.0f} W); power "
                         "after the supplies cannot exceed power at the wall",
-                        file=MANIFEST,
+                        file=MANIFEST_NAME,
                     ),
                 )
         per_second, per_step = _global(run, "steps_per_second"), _global(run, "time_per_step")
@@ -191,7 +190,7 @@ def consistency(manifest: models.Manifest, digest: TraceDigest) -> Component:
                     "metric-inconsistent",
                     Severity.WARNING,
                     f"steps_per_second x time_per_step = {product:.4f}, not 1",
-                    file=MANIFEST,
+                    file=MANIFEST_NAME,
                     pointer=_metric_pointer(manifest, run, per_second),
                 ),
             )
@@ -205,7 +204,7 @@ def consistency(manifest: models.Manifest, digest: TraceDigest) -> Component:
                     Severity.WARNING,
                     f"analytical ({analytical.value:.4g}) and counted ({counted.value:.4g}) FLOPs per step differ by "
                     f"{difference * 100:.1f} % (tolerance {rubric.FLOPS_TOLERANCE * 100:g} %)",
-                    file=MANIFEST,
+                    file=MANIFEST_NAME,
                     pointer=_metric_pointer(manifest, run, counted),
                 ),
             )
@@ -221,7 +220,7 @@ def consistency(manifest: models.Manifest, digest: TraceDigest) -> Component:
                     "metric-inconsistent",
                     Severity.WARNING,
                     f"global peak_memory {global_peak.value:.6g} is not the sum of the device peaks ({total:.6g})",
-                    file=MANIFEST,
+                    file=MANIFEST_NAME,
                     pointer=_metric_pointer(manifest, run, global_peak),
                 ),
             )
@@ -372,7 +371,7 @@ def plausibility(manifest: models.Manifest, digest: TraceDigest) -> Component:
                 "placeholder-value",
                 Severity.WARNING,
                 f"{text!r} stands for a missing value; leave the field out or give the reason",
-                file=MANIFEST,
+                file=MANIFEST_NAME,
                 pointer=json_pointer(path),
             )
         )
@@ -404,7 +403,9 @@ def plausibility(manifest: models.Manifest, digest: TraceDigest) -> Component:
                         f"{metric.device}'s power limit ({device.power_limit_w:g} W)"
                     )
             if reason:
-                problems.append(Finding("implausible-value", Severity.WARNING, reason, file=MANIFEST, pointer=pointer))
+                problems.append(
+                    Finding("implausible-value", Severity.WARNING, reason, file=MANIFEST_NAME, pointer=pointer)
+                )
     for stream in sorted(digest.samples.values(), key=lambda s: (s.run_id, s.channel, repr(s.device), repr(s.node))):
         if stream.power_above_limit:
             ceiling = (
@@ -446,7 +447,7 @@ def measurement_tier(manifest: models.Manifest) -> Component:
                     "missing-sensor",
                     Severity.WARNING,
                     f"run {run.run_id}: no energy measurement ({reason})",
-                    file=MANIFEST,
+                    file=MANIFEST_NAME,
                     pointer=f"/runs/{run_index}"
                     + (f"/metrics/{run.metrics.index(energy)}" if energy is not None else ""),
                 )
@@ -469,7 +470,7 @@ def measurement_tier(manifest: models.Manifest) -> Component:
                     "modeled-energy",
                     Severity.WARNING,
                     f"run {run.run_id}: total_energy is an estimate (modeled: {energy.source}), not a measurement",
-                    file=MANIFEST,
+                    file=MANIFEST_NAME,
                     pointer=_metric_pointer(manifest, run, energy),
                 )
             )

@@ -16,8 +16,7 @@ from trainmark.scorer.derived import _reported, highest_peak, precision_peaks, t
 from trainmark.scorer.traces import TraceDigest, to_unix_ns
 from trainmark.spec import models
 from trainmark.spec.findings import Finding, Severity
-
-MANIFEST = "manifest.json"
+from trainmark.spec.layout import MANIFEST_NAME
 
 
 def _pointer(
@@ -44,7 +43,7 @@ def _flops(manifest: models.Manifest, run: models.Run) -> list[Finding]:
                     Severity.ERROR,
                     f"run {run.run_id} claims {claimed:.4g} FLOP/s on {len(devices)} device(s) whose known peaks add up "
                     f"to {ceiling:.4g} FLOP/s ({claimed / ceiling * 100:.0f} % utilization)",
-                    file=MANIFEST,
+                    file=MANIFEST_NAME,
                     pointer=_pointer(manifest, run, "flops_per_second"),
                 )
             )
@@ -59,7 +58,7 @@ def _flops(manifest: models.Manifest, run: models.Run) -> list[Finding]:
                     "physics-flops",
                     Severity.ERROR,
                     f"run {run.run_id}: compute_utilization ({metric.scope}) is {metric.value:.4g} %, above 100 %",
-                    file=MANIFEST,
+                    file=MANIFEST_NAME,
                     pointer=f"/runs/{manifest.runs.index(run)}/metrics/{metric_index}/value",
                 )
             )
@@ -85,7 +84,7 @@ def _power(manifest: models.Manifest, run: models.Run, digest: TraceDigest) -> l
                     Severity.ERROR,
                     f"run {run.run_id}, device {device}: idle power {idle:.4g} W is not below the mean training power "
                     f"{mean:.4g} W",
-                    file=MANIFEST,
+                    file=MANIFEST_NAME,
                     pointer=_pointer(manifest, run, "idle_power", "device", device),
                 )
             )
@@ -131,7 +130,7 @@ def _power(manifest: models.Manifest, run: models.Run, digest: TraceDigest) -> l
                 "physics-idle",
                 Severity.ERROR,
                 f"run {run.run_id}: idle power {idle:.4g} W is not below the mean training power {mean:.4g} W",
-                file=MANIFEST,
+                file=MANIFEST_NAME,
                 pointer=_pointer(manifest, run, "idle_power"),
             )
         )
@@ -145,7 +144,7 @@ def _power(manifest: models.Manifest, run: models.Run, digest: TraceDigest) -> l
                     "physics-net-energy",
                     Severity.ERROR,
                     f"run {run.run_id}: net energy {net:.6g} J exceeds total energy {total:.6g} J",
-                    file=MANIFEST,
+                    file=MANIFEST_NAME,
                     pointer=_pointer(manifest, run, "net_energy", scope, device),
                 )
             )
@@ -195,7 +194,7 @@ def physics_findings(manifest: models.Manifest, digest: TraceDigest, now: dateti
                         "run-overlap",
                         Severity.ERROR,
                         f"runs {other.run_id} and {run.run_id} overlap in time on the same devices",
-                        file=MANIFEST,
+                        file=MANIFEST_NAME,
                         pointer=f"/runs/{index}/started_at",
                     )
                 )
@@ -207,7 +206,7 @@ def physics_findings(manifest: models.Manifest, digest: TraceDigest, now: dateti
                 "created-at",
                 Severity.ERROR,
                 f"created_at {created.isoformat()} is before the last run ended ({last_end.isoformat()})",
-                file=MANIFEST,
+                file=MANIFEST_NAME,
                 pointer="/created_at",
             )
         )
@@ -218,7 +217,7 @@ def physics_findings(manifest: models.Manifest, digest: TraceDigest, now: dateti
                 "created-at",
                 Severity.ERROR,
                 f"created_at {created.isoformat()} is in the future",
-                file=MANIFEST,
+                file=MANIFEST_NAME,
                 pointer="/created_at",
             )
         )
@@ -232,7 +231,7 @@ def physics_findings(manifest: models.Manifest, digest: TraceDigest, now: dateti
                     Severity.ERROR,
                     f"run {run.run_id} ran on other hardware ({names}) than run "
                     f"{manifest.runs[0].run_id}; one bundle reports one configuration",
-                    file=MANIFEST,
+                    file=MANIFEST_NAME,
                     pointer=f"/runs/{index}/ranks",
                 )
             )

@@ -19,7 +19,7 @@ from typing import Any
 
 from trainmark.scorer import rubric
 from trainmark.spec import models
-from trainmark.spec.rules import RECORD_CLASSES
+from trainmark.spec.records import RECORD_TYPES
 from trainmark.spec.validate import RecordsCallback
 
 NS = 1_000_000_000
@@ -407,7 +407,7 @@ class TraceDigest:
 
             return on_steps
         if kind in ("power_sample", "memory_sample"):
-            fields = RECORD_CLASSES[kind].model_fields  # asking a model for a field it lacks is slow
+            fields = RECORD_TYPES[kind].model.model_fields  # asking a model for a field it lacks is slow
             has_node, has_rank = "node" in fields, "rank" in fields
 
             def stream_key(record: Any) -> tuple:
@@ -457,13 +457,15 @@ class TraceDigest:
 
             return on_kernels
 
+        instants = RECORD_TYPES[kind].timing == "instant"
+
         def on_events(records: list[Any], lines: list[int | None]) -> None:
             stream = self.events.get((run_id, path))
             if stream is None:
                 stream = self.events[(run_id, path)] = Stream(path, run_id, window)
             stream.add_times(
                 [record.time_unix_ns for record in records]
-                if kind == "allocator_event"
+                if instants
                 else [record.start_unix_ns for record in records],
                 lines,
             )
