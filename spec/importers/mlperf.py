@@ -421,19 +421,21 @@ def _write(
     benchmark = benchmark or value_of("submission_benchmark") or "unknown"
     family, dataset_name = BENCHMARKS.get(benchmark, ("other", None))
     description_file = system_path or first.path
-    system_dict, accelerators = system_block(
+    system_described, accelerators = system_block(
         system, value_of("submission_platform"), lambda code, message: session.issue(code, description_file, message)
     )
     power_nodes = max((len([p for p in f.power if not p.switch]) for f in files), default=0)
-    if power_nodes > system_dict["node_count"]:
+    if power_nodes > system_described.node_count:
         session.issue(
             "assumed-value",
             description_file,
             f"the power logs have {power_nodes} node files, the system "
-            f"description {system_dict['node_count']} node(s): {power_nodes} nodes are assumed",
+            f"description {system_described.node_count} node(s): {power_nodes} nodes are assumed",
         )
-        system_dict["hosts"] += [{"node": node} for node in range(system_dict["node_count"], power_nodes)]
-        system_dict["node_count"] = power_nodes
+        system_described.hosts = system_described.hosts + [
+            models.Host(node=node) for node in range(system_described.node_count, power_nodes)
+        ]
+        system_described.node_count = power_nodes
     global_batch = number(value_of("global_batch_size"))
     if global_batch is None:
         session.issue("assumed-value", first.path, "no global_batch_size event: 1 is assumed")
@@ -505,8 +507,8 @@ def _write(
         f"{value_of('submission_status') or 'status not logged'}), imported by trainmark from the "
         "submitter's own logs",
         "submitter": models.Submitter(name=str(organisation), organization=str(organisation)) if organisation else None,
-        "system": models.System(**system_dict),
-        "software": models.Software(**software_block(system, lambda c, m: session.issue(c, description_file, m))),
+        "system": system_described,
+        "software": software_block(system, lambda c, m: session.issue(c, description_file, m)),
         "model": models.Model(
             name=benchmark,
             architecture_family=family,
