@@ -26,8 +26,6 @@ MANIFEST_NAME = "manifest.json"
 DRAFT_NAME = "manifest.draft.json"
 """Written at the start of a run with everything known then; finalize turns it into the manifest."""
 
-_RECORD_TYPE_OF_STEM = {row.stem: row for row in RECORD_TYPES.values()}
-
 _TRACE_NAME = re.compile(
     r"^runs/(?P<run>[A-Za-z0-9][A-Za-z0-9._-]{0,63})/"
     r"(?P<stem>[a-z]+)(?:\.rank(?P<rank>0|[1-9][0-9]{0,6}))?\.(?P<ext>jsonl|json)$"
@@ -55,7 +53,7 @@ def role_of(path: str) -> FileRole | None:
     """The role a bundle-relative path has in the layout, or None for a name it does not know."""
     match = _TRACE_NAME.match(path)
     if match:
-        row = _RECORD_TYPE_OF_STEM.get(match["stem"])
+        row = next((row for row in RECORD_TYPES.values() if row.stem == match["stem"]), None)
         if row is None or match["ext"] != row.extension:
             return None
         rank = int(match["rank"]) if match["rank"] is not None else None
