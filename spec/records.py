@@ -46,6 +46,8 @@ class RecordType:
     """Which fields date a record: `interval` start_unix_ns + duration_s, `instant` time_unix_ns, None undated."""
     channel_fed: bool = False
     """Whether methodology.channels feed these records (samplers with a rate and a `channel` field)."""
+    ranks_share_files: bool = False
+    """Whether a rank's file may hold other ranks' records (one sampler recording every process's memory)."""
 
     @property
     def extension(self) -> str:
@@ -65,7 +67,16 @@ RECORD_TYPES: dict[str, RecordType] = {
     for row in (
         RecordType("step", "StepRecord", "steps", True, "step_record", "interval"),
         RecordType("power_sample", "PowerSample", "power", True, "power_sample", "instant", channel_fed=True),
-        RecordType("memory_sample", "MemorySample", "memory", True, "memory_sample", "instant", channel_fed=True),
+        RecordType(
+            "memory_sample",
+            "MemorySample",
+            "memory",
+            True,
+            "memory_sample",
+            "instant",
+            channel_fed=True,
+            ranks_share_files=True,
+        ),
         RecordType("epoch", "EpochRecord", "epochs", True, "epoch_record", "interval"),
         RecordType("kernel_breakdown", "KernelBreakdown", "kernels", False, "kernel_breakdown", None),
         RecordType("allocator_event", "AllocatorEvent", "allocator", True, "allocator_event", "instant"),

@@ -501,7 +501,7 @@ class RecordContext:
         self.has_rank, self.has_device = "rank" in fields, "device" in fields
         self.has_node, self.has_channel = "node" in fields, "channel" in fields
         # One sampler may record several processes' memory into its own file.
-        self.rank_must_match_file = file_rank is not None and record_type != "memory_sample"
+        self.rank_must_match_file = file_rank is not None and not RECORD_TYPES[record_type].ranks_share_files
 
     def problems_in(self, records: list[Any], lines: list[int | None]) -> list[tuple[int | None, str, str]]:
         """(line, pointer, message) for each problem in consecutive records. A screen over the
