@@ -7,6 +7,7 @@ import shutil
 
 import pytest
 from trainmark.scorer import fidelity
+from trainmark.scorer.report import bundle_report_html
 from trainmark.scorer.score import score_bundle
 from trainmark.spec import models
 from trainmark.spec.findings import Finding, Severity, parse_location
@@ -48,6 +49,8 @@ def test_score_and_validate_findings_have_the_one_shape(tmp_path):
         assert set(finding) == {"code", "severity", "pointer", "message"}
         parse_location(finding["pointer"])
     assert any(f["pointer"] == "manifest.json#/runs/0/metrics/0/value" for f in report["findings"])
+    html, _ = bundle_report_html(bundle)
+    assert "<td>manifest.json#/runs/0/metrics/0/value</td>" in html  # the report page shows the same pointer
 
 
 def test_manifest_checks_have_unique_names_and_say_what_they_check():
