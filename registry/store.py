@@ -312,6 +312,12 @@ def score_columns(report: ScoreReport, verified: bool | None) -> dict:
     }
 
 
+def _stored_run_pointer(session: Session, submission_id: str, run_id: str) -> str:
+    """The finding pointer manifest.json#/runs/<index> of a stored run (runs are stored in manifest order)."""
+    run_ids = session.exec(select(RunRow.run_id).where(RunRow.submission_id == submission_id).order_by(RunRow.id)).all()
+    return f"manifest.json#/runs/{list(run_ids).index(run_id)}"
+
+
 class Store:
     """The registry's database and blob store."""
 
@@ -711,7 +717,7 @@ class Store:
             .order_by(RunRow.id)
         ).all()  # one query for all the runs, in the order they were submitted
         findings = []
-        for row in rows:
+        for index, row in enumerate(rows):  # rows are in the manifest's order of runs
             earlier = [
                 (submission, run, other_traces, other_values)
                 for submission, run, other_traces, other_values, other_content in earlier_runs
@@ -732,7 +738,7 @@ class Store:
                         submission_id=bundle_id,
                         code="duplicate-run",
                         severity="warning",
-                        pointer=f"run {row.run_id}",
+                        pointer=f"manifest.json#/runs/{index}",
                         message=f"run {row.run_id} has {what} as run {other_run} of submission {other_submission}",
                     )
                 )
@@ -741,7 +747,7 @@ class Store:
                         submission_id=other_submission,
                         code="duplicate-run",
                         severity="warning",
-                        pointer=f"run {other_run}",
+                        pointer=_stored_run_pointer(session, other_submission, other_run),
                         message=f"run {other_run} has {what} as run {row.run_id} of submission {bundle_id}",
                     )
                 )

@@ -22,6 +22,7 @@ from trainmark.spec import models
 from trainmark.spec.archive import open_bundle
 from trainmark.spec.bundle import bundle_id, read_manifest
 from trainmark.spec.errors import TrainmarkError
+from trainmark.spec.layout import MANIFEST_NAME
 
 # (metric, label, higher is better): the columns, in the order the framework's tables use.
 QUANTITIES = (
@@ -121,8 +122,8 @@ def bundle_paths(inputs: list[Path]) -> list[Path]:
     """Bundles named directly, and the bundles inside a folder (a sweep's output), in order."""
     found: list[Path] = []
     for path in inputs:
-        if path.is_dir() and not (path / "manifest.json").is_file():
-            inside = sorted(child for child in path.iterdir() if (child / "manifest.json").is_file())
+        if path.is_dir() and not (path / MANIFEST_NAME).is_file():
+            inside = sorted(child for child in path.iterdir() if (child / MANIFEST_NAME).is_file())
             grid_order = _sweep_order(path)
             inside.sort(key=lambda child: grid_order.get(child.name, len(grid_order)))
             if not inside:

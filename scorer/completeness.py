@@ -12,8 +12,8 @@ from trainmark.scorer.fidelity import Component
 from trainmark.scorer.traces import NS, TraceDigest
 from trainmark.spec import models
 from trainmark.spec.findings import Finding, Severity
+from trainmark.spec.layout import MANIFEST_NAME
 
-MANIFEST = "manifest.json"
 TRANSFORMERS = frozenset(
     {"decoder_transformer", "encoder_transformer", "encoder_decoder_transformer", "mixture_of_experts"}
 )
@@ -130,7 +130,7 @@ def reporting_fields(manifest: models.Manifest, document: dict) -> Component:
                 "reporting-field-absent",
                 Severity.INFO,
                 f"{pattern.replace('|', ' or ')} is not reported",
-                file=MANIFEST,
+                file=MANIFEST_NAME,
                 pointer=pattern.split("|")[0].replace("/*", "/0"),
             ),
         )
@@ -171,7 +171,7 @@ def channels(manifest: models.Manifest, digest: TraceDigest) -> Component:
                         Severity.WARNING,
                         f"run {run.run_id} has no {label} for {unit}{'s' if len(missing) > 1 else ''} {_list(missing)}"
                         + (f" (nodes {_list(sorted({node_of[d] for d in missing}))})" if unit == "device" else ""),
-                        file=MANIFEST,
+                        file=MANIFEST_NAME,
                         pointer=pointer,
                     )
                 )

@@ -18,8 +18,7 @@ from trainmark.scorer.summaries import _counter_channels
 from trainmark.scorer.traces import NS, TraceDigest
 from trainmark.spec import models
 from trainmark.spec.findings import Finding, Severity
-
-MANIFEST = "manifest.json"
+from trainmark.spec.layout import MANIFEST_NAME
 
 PRECISION_FORMAT = {
     "fp32": "fp32",
@@ -234,6 +233,6 @@ def derived_findings(manifest: models.Manifest, digest: TraceDigest) -> Iterator
                 f"{metric.name} ({metric.scope}{where}) is reported as {metric.value:.6g} but its "
                 f"recomputation from the traces and the manifest gives {nearest:.6g} ({off:.2f} % off; "
                 f"tolerance {tolerance * 100:g} %)",
-                file=MANIFEST,
+                file=MANIFEST_NAME,
                 pointer=f"/runs/{run_index}/metrics/{metric_index}/value",
             )

@@ -7,7 +7,7 @@ import enum
 import functools
 import math
 import typing
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,8 +16,7 @@ from trainmark.scorer import rubric
 from trainmark.scorer.traces import NS, SampleStream, Stream, TraceDigest
 from trainmark.spec import models
 from trainmark.spec.findings import Finding, Severity, json_pointer
-
-MANIFEST = "manifest.json"
+from trainmark.spec.layout import MANIFEST_NAME
 
 
 @dataclass
@@ -31,6 +30,11 @@ class Component:
         self.scores.append(1.0 if passed else 0.0)
         if not passed and finding is not None:
             self.findings.append(finding)
+
+    def add(self, verdicts: Iterable[tuple[bool, Finding | None]]) -> None:
+        """Count each (passed, finding) verdict of a check."""
+        for passed, finding in verdicts:
+            self.check(passed, finding)
 
     @property
     def value(self) -> float | None:
@@ -80,156 +84,204 @@ def _metric_pointer(manifest: models.Manifest, run: models.Run, metric: models.M
 
 
 # ---------------------------------------------------------------- F1 consistency
+#
+# Each check is a small function yielding one verdict per thing it checks: (passed, the finding
+# that explains a failure). A verdict counts once in F1 (passed / checked), whether or not it
+# carries a finding. The lists say which checks F1 runs, for each stream, each rank's steps, each
+# run and the bundle; docs/contributing.md ("A new finding or rubric rule") shows how to add one.
+
+Verdict = tuple[bool, Finding | None]
 
 
-def consistency(manifest: models.Manifest, digest: TraceDigest) -> Component:
-    component = Component()
-    for label, stream in _streams(digest):
-        where = dict(file=stream.file)
-        component.check(
-            stream.backwards == 0,
+def timestamps_increase(label: str, stream: Stream) -> Iterator[Verdict]:
+    """non-monotonic: a stream's timestamps never go backwards."""
+    yield (
+        stream.backwards == 0,
+        Finding(
+            "non-monotonic",
+            Severity.WARNING,
+            f"{label} in run {stream.run_id}: timestamps go backwards {stream.backwards} time(s)",
+            file=stream.file,
+            line=stream.first_backwards_line,
+        ),
+    )
+
+
+def timestamps_are_unique(label: str, stream: Stream) -> Iterator[Verdict]:
+    """duplicate-timestamp: no two records of a stream share a timestamp."""
+    yield (
+        stream.duplicates == 0,
+        Finding(
+            "duplicate-timestamp",
+            Severity.WARNING,
+            f"{label} in run {stream.run_id}: {stream.duplicates} repeated timestamp(s)",
+            file=stream.file,
+            line=stream.first_duplicate_line,
+        ),
+    )
+
+
+def records_lie_inside_the_run(label: str, stream: Stream) -> Iterator[Verdict]:
+    """outside-window: records lie inside their run's started_at .. ended_at (with WINDOW_SLACK_S)."""
+    yield (
+        stream.outside_window == 0,
+        Finding(
+            "outside-window",
+            Severity.WARNING,
+            f"{label}: {stream.outside_window} record(s) lie more than {rubric.WINDOW_SLACK_S:g} s outside run "
+            f"{stream.run_id}'s window (started_at .. ended_at)",
+            file=stream.file,
+        ),
+    )
+
+
+def energy_counter_increases(label: str, stream: Stream) -> Iterator[Verdict]:
+    """non-monotonic: a cumulative energy counter never goes backwards."""
+    if isinstance(stream, SampleStream) and stream.energy_count >= 2:
+        yield (
+            stream.energy_decreases == 0,
             Finding(
                 "non-monotonic",
                 Severity.WARNING,
-                f"{label} in run {stream.run_id}: timestamps go backwards {stream.backwards} time(s)",
-                line=stream.first_backwards_line,
-                **where,
-            ),
-        )
-        component.check(
-            stream.duplicates == 0,
-            Finding(
-                "duplicate-timestamp",
-                Severity.WARNING,
-                f"{label} in run {stream.run_id}: {stream.duplicates} repeated timestamp(s)",
-                line=stream.first_duplicate_line,
-                **where,
-            ),
-        )
-        component.check(
-            stream.outside_window == 0,
-            Finding(
-                "outside-window",
-                Severity.WARNING,
-                f"{label}: {stream.outside_window} record(s) lie more than {rubric.WINDOW_SLACK_S:g} s outside run "
-                f"{stream.run_id}'s window (started_at .. ended_at)",
-                **where,
-            ),
-        )
-        if isinstance(stream, SampleStream) and stream.energy_count >= 2:
-            component.check(
-                stream.energy_decreases == 0,
-                Finding(
-                    "non-monotonic",
-                    Severity.WARNING,
-                    f"{label}: the cumulative energy counter goes backwards {stream.energy_decreases} time(s) "
-                    "(counter wrap or reset; only increases are counted)",
-                    **where,
-                ),
-            )
-    for (run_id, rank), stream in sorted(digest.steps.items()):
-        component.check(
-            stream.step_index_backwards == 0,
-            Finding(
-                "non-monotonic",
-                Severity.WARNING,
-                f"step indices of rank {rank} in run {run_id} do not increase ({stream.step_index_backwards} time(s))",
+                f"{label}: the cumulative energy counter goes backwards {stream.energy_decreases} time(s) "
+                "(counter wrap or reset; only increases are counted)",
                 file=stream.file,
             ),
         )
 
-    for _run_index, run in enumerate(manifest.runs):
-        streams = [s for s in digest.samples.values() if s.run_id == run.run_id]
-        for device in sorted({s.device for s in streams if s.device is not None}):
-            counters = [s for s in streams if s.device == device and s.counter_mean_power_w is not None]
-            polled = [s for s in streams if s.device == device and s.mean_power_w is not None]
-            if counters and polled:
-                counter_w = sum(s.counter_mean_power_w for s in counters) / len(counters)
-                polled_w = sum(s.mean_power_w for s in polled) / len(polled)
-                difference = abs(counter_w - polled_w) / counter_w if counter_w else math.inf
-                component.check(
-                    difference <= rubric.ENERGY_CHANNEL_TOLERANCE,
-                    Finding(
-                        "channel-inconsistent",
-                        Severity.WARNING,
-                        f"run {run.run_id}, device {device}: the energy counter gives {counter_w:.1f} W on average, "
-                        f"polled power {polled_w:.1f} W ({difference * 100:.1f} % apart, tolerance "
-                        f"{rubric.ENERGY_CHANNEL_TOLERANCE * 100:g} %)",
-                        file=polled[0].file,
-                    ),
-                )
-        by_node: dict[int, dict[str, list[float]]] = {}
-        for stream in streams:
-            channel = digest.channel(stream.channel)
-            if (
-                stream.node is not None
-                and channel is not None
-                and channel.domain == "node"
-                and channel.current_type
-                and stream.mean_power_w is not None
-            ):
-                by_node.setdefault(stream.node, {}).setdefault(channel.current_type, []).append(stream.mean_power_w)
-        for node, readings in sorted(by_node.items()):
-            if "AC" in readings and "DC" in readings:
-                ac, dc = sum(readings["AC"]), sum(readings["DC"])
-                component.check(
-                    dc <= ac,
-                    Finding(
-                        "channel-inconsistent",
-                        Severity.WARNING,
-                        f"run {run.run_id}, node {node}: DC power ({dc:.0f} W) above AC power ({ac:.0f} W); power "
-                        "after the supplies cannot exceed power at the wall",
-                        file=MANIFEST,
-                    ),
-                )
-        per_second, per_step = _global(run, "steps_per_second"), _global(run, "time_per_step")
-        if per_second and per_step and per_second.value is not None and per_step.value is not None:
-            product = per_second.value * per_step.value
-            component.check(
-                abs(product - 1) <= rubric.RECIPROCAL_TOLERANCE,
+
+def step_indices_increase(run_id: str, rank: int, stream: Stream) -> Iterator[Verdict]:
+    """non-monotonic: one rank's step indices increase."""
+    yield (
+        stream.step_index_backwards == 0,
+        Finding(
+            "non-monotonic",
+            Severity.WARNING,
+            f"step indices of rank {rank} in run {run_id} do not increase ({stream.step_index_backwards} time(s))",
+            file=stream.file,
+        ),
+    )
+
+
+def energy_channels_agree(manifest: models.Manifest, digest: TraceDigest, run: models.Run) -> Iterator[Verdict]:
+    """channel-inconsistent: a device's energy counter and its polled power agree (ENERGY_CHANNEL_TOLERANCE)."""
+    streams = [s for s in digest.samples.values() if s.run_id == run.run_id]
+    for device in sorted({s.device for s in streams if s.device is not None}):
+        counters = [s for s in streams if s.device == device and s.counter_mean_power_w is not None]
+        polled = [s for s in streams if s.device == device and s.mean_power_w is not None]
+        if counters and polled:
+            counter_w = sum(s.counter_mean_power_w for s in counters) / len(counters)
+            polled_w = sum(s.mean_power_w for s in polled) / len(polled)
+            difference = abs(counter_w - polled_w) / counter_w if counter_w else math.inf
+            yield (
+                difference <= rubric.ENERGY_CHANNEL_TOLERANCE,
                 Finding(
-                    "metric-inconsistent",
+                    "channel-inconsistent",
                     Severity.WARNING,
-                    f"steps_per_second x time_per_step = {product:.4f}, not 1",
-                    file=MANIFEST,
-                    pointer=_metric_pointer(manifest, run, per_second),
+                    f"run {run.run_id}, device {device}: the energy counter gives {counter_w:.1f} W on average, "
+                    f"polled power {polled_w:.1f} W ({difference * 100:.1f} % apart, tolerance "
+                    f"{rubric.ENERGY_CHANNEL_TOLERANCE * 100:g} %)",
+                    file=polled[0].file,
                 ),
             )
-        analytical, counted = _global(run, "flops_per_step_analytical"), _global(run, "flops_per_step_counted")
-        if analytical and counted and analytical.value and counted.value:
-            difference = abs(analytical.value - counted.value) / max(analytical.value, counted.value)
-            component.check(
-                difference <= rubric.FLOPS_TOLERANCE,
+
+
+def dc_power_within_ac_power(manifest: models.Manifest, digest: TraceDigest, run: models.Run) -> Iterator[Verdict]:
+    """channel-inconsistent: a node's power after the supplies (DC) is not above its power at the wall (AC)."""
+    by_node: dict[int, dict[str, list[float]]] = {}
+    for stream in digest.samples.values():
+        if stream.run_id != run.run_id:
+            continue
+        channel = digest.channel(stream.channel)
+        if (
+            stream.node is not None
+            and channel is not None
+            and channel.domain == "node"
+            and channel.current_type
+            and stream.mean_power_w is not None
+        ):
+            by_node.setdefault(stream.node, {}).setdefault(channel.current_type, []).append(stream.mean_power_w)
+    for node, readings in sorted(by_node.items()):
+        if "AC" in readings and "DC" in readings:
+            ac, dc = sum(readings["AC"]), sum(readings["DC"])
+            yield (
+                dc <= ac,
                 Finding(
-                    "metric-inconsistent",
+                    "channel-inconsistent",
                     Severity.WARNING,
-                    f"analytical ({analytical.value:.4g}) and counted ({counted.value:.4g}) FLOPs per step differ by "
-                    f"{difference * 100:.1f} % (tolerance {rubric.FLOPS_TOLERANCE * 100:g} %)",
-                    file=MANIFEST,
-                    pointer=_metric_pointer(manifest, run, counted),
+                    f"run {run.run_id}, node {node}: DC power ({dc:.0f} W) above AC power ({ac:.0f} W); power "
+                    "after the supplies cannot exceed power at the wall",
+                    file=MANIFEST_NAME,
                 ),
             )
-        device_peaks = [
-            m.value for m in run.metrics if m.name == "peak_memory" and m.scope == "device" and m.value is not None
-        ]
-        global_peak = _global(run, "peak_memory")
-        if device_peaks and global_peak and global_peak.value is not None:
-            total = math.fsum(device_peaks)
-            component.check(
-                abs(global_peak.value - total) <= rubric.SUMMARY_RELATIVE_TOLERANCE * total,
-                Finding(
-                    "metric-inconsistent",
-                    Severity.WARNING,
-                    f"global peak_memory {global_peak.value:.6g} is not the sum of the device peaks ({total:.6g})",
-                    file=MANIFEST,
-                    pointer=_metric_pointer(manifest, run, global_peak),
-                ),
-            )
+
+
+def step_rate_is_reciprocal(manifest: models.Manifest, digest: TraceDigest, run: models.Run) -> Iterator[Verdict]:
+    """metric-inconsistent: steps_per_second x time_per_step = 1 (RECIPROCAL_TOLERANCE)."""
+    per_second, per_step = _global(run, "steps_per_second"), _global(run, "time_per_step")
+    if per_second and per_step and per_second.value is not None and per_step.value is not None:
+        product = per_second.value * per_step.value
+        yield (
+            abs(product - 1) <= rubric.RECIPROCAL_TOLERANCE,
+            Finding(
+                "metric-inconsistent",
+                Severity.WARNING,
+                f"steps_per_second x time_per_step = {product:.4f}, not 1",
+                file=MANIFEST_NAME,
+                pointer=_metric_pointer(manifest, run, per_second),
+            ),
+        )
+
+
+def flops_counts_agree(manifest: models.Manifest, digest: TraceDigest, run: models.Run) -> Iterator[Verdict]:
+    """metric-inconsistent: analytical and counted FLOPs per step agree (FLOPS_TOLERANCE)."""
+    analytical, counted = _global(run, "flops_per_step_analytical"), _global(run, "flops_per_step_counted")
+    if analytical and counted and analytical.value and counted.value:
+        difference = abs(analytical.value - counted.value) / max(analytical.value, counted.value)
+        yield (
+            difference <= rubric.FLOPS_TOLERANCE,
+            Finding(
+                "metric-inconsistent",
+                Severity.WARNING,
+                f"analytical ({analytical.value:.4g}) and counted ({counted.value:.4g}) FLOPs per step differ by "
+                f"{difference * 100:.1f} % (tolerance {rubric.FLOPS_TOLERANCE * 100:g} %)",
+                file=MANIFEST_NAME,
+                pointer=_metric_pointer(manifest, run, counted),
+            ),
+        )
+
+
+def global_peak_is_device_sum(manifest: models.Manifest, digest: TraceDigest, run: models.Run) -> Iterator[Verdict]:
+    """metric-inconsistent: the global peak_memory is the sum of the device peaks."""
+    device_peaks = [
+        m.value for m in run.metrics if m.name == "peak_memory" and m.scope == "device" and m.value is not None
+    ]
+    global_peak = _global(run, "peak_memory")
+    if device_peaks and global_peak and global_peak.value is not None:
+        total = math.fsum(device_peaks)
+        yield (
+            abs(global_peak.value - total) <= rubric.SUMMARY_RELATIVE_TOLERANCE * total,
+            Finding(
+                "metric-inconsistent",
+                Severity.WARNING,
+                f"global peak_memory {global_peak.value:.6g} is not the sum of the device peaks ({total:.6g})",
+                file=MANIFEST_NAME,
+                pointer=_metric_pointer(manifest, run, global_peak),
+            ),
+        )
+
+
+def source_events_present(manifest: models.Manifest, digest: TraceDigest) -> Iterator[Verdict]:
+    """A converted bundle's missing-event issues each fail a check (the finding comes from score.source_findings)."""
     for issue in (manifest.source.issues or []) if manifest.source else []:
         if issue.code == "missing-event":
-            component.check(False)  # its finding comes from score.source_findings
+            yield False, None
+
+
+def kernel_categories_add_up(manifest: models.Manifest, digest: TraceDigest) -> Iterator[Verdict]:
+    """metric-inconsistent: a kernel breakdown's categories add up to its total (KERNEL_TOTAL_TOLERANCE)."""
     for breakdown in digest.kernel_breakdowns:
-        component.check(
+        yield (
             breakdown.consistent,
             Finding(
                 "metric-inconsistent",
@@ -239,6 +291,48 @@ def consistency(manifest: models.Manifest, digest: TraceDigest) -> Component:
                 pointer="/total_time_s",
             ),
         )
+
+
+StreamCheck = Callable[[str, Stream], Iterable[Verdict]]
+StepCheck = Callable[[str, int, Stream], Iterable[Verdict]]
+RunCheck = Callable[[models.Manifest, TraceDigest, models.Run], Iterable[Verdict]]
+BundleCheck = Callable[[models.Manifest, TraceDigest], Iterable[Verdict]]
+
+STREAM_CHECKS: list[StreamCheck] = [
+    timestamps_increase,
+    timestamps_are_unique,
+    records_lie_inside_the_run,
+    energy_counter_increases,
+]
+"""F1 checks of every trace stream (each rank's steps, each channel's samples per device, events)."""
+STEP_CHECKS: list[StepCheck] = [step_indices_increase]
+"""F1 checks of each rank's step records in each run."""
+RUN_CHECKS: list[RunCheck] = [
+    energy_channels_agree,
+    dc_power_within_ac_power,
+    step_rate_is_reciprocal,
+    flops_counts_agree,
+    global_peak_is_device_sum,
+]
+"""F1 checks of each run's summaries and channels."""
+BUNDLE_CHECKS: list[BundleCheck] = [source_events_present, kernel_categories_add_up]
+"""F1 checks of the bundle as a whole."""
+
+
+def consistency(manifest: models.Manifest, digest: TraceDigest) -> Component:
+    """F1: every check of the lists above, over every stream, rank, run and the bundle."""
+    component = Component()
+    for label, stream in _streams(digest):
+        for stream_check in STREAM_CHECKS:
+            component.add(stream_check(label, stream))
+    for (run_id, rank), stream in sorted(digest.steps.items()):
+        for step_check in STEP_CHECKS:
+            component.add(step_check(run_id, rank, stream))
+    for run in manifest.runs:
+        for run_check in RUN_CHECKS:
+            component.add(run_check(manifest, digest, run))
+    for bundle_check in BUNDLE_CHECKS:
+        component.add(bundle_check(manifest, digest))
     return component
 
 
@@ -372,7 +466,7 @@ def plausibility(manifest: models.Manifest, digest: TraceDigest) -> Component:
                 "placeholder-value",
                 Severity.WARNING,
                 f"{text!r} stands for a missing value; leave the field out or give the reason",
-                file=MANIFEST,
+                file=MANIFEST_NAME,
                 pointer=json_pointer(path),
             )
         )
@@ -404,7 +498,9 @@ def plausibility(manifest: models.Manifest, digest: TraceDigest) -> Component:
                         f"{metric.device}'s power limit ({device.power_limit_w:g} W)"
                     )
             if reason:
-                problems.append(Finding("implausible-value", Severity.WARNING, reason, file=MANIFEST, pointer=pointer))
+                problems.append(
+                    Finding("implausible-value", Severity.WARNING, reason, file=MANIFEST_NAME, pointer=pointer)
+                )
     for stream in sorted(digest.samples.values(), key=lambda s: (s.run_id, s.channel, repr(s.device), repr(s.node))):
         if stream.power_above_limit:
             ceiling = (
@@ -446,7 +542,7 @@ def measurement_tier(manifest: models.Manifest) -> Component:
                     "missing-sensor",
                     Severity.WARNING,
                     f"run {run.run_id}: no energy measurement ({reason})",
-                    file=MANIFEST,
+                    file=MANIFEST_NAME,
                     pointer=f"/runs/{run_index}"
                     + (f"/metrics/{run.metrics.index(energy)}" if energy is not None else ""),
                 )
@@ -469,7 +565,7 @@ def measurement_tier(manifest: models.Manifest) -> Component:
                     "modeled-energy",
                     Severity.WARNING,
                     f"run {run.run_id}: total_energy is an estimate (modeled: {energy.source}), not a measurement",
-                    file=MANIFEST,
+                    file=MANIFEST_NAME,
                     pointer=_metric_pointer(manifest, run, energy),
                 )
             )

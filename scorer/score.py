@@ -28,9 +28,9 @@ from trainmark.spec import models
 from trainmark.spec.archive import ArchiveLimits
 from trainmark.spec.errors import BundleInvalid
 from trainmark.spec.findings import Finding, Severity
+from trainmark.spec.layout import MANIFEST_NAME
 from trainmark.spec.validate import ObserverGroup, RecordObserver, validate_bundle
 
-MANIFEST = "manifest.json"
 MAX_VALIDATION_FINDINGS = 500
 SCORE_DECIMALS = 6
 """Scores are rounded to 6 decimals so that last-bit differences of libm between machines never show."""
@@ -98,15 +98,7 @@ class ScoreReport:
             "badges": self.badges,
             "gates": [{"code": gate.code, "passed": gate.passed, "message": gate.message} for gate in self.gates],
             "statistics": {name: stats.as_dict() for name, stats in self.statistics.items()},
-            "findings": [
-                {
-                    "code": finding.code,
-                    "severity": finding.severity.value,
-                    "pointer": finding.location(),
-                    "message": finding.message,
-                }
-                for finding in self.findings
-            ],
+            "findings": [finding.as_dict() for finding in self.findings],
         }
         if self.provenance is not None:
             document["provenance"] = self.provenance
@@ -170,7 +162,7 @@ def independence(manifest: models.Manifest) -> tuple[set[int], list[Finding]]:
                     Severity.WARNING,
                     f"run {run.run_id} uses seed {run.seed} like run {seen_seeds[run.seed]}; "
                     "runs with the same seed do not show run-to-run variation",
-                    file=MANIFEST,
+                    file=MANIFEST_NAME,
                     pointer=f"/runs/{index}/seed",
                 )
             )
@@ -203,7 +195,7 @@ def independence(manifest: models.Manifest) -> tuple[set[int], list[Finding]]:
                         Severity.WARNING,
                         f"run {run.run_id} has {what} as run {signatures[(kind, signature)]}; "
                         "it is not an independent run and does not count for confidence",
-                        file=MANIFEST,
+                        file=MANIFEST_NAME,
                         pointer=f"/runs/{index}",
                     )
                 )
@@ -318,7 +310,7 @@ def _high_variance(name: str, stats: MetricStatistics) -> list[Finding]:
             f"{name} varies by {stats.cv * 100:.1f} % between runs (CV; over "
             f"{rubric.HIGH_VARIANCE_CV * 100:g} % cannot support a comparison); 95 % "
             f"interval {stats.ci95_low:.6g} .. {stats.ci95_high:.6g} {stats.unit}",
-            file=MANIFEST,
+            file=MANIFEST_NAME,
             pointer="/runs",
         )
     ]
@@ -334,7 +326,7 @@ def _too_few_runs(kept: int, attempted: int) -> list[Finding]:
             Severity.WARNING,
             f"{kept} completed independent run(s) report the key metrics; statistics need at "
             f"least {rubric.MIN_RUNS} ({attempted} attempted), so their confidence is 0",
-            file=MANIFEST,
+            file=MANIFEST_NAME,
             pointer="/runs",
         )
     ]
@@ -498,7 +490,7 @@ def score_bundle(
                     Severity.INFO,
                     "the bundle's own calibration comparison is shown but earns nothing: Calibrated "
                     "comes only from a calibration record the registry holds and recomputes",
-                    file=MANIFEST,
+                    file=MANIFEST_NAME,
                     pointer="/calibration",
                 )
             )
@@ -637,7 +629,7 @@ def too_good_findings(
                     Severity.WARNING,
                     f"{name} varies by {stats.cv:.2g} (CV) over {stats.n} runs; independent runs on "
                     f"real hardware vary by at least {rubric.RUN_TO_RUN_CV_FLOOR * 10:.2g}",
-                    file=MANIFEST,
+                    file=MANIFEST_NAME,
                     pointer="/runs",
                 )
             )
@@ -673,7 +665,7 @@ def confidence_r2(
                     "key-quantity-absent",
                     Severity.WARNING,
                     f"no run reports {' or '.join(alternatives)}: this key quantity counts as 0 in C",
-                    file=MANIFEST,
+                    file=MANIFEST_NAME,
                     pointer="/runs",
                 )
             )

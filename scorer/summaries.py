@@ -13,8 +13,8 @@ from trainmark.scorer import rubric
 from trainmark.scorer.traces import TraceDigest
 from trainmark.spec import models
 from trainmark.spec.findings import Finding, Severity
+from trainmark.spec.layout import MANIFEST_NAME
 
-MANIFEST = "manifest.json"
 TargetKey = tuple[str, str, int | None, str | None]  # (name, scope, device, method or None for any)
 
 
@@ -109,7 +109,7 @@ def summary_findings(manifest: models.Manifest, digest: TraceDigest) -> Iterator
                     Severity.INFO,
                     f"{metric.name} ({metric.scope}, {metric.method}) cannot be recomputed: the bundle "
                     "has no trace it derives from",
-                    file=MANIFEST,
+                    file=MANIFEST_NAME,
                     pointer=pointer,
                 )
                 continue
@@ -122,6 +122,6 @@ def summary_findings(manifest: models.Manifest, digest: TraceDigest) -> Iterator
                     f"{metric.name} ({metric.scope}{'' if metric.device is None else f' {metric.device}'}) "
                     f"is reported as {metric.value:.6g} but the traces give {nearest:.6g} "
                     f"({off:.2f} % off; tolerance {rubric.SUMMARY_RELATIVE_TOLERANCE * 100:g} %)",
-                    file=MANIFEST,
+                    file=MANIFEST_NAME,
                     pointer=pointer,
                 )

@@ -15,11 +15,11 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, ClassVar
 
 from trainmark.scorer import rubric
 from trainmark.spec import models
-from trainmark.spec.rules import RECORD_CLASSES
+from trainmark.spec.records import RECORD_TYPES
 from trainmark.spec.validate import RecordsCallback
 
 NS = 1_000_000_000
@@ -388,74 +388,77 @@ class TraceDigest:
         self._power_limits = {device.index: device.power_limit_w for device in manifest.system.devices}
 
     def begin_file(self, entry: models.FileEntry) -> RecordsCallback | None:
+        """The callback that digests this file's records: one per record type, none for documents."""
         run_id = entry.run_id
         if run_id is None or run_id not in self._windows:
             return None
-        window = self._windows[run_id]
-        path = entry.path
-        kind = entry.record_type
+        follow = self._FOLLOWERS.get(entry.record_type)
+        return follow(self, entry.path, run_id, self._windows[run_id], entry.record_type) if follow else None
 
-        if kind == "step":
+    def _follow_steps(self, path: str, run_id: str, window: tuple[int, int], kind: str) -> RecordsCallback:
+        def on_steps(records: list[models.StepRecord], lines: list[int | None]) -> None:
+            # Files hold one rank's steps each, but the standard does not insist.
+            for rank, (rank_records, rank_lines) in _by_stream(records, lines, lambda step: step.rank).items():
+                stream = self.steps.get((run_id, rank))
+                if stream is None:
+                    stream = self.steps[(run_id, rank)] = StepStream(path, run_id, window)
+                stream.add_steps(rank_records, rank_lines)
 
-            def on_steps(records: list[models.StepRecord], lines: list[int | None]) -> None:
-                # Files hold one rank's steps each, but the standard does not insist.
-                for rank, (rank_records, rank_lines) in _by_stream(records, lines, lambda step: step.rank).items():
-                    stream = self.steps.get((run_id, rank))
-                    if stream is None:
-                        stream = self.steps[(run_id, rank)] = StepStream(path, run_id, window)
-                    stream.add_steps(rank_records, rank_lines)
+        return on_steps
 
-            return on_steps
-        if kind in ("power_sample", "memory_sample"):
-            fields = RECORD_CLASSES[kind].model_fields  # asking a model for a field it lacks is slow
-            has_node, has_rank = "node" in fields, "rank" in fields
+    def _follow_samples(self, path: str, run_id: str, window: tuple[int, int], kind: str) -> RecordsCallback:
+        fields = RECORD_TYPES[kind].model.model_fields  # asking a model for a field it lacks is slow
+        has_node, has_rank = "node" in fields, "rank" in fields
 
-            def stream_key(record: Any) -> tuple:
-                return (
-                    run_id,
-                    record.channel,
-                    record.device,
-                    record.node if has_node else None,
-                    record.rank if has_rank else None,
-                )
+        def stream_key(record: Any) -> tuple:
+            return (
+                run_id,
+                record.channel,
+                record.device,
+                record.node if has_node else None,
+                record.rank if has_rank else None,
+            )
 
-            def on_samples(records: list[Any], lines: list[int | None]) -> None:
-                # One file interleaves several streams (channels, devices); each takes its own in order.
-                for key, (stream_records, stream_lines) in _by_stream(records, lines, stream_key).items():
-                    stream = self.samples.get(key)
-                    if stream is None:
-                        _, channel_name, device, node, rank = key
-                        channel = self._channels.get(channel_name)
-                        threshold = (
-                            rubric.GAP_FACTOR / channel.target_rate_hz
-                            if channel is not None and channel.target_rate_hz
-                            else None
-                        )
-                        stream = self.samples[key] = SampleStream(
-                            path,
-                            run_id,
-                            window,
-                            threshold,
-                            channel=channel_name,
-                            device=device,
-                            node=node,
-                            rank=rank,
-                            power_limit_w=self._power_limits.get(device),
-                        )
-                    if kind == "power_sample":
-                        stream.add_powers(stream_records, stream_lines)
-                    else:
-                        stream.add_memories(stream_records, stream_lines)
+        def on_samples(records: list[Any], lines: list[int | None]) -> None:
+            # One file interleaves several streams (channels, devices); each takes its own in order.
+            for key, (stream_records, stream_lines) in _by_stream(records, lines, stream_key).items():
+                stream = self.samples.get(key)
+                if stream is None:
+                    _, channel_name, device, node, rank = key
+                    channel = self._channels.get(channel_name)
+                    threshold = (
+                        rubric.GAP_FACTOR / channel.target_rate_hz
+                        if channel is not None and channel.target_rate_hz
+                        else None
+                    )
+                    stream = self.samples[key] = SampleStream(
+                        path,
+                        run_id,
+                        window,
+                        threshold,
+                        channel=channel_name,
+                        device=device,
+                        node=node,
+                        rank=rank,
+                        power_limit_w=self._power_limits.get(device),
+                    )
+                if kind == "power_sample":
+                    stream.add_powers(stream_records, stream_lines)
+                else:
+                    stream.add_memories(stream_records, stream_lines)
 
-            return on_samples
-        if kind == "kernel_breakdown":
+        return on_samples
 
-            def on_kernels(records: list[models.KernelBreakdown], lines: list[int | None]) -> None:
-                for record in records:
-                    categories = math.fsum(category.time_s for category in record.categories)
-                    self.kernel_breakdowns.append(KernelCheck(path, record.total_time_s, categories))
+    def _follow_kernels(self, path: str, run_id: str, window: tuple[int, int], kind: str) -> RecordsCallback:
+        def on_kernels(records: list[models.KernelBreakdown], lines: list[int | None]) -> None:
+            for record in records:
+                categories = math.fsum(category.time_s for category in record.categories)
+                self.kernel_breakdowns.append(KernelCheck(path, record.total_time_s, categories))
 
-            return on_kernels
+        return on_kernels
+
+    def _follow_events(self, path: str, run_id: str, window: tuple[int, int], kind: str) -> RecordsCallback:
+        instants = RECORD_TYPES[kind].timing == "instant"
 
         def on_events(records: list[Any], lines: list[int | None]) -> None:
             stream = self.events.get((run_id, path))
@@ -463,12 +466,22 @@ class TraceDigest:
                 stream = self.events[(run_id, path)] = Stream(path, run_id, window)
             stream.add_times(
                 [record.time_unix_ns for record in records]
-                if kind == "allocator_event"
+                if instants
                 else [record.start_unix_ns for record in records],
                 lines,
             )
 
         return on_events
+
+    _FOLLOWERS: ClassVar[dict[str, Callable[..., RecordsCallback]]] = {
+        "step": _follow_steps,
+        "power_sample": _follow_samples,
+        "memory_sample": _follow_samples,
+        "kernel_breakdown": _follow_kernels,
+        "epoch": _follow_events,
+        "allocator_event": _follow_events,
+    }
+    """How each record type is digested; a record type not named here (documents) is not read."""
 
     def channel(self, name: str) -> models.Channel | None:
         """The methodology channel of that name."""

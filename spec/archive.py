@@ -301,7 +301,7 @@ def pack(directory: Path, output: Path) -> None:
     The archive is written next to `output` and renamed into place, so a failure leaves no
     half-written file.
     """
-    if not (directory / "manifest.json").is_file():
+    if not (directory / MANIFEST_NAME).is_file():
         raise BundleUnreadable(f"{directory} is not a bundle directory (it has no manifest.json)")
     files = sorted(p for p in directory.rglob("*") if p.is_file() and not p.is_symlink())
     output.parent.mkdir(parents=True, exist_ok=True)

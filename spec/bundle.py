@@ -31,7 +31,8 @@ from trainmark.spec.errors import BundleInvalid, SchemaVersionUnsupported, Train
 from trainmark.spec.findings import Finding, Severity, findings_from_pydantic
 from trainmark.spec.jsontext import canonical_json, load_document, read_bounded
 from trainmark.spec.layout import DRAFT_NAME, MANIFEST_NAME, role_of, trace_path
-from trainmark.spec.rules import JSON_LINES_TYPES, manifest_semantic_findings, schema_rule_findings
+from trainmark.spec.records import JSON_LINES_TYPES, RECORD_TYPES
+from trainmark.spec.rules import manifest_semantic_findings, schema_rule_findings
 
 HASH_CHUNK_BYTES = 1 << 20
 
@@ -142,10 +143,9 @@ def describe_file(root: Path, relative: str) -> dict:
         )
     digest, size = sha256_of(root / relative)
     entry: dict[str, Any] = {"path": relative, "sha256": digest, "size_bytes": size, "record_type": role.record_type}
-    if role.record_type in JSON_LINES_TYPES:
-        entry["record_count"] = count_lines(root / relative)
-    elif role.record_type == "kernel_breakdown":
-        entry["record_count"] = 1
+    row = RECORD_TYPES.get(role.record_type)
+    if row is not None:
+        entry["record_count"] = count_lines(root / relative) if row.json_lines else 1
     if role.run_id is not None:
         entry["run_id"] = role.run_id
     if role.rank is not None:
@@ -270,15 +270,6 @@ class TraceWriter:
         self.close()
 
 
-_RECORD_CLASSES = {
-    "step": models.StepRecord,
-    "power_sample": models.PowerSample,
-    "memory_sample": models.MemorySample,
-    "epoch": models.EpochRecord,
-    "allocator_event": models.AllocatorEvent,
-}
-
-
 FINALIZE_WAIT_S = 3.0
 """How long finalize waits for a writer to let go: a process that was just killed takes a moment
 to close its files (its threads end one by one)."""
@@ -345,7 +336,10 @@ class BundleWriter:
 
         `flush_each=False` buffers the writes: for converters, whose input survives a crash anyway.
         """
-        return TraceWriter(self.root / trace_path(run_id, record_type, rank), _RECORD_CLASSES[record_type], flush_each)
+        row = RECORD_TYPES[record_type]
+        if not row.json_lines:
+            raise ValueError(f"{record_type} is one JSON document, not JSON Lines; write it with its own method")
+        return TraceWriter(self.root / trace_path(run_id, record_type, rank), row.model, flush_each)
 
     def write_kernel_breakdown(self, run_id: str, breakdown: models.KernelBreakdown, rank: int | None = None) -> None:
         """Write a run's kernels.json."""

@@ -22,16 +22,16 @@ import orjson
 from jsonschema import Draft202012Validator, FormatChecker
 from jsonschema.exceptions import ValidationError
 from trainmark.spec.findings import Finding, Severity, json_pointer
-from trainmark.spec.layout import JSON_SCHEMA_FILES
+from trainmark.spec.records import JSON_SCHEMA_FILES
 from trainmark.spec.rules import ecma_pattern
-
-SCHEMA_FILES = JSON_SCHEMA_FILES
 
 
 def schema_document(class_name: str) -> dict:
     """The published JSON Schema whose root is `class_name`."""
     text = (
-        resources.files("trainmark.spec").joinpath("jsonschema", f"{SCHEMA_FILES[class_name]}.schema.json").read_text()
+        resources.files("trainmark.spec")
+        .joinpath("jsonschema", f"{JSON_SCHEMA_FILES[class_name]}.schema.json")
+        .read_text()
     )
     return json.loads(text)
 
@@ -61,7 +61,7 @@ def validator_for(class_name: str):
     Root classes use their published schema; any other class (e.g. Metric) its definition in
     the manifest schema.
     """
-    if class_name in SCHEMA_FILES:
+    if class_name in JSON_SCHEMA_FILES:
         document = schema_document(class_name)
     else:
         manifest = schema_document("Manifest")

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from trainmark.spec import producer_version
 from trainmark.spec.metrics import measured_or_unavailable
+from trainmark.spec.records import RECORD_TYPES
 
 STEPS_SOURCE = "runs/{run_id}/steps*.jsonl, rank 0"
 
@@ -79,16 +80,17 @@ def step_metrics(statistics: StepStatistics, run_id: str, started_at: datetime, 
 
 
 def trace_end_unix_ns(lines: Iterable[bytes], record_type: str) -> int | None:
-    """The latest instant a trace file covers (end of the last interval or last sample)."""
+    """The latest instant a trace file covers (end of the last interval or last sample); None for undated records."""
+    timing = RECORD_TYPES[record_type].timing
+    if timing is None:
+        return None
     latest = None
     for line in lines:
         if not line.strip():
             continue
         record = json.loads(line)
-        if record_type in ("step", "epoch"):
+        if timing == "interval":
             end = record["start_unix_ns"] + int(record["duration_s"] * 1e9)
-        elif record_type == "kernel_breakdown":
-            continue
         else:
             end = record["time_unix_ns"]
         latest = end if latest is None else max(latest, end)

@@ -7,6 +7,8 @@ CLI, the HTTP API) catch one type and show one clear line.
 
 from __future__ import annotations
 
+from trainmark.spec.findings import location
+
 
 class TrainmarkError(Exception):
     """The root of every error trainmark raises on purpose; the message says what to do."""
@@ -33,11 +35,7 @@ class BundleInvalid(TrainmarkError):
         self.line = line
         self.pointer = pointer
         self.code = code
-        where = file or ""
-        if line is not None:
-            where += f":{line}"
-        if pointer:
-            where += f"#{pointer}"
+        where = location(file, line, pointer)
         super().__init__(f"{where}: {message}" if where else message)
 
 

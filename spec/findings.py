@@ -2,12 +2,21 @@
 
 A finding points at a file (bundle-relative), a line (for JSON Lines) and a JSON pointer
 inside the document or record, so that a person or a tool can go straight to the problem.
+Everywhere a finding is shown or serialized (`trainmark validate` and `score`, their `--json`,
+the HTTP API, the registry) it has one shape, `{code, severity, pointer, message}`, and its
+pointer one format:
+
+    FILE[:LINE][#JSON-POINTER]      runs/run-1/steps.rank0.jsonl:5#/loss, manifest.json#/runs/0
+
+LINE only for JSON Lines files; no `#...` when the finding is about the file (or line) as a
+whole. `location` writes it and `parse_location` reads it back.
 """
 
 from __future__ import annotations
 
 import enum
-from dataclasses import asdict, dataclass
+import re
+from dataclasses import dataclass
 
 
 class Severity(str, enum.Enum):
@@ -30,19 +39,40 @@ class Finding:
     pointer: str = ""
 
     def as_dict(self) -> dict:
-        """The JSON form used by `trainmark validate --json` and the HTTP API."""
-        data = asdict(self)
-        data["severity"] = self.severity.value
-        return {key: data[key] for key in ("code", "severity", "file", "line", "pointer", "message")}
+        """The JSON form everywhere: `{code, severity, pointer, message}`, pointer as `location()`."""
+        return {"code": self.code, "severity": self.severity.value, "pointer": self.location(), "message": self.message}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Finding:
+        """The finding `as_dict` wrote."""
+        file, line, pointer = parse_location(data["pointer"])
+        return cls(data["code"], Severity(data["severity"]), data["message"], file=file, line=line, pointer=pointer)
 
     def location(self) -> str:
-        """`file:line#pointer`, leaving out the parts that are not known."""
-        where = self.file or "<bundle>"
-        if self.line is not None:
-            where += f":{self.line}"
-        if self.pointer:
-            where += f"#{self.pointer}"
-        return where
+        """`file[:line][#json-pointer]`, the one pointer format of findings."""
+        return location(self.file, self.line, self.pointer)
+
+
+def location(file: str | None, line: int | None = None, pointer: str = "") -> str:
+    """`file[:line][#json-pointer]`, leaving out the parts that are not known."""
+    where = file or ""
+    if line is not None:
+        where += f":{line}"
+    if pointer:
+        where += f"#{pointer}"
+    return where
+
+
+_LOCATION = re.compile(r"(?P<file>.*?)(?::(?P<line>[1-9][0-9]*))?(?:#(?P<pointer>/.*))?", re.DOTALL)
+
+
+def parse_location(text: str) -> tuple[str | None, int | None, str]:
+    """(file, line, JSON pointer) of a `location` text; ValueError when it is not one."""
+    match = _LOCATION.fullmatch(text)
+    if match is None or not text:
+        raise ValueError(f"{text!r} is not a finding pointer (FILE[:LINE][#/json/pointer])")
+    line = int(match["line"]) if match["line"] is not None else None
+    return match["file"] or None, line, match["pointer"] or ""
 
 
 def json_pointer(parts: tuple | list) -> str:

@@ -20,30 +20,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from trainmark.spec.records import DOCUMENT, RECORD_TYPES
+
 MANIFEST_NAME = "manifest.json"
 DRAFT_NAME = "manifest.draft.json"
 """Written at the start of a run with everything known then; finalize turns it into the manifest."""
-
-TRACE_STEMS = {
-    "step": "steps",
-    "power_sample": "power",
-    "memory_sample": "memory",
-    "epoch": "epochs",
-    "kernel_breakdown": "kernels",
-    "allocator_event": "allocator",
-}
-JSON_SCHEMA_FILES = {
-    "Manifest": "manifest",
-    "StepRecord": "step_record",
-    "PowerSample": "power_sample",
-    "MemorySample": "memory_sample",
-    "EpochRecord": "epoch_record",
-    "KernelBreakdown": "kernel_breakdown",
-    "AllocatorEvent": "allocator_event",
-}
-"""The published JSON Schemas: root class -> spec/jsonschema/<stem>.schema.json."""
-
-_RECORD_TYPE_OF_STEM = {stem: record_type for record_type, stem in TRACE_STEMS.items()}
 
 _TRACE_NAME = re.compile(
     r"^runs/(?P<run>[A-Za-z0-9][A-Za-z0-9._-]{0,63})/"
@@ -63,25 +44,23 @@ class FileRole:
 
 def trace_path(run_id: str, record_type: str, rank: int | None = None) -> str:
     """Bundle-relative path of a trace file; `rank` only when several ranks write their own."""
-    stem = TRACE_STEMS[record_type]
-    extension = "json" if record_type == "kernel_breakdown" else "jsonl"
+    row = RECORD_TYPES[record_type]
     suffix = f".rank{rank}" if rank is not None else ""
-    return f"runs/{run_id}/{stem}{suffix}.{extension}"
+    return f"runs/{run_id}/{row.stem}{suffix}.{row.extension}"
 
 
 def role_of(path: str) -> FileRole | None:
     """The role a bundle-relative path has in the layout, or None for a name it does not know."""
     match = _TRACE_NAME.match(path)
     if match:
-        record_type = _RECORD_TYPE_OF_STEM.get(match["stem"])
-        expected_ext = "json" if record_type == "kernel_breakdown" else "jsonl"
-        if record_type is None or match["ext"] != expected_ext:
+        row = next((row for row in RECORD_TYPES.values() if row.stem == match["stem"]), None)
+        if row is None or match["ext"] != row.extension:
             return None
         rank = int(match["rank"]) if match["rank"] is not None else None
-        return FileRole(record_type, match["run"], rank)
+        return FileRole(row.name, match["run"], rank)
     match = _DOCUMENT_NAME.match(path)
     if match:
-        return FileRole("document", match["run"], None)
+        return FileRole(DOCUMENT, match["run"], None)
     if path.startswith("source/"):
-        return FileRole("document", None, None)
+        return FileRole(DOCUMENT, None, None)
     return None

@@ -16,11 +16,14 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from trainmark.spec import constraints, models
 from trainmark.spec.findings import Finding, Severity, json_pointer
+from trainmark.spec.layout import MANIFEST_NAME
+from trainmark.spec.records import DOCUMENT, RECORD_TYPES
 
 Path = tuple  # a path of keys and indices into a JSON document
 
@@ -167,24 +170,28 @@ def has_schema_rules(class_name: str) -> bool:
 
 # ---------------------------------------------------------------- cross-field semantics
 
-RECORD_CLASSES = {
-    "step": models.StepRecord,
-    "power_sample": models.PowerSample,
-    "memory_sample": models.MemorySample,
-    "epoch": models.EpochRecord,
-    "kernel_breakdown": models.KernelBreakdown,
-    "allocator_event": models.AllocatorEvent,
-}
-"""The model of each trace record type; `document` files have none."""
-
-JSON_LINES_TYPES = frozenset({"step", "power_sample", "memory_sample", "epoch", "allocator_event"})
-CHANNEL_RECORD_TYPES = frozenset({"power_sample", "memory_sample"})
+Problems = Iterator[tuple[Path, str]]
+"""What a manifest check yields: (JSON pointer path into the manifest, message) per problem."""
 
 
-def _error(
-    pointer_path: Path, message: str, code: str = "rule-violation", severity: Severity = Severity.ERROR
-) -> Finding:
-    return Finding(code, severity, message, file="manifest.json", pointer=json_pointer(pointer_path))
+@dataclass(frozen=True)
+class ManifestCheck:
+    """One named cross-field check of a manifest, with the finding code and severity it reports."""
+
+    function: Callable[[models.Manifest], Problems]
+    code: str = "rule-violation"
+    severity: Severity = Severity.ERROR
+
+    @property
+    def name(self) -> str:
+        return self.function.__name__
+
+    def findings(self, manifest: models.Manifest) -> list[Finding]:
+        """This check's findings on a manifest that pydantic accepted, each at manifest.json#<pointer>."""
+        return [
+            Finding(self.code, self.severity, message, file=MANIFEST_NAME, pointer=json_pointer(path))
+            for path, message in self.function(manifest)
+        ]
 
 
 def _duplicates(items: list, key: Callable[[Any], Any]) -> Iterator[tuple[int, Any]]:
@@ -197,237 +204,280 @@ def _duplicates(items: list, key: Callable[[Any], Any]) -> Iterator[tuple[int, A
             seen[value] = index
 
 
-def manifest_semantic_findings(manifest: models.Manifest) -> list[Finding]:
-    """Cross-field checks of a manifest that pydantic accepted."""
-    found: list[Finding] = []
-    system, training = manifest.system, manifest.training
-    node_count, world_size = system.node_count, training.world_size
-    device_indices = {device.index for device in system.devices}
-
-    # system
-    for index, value in _duplicates(system.hosts, lambda host: host.node):
-        found.append(_error(("system", "hosts", index, "node"), f"node {value} is listed twice"))
-    for index, host in enumerate(system.hosts):
+def hosts_are_one_per_node(manifest: models.Manifest) -> Problems:
+    """system.hosts lists each node of 0..node_count-1 once."""
+    hosts, node_count = manifest.system.hosts, manifest.system.node_count
+    for index, value in _duplicates(hosts, lambda host: host.node):
+        yield ("system", "hosts", index, "node"), f"node {value} is listed twice"
+    for index, host in enumerate(hosts):
         if host.node >= node_count:
-            found.append(
-                _error(
-                    ("system", "hosts", index, "node"),
-                    f"node {host.node} is outside 0..{node_count - 1} (system.node_count)",
-                )
+            yield (
+                ("system", "hosts", index, "node"),
+                f"node {host.node} is outside 0..{node_count - 1} (system.node_count)",
             )
-    if len(system.hosts) != node_count:
-        found.append(
-            _error(
-                ("system", "hosts"),
-                f"{len(system.hosts)} hosts listed but node_count is {node_count}; list one per node",
-            )
-        )
-    for index, value in _duplicates(system.devices, lambda device: device.index):
-        found.append(_error(("system", "devices", index, "index"), f"device index {value} is used twice"))
-    for index, device in enumerate(system.devices):
+    if len(hosts) != node_count:
+        yield ("system", "hosts"), f"{len(hosts)} hosts listed but node_count is {node_count}; list one per node"
+
+
+def devices_are_unique_and_placed(manifest: models.Manifest) -> Problems:
+    """Device indices are unique and every device sits on a node of the system."""
+    devices, node_count = manifest.system.devices, manifest.system.node_count
+    for index, value in _duplicates(devices, lambda device: device.index):
+        yield ("system", "devices", index, "index"), f"device index {value} is used twice"
+    for index, device in enumerate(devices):
         if device.node >= node_count:
-            found.append(
-                _error(
-                    ("system", "devices", index, "node"),
-                    f"node {device.node} is outside 0..{node_count - 1} (system.node_count)",
-                )
+            yield (
+                ("system", "devices", index, "node"),
+                f"node {device.node} is outside 0..{node_count - 1} (system.node_count)",
             )
 
-    # model
-    for field, unit in (("parameters_total", "{parameter}"), ("parameters_trainable", "{parameter}")):
+
+def parameter_counts_agree(manifest: models.Manifest) -> Problems:
+    """Parameter counts are in {parameter}, and no more are trainable than there are."""
+    for field in ("parameters_total", "parameters_trainable"):
         measurement = getattr(manifest.model, field)
-        if measurement.unit != unit:
-            found.append(_error(("model", field, "unit"), f"must be {unit!r}, not {measurement.unit!r}"))
+        if measurement.unit != "{parameter}":
+            yield ("model", field, "unit"), f"must be '{{parameter}}', not {measurement.unit!r}"
     total, trainable = manifest.model.parameters_total.value, manifest.model.parameters_trainable.value
     if total is not None and trainable is not None and trainable > total:
-        found.append(
-            _error(
-                ("model", "parameters_trainable", "value"),
-                f"{trainable:g} trainable parameters exceed the {total:g} in total",
-            )
-        )
-    if manifest.environment.ambient_temperature.unit != "Cel":
-        found.append(
-            _error(
-                ("environment", "ambient_temperature", "unit"),
-                f"must be 'Cel', not {manifest.environment.ambient_temperature.unit!r}",
-            )
+        yield (
+            ("model", "parameters_trainable", "value"),
+            f"{trainable:g} trainable parameters exceed the {total:g} in total",
         )
 
-    # training
+
+def ambient_temperature_in_celsius(manifest: models.Manifest) -> Problems:
+    """environment.ambient_temperature is in Cel."""
+    unit = manifest.environment.ambient_temperature.unit
+    if unit != "Cel":
+        yield ("environment", "ambient_temperature", "unit"), f"must be 'Cel', not {unit!r}"
+
+
+def parallelism_matches_world_size(manifest: models.Manifest) -> Problems:
+    """The product of the parallel degrees given is the world size."""
+    parallel, world_size = manifest.training.parallelism, manifest.training.world_size
+    if parallel is None:
+        return
+    degrees = [
+        degree
+        for degree in (
+            parallel.data_parallel,
+            parallel.tensor_parallel,
+            parallel.pipeline_parallel,
+            parallel.context_parallel,
+        )
+        if degree is not None
+    ]
+    product = 1
+    for degree in degrees:
+        product *= degree
+    if degrees and product != world_size:
+        yield (
+            ("training", "parallelism"),
+            f"data x tensor x pipeline x context parallel = {product}, but world_size is {world_size}",
+        )
+
+
+def batch_sizes_multiply(manifest: models.Manifest) -> Problems:
+    """micro batch x accumulation steps x data parallel = global batch, where all are given."""
+    training = manifest.training
     parallel = training.parallelism
-    if parallel is not None:
-        degrees = [
-            d
-            for d in (
-                parallel.data_parallel,
-                parallel.tensor_parallel,
-                parallel.pipeline_parallel,
-                parallel.context_parallel,
-            )
-            if d is not None
-        ]
-        product = 1
-        for degree in degrees:
-            product *= degree
-        if degrees and product != world_size:
-            found.append(
-                _error(
-                    ("training", "parallelism"),
-                    f"data x tensor x pipeline x context parallel = {product}, but world_size is {world_size}",
-                    severity=Severity.WARNING,
-                )
-            )
-        if (
-            parallel.data_parallel
-            and training.micro_batch_size
-            and training.gradient_accumulation_steps
-            and parallel.data_parallel * training.micro_batch_size * training.gradient_accumulation_steps
-            != training.global_batch_size
-        ):
-            found.append(
-                _error(
-                    ("training", "global_batch_size"),
-                    f"micro batch {training.micro_batch_size} x accumulation "
-                    f"{training.gradient_accumulation_steps} x data parallel {parallel.data_parallel} "
-                    f"!= global batch {training.global_batch_size}",
-                    severity=Severity.WARNING,
-                )
-            )
+    if (
+        parallel is not None
+        and parallel.data_parallel
+        and training.micro_batch_size
+        and training.gradient_accumulation_steps
+        and parallel.data_parallel * training.micro_batch_size * training.gradient_accumulation_steps
+        != training.global_batch_size
+    ):
+        yield (
+            ("training", "global_batch_size"),
+            f"micro batch {training.micro_batch_size} x accumulation "
+            f"{training.gradient_accumulation_steps} x data parallel {parallel.data_parallel} "
+            f"!= global batch {training.global_batch_size}",
+        )
 
-    # methodology
+
+def channels_are_unique_and_feed_records(manifest: models.Manifest) -> Problems:
+    """Channel names are unique; a channel feeds a channel-fed record type (spec/records.py), by its fields."""
     channels = manifest.methodology.channels
     for index, value in _duplicates(channels, lambda channel: channel.name):
-        found.append(_error(("methodology", "channels", index, "name"), f"channel {value!r} is defined twice"))
+        yield ("methodology", "channels", index, "name"), f"channel {value!r} is defined twice"
     for index, channel in enumerate(channels):
-        if channel.record_type not in CHANNEL_RECORD_TYPES:
-            found.append(
-                _error(
-                    ("methodology", "channels", index, "record_type"),
-                    f"channels feed power_sample or memory_sample records, not {channel.record_type}",
-                )
+        row = RECORD_TYPES.get(channel.record_type)
+        if row is None or not row.channel_fed:
+            fed = " or ".join(name for name, row in RECORD_TYPES.items() if row.channel_fed)
+            yield (
+                ("methodology", "channels", index, "record_type"),
+                f"channels feed {fed} records, not {channel.record_type}",
             )
             continue
-        record_fields = RECORD_CLASSES[channel.record_type].model_fields
+        record_fields = row.model.model_fields
         for field_index, field in enumerate(channel.fields):
             if field not in record_fields:
-                found.append(
-                    _error(
-                        ("methodology", "channels", index, "fields", field_index),
-                        f"{channel.record_type} has no field {field!r}",
-                    )
+                yield (
+                    ("methodology", "channels", index, "fields", field_index),
+                    f"{channel.record_type} has no field {field!r}",
                 )
-    channel_names = {channel.name for channel in channels}
 
-    # runs
-    runs = manifest.runs
-    for index, value in _duplicates(runs, lambda run: run.run_id):
-        found.append(_error(("runs", index, "run_id"), f"run id {value!r} is used twice"))
-    for run_index, run in enumerate(runs):
+
+def runs_are_unique_and_end_after_start(manifest: models.Manifest) -> Problems:
+    """Run ids are unique and no run ends before it starts."""
+    for index, value in _duplicates(manifest.runs, lambda run: run.run_id):
+        yield ("runs", index, "run_id"), f"run id {value!r} is used twice"
+    for run_index, run in enumerate(manifest.runs):
         comparable = run.started_at.tzinfo is not None and run.ended_at.tzinfo is not None  # else a pattern finding
         if comparable and run.ended_at < run.started_at:
-            found.append(
-                _error(
-                    ("runs", run_index, "ended_at"),
-                    f"the run ends ({run.ended_at.isoformat()}) before it starts ({run.started_at.isoformat()})",
-                )
+            yield (
+                ("runs", run_index, "ended_at"),
+                f"the run ends ({run.ended_at.isoformat()}) before it starts ({run.started_at.isoformat()})",
             )
+
+
+def _references(
+    manifest: models.Manifest, where: Path, *, device: int | None, node: int | None, rank: int | None
+) -> Problems:
+    """A device, node and rank that a run's block names exist in the system and the world."""
+    node_count, world_size = manifest.system.node_count, manifest.training.world_size
+    if device is not None and device not in {d.index for d in manifest.system.devices}:
+        yield where + ("device",), f"device {device} is not in system.devices"
+    if node is not None and node >= node_count:
+        yield where + ("node",), f"node {node} is outside 0..{node_count - 1}"
+    if rank is not None and rank >= world_size:
+        yield where + ("rank",), f"rank {rank} is outside the world size {world_size}"
+
+
+def ranks_are_placed_once_on_known_hardware(manifest: models.Manifest) -> Problems:
+    """runs[].ranks places each rank once, inside the world size, on a known node and device."""
+    node_count, world_size = manifest.system.node_count, manifest.training.world_size
+    device_indices = {device.index for device in manifest.system.devices}
+    for run_index, run in enumerate(manifest.runs):
         for index, value in _duplicates(run.ranks or [], lambda placement: placement.rank):
-            found.append(_error(("runs", run_index, "ranks", index, "rank"), f"rank {value} is placed twice"))
+            yield ("runs", run_index, "ranks", index, "rank"), f"rank {value} is placed twice"
         for index, placement in enumerate(run.ranks or []):
             where = ("runs", run_index, "ranks", index)
             if placement.rank >= world_size:
-                found.append(_error(where + ("rank",), f"rank {placement.rank} is outside the world size {world_size}"))
+                yield where + ("rank",), f"rank {placement.rank} is outside the world size {world_size}"
             if placement.node >= node_count:
-                found.append(_error(where + ("node",), f"node {placement.node} is outside 0..{node_count - 1}"))
+                yield where + ("node",), f"node {placement.node} is outside 0..{node_count - 1}"
             if placement.device is not None and placement.device not in device_indices:
-                found.append(_error(where + ("device",), f"device {placement.device} is not in system.devices"))
+                yield where + ("device",), f"device {placement.device} is not in system.devices"
+
+
+def metrics_are_unique_and_name_known_targets(manifest: models.Manifest) -> Problems:
+    """A run reports a metric once per target, and the device, node and rank it names exist."""
+    for run_index, run in enumerate(manifest.runs):
         for index, value in _duplicates(run.metrics, lambda m: (m.name, m.scope, m.device, m.node, m.rank)):
-            found.append(
-                _error(
-                    ("runs", run_index, "metrics", index),
-                    f"metric {value[0]} with scope {value[1]} is reported twice for the same target",
-                )
+            yield (
+                ("runs", run_index, "metrics", index),
+                f"metric {value[0]} with scope {value[1]} is reported twice for the same target",
             )
         for index, metric in enumerate(run.metrics):
-            where = ("runs", run_index, "metrics", index)
-            if metric.device is not None and metric.device not in device_indices:
-                found.append(_error(where + ("device",), f"device {metric.device} is not in system.devices"))
-            if metric.node is not None and metric.node >= node_count:
-                found.append(_error(where + ("node",), f"node {metric.node} is outside 0..{node_count - 1}"))
-            if metric.rank is not None and metric.rank >= world_size:
-                found.append(_error(where + ("rank",), f"rank {metric.rank} is outside the world size {world_size}"))
+            yield from _references(
+                manifest,
+                ("runs", run_index, "metrics", index),
+                device=metric.device,
+                node=metric.node,
+                rank=metric.rank,
+            )
+
+
+def sampling_names_defined_channels(manifest: models.Manifest) -> Problems:
+    """runs[].sampling names channels of methodology.channels and devices of system.devices."""
+    channel_names = {channel.name for channel in manifest.methodology.channels}
+    for run_index, run in enumerate(manifest.runs):
         for index, rate in enumerate(run.sampling or []):
+            where = ("runs", run_index, "sampling", index)
             if rate.channel not in channel_names:
-                found.append(
-                    _error(
-                        ("runs", run_index, "sampling", index, "channel"),
-                        f"channel {rate.channel!r} is not defined in methodology.channels",
-                    )
-                )
-            if rate.device is not None and rate.device not in device_indices:
-                found.append(
-                    _error(
-                        ("runs", run_index, "sampling", index, "device"),
-                        f"device {rate.device} is not in system.devices",
-                    )
-                )
+                yield where + ("channel",), f"channel {rate.channel!r} is not defined in methodology.channels"
+            yield from _references(manifest, where, device=rate.device, node=None, rank=None)
 
-    # calibration
-    if manifest.calibration is not None:
-        for index, value in _duplicates(manifest.calibration.deviations, lambda deviation: deviation.name):
-            found.append(_error(("calibration", "deviations", index, "name"), f"{value} is compared twice"))
-        for index, deviation in enumerate(manifest.calibration.deviations):
-            within = abs(deviation.deviation_percent) <= deviation.margin_percent
-            if deviation.within_margin != within:
-                found.append(
-                    _error(
-                        ("calibration", "deviations", index, "within_margin"),
-                        f"|{deviation.deviation_percent:.4g} %| is {'within' if within else 'outside'} "
-                        f"the {deviation.margin_percent:.4g} % margin",
-                    )
-                )
 
-    # source
-    if manifest.source is not None:
-        listed = {entry.path for entry in manifest.files}
-        for index, path in enumerate(manifest.source.files or []):
-            if not path.startswith("source/"):
-                found.append(_error(("source", "files", index), "originals are kept under source/"))
-            elif path not in listed:
-                found.append(_error(("source", "files", index), f"{path} is not in files"))
-        for index, issue in enumerate(manifest.source.issues or []):
-            if issue.file not in listed:
-                found.append(_error(("source", "issues", index, "file"), f"{issue.file} is not in files"))
+def calibration_deviations_agree(manifest: models.Manifest) -> Problems:
+    """Each calibration quantity is compared once, and within_margin says what the numbers say."""
+    if manifest.calibration is None:
+        return
+    deviations = manifest.calibration.deviations
+    for index, value in _duplicates(deviations, lambda deviation: deviation.name):
+        yield ("calibration", "deviations", index, "name"), f"{value} is compared twice"
+    for index, deviation in enumerate(deviations):
+        within = abs(deviation.deviation_percent) <= deviation.margin_percent
+        if deviation.within_margin != within:
+            yield (
+                ("calibration", "deviations", index, "within_margin"),
+                f"|{deviation.deviation_percent:.4g} %| is {'within' if within else 'outside'} "
+                f"the {deviation.margin_percent:.4g} % margin",
+            )
 
-    # files
-    run_ids = {run.run_id for run in runs}
+
+def source_files_are_kept_and_listed(manifest: models.Manifest) -> Problems:
+    """A converted bundle's originals live under source/ and, like its issues' files, are in files."""
+    if manifest.source is None:
+        return
+    listed = {entry.path for entry in manifest.files}
+    for index, path in enumerate(manifest.source.files or []):
+        if not path.startswith("source/"):
+            yield ("source", "files", index), "originals are kept under source/"
+        elif path not in listed:
+            yield ("source", "files", index), f"{path} is not in files"
+    for index, issue in enumerate(manifest.source.issues or []):
+        if issue.file not in listed:
+            yield ("source", "issues", index, "file"), f"{issue.file} is not in files"
+
+
+def files_are_listed_once_in_their_place(manifest: models.Manifest) -> Problems:
+    """Every `files` entry is listed once, states what its record type needs, and lives with its run."""
+    run_ids = {run.run_id for run in manifest.runs}
+    world_size = manifest.training.world_size
     for index, value in _duplicates(manifest.files, lambda entry: entry.path):
-        found.append(_error(("files", index, "path"), f"{value} is listed twice"))
+        yield ("files", index, "path"), f"{value} is listed twice"
     for index, entry in enumerate(manifest.files):
         where = ("files", index)
-        if entry.path == "manifest.json":
-            found.append(_error(where + ("path",), "manifest.json does not list itself"))
-        if entry.record_type == "document":
+        if entry.path == MANIFEST_NAME:
+            yield where + ("path",), f"{MANIFEST_NAME} does not list itself"
+        if entry.record_type == DOCUMENT:
             if entry.record_count is not None:
-                found.append(_error(where + ("record_count",), "documents have no record count; leave it out"))
+                yield where + ("record_count",), "documents have no record count; leave it out"
         else:
             if entry.record_count is None:
-                found.append(_error(where + ("record_count",), f"a {entry.record_type} file states its record count"))
+                yield where + ("record_count",), f"a {entry.record_type} file states its record count"
             if entry.run_id is None:
-                found.append(_error(where + ("run_id",), f"a {entry.record_type} file names its run"))
+                yield where + ("run_id",), f"a {entry.record_type} file names its run"
         if entry.run_id is not None:
             if entry.run_id not in run_ids:
-                found.append(_error(where + ("run_id",), f"run {entry.run_id!r} is not in runs"))
+                yield where + ("run_id",), f"run {entry.run_id!r} is not in runs"
             elif not entry.path.startswith(f"runs/{entry.run_id}/"):
-                found.append(
-                    _error(where + ("path",), f"files of run {entry.run_id!r} live under runs/{entry.run_id}/")
-                )
+                yield where + ("path",), f"files of run {entry.run_id!r} live under runs/{entry.run_id}/"
         if entry.rank is not None and entry.rank >= world_size:
-            found.append(_error(where + ("rank",), f"rank {entry.rank} is outside the world size {world_size}"))
-        if entry.record_type == "kernel_breakdown" and entry.record_count not in (None, 1):
-            found.append(_error(where + ("record_count",), "a kernel breakdown file holds exactly one document"))
-    return found
+            yield where + ("rank",), f"rank {entry.rank} is outside the world size {world_size}"
+        row = RECORD_TYPES.get(entry.record_type)
+        if row is not None and not row.json_lines and entry.record_count not in (None, 1):
+            yield where + ("record_count",), f"a {entry.record_type} file holds exactly one document"
+
+
+MANIFEST_CHECKS: list[ManifestCheck] = [
+    ManifestCheck(hosts_are_one_per_node),
+    ManifestCheck(devices_are_unique_and_placed),
+    ManifestCheck(parameter_counts_agree),
+    ManifestCheck(ambient_temperature_in_celsius),
+    ManifestCheck(parallelism_matches_world_size, severity=Severity.WARNING),
+    ManifestCheck(batch_sizes_multiply, severity=Severity.WARNING),
+    ManifestCheck(channels_are_unique_and_feed_records),
+    ManifestCheck(runs_are_unique_and_end_after_start),
+    ManifestCheck(ranks_are_placed_once_on_known_hardware),
+    ManifestCheck(metrics_are_unique_and_name_known_targets),
+    ManifestCheck(sampling_names_defined_channels),
+    ManifestCheck(calibration_deviations_agree),
+    ManifestCheck(source_files_are_kept_and_listed),
+    ManifestCheck(files_are_listed_once_in_their_place),
+]
+"""The cross-field checks of a manifest, in the order their findings are reported. A new check is a
+function yielding (path, message) and one entry here (docs/contributing.md)."""
+
+
+def manifest_semantic_findings(manifest: models.Manifest) -> list[Finding]:
+    """Cross-field checks of a manifest that pydantic accepted: every check of `MANIFEST_CHECKS`."""
+    return [finding for check in MANIFEST_CHECKS for finding in check.findings(manifest)]
 
 
 class RecordContext:
@@ -447,11 +497,11 @@ class RecordContext:
             channel.name for channel in manifest.methodology.channels if channel.record_type == record_type
         )
         self.all_channels = frozenset(channel.name for channel in manifest.methodology.channels)
-        fields = RECORD_CLASSES[record_type].model_fields
+        fields = RECORD_TYPES[record_type].model.model_fields
         self.has_rank, self.has_device = "rank" in fields, "device" in fields
         self.has_node, self.has_channel = "node" in fields, "channel" in fields
         # One sampler may record several processes' memory into its own file.
-        self.rank_must_match_file = file_rank is not None and record_type != "memory_sample"
+        self.rank_must_match_file = file_rank is not None and not RECORD_TYPES[record_type].ranks_share_files
 
     def problems_in(self, records: list[Any], lines: list[int | None]) -> list[tuple[int | None, str, str]]:
         """(line, pointer, message) for each problem in consecutive records. A screen over the

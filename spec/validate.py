@@ -24,8 +24,9 @@ from trainmark.spec.bundle import bundle_id, check_schema_version, manifest_find
 from trainmark.spec.errors import BundleInvalid, BundleUnreadable, SchemaVersionUnsupported
 from trainmark.spec.findings import Finding, Severity, findings_from_pydantic
 from trainmark.spec.jsontext import MAX_DOCUMENT_BYTES, load_document, read_bounded
-from trainmark.spec.layout import DRAFT_NAME, JSON_SCHEMA_FILES, MANIFEST_NAME
-from trainmark.spec.rules import JSON_LINES_TYPES, RECORD_CLASSES, RecordContext, has_schema_rules, schema_rule_findings
+from trainmark.spec.layout import DRAFT_NAME, MANIFEST_NAME
+from trainmark.spec.records import JSON_SCHEMA_FILES, MANIFEST_CLASS, RECORD_TYPES
+from trainmark.spec.rules import RecordContext, has_schema_rules, schema_rule_findings
 
 DEFAULT_MAX_FINDINGS = 200
 MAX_LINE_BYTES = 1 << 20
@@ -128,15 +129,15 @@ def _list_validator(model: type[pydantic.BaseModel]) -> pydantic.TypeAdapter:
 def compile_validators(*, full_jsonschema: bool) -> None:
     """Build every validator a pass uses now rather than on the first bundle (the full pass's
     compiled schemas take about 0.1 s), for a process that validates many bundles."""
-    for model in RECORD_CLASSES.values():
-        _list_validator(model)
+    for row in RECORD_TYPES.values():
+        _list_validator(row.model)
     if full_jsonschema:
         from trainmark.spec.conformance import compiled_validator, validator_for
 
         for class_name in JSON_SCHEMA_FILES:
             validator_for(class_name)
             compiled_validator(class_name)
-            if class_name != "Manifest":
+            if class_name != MANIFEST_CLASS:
                 compiled_validator(class_name, many=True)
 
 
@@ -161,7 +162,8 @@ class _FileChecker:
         record_type = entry.get("record_type")
         # A manifest the models refused is read best effort: a record_type of the wrong type is unknown.
         self.record_type = record_type if isinstance(record_type, str) else None
-        self.model = RECORD_CLASSES.get(self.record_type)
+        self.row = RECORD_TYPES.get(self.record_type)
+        self.model = self.row.model if self.row is not None else None
         self.class_name = self.model.__name__ if self.model else None
         self.check_rules = bool(self.class_name) and has_schema_rules(self.class_name)
         self.context = (
@@ -317,8 +319,8 @@ class _FileChecker:
         digest = hashlib.sha256()
         size = 0
         records = 0
-        json_lines = self.model is not None and self.record_type in JSON_LINES_TYPES
-        document = bytearray() if self.record_type == "kernel_breakdown" else None
+        json_lines = self.row is not None and self.row.json_lines
+        document = bytearray() if self.row is not None and not self.row.json_lines else None
         remainder = b""
         skipping_long_line = False
         with path.open("rb") as handle:

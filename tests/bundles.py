@@ -87,11 +87,11 @@ def reseal(root: Path) -> None:
 def class_of(file: str) -> str:
     """The schema class of a bundle file (by its path)."""
     from trainmark.spec.layout import MANIFEST_NAME, role_of
-    from trainmark.spec.rules import RECORD_CLASSES
+    from trainmark.spec.records import RECORD_TYPES
 
     if file == MANIFEST_NAME:
         return "Manifest"
-    return RECORD_CLASSES[role_of(file).record_type].__name__
+    return RECORD_TYPES[role_of(file).record_type].class_name
 
 
 def load_example(path: Path) -> dict:

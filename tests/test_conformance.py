@@ -15,7 +15,7 @@ from trainmark.scorer.score import score_bundle
 from trainmark.spec import conformance, models
 from trainmark.spec.conformance import all_conform, compiled_accepts, compiled_validator, conforms_text, validator_for
 from trainmark.spec.findings import Severity
-from trainmark.spec.layout import JSON_SCHEMA_FILES
+from trainmark.spec.records import JSON_SCHEMA_FILES
 from trainmark.spec.validate import compile_validators, validate_bundle
 
 from tests.bundles import EXAMPLES, broken_document, class_of, copy_bundle, load_example, reseal

@@ -228,8 +228,12 @@ def test_a_run_with_other_traces_but_the_same_start_and_values_is_a_duplicate(st
     original = submit_archive(store, archives["cpu"], None)
     copy = submit_archive(store, archive(relabelled, tmp_path / "relabelled.tar.gz"), None)
     messages = {f["pointer"]: f["message"] for f in store.get(copy.id)["registry_findings"]}
-    assert "the same start time and values as run run-1 of submission " + original.id in messages["run run-1"]
-    assert "identical traces as run run-2" in messages["run run-2"]
+    first, second = messages["manifest.json#/runs/0"], messages["manifest.json#/runs/1"]
+    assert "the same start time and values as run run-1 of submission " + original.id in first
+    assert "identical traces as run run-2" in second
+    runs = [run["run_id"] for run in json.loads((CPU / "manifest.json").read_text())["runs"]]
+    for finding in store.get(original.id)["registry_findings"]:  # "run run-k has ... as run ... of submission ..."
+        assert finding["pointer"] == f"manifest.json#/runs/{runs.index(finding['message'].split()[1])}"
 
 
 def test_runs_submitted_at_the_same_moment_still_find_each_other(store, archives):

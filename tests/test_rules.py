@@ -11,10 +11,9 @@ from hypothesis import strategies as st
 from trainmark.spec import models
 from trainmark.spec.conformance import jsonschema_findings
 from trainmark.spec.findings import findings_from_pydantic
+from trainmark.spec.records import JSON_LINES_TYPES, RECORD_TYPES
 from trainmark.spec.reference_doc import metric_units, schema
 from trainmark.spec.rules import (
-    JSON_LINES_TYPES,
-    RECORD_CLASSES,
     RecordContext,
     ecma_pattern,
     has_schema_rules,
@@ -146,7 +145,7 @@ GPU_BUNDLE = EXAMPLES / "valid" / "gpu-h100-gpt2"
 GPU_MANIFEST = models.Manifest.model_validate_json((GPU_BUNDLE / "manifest.json").read_bytes())
 FIRST_RECORDS = {  # record type -> (its first record in a rank-0 file, that file's rank)
     entry.record_type: (
-        RECORD_CLASSES[entry.record_type].model_validate_json(
+        RECORD_TYPES[entry.record_type].model.model_validate_json(
             (GPU_BUNDLE / entry.path).read_bytes().split(b"\n", 1)[0]
         ),
         entry.rank,

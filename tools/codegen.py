@@ -46,7 +46,7 @@ HEADER = (
 
 # The root class of each published JSON Schema, and its file name. (codegen imports nothing
 # generated, so that `make spec` works even when the generated files are broken.)
-from trainmark.spec.layout import JSON_SCHEMA_FILES as JSON_SCHEMA_ROOTS  # noqa: E402
+from trainmark.spec.records import JSON_SCHEMA_FILES as JSON_SCHEMA_ROOTS  # noqa: E402
 
 DRAFT_2020_12 = "https://json-schema.org/draft/2020-12/schema"
 

@@ -502,14 +502,14 @@ class SchemaFormat(str, Enum):
     markdown = "markdown"
 
 
-class SchemaRoot(str, Enum):
-    manifest = "Manifest"
-    step = "StepRecord"
-    power = "PowerSample"
-    memory = "MemorySample"
-    epoch = "EpochRecord"
-    kernels = "KernelBreakdown"
-    allocator = "AllocatorEvent"
+def _schema_roots() -> type[Enum]:
+    from trainmark.spec.records import JSON_SCHEMA_FILES  # a plain table: importing it costs nothing
+
+    return Enum("SchemaRoot", {name: name for name in JSON_SCHEMA_FILES}, type=str)
+
+
+SchemaRoot = _schema_roots()
+"""The published JSON Schemas' root classes (spec/records.py), as `--root` choices."""
 
 
 @app.command()
@@ -519,7 +519,7 @@ def schema(
     ] = SchemaFormat.linkml,
     root: Annotated[
         SchemaRoot, typer.Option(help="With --format json-schema: the document or record type.")
-    ] = SchemaRoot.manifest,
+    ] = SchemaRoot.Manifest,
 ) -> None:
     """Print the bundle standard: the LinkML source, a JSON Schema, or the Markdown field reference.
 

@@ -20,6 +20,7 @@ import hashlib
 import json
 import re
 import statistics
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -421,19 +422,7 @@ def _write(
     benchmark = benchmark or value_of("submission_benchmark") or "unknown"
     family, dataset_name = BENCHMARKS.get(benchmark, ("other", None))
     description_file = system_path or first.path
-    system_dict, accelerators = system_block(
-        system, value_of("submission_platform"), lambda code, message: session.issue(code, description_file, message)
-    )
-    power_nodes = max((len([p for p in f.power if not p.switch]) for f in files), default=0)
-    if power_nodes > system_dict["node_count"]:
-        session.issue(
-            "assumed-value",
-            description_file,
-            f"the power logs have {power_nodes} node files, the system "
-            f"description {system_dict['node_count']} node(s): {power_nodes} nodes are assumed",
-        )
-        system_dict["hosts"] += [{"node": node} for node in range(system_dict["node_count"], power_nodes)]
-        system_dict["node_count"] = power_nodes
+    system_described, accelerators = _system(session, files, system, value_of("submission_platform"), description_file)
     global_batch = number(value_of("global_batch_size"))
     if global_batch is None:
         session.issue("assumed-value", first.path, "no global_batch_size event: 1 is assumed")
@@ -445,31 +434,10 @@ def _write(
     )
 
     runs = [f for f in files if f.duplicate_of is None]
-    hyperparameters: list[models.Hyperparameter] = []
-    for run in runs:
-        for event in run.log.events:
-            if event.key in KNOWN_KEYS:
-                continue
-            if _HYPERPARAMETER.match(event.key) and number(event.value) is not None:
-                if run is runs[0] and not any(h.name == event.key for h in hyperparameters):
-                    hyperparameters.append(models.Hyperparameter(name=event.key, value=float(event.value)))
-            else:
-                run.log.issue(
-                    "unknown-key",
-                    f"{event.key} is not mapped; the original keeps it",
-                    line=event.line,
-                    repeated=f"unknown:{event.key}",
-                )
-        run.log.flush_issues()
-    optimizer_name = value_of("opt_name")
-    if not isinstance(optimizer_name, str):
-        prefixes = {"opt_adamw": "AdamW", "opt_lamb": "LAMB", "lars_": "LARS", "opt_adam": "Adam", "sgd_": "SGD"}
-        optimizer_name = next(
-            (name for prefix, name in prefixes.items() if any(h.name.startswith(prefix) for h in hyperparameters)), None
-        )
-    if optimizer_name is None:
-        session.issue("incomplete-source", first.path, "the optimizer is not named")
-        optimizer_name = "unknown"
+    hyperparameters = _hyperparameters(runs)
+    optimizer = models.Optimizer(
+        name=_optimizer_name(session, first, value_of, hyperparameters), hyperparameters=hyperparameters
+    )
 
     channels: dict[str, models.Channel] = {}
     run_entries = [_run_entry(run, session, global_batch, channels) for run in runs]
@@ -481,20 +449,7 @@ def _write(
     train_samples = number(value_of("train_samples"))
     if train_samples:
         dataset.size_samples = int(train_samples)
-    training = models.Training(
-        global_batch_size=int(global_batch or 1),
-        world_size=world_size,
-        optimizer=models.Optimizer(name=optimizer_name, hyperparameters=hyperparameters),
-    )
-    accumulation = number(value_of("gradient_accumulation_steps"))
-    if accumulation:
-        training.gradient_accumulation_steps = int(accumulation)
-    sequence_length = number(value_of("sequence_length") or value_of("max_sequence_length"))
-    if sequence_length:
-        training.sequence_length = int(sequence_length)
-    schedule = value_of("opt_learning_rate_decay_schedule")
-    if isinstance(schedule, str) and schedule.strip():
-        training.lr_schedule = models.LrSchedule(name=schedule)
+    training = _training(value_of, global_batch, world_size, optimizer)
 
     organisation = value_of("submission_org")
     parameters = [models.Hyperparameter(name="scaling_factor", value=scaling)] if scaling is not None else None
@@ -505,8 +460,8 @@ def _write(
         f"{value_of('submission_status') or 'status not logged'}), imported by trainmark from the "
         "submitter's own logs",
         "submitter": models.Submitter(name=str(organisation), organization=str(organisation)) if organisation else None,
-        "system": models.System(**system_dict),
-        "software": models.Software(**software_block(system, lambda c, m: session.issue(c, description_file, m))),
+        "system": system_described,
+        "software": software_block(system, lambda c, m: session.issue(c, description_file, m)),
         "model": models.Model(
             name=benchmark,
             architecture_family=family,
@@ -540,6 +495,82 @@ def _write(
         ),
     }
     return session.finish(blocks)
+
+
+def _system(
+    session: BundleImport, files: list[ResultFile], system: dict | None, platform: str | None, description_file: str
+) -> tuple[models.System, int]:
+    """(system, accelerators): the system description, with a node more for each power log beyond it."""
+    described, accelerators = system_block(
+        system, platform, lambda code, message: session.issue(code, description_file, message)
+    )
+    power_nodes = max((len([p for p in f.power if not p.switch]) for f in files), default=0)
+    if power_nodes > described.node_count:
+        session.issue(
+            "assumed-value",
+            description_file,
+            f"the power logs have {power_nodes} node files, the system "
+            f"description {described.node_count} node(s): {power_nodes} nodes are assumed",
+        )
+        described.hosts = described.hosts + [
+            models.Host(node=node) for node in range(described.node_count, power_nodes)
+        ]
+        described.node_count = power_nodes
+    return described, accelerators
+
+
+def _hyperparameters(runs: list[ResultFile]) -> list[models.Hyperparameter]:
+    """The first run's numeric hyperparameters; every other unmapped key is an unknown-key issue of its log."""
+    hyperparameters: list[models.Hyperparameter] = []
+    for run in runs:
+        for event in run.log.events:
+            if event.key in KNOWN_KEYS:
+                continue
+            if _HYPERPARAMETER.match(event.key) and number(event.value) is not None:
+                if run is runs[0] and not any(h.name == event.key for h in hyperparameters):
+                    hyperparameters.append(models.Hyperparameter(name=event.key, value=float(event.value)))
+            else:
+                run.log.issue(
+                    "unknown-key",
+                    f"{event.key} is not mapped; the original keeps it",
+                    line=event.line,
+                    repeated=f"unknown:{event.key}",
+                )
+        run.log.flush_issues()
+    return hyperparameters
+
+
+def _optimizer_name(
+    session: BundleImport, first: Log, value_of: Callable[[str], Any], hyperparameters: list[models.Hyperparameter]
+) -> str:
+    """opt_name, else the optimizer its hyperparameters' prefix names, else 'unknown' with an issue."""
+    name = value_of("opt_name")
+    if not isinstance(name, str):
+        prefixes = {"opt_adamw": "AdamW", "opt_lamb": "LAMB", "lars_": "LARS", "opt_adam": "Adam", "sgd_": "SGD"}
+        name = next(
+            (name for prefix, name in prefixes.items() if any(h.name.startswith(prefix) for h in hyperparameters)), None
+        )
+    if name is None:
+        session.issue("incomplete-source", first.path, "the optimizer is not named")
+        return "unknown"
+    return name
+
+
+def _training(
+    value_of: Callable[[str], Any], global_batch: float | None, world_size: int, optimizer: models.Optimizer
+) -> models.Training:
+    """The training block from the logged batch size, accumulation, sequence length and schedule."""
+    training = models.Training(global_batch_size=int(global_batch or 1), world_size=world_size, optimizer=optimizer)
+    accumulation = number(value_of("gradient_accumulation_steps"))
+    if accumulation:
+        training.gradient_accumulation_steps = int(accumulation)
+    sequence_length = number(value_of("sequence_length") or value_of("max_sequence_length"))
+    if sequence_length:
+        training.sequence_length = int(sequence_length)
+    schedule = value_of("opt_learning_rate_decay_schedule")
+    if isinstance(schedule, str) and schedule.strip():
+        training.lr_schedule = models.LrSchedule(name=schedule)
+    return training
 
 
 def _channel(channels: dict[str, models.Channel], power: PowerLog) -> str:

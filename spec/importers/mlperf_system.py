@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+from trainmark.spec import models
+
 
 def _bytes(text: str) -> int | None:
     """'2 TB', '180 GB', '64GB' as bytes (decimal units, the way the descriptions write them)."""
@@ -14,7 +16,9 @@ def _bytes(text: str) -> int | None:
     return int(float(found.group(1)) * 1000 ** "KMGTP".index(found.group(2)) * 1000)
 
 
-def system_block(system: dict | None, platform: str | None, issue: Callable[[str, str], None]) -> tuple[dict, int]:
+def system_block(
+    system: dict | None, platform: str | None, issue: Callable[[str, str], None]
+) -> tuple[models.System, int]:
     """(system, accelerators) from the system description, or as much as the platform name says."""
     if system is None:
         issue(
@@ -22,14 +26,14 @@ def system_block(system: dict | None, platform: str | None, issue: Callable[[str
             f"no system description (system.json or --system): the hardware is known only as "
             f"the platform name {platform or 'not logged'!r}, one device on one node",
         )
-        device = {
-            "index": 0,
-            "node": 0,
-            "kind": "other_accelerator",
-            "vendor": "not in MLPerf logs",
-            "model": platform or "not in MLPerf logs",
-        }
-        return {"node_count": 1, "hosts": [{"node": 0}], "devices": [device]}, 1
+        device = models.Device(
+            index=0,
+            node=0,
+            kind="other_accelerator",
+            vendor="not in MLPerf logs",
+            model=platform or "not in MLPerf logs",
+        )
+        return models.System(node_count=1, hosts=[models.Host(node=0)], devices=[device]), 1
 
     def text(key):
         value = system.get(key)
@@ -46,21 +50,16 @@ def system_block(system: dict | None, platform: str | None, issue: Callable[[str
     if count("number_of_nodes") is None:
         issue("assumed-value", "number_of_nodes is missing or not a number: 1 node is assumed")
     per_node = count("accelerators_per_node") or 0
-    host = {
-        key: value
-        for key, value in {
-            "cpu_model": text("host_processor_model_name"),
-            "cpu_sockets": count("host_processors_per_node"),
-            "accelerators": per_node,
-        }.items()
-        if value is not None
-    }
+    cpu_model = text("host_processor_model_name")  # the order of these reads is the order of their issues
+    sockets = count("host_processors_per_node")
     cores = count("host_processor_core_count")
-    if cores and host.get("cpu_sockets"):
-        host["cpu_cores"] = cores * host["cpu_sockets"]
-    memory = _bytes(text("host_memory_capacity") or "")
-    if memory:
-        host["memory_bytes"] = memory
+    host = {
+        "cpu_model": cpu_model,
+        "cpu_sockets": sockets,
+        "cpu_cores": cores * sockets if cores and sockets else None,
+        "memory_bytes": _bytes(text("host_memory_capacity") or "") or None,
+        "accelerators": per_node,
+    }
     model = text("accelerator_model_name") or "not in the system description"
     lowered = model.lower()
     kind = (
@@ -81,62 +80,65 @@ def system_block(system: dict | None, platform: str | None, issue: Callable[[str
         if kind == "hpu"
         else text("submitter") or "not in the system description"
     )
-    device = {"kind": kind, "vendor": vendor, "model": model}
-    device_memory = _bytes(text("accelerator_memory_capacity") or "")
-    if device_memory:
-        device["memory_bytes"] = device_memory
-    if text("accelerator_memory_configuration"):
-        device["memory_type"] = text("accelerator_memory_configuration")
+    device = {
+        "kind": kind,
+        "vendor": vendor,
+        "model": model,
+        "memory_bytes": _bytes(text("accelerator_memory_capacity") or "") or None,
+        "memory_type": text("accelerator_memory_configuration") or None,
+    }
     devices = [
-        {"index": node * per_node + local, "node": node, "local_index": local, **device}
+        models.Device(index=node * per_node + local, node=node, local_index=local, **device)
         for node in range(nodes)
         for local in range(per_node)
     ]
     if not devices:
         issue("incomplete-source", "accelerators_per_node is missing: the accelerators are not described")
-        devices = [{"index": 0, "node": 0, **device}]
-    block = {
-        "system_name": text("system_name"),
-        "node_count": nodes,
-        "hosts": [{"node": node, **host} for node in range(nodes)],
-        "devices": devices,
+        devices = [models.Device(index=0, node=0, **device)]
+    system_name = text("system_name")
+    links = {
+        "intra_node": text("accelerator_interconnect") or None,
+        "inter_node": text("host_networking") or None,
+        "topology": text("host_networking_topology") or None,
     }
-    interconnect = {
-        "intra_node": text("accelerator_interconnect"),
-        "inter_node": text("host_networking"),
-        "topology": text("host_networking_topology"),
-    }
-    interconnect = {key: value for key, value in interconnect.items() if value}
-    if interconnect:
-        block["interconnect"] = interconnect
-    return {key: value for key, value in block.items() if value is not None}, len(devices)
+    block = models.System(
+        system_name=system_name,
+        node_count=nodes,
+        hosts=[models.Host(node=node, **host) for node in range(nodes)],
+        devices=devices,
+        interconnect=models.Interconnect(**links) if any(links.values()) else None,
+    )
+    return block, len(devices)
 
 
-def software_block(system: dict | None, issue: Callable[[str, str], None]) -> dict:
+def software_block(system: dict | None, issue: Callable[[str, str], None]) -> models.Software:
     """The software block from the system description (framework, OS, CUDA, driver)."""
     framework = (system or {}).get("framework") if isinstance((system or {}).get("framework"), str) else None
     if framework and framework.strip():
         name, _, version = framework.strip().rpartition(" ")
-        block = {"framework": {"name": name or framework, "version": version if name else framework}}
+        block = models.Software(
+            framework=models.NamedVersion(name=name or framework, version=version if name else framework)
+        )
     else:
         issue("incomplete-source", "the framework is not described; recorded as unknown")
-        block = {"framework": {"name": "unknown", "version": "unknown"}}
+        block = models.Software(framework=models.NamedVersion(name="unknown", version="unknown"))
     if system:
         if isinstance(system.get("operating_system"), str) and system["operating_system"].strip():
-            block["os_name"] = system["operating_system"]
+            block.os_name = system["operating_system"]
         stack = system.get("other_software_stack")
         entries = stack if isinstance(stack, list) else [stack] if isinstance(stack, dict) else []
         for entry in entries:
             if isinstance(entry, dict):
                 if entry.get("cuda_version"):
-                    block["cuda_version"] = str(entry["cuda_version"])
+                    block.cuda_version = str(entry["cuda_version"])
                 if entry.get("cuda_driver_version"):
-                    block["accelerator_driver_version"] = str(entry["cuda_driver_version"])
+                    block.accelerator_driver_version = str(entry["cuda_driver_version"])
     return block
 
 
-def cooling_block(system: dict | None) -> dict:
-    """Cooling as the system description declares it."""
+def cooling_block(system: dict | None) -> dict[str, str]:
+    """Cooling as the system description declares it: the `cooling_method` and `cooling_source` of
+    models.Environment, or nothing."""
     text = (system or {}).get("cooling")
     if not isinstance(text, str) or not text.strip():
         return {}
