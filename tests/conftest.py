@@ -1,13 +1,34 @@
-"""Fixtures shared by the registry tests: a real SQLite file and a real PostgreSQL server."""
+"""Fixtures shared by the registry tests: a real SQLite file and a real PostgreSQL server.
+
+One PostgreSQL cluster serves the whole session. A test that needs a registry at the current
+schema gets a fresh database copied from one that `upgrade` migrated once per session (a file copy
+for SQLite, CREATE DATABASE ... TEMPLATE for PostgreSQL): the same tables and revision, without
+running every migration again for each test. The migrations themselves are tested on empty
+databases (`registry_url`).
+"""
 
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
 
 from tests.postgres import Cluster, server_binaries
+
+MEMORY_TMP = Path("/dev/shm")
+
+
+def pytest_configure(config):
+    """Temporary files (tmp_path, the PostgreSQL cluster, SQLite registries, blobs, and those of the
+    processes the tests start) go to memory (/dev/shm) when the machine has it and TMPDIR is not set:
+    the tests sync SQLite and blob files thousands of times, and on a busy disk each sync waits for
+    it. Set TMPDIR (or pass --basetemp) to choose another place."""
+    if "TMPDIR" not in os.environ and MEMORY_TMP.is_dir() and os.access(MEMORY_TMP, os.W_OK | os.X_OK):
+        os.environ["TMPDIR"] = str(MEMORY_TMP)
+        tempfile.tempdir = str(MEMORY_TMP)
 
 
 @pytest.fixture(scope="session")
@@ -28,20 +49,56 @@ def postgres():
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def registry_url(request, tmp_path: Path) -> str:
+def registry_url(request, tmp_path: Path):
     """An empty database of each kind."""
     if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'registry.db'}"
-    return request.getfixturevalue("postgres").database()
+        yield f"sqlite:///{tmp_path / 'registry.db'}"
+        return
+    cluster = request.getfixturevalue("postgres")
+    url = cluster.database()
+    yield url
+    cluster.drop(url)
+
+
+@pytest.fixture(scope="session")
+def migrated_templates(tmp_path_factory) -> dict[str, str]:
+    """Kind -> a database of that kind that `upgrade` brought to the head revision, made on first use."""
+    return {}
+
+
+def _template(kind: str, templates: dict[str, str], request, tmp_path_factory) -> str:
+    from trainmark.registry.database import upgrade
+
+    if kind not in templates:
+        if kind == "sqlite":
+            url = f"sqlite:///{tmp_path_factory.mktemp('template') / 'registry.db'}"
+        else:
+            url = request.getfixturevalue("postgres").database()
+        upgrade(url)  # its engines are disposed: no connection stays open, so it can be copied
+        templates[kind] = url
+    return templates[kind]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def registry_at_head(request, tmp_path: Path, tmp_path_factory, migrated_templates) -> str:
+    """A fresh database of each kind at the current schema revision (a copy of a migrated one)."""
+    template = _template(request.param, migrated_templates, request, tmp_path_factory)
+    if request.param == "sqlite":
+        copy = tmp_path / "registry.db"
+        shutil.copyfile(template.split("///", 1)[1], copy)
+        yield f"sqlite:///{copy}"
+        return
+    cluster = request.getfixturevalue("postgres")
+    url = cluster.database(template=template.rsplit("/", 1)[1])
+    yield url
+    cluster.drop(url)
 
 
 @pytest.fixture
-def store(registry_url: str, tmp_path: Path):
-    from trainmark.registry.database import upgrade
+def store(registry_at_head: str, tmp_path: Path):
     from trainmark.registry.store import Store
 
-    upgrade(registry_url)
-    opened = Store(registry_url, tmp_path / "blobs")
+    opened = Store(registry_at_head, tmp_path / "blobs")
     yield opened
     opened.close()
 

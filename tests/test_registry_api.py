@@ -28,9 +28,9 @@ LIMITS = RegistryLimits(max_upload_bytes=2 * 1024 * 1024, max_unpacked_bytes=16 
 
 
 @pytest.fixture
-def service(registry_url, tmp_path):
+def service(registry_at_head, tmp_path):
     """(base URL, store, an API key) of a registry served over HTTP."""
-    with served_registry(registry_url, tmp_path / "blobs", LIMITS) as served:
+    with served_registry(registry_at_head, tmp_path / "blobs", LIMITS) as served:
         yield served
 
 
