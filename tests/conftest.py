@@ -9,9 +9,11 @@ databases (`registry_url`).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -61,37 +63,47 @@ def registry_url(request, tmp_path: Path):
 
 
 @pytest.fixture(scope="session")
-def migrated_templates(tmp_path_factory) -> dict[str, str]:
+def migrated_templates() -> dict[str, str]:
     """Kind -> a database of that kind that `upgrade` brought to the head revision, made on first use."""
     return {}
 
 
-def _template(kind: str, templates: dict[str, str], request, tmp_path_factory) -> str:
+@contextlib.contextmanager
+def _copy_at_head(kind: str, request, folder: Path, templates: dict[str, str]) -> Iterator[str]:
+    """A new database of `kind` at the head revision: a copy of the session's migrated one."""
     from trainmark.registry.database import upgrade
 
+    cluster = request.getfixturevalue("postgres") if kind == "postgresql" else None
     if kind not in templates:
-        if kind == "sqlite":
-            url = f"sqlite:///{tmp_path_factory.mktemp('template') / 'registry.db'}"
-        else:
-            url = request.getfixturevalue("postgres").database()
-        upgrade(url)  # its engines are disposed: no connection stays open, so it can be copied
-        templates[kind] = url
-    return templates[kind]
+        templates[kind] = (
+            cluster.database()
+            if cluster
+            else f"sqlite:///{request.getfixturevalue('tmp_path_factory').mktemp('template') / 'registry.db'}"
+        )
+        upgrade(templates[kind])  # its engines are disposed after: no connection stays open to be copied
+    if cluster is None:
+        copy = folder / "registry.db"
+        shutil.copyfile(templates[kind].split("///", 1)[1], copy)
+        yield f"sqlite:///{copy}"
+        return
+    url = cluster.database(template=templates[kind].rsplit("/", 1)[1])
+    yield url
+    cluster.drop(url)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def registry_at_head(request, tmp_path: Path, tmp_path_factory, migrated_templates) -> str:
-    """A fresh database of each kind at the current schema revision (a copy of a migrated one)."""
-    template = _template(request.param, migrated_templates, request, tmp_path_factory)
-    if request.param == "sqlite":
-        copy = tmp_path / "registry.db"
-        shutil.copyfile(template.split("///", 1)[1], copy)
-        yield f"sqlite:///{copy}"
-        return
-    cluster = request.getfixturevalue("postgres")
-    url = cluster.database(template=template.rsplit("/", 1)[1])
-    yield url
-    cluster.drop(url)
+def registry_at_head(request, tmp_path: Path, migrated_templates) -> Iterator[str]:
+    """A fresh database of each kind at the current schema revision, for one test."""
+    with _copy_at_head(request.param, request, tmp_path, migrated_templates) as url:
+        yield url
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def module_registry_at_head(request, tmp_path_factory, migrated_templates) -> Iterator[str]:
+    """A database of each kind at the current schema revision, shared by the tests of a module
+    that only read it (or check that a request changed nothing)."""
+    with _copy_at_head(request.param, request, tmp_path_factory.mktemp("registry"), migrated_templates) as url:
+        yield url
 
 
 @pytest.fixture

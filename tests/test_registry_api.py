@@ -34,6 +34,16 @@ def service(registry_at_head, tmp_path):
         yield served
 
 
+@pytest.fixture(scope="module")
+def board(module_registry_at_head, tmp_path_factory, archives):
+    """One served registry holding the CPU archive, shared by the tests that only read it or check
+    that a refused request changed nothing."""
+    with served_registry(module_registry_at_head, tmp_path_factory.mktemp("blobs"), LIMITS) as served:
+        url, _, key = served
+        assert post(url, key, archives["cpu"].read_bytes()).status_code == 201
+        yield served
+
+
 def post(url: str, key: str | None, body, headers: dict | None = None) -> httpx.Response:
     headers = dict(headers or {})
     if key is not None:
@@ -221,8 +231,8 @@ def test_oversized_uploads_are_cut_off(service, tmp_path):
 
 
 @pytest.mark.parametrize("authorization", [None, "Bearer", "Bearer tmk_wrong", "Basic dXNlcjpwYXNz", "tmk_x"])
-def test_submitting_needs_a_valid_key(service, archives, authorization):
-    url, store, _ = service
+def test_submitting_needs_a_valid_key(board, archives, authorization):
+    url, store, _ = board
     rows = store.counts()
     headers = {"Authorization": authorization} if authorization is not None else {}
     answer = post(url, None, archives["cpu"].read_bytes(), headers)
@@ -250,9 +260,8 @@ def test_an_empty_body_is_refused(service):
         ({"parameters_min": "nan"}, "finite"),
     ],
 )
-def test_bad_board_queries_get_400_and_the_tables_survive(service, archives, params, words):
-    url, store, key = service
-    post(url, key, archives["cpu"].read_bytes())
+def test_bad_board_queries_get_400_and_the_tables_survive(board, params, words):
+    url, store, _ = board
     rows = store.counts()
     answer = httpx.get(f"{url}/api/v1/leaderboard", params=params)
     assert answer.status_code == 400, answer.text
@@ -262,8 +271,8 @@ def test_bad_board_queries_get_400_and_the_tables_survive(service, archives, par
 
 
 @pytest.mark.parametrize("params", [{"limit": 1000}, {"limit": 0}, {"device_count": "two"}])
-def test_out_of_range_board_parameters_get_422(service, params):
-    url, _, _ = service
+def test_out_of_range_board_parameters_get_422(board, params):
+    url, _, _ = board
     assert httpx.get(f"{url}/api/v1/leaderboard", params=params).status_code == 422
 
 

@@ -38,6 +38,15 @@ def service(registry_at_head, tmp_path):
         yield served
 
 
+@pytest.fixture(scope="module")
+def board(module_registry_at_head, tmp_path_factory, archives):
+    """One served registry holding the CPU archive, shared by the tests that only read its board."""
+    with served_registry(module_registry_at_head, tmp_path_factory.mktemp("blobs"), LIMITS) as served:
+        url, _, key = served
+        assert post(url, key, archives["cpu"].read_bytes()).status_code == 201
+        yield served
+
+
 def post(url: str, key: str, body: bytes) -> httpx.Response:
     return httpx.post(
         url + "/api/v1/submissions", content=body, headers={"Authorization": f"Bearer {key}"}, timeout=120
@@ -92,9 +101,8 @@ HOSTILE_BOARD_QUERIES = [
         "unknown-beside-known",
     ],
 )
-def test_hostile_board_queries_get_400_not_500(service, archives, params):
-    url, store, key = service
-    assert post(url, key, archives["cpu"].read_bytes()).status_code == 201
+def test_hostile_board_queries_get_400_not_500(board, params):
+    url, _, _ = board
     api = httpx.get(f"{url}/api/v1/leaderboard", params=params)
     assert api.status_code == 400, api.text
     assert "error" in api.json()
