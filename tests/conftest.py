@@ -21,14 +21,20 @@ import pytest
 from tests.postgres import Cluster, server_binaries
 
 MEMORY_TMP = Path("/dev/shm")
+MEMORY_TMP_FREE_BYTES = 4 * 1024**3  # room for the tests, a 300 MB blob and its archive among them
 
 
 def pytest_configure(config):
     """Temporary files (tmp_path, the PostgreSQL cluster, SQLite registries, blobs, and those of the
-    processes the tests start) go to memory (/dev/shm) when the machine has it and TMPDIR is not set:
-    the tests sync SQLite and blob files thousands of times, and on a busy disk each sync waits for
-    it. Set TMPDIR (or pass --basetemp) to choose another place."""
-    if "TMPDIR" not in os.environ and MEMORY_TMP.is_dir() and os.access(MEMORY_TMP, os.W_OK | os.X_OK):
+    processes the tests start) go to memory (/dev/shm) when the machine has it with 4 GiB free and
+    TMPDIR is not set: the tests sync SQLite and blob files thousands of times, and on a busy disk each
+    sync waits for it. Set TMPDIR (or pass --basetemp) to choose another place."""
+    if (
+        "TMPDIR" not in os.environ
+        and MEMORY_TMP.is_dir()
+        and os.access(MEMORY_TMP, os.W_OK | os.X_OK)
+        and shutil.disk_usage(MEMORY_TMP).free >= MEMORY_TMP_FREE_BYTES
+    ):
         os.environ["TMPDIR"] = str(MEMORY_TMP)
         tempfile.tempdir = str(MEMORY_TMP)
 
