@@ -86,7 +86,7 @@ class Cluster:
 
         self.count += 1
         name = f"registry_{os.getpid()}_{self.count}"
-        copy = f' TEMPLATE "{template}" STRATEGY FILE_COPY' if template else ""
+        copy = f' TEMPLATE "{template}"' if template else ""
         with psycopg.connect(self.url(), autocommit=True) as connection:
             connection.execute(f'CREATE DATABASE "{name}"{copy}')
         return self.url(name)
