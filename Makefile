@@ -50,10 +50,12 @@ test: $(STAMP)
 	tools/test-prerequisites
 	$(BIN)/python -m pytest
 
-## Everything but the tests that train a model for real (pytest -m "not training").
+## Everything but the tests that train a model for real or are slow by nature (a real browser, a process
+## per command or worker): pytest -m "not training and not slow", one test file per CPU (pytest-xdist, at
+## most 4 processes, each with its own PostgreSQL cluster). `make test` runs them all, in one process.
 test-fast: $(STAMP)
 	tools/test-prerequisites
-	$(BIN)/python -m pytest -m "not training"
+	$(BIN)/python -m pytest -m "not training and not slow" -n auto --maxprocesses 4 --dist loadfile
 
 ## ruff's lint rules and its formatter, as CI runs them (pyproject.toml [tool.ruff]); `ruff format .` fixes the format.
 lint: $(STAMP)

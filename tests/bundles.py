@@ -148,3 +148,31 @@ def edit_trace(root: Path, relative: str, change) -> None:
     records = change(records)
     path.write_text("".join(json.dumps(record, separators=(",", ":")) + "\n" for record in records))
     reseal(root)
+
+
+def metric_position(run: dict, name: str, scope: str = "global", device: int | None = None) -> int:
+    """Where a run's metric `name` (at `scope`, on `device`) sits in its `metrics` list.
+
+    Tests name a metric by what it is: a position written into a test would silently point at
+    another metric when the producer adds or reorders metrics."""
+    found = [
+        index
+        for index, metric in enumerate(run["metrics"])
+        if metric["name"] == name and metric["scope"] == scope and metric.get("device") == device
+    ]
+    assert len(found) == 1, f"{len(found)} metrics {name} at scope {scope}, device {device}, in run {run['run_id']}"
+    return found[0]
+
+
+def find_metric(run: dict, name: str, scope: str = "global", device: int | None = None) -> dict:
+    """A run's metric `name` (at `scope`, on `device`), as a dict of the manifest."""
+    return run["metrics"][metric_position(run, name, scope, device)]
+
+
+def metric_pointer(
+    root: Path, run: int, name: str, scope: str = "global", device: int | None = None, field: str | None = None
+) -> str:
+    """A finding's location of the metric `name` of run number `run` (from 0) in a bundle's manifest.json."""
+    manifest = json.loads((root / "manifest.json").read_text())
+    pointer = f"manifest.json#/runs/{run}/metrics/{metric_position(manifest['runs'][run], name, scope, device)}"
+    return f"{pointer}/{field}" if field else pointer

@@ -42,13 +42,12 @@ class LiveServer:
 
 @contextlib.contextmanager
 def served_registry(url: str, blobs: Path, limits) -> Iterator[tuple[str, object, str]]:
-    """(base URL, store, an API key) of the registry database at `url`, upgraded and served over
-    HTTP with `limits` (a RegistryLimits) and a submission allowance no test runs into."""
+    """(base URL, store, an API key) of the registry database at `url` (at the head revision: the
+    `registry_at_head` fixture), served over HTTP with `limits` (a RegistryLimits) and a submission
+    allowance no test runs into."""
     from trainmark.registry.api import create_app
-    from trainmark.registry.database import upgrade
     from trainmark.registry.store import Store
 
-    upgrade(url)
     store = Store(url, blobs, limits)
     key = store.create_key("test lab")
     try:

@@ -79,12 +79,22 @@ class Cluster:
     def url(self, database: str = "postgres") -> str:
         return f"postgresql://{SUPERUSER}@127.0.0.1:{self.port}/{database}"
 
-    def database(self) -> str:
-        """A new empty database's URL."""
+    def database(self, template: str | None = None) -> str:
+        """A new database's URL: empty, or a copy of the database `template` (which must have no
+        open connection), e.g. one that `upgrade` brought to the head revision once."""
         import psycopg
 
         self.count += 1
         name = f"registry_{os.getpid()}_{self.count}"
+        copy = f' TEMPLATE "{template}"' if template else ""
         with psycopg.connect(self.url(), autocommit=True) as connection:
-            connection.execute(f'CREATE DATABASE "{name}"')
+            connection.execute(f'CREATE DATABASE "{name}"{copy}')
         return self.url(name)
+
+    def drop(self, url: str) -> None:
+        """Drop the database at `url`, closing whatever connections a test left open to it."""
+        import psycopg
+
+        name = url.rsplit("/", 1)[1]
+        with psycopg.connect(self.url(), autocommit=True) as connection:
+            connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -82,7 +82,7 @@ def test_validate_human_output_escapes_and_lists_findings(tmp_path):
     example = load_example(next(p for p in INVALID_EXAMPLES if p.stem == "metric-unit-mismatch"))
     result = runner.invoke(app, ["validate", str(materialize(example, tmp_path / "b"))])
     assert result.exit_code == 1
-    assert "rule-violation" in result.output and "manifest.json#/runs/0/metrics/52/unit" in result.output
+    assert "rule-violation" in result.output and f"manifest.json#{example['expect']['pointer']}" in result.output
 
 
 @pytest.mark.parametrize(

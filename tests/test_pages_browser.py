@@ -18,6 +18,8 @@ from selenium.webdriver.support.wait import WebDriverWait
 
 from tests.test_registry_browser import PAGE_LOAD_S, _start_chrome, registry  # noqa: F401 (a fixture)
 
+pytestmark = pytest.mark.slow  # a real Chromium: left out of make test-fast
+
 WIDTH = 1280
 
 

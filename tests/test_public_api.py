@@ -48,6 +48,7 @@ def test_validate_score_pack_open_and_finalize_through_the_one_namespace(tmp_pat
         trainmark.finalize(CPU)
 
 
+@pytest.mark.slow  # builds a wheel and installs it into a new virtual environment
 def test_the_wheel_installs_one_top_level_name(tmp_path):
     # Built from a copy, so that setuptools' build/ and egg-info never land in the checkout.
     source = tmp_path / "source"

@@ -31,6 +31,8 @@ from trainmark.scorer.plots import PALETTE
 
 from tests.live_server import LiveServer
 
+pytestmark = pytest.mark.slow  # a real Chromium: left out of make test-fast
+
 SCRIPT_SUBMITTER = "<script>alert(1)</script> Lab"
 WINDOW = (1400, 1800)
 PAGE_LOAD_S = 15

@@ -16,6 +16,8 @@ import pytest
 
 from tests.registry_bundles import CPU, GPU, variant
 
+pytestmark = pytest.mark.slow  # a trainmark process per command, as a user runs them: left out of make test-fast
+
 
 def trainmark(*arguments: str, env: dict | None = None, check: bool = True) -> subprocess.CompletedProcess:
     result = subprocess.run(

@@ -287,6 +287,7 @@ def _take_in_process(url: str, blobs: str, key_id: int, now: float, queue) -> No
     store.close()
 
 
+@pytest.mark.slow  # spawns 8 Python processes, each importing the registry
 def test_simultaneous_processes_never_take_more_than_the_allowance(registry_url, tmp_path):
     upgrade(registry_url)
     store = Store(registry_url, tmp_path / "blobs")
@@ -340,6 +341,7 @@ def _submit_in_process(url: str, blobs: str, path: str, queue) -> None:
         queue.put(("error", repr(error)))
 
 
+@pytest.mark.slow  # spawns 6 Python processes, each importing the registry and scoring
 def test_concurrent_submissions_from_processes(registry_url, archives, tmp_path):
     upgrade(registry_url)
     context = multiprocessing.get_context("spawn")

@@ -16,7 +16,7 @@ from trainmark.spec import models
 from trainmark.spec.archive import pack
 from trainmark.spec.validate import validate_bundle
 
-from tests.bundles import EXAMPLES, copy_bundle, edit_manifest, edit_trace, reseal
+from tests.bundles import EXAMPLES, copy_bundle, edit_manifest, edit_trace, find_metric, metric_pointer, reseal
 
 
 def score_bundle(path, rubric_version="r1", **options):
@@ -69,7 +69,7 @@ def test_cpu_bundle_without_sensor_is_ranked_but_pays_for_it(cpu_score, gpu_scor
     assert cpu_score.components["fidelity"]["tier"] == 0.0
     assert {"missing-sensor", "channel-absent"} <= _codes(cpu_score)
     assert [f.location() for f in _find(cpu_score, "missing-sensor")] == [
-        f"manifest.json#/runs/{index}/metrics/25" for index in range(3)
+        metric_pointer(CPU, index, "total_energy") for index in range(3)
     ]
     assert "no energy sensor" in _find(cpu_score, "missing-sensor")[0].message
     assert cpu_score.score < gpu_score.score
@@ -194,11 +194,16 @@ def test_missing_and_unlisted_files_fail_integrity(tmp_path):
 
 def test_summary_that_disagrees_with_its_trace(tmp_path):
     root = _gpu(tmp_path)
-    edit_manifest(root, lambda m: m["runs"][0]["metrics"][0].update(value=m["runs"][0]["metrics"][0]["value"] * 1.01))
+    edit_manifest(
+        root,
+        lambda m: find_metric(m["runs"][0], "steps_per_second").update(
+            value=find_metric(m["runs"][0], "steps_per_second")["value"] * 1.01
+        ),
+    )
     report = score_bundle(root)
     assert not report.ranked and report.gates[3].code == "summary" and not report.gates[3].passed
     [mismatch] = _find(report, "summary-mismatch")
-    assert mismatch.location() == "manifest.json#/runs/0/metrics/0/value"
+    assert mismatch.location() == metric_pointer(root, 0, "steps_per_second", field="value")
     assert "1.00 % off" in mismatch.message
     assert _find(report, "metric-inconsistent")  # steps/s x time/step is no longer 1
     assert report.components["fidelity"]["consistency"] < 1.0
@@ -238,7 +243,7 @@ def test_unverifiable_summary_is_information_not_failure(tmp_path):
     report = score_bundle(root)
     assert report.ranked
     unverifiable = {f.location() for f in _find(report, "summary-unverifiable")}
-    assert "manifest.json#/runs/0/metrics/0/value" in unverifiable
+    assert metric_pointer(root, 0, "steps_per_second", field="value") in unverifiable
     assert any("no step records for rank 0" in f.message for f in _find(report, "channel-absent"))
 
 
@@ -343,7 +348,8 @@ def test_energy_counter_going_backwards_is_a_wrap(tmp_path):
     report = score_bundle(root)
     assert any("counter goes backwards 1 time(s)" in f.message for f in _find(report, "non-monotonic"))
     # only increases are summed, so the counter total loses one interval and the gate notices
-    assert any(f.location() == "manifest.json#/runs/0/metrics/48/value" for f in _find(report, "summary-mismatch"))
+    counted = metric_pointer(root, 0, "total_energy", "device", device=1, field="value")
+    assert any(f.location() == counted for f in _find(report, "summary-mismatch"))
 
 
 def test_placeholder_value(tmp_path, gpu_score):
@@ -357,7 +363,7 @@ def test_placeholder_value(tmp_path, gpu_score):
 
 def test_implausible_values(tmp_path):
     root = _gpu(tmp_path)
-    edit_manifest(root, lambda m: m["runs"][1]["metrics"][14].update(value=150.0))  # compute_utilization
+    edit_manifest(root, lambda m: find_metric(m["runs"][1], "compute_utilization").update(value=150.0))
     edit_trace(
         root,
         "runs/run-1/power.rank0.jsonl",
@@ -368,7 +374,7 @@ def test_implausible_values(tmp_path):
     )
     report = score_bundle(root)
     locations = {f.location() for f in _find(report, "implausible-value")}
-    assert "manifest.json#/runs/1/metrics/14/value" in locations
+    assert metric_pointer(root, 1, "compute_utilization", field="value") in locations
     assert "runs/run-1/power.rank0.jsonl#/power_w" in locations
     assert report.components["fidelity"]["plausibility"] == 0.5
 
@@ -439,16 +445,23 @@ def test_dc_above_ac(tmp_path):
 
 def test_modeled_energy(tmp_path, gpu_score):
     root = _gpu(tmp_path)
-    edit_manifest(root, lambda m: m["runs"][2]["metrics"][52].update(method="modeled", source="700 W TDP x time"))
+    edit_manifest(
+        root, lambda m: find_metric(m["runs"][2], "total_energy").update(method="modeled", source="700 W TDP x time")
+    )
     report = score_bundle(root)
-    assert _find(report, "modeled-energy")[0].location() == "manifest.json#/runs/2/metrics/52"
+    assert _find(report, "modeled-energy")[0].location() == metric_pointer(root, 2, "total_energy")
     assert report.components["fidelity"]["tier"] == pytest.approx((1 + 1 + 0.2) / 3)
     assert report.fidelity < gpu_score.fidelity and report.ranked
 
 
 def test_flops_disagreement(tmp_path):
     root = _gpu(tmp_path)
-    edit_manifest(root, lambda m: m["runs"][0]["metrics"][12].update(value=m["runs"][0]["metrics"][11]["value"] * 0.7))
+    edit_manifest(
+        root,
+        lambda m: find_metric(m["runs"][0], "flops_per_step_counted").update(
+            value=find_metric(m["runs"][0], "flops_per_step_analytical")["value"] * 0.7
+        ),
+    )
     report = score_bundle(root)
     assert any("FLOPs per step differ by 30.0 %" in f.message for f in _find(report, "metric-inconsistent"))
 
@@ -613,7 +626,7 @@ DAMAGE = {
     ),
     "null-energy": lambda root, rng: edit_manifest(
         root,
-        lambda m: m["runs"][rng.randrange(len(m["runs"]))]["metrics"][52].update(
+        lambda m: find_metric(m["runs"][rng.randrange(len(m["runs"]))], "total_energy").update(
             value=None, unavailable_reason="sensor died", method=None, source=None, tool=None
         ),
     ),

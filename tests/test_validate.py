@@ -28,7 +28,14 @@ def _codes(report) -> list[tuple[str, str | None]]:
 
 
 def test_every_file_of_every_example_is_covered():
-    assert len(TRACE_FILES) == 39
+    on_disk = {
+        (bundle, path.relative_to(bundle).as_posix())
+        for bundle in VALID_BUNDLES
+        for path in bundle.rglob("*")
+        if path.is_file() and path.name != "manifest.json"
+    }
+    assert {bundle for bundle, _ in on_disk} == set(VALID_BUNDLES)
+    assert set(TRACE_FILES) == on_disk and len(TRACE_FILES) == len(on_disk)
 
 
 @pytest.mark.parametrize("bundle, relative", TRACE_FILES, ids=lambda item: getattr(item, "name", item))

@@ -34,9 +34,18 @@ LIMITS = RegistryLimits(max_upload_bytes=8 * 1024 * 1024, max_unpacked_bytes=64 
 
 
 @pytest.fixture
-def service(registry_url, tmp_path):
+def service(registry_at_head, tmp_path):
     """(base URL, store, an API key) of a registry served over HTTP."""
-    with served_registry(registry_url, tmp_path / "blobs", LIMITS) as served:
+    with served_registry(registry_at_head, tmp_path / "blobs", LIMITS) as served:
+        yield served
+
+
+@pytest.fixture(scope="module")
+def board(module_registry_at_head, tmp_path_factory, archives):
+    """One served registry holding the CPU archive, shared by the tests that only read its board."""
+    with served_registry(module_registry_at_head, tmp_path_factory.mktemp("blobs"), LIMITS) as served:
+        url, _, key = served
+        assert post(url, key, archives["cpu"].read_bytes()).status_code == 201
         yield served
 
 
@@ -94,9 +103,8 @@ HOSTILE_BOARD_QUERIES = [
         "unknown-beside-known",
     ],
 )
-def test_hostile_board_queries_get_400_not_500(service, archives, params):
-    url, store, key = service
-    assert post(url, key, archives["cpu"].read_bytes()).status_code == 201
+def test_hostile_board_queries_get_400_not_500(board, params):
+    url, _, _ = board
     api = httpx.get(f"{url}/api/v1/leaderboard", params=params)
     assert api.status_code == 400, api.text
     assert "error" in api.json()
@@ -232,6 +240,7 @@ def _incoming_past(blobs: Path, size: int) -> bool:
     return False
 
 
+@pytest.mark.slow  # packs and stores a 300 MB blob, then runs serve and check as processes
 def test_a_writer_killed_mid_blob_leaves_nothing_after_serve_starts_and_check_runs(tmp_path):
     db = f"sqlite:///{tmp_path / 'registry.db'}"
     upgrade(db)
@@ -284,6 +293,7 @@ def make_read_only(folder: Path) -> None:
         path.chmod(path.stat().st_mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
 
 
+@pytest.mark.slow  # trainmark processes
 def test_a_read_only_blob_folder_gets_a_clear_refusal_from_the_cli_and_the_api(tmp_path, archives):
     db = f"sqlite:///{tmp_path / 'registry.db'}"
     upgrade(db)
@@ -352,6 +362,7 @@ def test_a_submission_from_before_archives_were_kept_gets_one_built_once(store, 
         store.archive_for("0" * 64)
 
 
+@pytest.mark.slow  # a trainmark process per command
 def test_keys_can_be_listed_and_revoked(tmp_path, archives):
     db = f"sqlite:///{tmp_path / 'registry.db'}"
     upgrade(db)
