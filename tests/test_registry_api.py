@@ -20,7 +20,7 @@ from trainmark.registry.database import upgrade
 from trainmark.registry.intake import submit_archive
 from trainmark.registry.store import RegistryLimits, Store
 from trainmark.spec import conformance
-from trainmark.spec.layout import JSON_SCHEMA_FILES
+from trainmark.spec.records import JSON_SCHEMA_FILES
 
 from tests.bundles import edit_manifest, edit_trace
 from tests.live_server import LiveServer, served_registry

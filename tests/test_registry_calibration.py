@@ -101,8 +101,8 @@ def test_a_calibration_covers_exactly_the_devices_it_names():
 
 
 @pytest.fixture
-def served(registry_url, tmp_path):
-    with served_registry(registry_url, tmp_path / "blobs", RegistryLimits()) as registry:
+def served(registry_at_head, tmp_path):
+    with served_registry(registry_at_head, tmp_path / "blobs", RegistryLimits()) as registry:
         yield registry
 
 
