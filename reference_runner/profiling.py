@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 
 import torch
-from torch.profiler import ProfilerActivity, profile
+from torch.profiler import ProfilerActivity, profile, record_function
 from trainmark.spec import models
 
 # First match wins; the order puts the specific names before the generic ones.
@@ -133,6 +133,10 @@ class KernelWindow:
         )
 
 
+CLOCK_MARKER = "trainmark: clock marker"
+"""The name of the trace event AllocationWindow places at a known time.time_ns()."""
+
+
 @dataclass
 class AllocationWindow:
     """Profiles steps [first_step, first_step + steps) with profile_memory for allocator events."""
@@ -151,8 +155,15 @@ class AllocationWindow:
         if step == self.first_step and self.steps:
             activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if self.on_cuda else [])
             self._profile = profile(activities=activities, profile_memory=True)
-            self._wall_start_ns = time.time_ns()
             self._profile.__enter__()
+            # The clock marker: a trace event whose time.time_ns() is known, to map the profiler's
+            # clock onto trainmark's. (The trace's own start is no such point: it falls at the end of
+            # __enter__, which can take seconds, and mapping from a reading taken before it put every
+            # event that much before its step: the window then counted no allocation at all.)
+            before_ns = time.time_ns()
+            with record_function(CLOCK_MARKER):
+                pass
+            self._wall_start_ns = (before_ns + time.time_ns()) // 2  # the marker's midpoint, within microseconds
 
     def after_step(self, step: int, start_ns: int, end_ns: int) -> None:
         if self.covers(step) and self._profile is not None:
@@ -165,7 +176,9 @@ class AllocationWindow:
         if self._profile is None or not self.step_spans:
             return []
         results = self._profile.profiler.kineto_results
-        offset = self._wall_start_ns - results.trace_start_ns()  # the profiler's clock -> time.time_ns()
+        marker = next(event for event in results.events() if event.name() == CLOCK_MARKER)
+        marker_ns = (marker.start_ns() + marker.end_ns()) // 2
+        offset = self._wall_start_ns - marker_ns  # the profiler's clock -> time.time_ns()
         wanted = torch.autograd.DeviceType.CUDA if self.on_cuda else torch.autograd.DeviceType.CPU
         records = []
         for event in results.events():

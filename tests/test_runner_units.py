@@ -390,3 +390,28 @@ def test_one_rank_measured_through_the_instruments_round_trips_through_json_as_t
     assert rank.memory.channel == "process_rss" and rank.memory.count >= 1
     assert rank.final_loss == pytest.approx(loss.item())
     assert WorkerResult.from_json(result.to_json()) == result
+
+
+def test_the_allocation_window_places_allocator_events_in_their_step():
+    """The profiler's trace starts at the end of its start-up, which is slow in a fresh process (the
+    first profiler takes up to seconds): its events must still land inside the step that made them,
+    on trainmark's clock. Run in a fresh interpreter, where that start-up is slowest."""
+    check = """
+import time, torch
+from trainmark.reference_runner.profiling import AllocationWindow
+window = AllocationWindow(first_step=0, steps=1, on_cuda=False)
+window.before_step(0)
+start_ns = time.time_ns()
+time.sleep(0.002)  # a step's own work around its allocations
+tensors = [torch.empty(4096) for _ in range(5)]
+time.sleep(0.002)
+end_ns = time.time_ns()
+window.after_step(0, start_ns, end_ns)
+events = window.events(rank=0, device=0)
+allocs = [event for event in events if event.action == "alloc"]
+assert len(allocs) >= 5, events
+assert all(start_ns <= event.time_unix_ns <= end_ns and event.step == 0 for event in allocs), (start_ns, end_ns, allocs)
+assert window.allocations_per_step(events) >= 5
+"""
+    result = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
