@@ -161,13 +161,11 @@ def environment(config: RunConfig, declared_with: str = "trainmark run --ambient
     return block
 
 
-def model_block(config: RunConfig) -> dict:
-    with torch.device("meta"):
-        total, trainable = parameter_counts(TinyGPT(config))
+def parameter_metrics(model: torch.nn.Module) -> dict:
+    """The model block's parameter counts, counted from `model` (tied weights once)."""
+    total, trainable = parameter_counts(model)
     tool = f"torch {torch.__version__}"
     return {
-        "name": config.name,
-        "architecture_family": "decoder_transformer",
         "parameters_total": {
             "value": float(total),
             "unit": "{parameter}",
@@ -182,6 +180,16 @@ def model_block(config: RunConfig) -> dict:
             "source": "the same, for parameters with requires_grad",
             "tool": tool,
         },
+    }
+
+
+def model_block(config: RunConfig) -> dict:
+    with torch.device("meta"):
+        model = TinyGPT(config)
+    return {
+        "name": config.name,
+        "architecture_family": "decoder_transformer",
+        **parameter_metrics(model),
         "precision_policy": config.precision,
         "activation_checkpointing": config.activation_checkpointing,
         "layers": config.n_layer,

@@ -313,25 +313,10 @@ class Run:
 
     def _model_block(self) -> dict:
         core = _unwrap(self.model)
-        total, trainable = parameter_counts(core)
-        tool = f"torch {torch.__version__}"
         block = {
             "name": self.config.name,
             "architecture_family": self.config.architecture_family,
-            "parameters_total": {
-                "value": float(total),
-                "unit": "{parameter}",
-                "method": "counter",
-                "source": "sum(p.numel()) over the model's unique parameters (tied weights once)",
-                "tool": tool,
-            },
-            "parameters_trainable": {
-                "value": float(trainable),
-                "unit": "{parameter}",
-                "method": "counter",
-                "source": "the same, for parameters with requires_grad",
-                "tool": tool,
-            },
+            **metadata.parameter_metrics(core),
             "precision_policy": self.config.precision,
             "description": f"{type(core).__module__}.{type(core).__qualname__}, measured with trainmark.track",
         }
