@@ -17,8 +17,6 @@ pairs, and the wall time of a whole `trainmark run --preset tiny --repeats 3`.
 from __future__ import annotations
 
 import argparse
-import math
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -29,18 +27,13 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 import torch  # noqa: E402
+from abba import abba_pairs, add_clock_options, chosen_clock, print_ratio  # noqa: E402
 from trainmark.reference_runner.config import build_config  # noqa: E402
 from trainmark.reference_runner.data import FeedingOrder, load_dataset  # noqa: E402
 from trainmark.reference_runner.devices import backend_for  # noqa: E402
 from trainmark.reference_runner.instruments import RankInstruments, RankPlace  # noqa: E402
 from trainmark.reference_runner.loop import Trainer  # noqa: E402
 from trainmark.spec.bundle import BundleWriter  # noqa: E402
-
-
-def student_t_975(df: int) -> float:
-    from trainmark.scorer.statistics import student_t_quantile
-
-    return student_t_quantile(0.975, df)
 
 
 def main() -> None:
@@ -50,24 +43,9 @@ def main() -> None:
     parser.add_argument("--block-steps", type=int, default=10)
     parser.add_argument("--rate-hz", type=float, default=10.0)
     parser.add_argument("--skip-end-to-end", action="store_true")
-    parser.add_argument(
-        "--clock",
-        choices=("wall", "cpu"),
-        default="wall",
-        help="wall: time.perf_counter; cpu: the process's CPU time over all its threads (the "
-        "sampler's included), which other work on a shared machine does not inflate",
-    )
-    parser.add_argument(
-        "--threads",
-        type=int,
-        default=0,
-        help="torch threads (0: torch's default); with --clock cpu "
-        "use 1, since idle OpenMP workers spin and their CPU time grows with the machine's load",
-    )
+    add_clock_options(parser)
     options = parser.parse_args()
-    if options.threads:
-        torch.set_num_threads(options.threads)
-    clock = time.perf_counter if options.clock == "wall" else time.process_time
+    clock = chosen_clock(options)
 
     # the windows off: their steps are flagged and left out of a run's throughput anyway
     config = build_config(
@@ -118,29 +96,13 @@ def main() -> None:
             instruments.stop()
             return elapsed
 
-        pairs = []
-        for index in range(options.pairs):
-            if index % 2 == 0:
-                bare, measured = bare_block(), measured_block()
-            else:
-                measured, bare = measured_block(), bare_block()
-            pairs.append((bare, measured))
+        pairs = abba_pairs(options.pairs, bare_block, measured_block)
 
-    bare_mean = statistics.fmean(b for b, _ in pairs)
-    measured_mean = statistics.fmean(m for _, m in pairs)
-    ratios = [m / b for b, m in pairs]
-    half = student_t_975(len(ratios) - 1) * statistics.stdev(ratios) / math.sqrt(len(ratios))
     print(
         f"preset {config.name}: {options.pairs} ABBA pairs of {options.block_steps}-step blocks, "
         f"sampler at {options.rate_hz:g} Hz, {torch.get_num_threads()} torch threads, {options.clock} clock"
     )
-    print(f"  bare step        {bare_mean * 1000:8.2f} ms")
-    print(f"  measured step    {measured_mean * 1000:8.2f} ms")
-    print(f"  ratio of means   {measured_mean / bare_mean:8.4f}   (budget <= 1.03)")
-    print(
-        f"  mean pair ratio  {statistics.fmean(ratios):8.4f}   95 % interval {statistics.fmean(ratios) - half:.4f} "
-        f".. {statistics.fmean(ratios) + half:.4f}"
-    )
+    print_ratio(pairs, "measured", 1.03)
 
     if not options.skip_end_to_end:
         with tempfile.TemporaryDirectory() as scratch:

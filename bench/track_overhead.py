@@ -20,21 +20,18 @@ other work on a shared machine inflates it least), as microseconds and as a shar
 from __future__ import annotations
 
 import argparse
-import math
 import os
-import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 import torch  # noqa: E402
+from abba import abba_pairs, add_clock_options, chosen_clock, print_ratio  # noqa: E402
 from trainmark.reference_runner.config import build_config  # noqa: E402
 from trainmark.reference_runner.model import TinyGPT  # noqa: E402
-from trainmark.scorer.statistics import student_t_quantile  # noqa: E402
 
 import trainmark  # noqa: E402
 
@@ -45,24 +42,9 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=16, help="ABBA block pairs")
     parser.add_argument("--block-steps", type=int, default=10)
     parser.add_argument("--rate-hz", type=float, default=10.0)
-    parser.add_argument(
-        "--clock",
-        choices=("wall", "cpu"),
-        default="wall",
-        help="wall: time.perf_counter; cpu: the process's CPU time over all its threads (the "
-        "sampler's included), which other work on a shared machine does not inflate",
-    )
-    parser.add_argument(
-        "--threads",
-        type=int,
-        default=0,
-        help="torch threads (0: torch's default); with --clock cpu "
-        "use 1, since idle OpenMP workers spin and their CPU time grows with the machine's load",
-    )
+    add_clock_options(parser)
     options = parser.parse_args()
-    if options.threads:
-        torch.set_num_threads(options.threads)
-    clock = time.perf_counter if options.clock == "wall" else time.process_time
+    clock = chosen_clock(options)
     for name in ("TRAINMARK_BUNDLE", "TRAINMARK_RUN_ID", "TRAINMARK_SEED"):
         os.environ.pop(name, None)
 
@@ -156,30 +138,14 @@ def main() -> None:
                 elapsed = (clock() - began) / steps
             return elapsed
 
-        pairs = []
-        for index in range(options.pairs):
-            if index % 2 == 0:
-                bare, tracked = bare_block(), tracked_block()
-            else:
-                tracked, bare = tracked_block(), bare_block()
-            pairs.append((bare, tracked))
+        pairs = abba_pairs(options.pairs, bare_block, tracked_block)
         empty = min(tracked_block(empty_step, 100) for _ in range(options.pairs))
 
-    bare_mean = statistics.fmean(b for b, _ in pairs)
-    tracked_mean = statistics.fmean(t for _, t in pairs)
-    ratios = [t / b for b, t in pairs]
-    half = student_t_quantile(0.975, len(ratios) - 1) * statistics.stdev(ratios) / math.sqrt(len(ratios))
     print(
         f"model {options.model}: {options.pairs} ABBA pairs of {options.block_steps}-step blocks, sampler at "
         f"{options.rate_hz:g} Hz, {torch.get_num_threads()} torch threads, {options.clock} clock"
     )
-    print(f"  bare step        {bare_mean * 1000:8.2f} ms")
-    print(f"  tracked step     {tracked_mean * 1000:8.2f} ms")
-    print(f"  ratio of means   {tracked_mean / bare_mean:8.4f}   (budget <= 1.02)")
-    print(
-        f"  mean pair ratio  {statistics.fmean(ratios):8.4f}   95 % interval {statistics.fmean(ratios) - half:.4f} "
-        f".. {statistics.fmean(ratios) + half:.4f}"
-    )
+    bare_mean = print_ratio(pairs, "tracked", 1.02)
     print(
         f"  instrumentation alone {empty * 1e6:6.1f} us a step (empty tracked steps, fastest of {options.pairs} "
         f"blocks of 100) = {100 * empty / bare_mean:.2f} % of the bare step"
